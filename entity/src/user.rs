@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub username: String,
+    /// argon2id PHC string; `None` for accounts that only log in with a Piratchat key.
+    pub password_hash: Option<String>,
+    /// SHA-256 (hex) of the Piratchat key, for key-based accounts.
+    #[sea_orm(unique)]
+    pub key_hash: Option<String>,
+    #[sea_orm(unique)]
+    pub websocket_id: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::session::Entity")]
+    Session,
+}
+
+impl Related<super::session::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Session.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

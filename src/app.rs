@@ -1,0 +1,317 @@
+//! Application state and server assembly: database, Socket.IO, router, background tasks, shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use tokio::net::TcpListener;
+use tokio_util_shim::CancelOnDrop;
+
+use crate::auth::{Credential, OriginPolicy, Principal, Tokens};
+use crate::config::Config;
+use crate::db::Database;
+use crate::domain::{DomainResult, sessions};
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::realtime::notify::Notifier;
+use crate::realtime::presence::Presence;
+
+/// Shared state of one server node.
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Database,
+    pub tokens: Tokens,
+    pub origins: OriginPolicy,
+    pub login_by_addr: RateLimiter,
+    pub login_by_name: RateLimiter,
+    pub notifier: Notifier,
+    pub presence: Presence,
+    pub metrics: Metrics,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Connects to the database, runs migrations and loads the signing secret.
+    pub async fn new(config: Config) -> anyhow::Result<App> {
+        let db = Database::connect(&config).await?;
+        db.migrate().await?;
+        let secret = match &config.secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => sessions::signing_secret(&db.conn).await?,
+        };
+        Ok(App(Arc::new(AppInner {
+            tokens: Tokens::new(&secret),
+            origins: OriginPolicy::new(&config.allowed_origins),
+            login_by_addr: RateLimiter::new(config.login_rate, Duration::from_secs(60)),
+            login_by_name: RateLimiter::new(config.login_failures, Duration::from_secs(15 * 60)),
+            notifier: Notifier::default(),
+            presence: Presence::default(),
+            metrics: Metrics::default(),
+            db,
+            config,
+        })))
+    }
+
+    /// Checks any credential.
+    pub async fn authenticate(&self, credential: &Credential) -> DomainResult<Option<Principal>> {
+        crate::auth::authenticate(&self.db, &self.tokens, self.config.session_idle, credential)
+            .await
+    }
+
+    /// Spends a login attempt for the address and checks the username still has attempts left.
+    pub fn check_login_limits(&self, ip: IpAddr, username: &str) -> Result<(), ApiError> {
+        let limited = self
+            .login_by_addr
+            .check(&ip.to_string())
+            .and_then(|()| self.login_by_name.peek(&username.trim().to_lowercase()));
+        limited.map_err(|wait| {
+            Metrics::inc(&self.metrics.rate_limited);
+            ApiError::RateLimited(wait)
+        })
+    }
+
+    /// Counts a failed password against the username.
+    pub fn record_login_failure(&self, username: &str) {
+        Metrics::inc(&self.metrics.login_failures);
+        let _ = self.login_by_name.check(&username.trim().to_lowercase());
+    }
+
+    /// Ends sessions and disconnects their sockets on every node.
+    pub async fn disconnect_sessions(&self, session_ids: &[String]) {
+        for sid in session_ids {
+            self.notifier.disconnect_session(sid).await;
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub app: App,
+    pub addr: SocketAddr,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Binds `config.bind` and starts serving in the background.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(config.bind).await?;
+        Server::start_on(listener, config).await
+    }
+
+    /// Serves on an already bound listener.
+    pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        let app = App::new(config).await?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = match app.config.redis_url.clone() {
+            Some(url) => {
+                let (layer, io) = crate::realtime::redis_builder(&url, &app.config.redis_prefix)
+                    .await?
+                    .with_state(app.clone())
+                    .build_layer();
+                crate::realtime::install(&app, &io).await?;
+                finish(&app, layer, io)
+            }
+            None => {
+                let (layer, io) = crate::realtime::local_builder()
+                    .with_state(app.clone())
+                    .build_layer();
+                crate::realtime::install(&app, &io).await?;
+                finish(&app, layer, io)
+            }
+        };
+        let tasks = CancelOnDrop(spawn_background(&app));
+        let handle = tokio::spawn({
+            let app = app.clone();
+            async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown_rx.await;
+                    app.notifier.close_all().await;
+                })
+                .await?;
+                drop(tasks);
+                Ok(())
+            }
+        });
+        tracing::info!(%addr, "missive listening");
+        Ok(Server {
+            app,
+            addr,
+            handle,
+            shutdown: Some(shutdown_tx),
+        })
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, closes sockets, finishes in-flight requests.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.handle).await?
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+fn finish<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
+    app: &App,
+    layer: socketioxide::layer::SocketIoLayer<A>,
+    io: SocketIo<A>,
+) -> axum::Router {
+    app.notifier.attach(io);
+    crate::http::router(app.clone()).layer(layer)
+}
+
+/// The session sweeper and the keep-alive of sessions that have open sockets.
+fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
+    let sweeper = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match sessions::sweep_expired(&app.db.conn).await {
+                    Ok(expired) if !expired.is_empty() => {
+                        tracing::info!(count = expired.len(), "expired idle sessions");
+                        app.disconnect_sessions(&expired).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+                }
+            }
+        }
+    });
+    // An open tab is activity: sessions with sockets on this node are kept alive.
+    let keepalive = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let period = (app.config.session_idle / 4)
+                .clamp(Duration::from_millis(250), Duration::from_secs(60));
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = crate::ids::now_micros();
+                for sid in app.presence.sessions_with_sockets() {
+                    if let Err(e) =
+                        sessions::touch(&app.db.conn, &sid, now, app.config.session_idle).await
+                    {
+                        tracing::warn!(error = %e, "session keep-alive failed");
+                    }
+                }
+            }
+        }
+    });
+    vec![sweeper, keepalive]
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+mod tokio_util_shim {
+    /// Aborts background tasks when the server stops.
+    pub struct CancelOnDrop(pub Vec<tokio::task::JoinHandle<()>>);
+
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            for t in &self.0 {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// The operations both transports offer: a domain call, then notification after commit.
+impl App {
+    pub async fn send_message(
+        &self,
+        sender: &entity::user::Model,
+        req: crate::domain::messaging::SendMessage,
+    ) -> DomainResult<crate::domain::messaging::SendOutcome> {
+        use crate::domain::messaging::{self, SendOutcome};
+        let outcome = messaging::send(&self.db, sender, req, self.config.max_body).await?;
+        if let SendOutcome::Created { .. } = &outcome {
+            Metrics::inc(&self.metrics.messages_sent);
+            self.notifier.message_new(&outcome).await;
+        }
+        Ok(outcome)
+    }
+
+    pub async fn read_thread(
+        &self,
+        reader: &entity::user::Model,
+        thread_id: &str,
+        up_to: Option<&str>,
+    ) -> DomainResult<crate::domain::messaging::ReadOutcome> {
+        let outcome = crate::domain::messaging::read(&self.db, reader, thread_id, up_to).await?;
+        self.notifier.thread_read(&outcome).await;
+        Ok(outcome)
+    }
+
+    pub async fn delete_message(
+        &self,
+        user: &entity::user::Model,
+        url: &str,
+    ) -> DomainResult<crate::domain::messaging::MessageDeleted> {
+        let outcome = crate::domain::messaging::delete_message(&self.db, user, url).await?;
+        self.notifier.message_deleted(&outcome).await;
+        Ok(outcome)
+    }
+
+    pub async fn delete_thread(
+        &self,
+        user: &entity::user::Model,
+        thread_id: &str,
+    ) -> DomainResult<crate::domain::messaging::ThreadDeleted> {
+        let outcome = crate::domain::messaging::delete_thread(&self.db, user, thread_id).await?;
+        self.notifier.thread_deleted(&outcome).await;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,287 @@
+//! Credentials: session tokens (JWT), the session cookie, Bearer and Basic, and the Origin rule.
+//! Used alike by HTTP extractors and the Socket.IO handshake.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use entity::user;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::db::Database;
+use crate::domain::{DomainResult, accounts, sessions};
+
+/// Name of the native session cookie.
+pub const SESSION_COOKIE: &str = "missive_session";
+/// Name of the Piratchat session cookie.
+pub const PIRATCHAT_COOKIE: &str = "session";
+/// Tokens are signed for this long; the session row's idle deadline usually ends them first.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    sid: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks session tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Tokens {
+    pub fn new(secret: &str) -> Tokens {
+        Tokens {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// A token for session `sid` of `username`.
+    pub fn issue(&self, username: &str, sid: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: username.to_owned(),
+            sid: sid.to_owned(),
+            iat: now,
+            exp: now + TOKEN_LIFETIME.as_secs() as i64,
+        };
+        // HS256 signing of a small struct cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
+    /// The session id in a well-signed, unexpired token.
+    pub fn session_id(&self, token: &str) -> Option<String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()
+            .map(|d| d.claims.sid)
+    }
+}
+
+/// A credential found on a request, before it is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Session token from a cookie (native or Piratchat).
+    Cookie(String),
+    /// Session token from `Authorization: Bearer` or the Socket.IO auth payload.
+    Token(String),
+    /// `Authorization: Basic`.
+    Basic { username: String, password: String },
+}
+
+impl Credential {
+    /// Cookie credentials are the ones a browser attaches on its own, so the Origin rule applies.
+    pub fn is_cookie(&self) -> bool {
+        matches!(self, Credential::Cookie(_))
+    }
+}
+
+/// The credential on a request: Authorization header first, then the session cookies.
+pub fn credential_from_headers(headers: &HeaderMap) -> Option<Credential> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(Credential::Token(rest.trim().to_owned()));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = STANDARD.decode(rest.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (username, password) = text.split_once(':')?;
+            return Some(Credential::Basic {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            });
+        }
+        return None;
+    }
+    cookie_value(headers, SESSION_COOKIE)
+        .or_else(|| cookie_value(headers, PIRATCHAT_COOKIE))
+        .map(Credential::Cookie)
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| cookie::Cookie::parse(pair.trim()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Who is calling, once their credential checked out.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: user::Model,
+    /// The session behind a token or cookie; `None` for Basic.
+    pub session_id: Option<String>,
+    pub via_cookie: bool,
+}
+
+/// Checks a credential against the database.
+pub async fn authenticate(
+    db: &Database,
+    tokens: &Tokens,
+    idle: Duration,
+    credential: &Credential,
+) -> DomainResult<Option<Principal>> {
+    match credential {
+        Credential::Cookie(token) | Credential::Token(token) => {
+            let Some(sid) = tokens.session_id(token) else {
+                return Ok(None);
+            };
+            Ok(sessions::resolve(&db.conn, &sid, idle)
+                .await?
+                .map(|(session, user)| Principal {
+                    user,
+                    session_id: Some(session.id),
+                    via_cookie: credential.is_cookie(),
+                }))
+        }
+        Credential::Basic { username, password } => {
+            match accounts::authenticate(&db.conn, username, password).await {
+                Ok(user) => Ok(Some(Principal {
+                    user,
+                    session_id: None,
+                    via_cookie: false,
+                })),
+                Err(crate::domain::DomainError::InvalidCredentials) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Which origins may use cookie credentials.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    allowed: Vec<String>,
+}
+
+impl OriginPolicy {
+    pub fn new(allowed: &[String]) -> OriginPolicy {
+        OriginPolicy {
+            allowed: allowed
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
+    }
+
+    pub fn configured(&self) -> &[String] {
+        &self.allowed
+    }
+
+    /// Whether a request with these headers passes: no Origin (not a cross-site browser
+    /// request), a configured origin, or (with none configured) the server's own origin.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        if self.allowed.iter().any(|a| *a == origin) {
+            return true;
+        }
+        if !self.allowed.is_empty() {
+            return false;
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| (scheme == "http" || scheme == "https") && rest == host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn own_origin_is_allowed_by_default_and_others_are_not() {
+        let policy = OriginPolicy::new(&[]);
+        assert!(policy.allows(&headers(&[("host", "127.0.0.1:8000")])));
+        assert!(policy.allows(&headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "http://127.0.0.1:8000")
+        ])));
+        assert!(!policy.allows(&headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!policy.allows(&headers(&[("host", "127.0.0.1:8000"), ("origin", "null")])));
+    }
+
+    #[test]
+    fn configured_origins_replace_the_default() {
+        let policy = OriginPolicy::new(&["https://app.example/".into()]);
+        assert!(policy.allows(&headers(&[
+            ("host", "api.example"),
+            ("origin", "https://app.example")
+        ])));
+        assert!(!policy.allows(&headers(&[
+            ("host", "api.example"),
+            ("origin", "http://api.example")
+        ])));
+    }
+
+    #[test]
+    fn credentials_are_read_from_authorization_then_cookies() {
+        let basic = headers(&[("authorization", "Basic YWxpY2U6c2VjcmV0IHB3")]);
+        assert_eq!(
+            credential_from_headers(&basic),
+            Some(Credential::Basic {
+                username: "alice".into(),
+                password: "secret pw".into()
+            })
+        );
+        let bearer = headers(&[
+            ("authorization", "Bearer abc"),
+            ("cookie", "missive_session=zzz"),
+        ]);
+        assert_eq!(
+            credential_from_headers(&bearer),
+            Some(Credential::Token("abc".into()))
+        );
+        let cookie = headers(&[("cookie", "other=1; missive_session=zzz")]);
+        assert_eq!(
+            credential_from_headers(&cookie),
+            Some(Credential::Cookie("zzz".into()))
+        );
+    }
+
+    #[test]
+    fn forged_tokens_are_rejected() {
+        let tokens = Tokens::new("one secret");
+        let token = tokens.issue("alice", "sid1");
+        assert_eq!(tokens.session_id(&token).as_deref(), Some("sid1"));
+        assert_eq!(Tokens::new("another secret").session_id(&token), None);
+        assert_eq!(tokens.session_id("not.a.token"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! Settings: every one is a command-line flag with a `MISSIVE_*` environment fallback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Server settings (`missive --help` lists them).
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://file.db?mode=rwc` (embedded) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "MISSIVE_DATABASE_URL",
+        default_value = "sqlite://missive.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// PostgreSQL schema to use (search_path); lets several deployments or test runs share a database.
+    #[arg(long, env = "MISSIVE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "MISSIVE_DB_POOL", default_value_t = 16)]
+    pub db_pool: u32,
+
+    /// Address to listen on.
+    #[arg(long, env = "MISSIVE_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Signing key for session tokens. Unset: generated once and kept in the database.
+    #[arg(long, env = "MISSIVE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// Redis URL; when set, Socket.IO rooms span every node through Redis.
+    #[arg(long, env = "MISSIVE_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of the Redis channels, so several deployments can share one Redis.
+    #[arg(long, env = "MISSIVE_REDIS_PREFIX", default_value = "missive")]
+    pub redis_prefix: String,
+
+    /// Origins allowed to use cookie auth (comma separated). Default: the server's own origin.
+    #[arg(long, env = "MISSIVE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Sessions end after this much inactivity (e.g. `1h`, `30m`, `90s`).
+    #[arg(long, env = "MISSIVE_SESSION_IDLE", default_value = "1h", value_parser = parse_duration)]
+    pub session_idle: Duration,
+
+    /// Maximum message body, in characters.
+    #[arg(long, env = "MISSIVE_MAX_BODY", default_value_t = 5000)]
+    pub max_body: usize,
+
+    /// Login and registration attempts allowed per client address per minute.
+    #[arg(long, env = "MISSIVE_LOGIN_RATE", default_value_t = 20)]
+    pub login_rate: u32,
+
+    /// Failed logins allowed per username per 15 minutes.
+    #[arg(long, env = "MISSIVE_LOGIN_FAILURES", default_value_t = 10)]
+    pub login_failures: u32,
+
+    /// Use the left-most `X-Forwarded-For` address as the client address (behind a trusted proxy).
+    #[arg(long, env = "MISSIVE_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Mark the session cookie `Secure` (set it when clients reach Missive over HTTPS).
+    #[arg(long, env = "MISSIVE_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://missive.db?mode=rwc".into(),
+            database_schema: None,
+            db_pool: 16,
+            bind: ([127, 0, 0, 1], 8000).into(),
+            secret: None,
+            redis_url: None,
+            redis_prefix: "missive".into(),
+            allowed_origins: Vec::new(),
+            session_idle: Duration::from_secs(3600),
+            max_body: 5000,
+            login_rate: 20,
+            login_failures: 10,
+            trust_proxy: false,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `1h`, `2d` or `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => return Err(format!("unknown unit in `{text}` (use ms, s, m, h or d)")),
+    };
+    if d.is_zero() {
+        return Err("duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

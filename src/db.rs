@@ -1,0 +1,95 @@
+//! Database connection: SQLite (embedded, WAL) or PostgreSQL, migrations, and the write gate.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    TransactionTrait,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::config::Config;
+
+/// The database, plus a gate that serialises write transactions on SQLite.
+///
+/// SQLite allows one writer at a time; taking the gate before `BEGIN` means writers queue in
+/// the server instead of failing with `SQLITE_BUSY` when a deferred transaction upgrades.
+#[derive(Clone)]
+pub struct Database {
+    pub conn: DatabaseConnection,
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction; on SQLite it holds the write gate until commit or drop.
+pub struct WriteTxn<'a> {
+    txn: DatabaseTransaction,
+    _gate: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTxn<'_> {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Deref for WriteTxn<'_> {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl Database {
+    /// Connects with the settings in `config` (no migrations).
+    pub async fn connect(config: &Config) -> Result<Database, DbErr> {
+        let mut opts = ConnectOptions::new(config.database_url.clone());
+        opts.sqlx_logging(false)
+            .max_connections(config.db_pool.max(1))
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10));
+        if let Some(schema) = &config.database_schema {
+            opts.set_schema_search_path(schema.clone());
+        }
+        let sqlite = config.database_url.starts_with("sqlite:");
+        if sqlite {
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("synchronous", "NORMAL")
+            });
+        }
+        let conn = sea_orm::Database::connect(opts).await?;
+        let write_gate =
+            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Database { conn, write_gate })
+    }
+
+    /// Brings the schema up to date.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Starts a write transaction (queued behind other writers on SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        let txn = self.conn.begin().await?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+
+    /// Answers when the database does (for /healthz).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+}

@@ -1,0 +1,818 @@
+//! Private threads: sending, reading, listing and per-user deletion.
+//!
+//! Every write is one transaction; callers notify only after it commits.
+
+use std::collections::HashMap;
+
+use entity::{message, message_hide, participant, thread, user};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::Deserialize;
+
+use super::views::{MessageView, ThreadContext, ThreadView, UnreadCounts, UserRef};
+use super::{DomainError, DomainResult, accounts};
+use crate::db::Database;
+use crate::ids;
+
+/// Longest subject of a new thread, in characters.
+pub const MAX_SUBJECT: usize = 70;
+/// Longest client-chosen idempotency key.
+const MAX_CLIENT_ID: usize = 64;
+/// Largest page of threads or messages.
+pub const MAX_PAGE: u64 = 100;
+
+/// A new thread (`recipient` + `subject`) or a reply (`thread_id`), as POST /messages and
+/// `message:send` take it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    pub recipient: Option<String>,
+    pub subject: Option<String>,
+    pub thread_id: Option<String>,
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+/// What a participant needs to hear about a new message.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub user: UserRef,
+    pub thread: ThreadView,
+    pub unread: UnreadCounts,
+}
+
+/// The result of a send.
+#[derive(Debug, Clone)]
+pub enum SendOutcome {
+    /// Stored now; `participants` are to be notified.
+    Created {
+        message: MessageView,
+        participants: Vec<Recipient>,
+    },
+    /// `client_id` was seen before: the first message, nothing new stored.
+    Repeated { message: MessageView },
+}
+
+/// After a read.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub reader: UserRef,
+    pub thread_id: String,
+    pub unread: UnreadCounts,
+    pub changed: bool,
+}
+
+/// After a message deletion.
+#[derive(Debug, Clone)]
+pub struct MessageDeleted {
+    pub user: UserRef,
+    pub url: String,
+    pub thread_id: String,
+    pub total_messages: u64,
+    pub unread: UnreadCounts,
+    pub unread_changed: bool,
+}
+
+/// After a thread deletion.
+#[derive(Debug, Clone)]
+pub struct ThreadDeleted {
+    pub user: UserRef,
+    pub thread_id: String,
+    pub total_threads: u64,
+    pub unread: UnreadCounts,
+    pub unread_changed: bool,
+}
+
+struct ValidSend {
+    body: String,
+    target: Target,
+    client_id: Option<String>,
+}
+
+enum Target {
+    New { recipient: String, subject: String },
+    Reply { thread_id: String },
+}
+
+fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<ValidSend> {
+    let body = req.body.trim().to_owned();
+    if body.is_empty() {
+        return Err(DomainError::invalid(
+            "body",
+            "empty_body",
+            "message body is empty",
+        ));
+    }
+    if body.chars().count() > max_body {
+        return Err(DomainError::invalid(
+            "body",
+            "message_too_long",
+            format!("message body is longer than {max_body} characters"),
+        ));
+    }
+    if let Some(id) = &req.client_id {
+        if id.is_empty() || id.chars().count() > MAX_CLIENT_ID {
+            return Err(DomainError::invalid(
+                "client_id",
+                "invalid_payload",
+                "client_id must be 1 to 64 characters",
+            ));
+        }
+    }
+    let target = match (req.thread_id, req.recipient, req.subject) {
+        (Some(thread_id), None, None) => Target::Reply { thread_id },
+        (None, Some(recipient), Some(subject)) => {
+            let subject = subject.trim().to_owned();
+            if subject.is_empty() {
+                return Err(DomainError::invalid(
+                    "subject",
+                    "empty_subject",
+                    "subject is empty",
+                ));
+            }
+            if subject.chars().count() > MAX_SUBJECT {
+                return Err(DomainError::invalid(
+                    "subject",
+                    "subject_too_long",
+                    format!("subject is longer than {MAX_SUBJECT} characters"),
+                ));
+            }
+            Target::New { recipient, subject }
+        }
+        (None, Some(_), None) => {
+            return Err(DomainError::invalid(
+                "subject",
+                "invalid_payload",
+                "a new thread needs a subject",
+            ));
+        }
+        (None, None, _) => {
+            return Err(DomainError::invalid(
+                "recipient",
+                "invalid_payload",
+                "give either thread_id (reply) or recipient and subject (new thread)",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(DomainError::invalid(
+                "thread_id",
+                "invalid_payload",
+                "a reply takes thread_id and body only; replies keep the thread's subject",
+            ));
+        }
+    };
+    Ok(ValidSend {
+        body,
+        target,
+        client_id: req.client_id,
+    })
+}
+
+/// Sends a message: stores it in one transaction and returns what every participant should see.
+pub async fn send(
+    db: &Database,
+    sender: &user::Model,
+    req: SendMessage,
+    max_body: usize,
+) -> DomainResult<SendOutcome> {
+    let req = validate_send(req, max_body)?;
+    if let Some(client_id) = &req.client_id {
+        if let Some(first) = find_by_client_id(&db.conn, sender.id, client_id).await? {
+            return Ok(SendOutcome::Repeated { message: first });
+        }
+    }
+
+    let txn = db.begin_write().await?;
+    let now = ids::now_micros();
+    let (thread, recipient_id) = match &req.target {
+        Target::New { recipient, subject } => {
+            let recipient = match accounts::normalize_username(recipient) {
+                Ok(name) => accounts::find_by_username(&*txn, &name).await?,
+                Err(_) => None,
+            }
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "recipient",
+                    "unknown_recipient",
+                    "no user has that username",
+                )
+            })?;
+            let thread = thread::ActiveModel {
+                public_id: Set(ids::public_id()),
+                subject: Set(subject.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                last_message_id: Set(None),
+                ..Default::default()
+            }
+            .insert(&*txn)
+            .await?;
+            let mut members = vec![sender.id];
+            if recipient.id != sender.id {
+                members.push(recipient.id);
+            }
+            for user_id in members {
+                participant::ActiveModel {
+                    thread_id: Set(thread.id),
+                    user_id: Set(user_id),
+                    last_message_id: Set(0),
+                    read_up_to: Set(0),
+                    hidden_before: Set(0),
+                    unread: Set(0),
+                }
+                .insert(&*txn)
+                .await?;
+            }
+            (thread, recipient.id)
+        }
+        Target::Reply { thread_id } => {
+            let thread = find_thread(&*txn, thread_id)
+                .await?
+                .ok_or(DomainError::NotFound)?;
+            let members = member_ids(&*txn, thread.id).await?;
+            if !members.contains(&sender.id) {
+                return Err(DomainError::NotFound);
+            }
+            let recipient_id = members
+                .iter()
+                .copied()
+                .find(|id| *id != sender.id)
+                .unwrap_or(sender.id);
+            (thread, recipient_id)
+        }
+    };
+
+    // Timestamps never go backwards within a thread, so id order and time order agree.
+    let timestamp = std::cmp::max(now, thread.updated_at);
+    let inserted = message::ActiveModel {
+        public_id: Set(ids::public_id()),
+        thread_id: Set(thread.id),
+        sender_id: Set(sender.id),
+        recipient_id: Set(recipient_id),
+        body: Set(req.body),
+        created_at: Set(timestamp),
+        client_id: Set(req.client_id.clone()),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await;
+    let message = match inserted {
+        Ok(m) => m,
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            // The same client_id committed concurrently: answer with that one.
+            drop(txn);
+            let client_id = req.client_id.unwrap_or_default();
+            let first = find_by_client_id(&db.conn, sender.id, &client_id)
+                .await?
+                .ok_or(DomainError::Db(e))?;
+            return Ok(SendOutcome::Repeated { message: first });
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    thread::Entity::update_many()
+        .col_expr(thread::Column::UpdatedAt, timestamp.into())
+        .col_expr(thread::Column::LastMessageId, message.id.into())
+        .filter(thread::Column::Id.eq(thread.id))
+        .exec(&*txn)
+        .await?;
+    participant::Entity::update_many()
+        .col_expr(participant::Column::LastMessageId, message.id.into())
+        .filter(participant::Column::ThreadId.eq(thread.id))
+        .exec(&*txn)
+        .await?;
+    if recipient_id != sender.id {
+        participant::Entity::update_many()
+            .col_expr(
+                participant::Column::Unread,
+                Expr::col(participant::Column::Unread).add(1),
+            )
+            .filter(participant::Column::ThreadId.eq(thread.id))
+            .filter(participant::Column::UserId.eq(recipient_id))
+            .exec(&*txn)
+            .await?;
+    }
+
+    let ctx = thread_context(&*txn, thread.id).await?;
+    let mut participants = Vec::with_capacity(ctx.members.len());
+    for (_, member) in &ctx.members {
+        participants.push(Recipient {
+            user: member.into(),
+            thread: ctx.thread_view(member.id, Some(&message)),
+            unread: unread_counts(&*txn, member.id).await?,
+        });
+    }
+    let view = ctx.message_view(&message);
+    txn.commit().await?;
+    Ok(SendOutcome::Created {
+        message: view,
+        participants,
+    })
+}
+
+/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end.
+pub async fn read(
+    db: &Database,
+    reader: &user::Model,
+    thread_id: &str,
+    up_to: Option<&str>,
+) -> DomainResult<ReadOutcome> {
+    let txn = db.begin_write().await?;
+    let (thread, me) = visible_membership(&*txn, reader.id, thread_id).await?;
+    let target = match up_to {
+        Some(url) => {
+            let m = find_message(&*txn, url)
+                .await?
+                .filter(|m| m.thread_id == thread.id && m.id > me.hidden_before);
+            m.ok_or_else(|| {
+                DomainError::invalid(
+                    "up_to",
+                    "not_found",
+                    "up_to is not a message of this thread",
+                )
+            })?
+            .id
+        }
+        None => thread.last_message_id.unwrap_or(0),
+    };
+    let before = unread_counts(&*txn, reader.id).await?;
+    let read_up_to = std::cmp::max(me.read_up_to, target);
+    let remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
+    participant::Entity::update_many()
+        .col_expr(participant::Column::ReadUpTo, read_up_to.into())
+        .col_expr(participant::Column::Unread, remaining.into())
+        .filter(participant::Column::ThreadId.eq(thread.id))
+        .filter(participant::Column::UserId.eq(reader.id))
+        .exec(&*txn)
+        .await?;
+    let unread = unread_counts(&*txn, reader.id).await?;
+    txn.commit().await?;
+    Ok(ReadOutcome {
+        reader: reader.into(),
+        thread_id: thread.public_id,
+        unread,
+        changed: unread != before,
+    })
+}
+
+/// Hides one message for `user` only.
+pub async fn delete_message(
+    db: &Database,
+    user: &user::Model,
+    url: &str,
+) -> DomainResult<MessageDeleted> {
+    let txn = db.begin_write().await?;
+    let message = find_message(&*txn, url)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let thread = thread::Entity::find_by_id(message.thread_id)
+        .one(&*txn)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let me = membership(&*txn, user.id, thread.id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if message.id <= me.hidden_before || is_hidden(&*txn, user.id, message.id).await? {
+        return Err(DomainError::NotFound);
+    }
+    let before = unread_counts(&*txn, user.id).await?;
+    message_hide::ActiveModel {
+        user_id: Set(user.id),
+        message_id: Set(message.id),
+    }
+    .insert(&*txn)
+    .await?;
+    if message.sender_id != user.id && message.id > me.read_up_to && me.unread > 0 {
+        participant::Entity::update_many()
+            .col_expr(
+                participant::Column::Unread,
+                Expr::col(participant::Column::Unread).sub(1),
+            )
+            .filter(participant::Column::ThreadId.eq(thread.id))
+            .filter(participant::Column::UserId.eq(user.id))
+            .exec(&*txn)
+            .await?;
+    }
+    let total_messages = visible_messages(user.id, &me, thread.id)
+        .count(&*txn)
+        .await?;
+    if total_messages == 0 {
+        // Nothing left to show: the thread leaves the inbox as if deleted whole.
+        hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+    }
+    let unread = unread_counts(&*txn, user.id).await?;
+    txn.commit().await?;
+    Ok(MessageDeleted {
+        user: user.into(),
+        url: message.public_id,
+        thread_id: thread.public_id,
+        total_messages,
+        unread,
+        unread_changed: unread != before,
+    })
+}
+
+/// Hides a whole thread for `user` only, until someone writes in it again.
+pub async fn delete_thread(
+    db: &Database,
+    user: &user::Model,
+    thread_id: &str,
+) -> DomainResult<ThreadDeleted> {
+    let txn = db.begin_write().await?;
+    let (thread, me) = visible_membership(&*txn, user.id, thread_id).await?;
+    let before = unread_counts(&*txn, user.id).await?;
+    hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+    let total_threads = visible_threads(user.id).count(&*txn).await?;
+    let unread = unread_counts(&*txn, user.id).await?;
+    txn.commit().await?;
+    Ok(ThreadDeleted {
+        user: user.into(),
+        thread_id: thread.public_id,
+        total_threads,
+        unread,
+        unread_changed: unread != before,
+    })
+}
+
+async fn hide_thread_until(
+    db: &impl ConnectionTrait,
+    me: &participant::Model,
+    last: i64,
+) -> DomainResult<()> {
+    participant::Entity::update_many()
+        .col_expr(participant::Column::HiddenBefore, last.into())
+        .col_expr(
+            participant::Column::ReadUpTo,
+            std::cmp::max(me.read_up_to, last).into(),
+        )
+        .col_expr(participant::Column::Unread, 0.into())
+        .filter(participant::Column::ThreadId.eq(me.thread_id))
+        .filter(participant::Column::UserId.eq(me.user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A page of `user`'s inbox, newest activity first. `before` is the `next` of the previous page.
+pub async fn list_threads(
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    before: Option<&str>,
+    limit: u64,
+) -> DomainResult<(Vec<ThreadView>, Option<String>)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut query = visible_threads(user.id);
+    if let Some(cursor) = before {
+        let m = find_message(db, cursor)
+            .await?
+            .ok_or_else(|| DomainError::invalid("before", "invalid_cursor", "unknown cursor"))?;
+        query = query.filter(participant::Column::LastMessageId.lt(m.id));
+    }
+    let mut rows = query
+        .order_by_desc(participant::Column::LastMessageId)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+
+    let thread_ids: Vec<i64> = rows.iter().map(|p| p.thread_id).collect();
+    let contexts = thread_contexts(db, &thread_ids).await?;
+    let last_ids: Vec<i64> = rows.iter().map(|p| p.last_message_id).collect();
+    let mut lasts: HashMap<i64, message::Model> = message::Entity::find()
+        .filter(message::Column::Id.is_in(last_ids.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let hidden: Vec<i64> = message_hide::Entity::find()
+        .select_only()
+        .column(message_hide::Column::MessageId)
+        .filter(message_hide::Column::UserId.eq(user.id))
+        .filter(message_hide::Column::MessageId.is_in(last_ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(ctx) = contexts.get(&row.thread_id) else {
+            continue;
+        };
+        let last = if hidden.contains(&row.last_message_id) {
+            newest_visible(db, user.id, row).await?
+        } else {
+            lasts.remove(&row.last_message_id)
+        };
+        views.push(ctx.thread_view(user.id, last.as_ref()));
+    }
+    let next = match (more, rows.last()) {
+        (true, Some(row)) => message::Entity::find_by_id(row.last_message_id)
+            .one(db)
+            .await?
+            .map(|m| m.public_id),
+        _ => None,
+    };
+    Ok((views, next))
+}
+
+/// One thread as `user` sees it.
+pub async fn get_thread(
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    thread_id: &str,
+) -> DomainResult<ThreadView> {
+    let (thread, me) = visible_membership(db, user.id, thread_id).await?;
+    let ctx = thread_context(db, thread.id).await?;
+    let last = newest_visible(db, user.id, &me).await?;
+    Ok(ctx.thread_view(user.id, last.as_ref()))
+}
+
+/// A page of a thread's history, oldest first, ending just before `before` (or at the newest).
+pub async fn list_messages(
+    db: &impl ConnectionTrait,
+    user: &user::Model,
+    thread_id: &str,
+    before: Option<&str>,
+    limit: u64,
+) -> DomainResult<(Vec<MessageView>, bool)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let (thread, me) = visible_membership(db, user.id, thread_id).await?;
+    let mut query = visible_messages(user.id, &me, thread.id);
+    if let Some(url) = before {
+        let m = find_message(db, url)
+            .await?
+            .filter(|m| m.thread_id == thread.id)
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "before",
+                    "invalid_cursor",
+                    "before is not a message of this thread",
+                )
+            })?;
+        query = query.filter(message::Column::Id.lt(m.id));
+    }
+    let mut page = query
+        .order_by_desc(message::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = page.len() as u64 > limit;
+    page.truncate(limit as usize);
+    page.reverse();
+    let ctx = thread_context(db, thread.id).await?;
+    Ok((page.iter().map(|m| ctx.message_view(m)).collect(), more))
+}
+
+/// A user's unread totals.
+pub async fn unread_counts(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<UnreadCounts> {
+    let row: Option<(Option<i64>, i64)> = participant::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(participant::Column::Unread))).cast_as("BIGINT"),
+            "messages",
+        )
+        .column_as(participant::Column::ThreadId.count(), "threads")
+        .filter(participant::Column::UserId.eq(user_id))
+        .filter(participant::Column::Unread.gt(0))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let (messages, threads) = row.unwrap_or((None, 0));
+    Ok(UnreadCounts {
+        messages: messages.unwrap_or(0),
+        threads,
+    })
+}
+
+/// Checks that `user_id` takes part in `thread_id` (public) and can see it; for `thread:join`.
+pub async fn ensure_participant(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: &str,
+) -> DomainResult<String> {
+    visible_membership(db, user_id, thread_id)
+        .await
+        .map(|(t, _)| t.public_id)
+}
+
+/// Ids of the users who share at least one thread with `user_id` (for presence).
+pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<i64>> {
+    Ok(participant::Entity::find()
+        .select_only()
+        .column(participant::Column::UserId)
+        .distinct()
+        .filter(
+            participant::Column::ThreadId.in_subquery(
+                Query::select()
+                    .column(participant::Column::ThreadId)
+                    .from(participant::Entity)
+                    .and_where(participant::Column::UserId.eq(user_id))
+                    .to_owned(),
+            ),
+        )
+        .filter(participant::Column::UserId.ne(user_id))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+async fn find_by_client_id(
+    db: &impl ConnectionTrait,
+    sender_id: i64,
+    client_id: &str,
+) -> DomainResult<Option<MessageView>> {
+    let Some(m) = message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender_id))
+        .filter(message::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ctx = thread_context(db, m.thread_id).await?;
+    Ok(Some(ctx.message_view(&m)))
+}
+
+async fn find_thread(
+    db: &impl ConnectionTrait,
+    public_id: &str,
+) -> DomainResult<Option<thread::Model>> {
+    Ok(thread::Entity::find()
+        .filter(thread::Column::PublicId.eq(public_id))
+        .one(db)
+        .await?)
+}
+
+async fn find_message(
+    db: &impl ConnectionTrait,
+    url: &str,
+) -> DomainResult<Option<message::Model>> {
+    Ok(message::Entity::find()
+        .filter(message::Column::PublicId.eq(url))
+        .one(db)
+        .await?)
+}
+
+async fn member_ids(db: &impl ConnectionTrait, thread_id: i64) -> DomainResult<Vec<i64>> {
+    Ok(participant::Entity::find()
+        .select_only()
+        .column(participant::Column::UserId)
+        .filter(participant::Column::ThreadId.eq(thread_id))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+async fn membership(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: i64,
+) -> DomainResult<Option<participant::Model>> {
+    Ok(participant::Entity::find_by_id((thread_id, user_id))
+        .one(db)
+        .await?)
+}
+
+/// The thread and the caller's participation, or `NotFound` when they are not in it or
+/// deleted it (a stranger cannot tell a thread that exists from one that does not).
+async fn visible_membership(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    public_id: &str,
+) -> DomainResult<(thread::Model, participant::Model)> {
+    let thread = find_thread(db, public_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let me = membership(db, user_id, thread.id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if me.last_message_id <= me.hidden_before {
+        return Err(DomainError::NotFound);
+    }
+    Ok((thread, me))
+}
+
+async fn is_hidden(db: &impl ConnectionTrait, user_id: i64, message_id: i64) -> DomainResult<bool> {
+    Ok(message_hide::Entity::find_by_id((user_id, message_id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// The threads in `user_id`'s inbox (not deleted by them since their last message).
+fn visible_threads(user_id: i64) -> sea_orm::Select<participant::Entity> {
+    participant::Entity::find()
+        .filter(participant::Column::UserId.eq(user_id))
+        .filter(
+            Expr::col(participant::Column::LastMessageId)
+                .gt(Expr::col(participant::Column::HiddenBefore)),
+        )
+}
+
+/// The messages of a thread that `user_id` has not deleted.
+fn visible_messages(
+    user_id: i64,
+    me: &participant::Model,
+    thread_id: i64,
+) -> sea_orm::Select<message::Entity> {
+    message::Entity::find()
+        .filter(message::Column::ThreadId.eq(thread_id))
+        .filter(message::Column::Id.gt(me.hidden_before))
+        .filter(
+            Condition::all().add(Expr::not_exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(message_hide::Entity)
+                    .and_where(message_hide::Column::UserId.eq(user_id))
+                    .and_where(
+                        Expr::col((message_hide::Entity, message_hide::Column::MessageId))
+                            .equals((message::Entity, message::Column::Id)),
+                    )
+                    .to_owned(),
+            )),
+        )
+}
+
+async fn newest_visible(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    me: &participant::Model,
+) -> DomainResult<Option<message::Model>> {
+    Ok(visible_messages(user_id, me, me.thread_id)
+        .order_by_desc(message::Column::Id)
+        .one(db)
+        .await?)
+}
+
+/// Unread messages left for `user_id` after reading up to `read_up_to`.
+async fn count_unread_after(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    me: &participant::Model,
+    thread_id: i64,
+    read_up_to: i64,
+) -> DomainResult<i32> {
+    let n = visible_messages(user_id, me, thread_id)
+        .filter(message::Column::Id.gt(read_up_to))
+        .filter(message::Column::SenderId.ne(user_id))
+        .count(db)
+        .await?;
+    Ok(i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+async fn thread_context(db: &impl ConnectionTrait, thread_id: i64) -> DomainResult<ThreadContext> {
+    thread_contexts(db, &[thread_id])
+        .await?
+        .remove(&thread_id)
+        .ok_or(DomainError::NotFound)
+}
+
+/// Threads with their participants, in three queries whatever their number.
+async fn thread_contexts(
+    db: &impl ConnectionTrait,
+    thread_ids: &[i64],
+) -> DomainResult<HashMap<i64, ThreadContext>> {
+    if thread_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let threads = thread::Entity::find()
+        .filter(thread::Column::Id.is_in(thread_ids.to_vec()))
+        .all(db)
+        .await?;
+    let members = participant::Entity::find()
+        .filter(participant::Column::ThreadId.is_in(thread_ids.to_vec()))
+        .find_also_related(user::Entity)
+        .all(db)
+        .await?;
+    let mut out: HashMap<i64, ThreadContext> = threads
+        .into_iter()
+        .map(|t| {
+            (
+                t.id,
+                ThreadContext {
+                    thread: t,
+                    members: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (p, u) in members {
+        if let (Some(ctx), Some(u)) = (out.get_mut(&p.thread_id), u) {
+            ctx.members.push((p, u));
+        }
+    }
+    for ctx in out.values_mut() {
+        ctx.members.sort_by_key(|(p, _)| p.user_id);
+    }
+    Ok(out)
+}

@@ -1,0 +1,75 @@
+//! Domain services: validation, authorisation and one transaction per operation.
+//! Transport layers (HTTP, Socket.IO) call these; they never hold SQL themselves.
+
+pub mod accounts;
+pub mod messaging;
+pub mod sessions;
+pub mod views;
+
+use sea_orm::{DbErr, SqlErr};
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What a domain operation can refuse, independent of the transport that asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{}", .0.first().map(|p| p.message.as_str()).unwrap_or("invalid input"))]
+    Invalid(Vec<FieldProblem>),
+    #[error("not found")]
+    NotFound,
+    #[error("that username is already taken")]
+    UsernameTaken,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// A single-field validation failure.
+    pub fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid(vec![FieldProblem {
+            field,
+            code,
+            message: message.into(),
+        }])
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Invalid(problems) => problems
+                .first()
+                .map(|p| p.code)
+                .unwrap_or("invalid_payload"),
+            DomainError::NotFound => "not_found",
+            DomainError::UsernameTaken => "username_taken",
+            DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::Db(_) | DomainError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+/// Turns a unique-index violation into a domain error instead of matching on message strings.
+pub trait ResultExt<T> {
+    fn on_unique_violation(self, error: impl FnOnce() -> DomainError) -> DomainResult<T>;
+}
+
+impl<T> ResultExt<T> for Result<T, DbErr> {
+    fn on_unique_violation(self, error: impl FnOnce() -> DomainError) -> DomainResult<T> {
+        self.map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => error(),
+            _ => DomainError::Db(e),
+        })
+    }
+}

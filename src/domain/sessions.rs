@@ -1,0 +1,144 @@
+//! Login sessions: one row each, valid while it exists and is not idle-expired.
+
+use std::time::Duration;
+
+use entity::{session, setting, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+};
+
+use super::DomainResult;
+use crate::ids;
+
+/// Creates a session for `user_id` that ends after `idle` without activity.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    idle: Duration,
+) -> DomainResult<session::Model> {
+    let now = ids::now_micros();
+    Ok(session::ActiveModel {
+        id: Set(ids::public_id()),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+        expires_at: Set(now + micros(idle)),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The live session `sid` and its user. Activity moves the idle deadline, but at most once per
+/// `idle / 20` (capped at a minute), so a busy client does not write on every request.
+pub async fn resolve(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    idle: Duration,
+) -> DomainResult<Option<(session::Model, user::Model)>> {
+    let now = ids::now_micros();
+    let Some((session, Some(user))) = session::Entity::find_by_id(sid.to_owned())
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if session.expires_at <= now {
+        return Ok(None);
+    }
+    let throttle = micros(idle / 20).min(60_000_000);
+    if now - session.last_seen_at >= throttle {
+        touch(db, sid, now, idle).await?;
+    }
+    Ok(Some((session, user)))
+}
+
+/// Marks sessions as active now (used for sessions that have open sockets).
+pub async fn touch(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    now: i64,
+    idle: Duration,
+) -> DomainResult<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::LastSeenAt, now.into())
+        .col_expr(session::Column::ExpiresAt, (now + micros(idle)).into())
+        .filter(session::Column::Id.eq(sid))
+        .filter(session::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends one session. Returns whether it existed.
+pub async fn revoke(db: &impl ConnectionTrait, sid: &str) -> DomainResult<bool> {
+    let res = session::Entity::delete_by_id(sid.to_owned())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Ends every session of a user; returns their ids (to disconnect their sockets).
+pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<String>> {
+    let ids: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(ids)
+}
+
+/// Deletes idle-expired sessions; returns their ids.
+pub async fn sweep_expired(db: &impl ConnectionTrait) -> DomainResult<Vec<String>> {
+    let now = ids::now_micros();
+    let ids: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::ExpiresAt.lte(now))
+        .limit(1000)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if !ids.is_empty() {
+        session::Entity::delete_many()
+            .filter(session::Column::Id.is_in(ids.clone()))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// Number of live sessions (for /metrics).
+pub async fn count_live(db: &impl ConnectionTrait) -> DomainResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(session::Entity::find()
+        .filter(session::Column::ExpiresAt.gt(ids::now_micros()))
+        .count(db)
+        .await?)
+}
+
+/// The token signing secret: generated once and kept in the settings table, so restarts keep
+/// sessions and every node sharing the database agrees on it (first writer wins).
+pub async fn signing_secret(db: &impl ConnectionTrait) -> DomainResult<String> {
+    const KEY: &str = "session_secret";
+    setting::Entity::insert(setting::ActiveModel {
+        key: Set(KEY.into()),
+        value: Set(ids::random_hex::<32>()),
+    })
+    .on_conflict_do_nothing_on([setting::Column::Key])
+    .exec(db)
+    .await?;
+    let row = setting::Entity::find_by_id(KEY.to_owned()).one(db).await?;
+    row.map(|r| r.value)
+        .ok_or_else(|| super::DomainError::Internal("session secret missing after insert".into()))
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+}

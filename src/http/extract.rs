@@ -1,0 +1,132 @@
+//! Extractors: JSON bodies with our error format, the authenticated caller, the client address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::auth::{self, Credential, Principal};
+use crate::metrics::Metrics;
+
+/// A JSON body. Syntax errors are 400 `malformed_json`; a well-formed body of the wrong shape
+/// (missing, unknown or mistyped fields) is 422 `invalid_payload`; over 1 MiB is 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &App) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson(e.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidPayload(e.to_string()),
+        _ => ApiError::MalformedJson(e.to_string()),
+    })
+}
+
+/// The authenticated caller. Cookie credentials on a state-changing request must come from an
+/// allowed Origin (CSRF).
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<App> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let challenge = wants_basic_challenge(&parts.headers);
+        let credential = auth::credential_from_headers(&parts.headers)
+            .ok_or(ApiError::Unauthorized { challenge })?;
+        if let Credential::Basic { username, .. } = &credential {
+            // Basic is a password check on every request: the login limits apply.
+            let ip = ClientAddr::from_request_parts(parts, app).await?.0;
+            app.check_login_limits(ip, username)?;
+        }
+        let principal = app
+            .authenticate(&credential)
+            .await?
+            .ok_or(ApiError::Unauthorized { challenge })
+            .inspect_err(|_| {
+                if let Credential::Basic { username, .. } = &credential {
+                    app.record_login_failure(username);
+                }
+            })?;
+        if principal.via_cookie && !is_safe(&parts.method) && !app.origins.allows(&parts.headers) {
+            return Err(ApiError::forbidden_origin());
+        }
+        Ok(Auth(principal))
+    }
+}
+
+/// Browsers show a password dialog on `WWW-Authenticate: Basic`; scripted requests
+/// (fetch/XHR, marked by `Sec-Fetch-Mode`) get none so the web client can handle 401 itself.
+fn wants_basic_challenge(headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        Some(mode) => mode == "navigate",
+        None => !headers.contains_key("x-requested-with"),
+    }
+}
+
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The client's address: the peer, or the left-most `X-Forwarded-For` behind a trusted proxy.
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<App> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        if app.config.trust_proxy {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientAddr(ip));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientAddr(peer))
+    }
+}
+
+/// Middleware: a state-changing request without an Authorization header (so cookie-authenticated,
+/// or a login/registration form) from a foreign Origin is refused before any handler runs.
+pub async fn origin_guard(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let guarded = !is_safe(req.method()) && !req.headers().contains_key(header::AUTHORIZATION);
+    if guarded && !app.origins.allows(req.headers()) {
+        return ApiError::forbidden_origin().into_response();
+    }
+    Metrics::inc(&app.metrics.http_requests);
+    let response = next.run(req).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        Metrics::inc(&app.metrics.http_errors);
+    }
+    response
+}

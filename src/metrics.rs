@@ -1,0 +1,104 @@
+//! Process-wide counters, rendered in the Prometheus text format at /metrics.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Counters and gauges of this node.
+#[derive(Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub http_errors: AtomicU64,
+    pub logins: AtomicU64,
+    pub login_failures: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub socket_events: AtomicU64,
+    pub sockets_connected: AtomicI64,
+    pub sockets_refused: AtomicU64,
+    pub lobby_connected: AtomicI64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition; `sessions` and `online_users` are read at scrape time.
+    pub fn render(&self, sessions: u64, online_users: usize) -> String {
+        let mut out = String::with_capacity(1024);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            "missive_http_requests_total",
+            "HTTP requests served.",
+            get(&self.http_requests),
+        );
+        counter(
+            "missive_http_errors_total",
+            "HTTP responses with a 4xx or 5xx status.",
+            get(&self.http_errors),
+        );
+        counter(
+            "missive_logins_total",
+            "Successful logins.",
+            get(&self.logins),
+        );
+        counter(
+            "missive_login_failures_total",
+            "Refused logins.",
+            get(&self.login_failures),
+        );
+        counter(
+            "missive_rate_limited_total",
+            "Requests refused by a rate limit.",
+            get(&self.rate_limited),
+        );
+        counter(
+            "missive_messages_sent_total",
+            "Messages stored.",
+            get(&self.messages_sent),
+        );
+        counter(
+            "missive_socket_events_total",
+            "Socket.IO events received.",
+            get(&self.socket_events),
+        );
+        counter(
+            "missive_sockets_refused_total",
+            "Socket.IO connections refused.",
+            get(&self.sockets_refused),
+        );
+        let mut gauge = |name: &str, help: &str, value: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            "missive_sockets",
+            "Socket.IO sockets connected to this node.",
+            self.sockets_connected.load(Ordering::Relaxed),
+        );
+        gauge(
+            "missive_lobby_sockets",
+            "Piratchat lobby websockets on this node.",
+            self.lobby_connected.load(Ordering::Relaxed),
+        );
+        gauge(
+            "missive_sessions",
+            "Live login sessions.",
+            i64::try_from(sessions).unwrap_or(i64::MAX),
+        );
+        gauge(
+            "missive_online_users",
+            "Users with at least one socket on this node.",
+            online_users as i64,
+        );
+        out
+    }
+}

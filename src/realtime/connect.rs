@@ -1,0 +1,137 @@
+//! The Socket.IO handshake: credentials are checked before the namespace accepts the socket.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use entity::user;
+use serde::Deserialize;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State, TryData};
+
+use super::events;
+use super::notify::{session_room, user_room};
+use crate::app::App;
+use crate::auth::{self, Credential};
+use crate::domain::messaging;
+use crate::metrics::Metrics;
+
+/// The authenticated user of a socket, stored in its extensions by the handshake.
+#[derive(Debug, Clone)]
+pub struct SocketUser {
+    pub user: user::Model,
+    pub session_id: Option<String>,
+}
+
+/// Why a handshake was refused; the client sees CONNECT_ERROR `{"message": "unauthorized"}`.
+#[derive(Debug)]
+pub struct Unauthorized;
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+
+impl std::error::Error for Unauthorized {}
+
+#[derive(Deserialize)]
+/// The Socket.IO CONNECT payload: `{"token": "..."}`.
+pub struct AuthPayload {
+    pub token: Option<String>,
+}
+
+/// Connect middleware: token in the CONNECT payload, else Authorization header or cookie.
+pub async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(payload): TryData<AuthPayload>,
+    State(app): State<App>,
+) -> Result<(), Unauthorized> {
+    let refuse = || {
+        Metrics::inc(&app.metrics.sockets_refused);
+        Unauthorized
+    };
+    let headers = &s.req_parts().headers;
+    let credential = match payload.ok().and_then(|p| p.token) {
+        Some(token) => Credential::Token(token),
+        None => auth::credential_from_headers(headers).ok_or_else(refuse)?,
+    };
+    if let Credential::Basic { username, .. } = &credential {
+        let ip = s
+            .req_parts()
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        app.check_login_limits(ip, username).map_err(|_| refuse())?;
+    }
+    let principal = match app.authenticate(&credential).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            if let Credential::Basic { username, .. } = &credential {
+                app.record_login_failure(username);
+            }
+            return Err(refuse());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "handshake authentication failed");
+            return Err(refuse());
+        }
+    };
+    // Cross-site WebSocket hijacking: a cookie sent by a page of a foreign origin.
+    if principal.via_cookie && !app.origins.allows(headers) {
+        return Err(refuse());
+    }
+    s.extensions.insert(SocketUser {
+        user: principal.user,
+        session_id: principal.session_id,
+    });
+    Ok(())
+}
+
+/// A socket passed the handshake: join its rooms, register its events, announce presence.
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
+    let Some(me) = s.extensions.get::<SocketUser>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    s.join(user_room(me.user.id));
+    if let Some(sid) = &me.session_id {
+        s.join(session_room(sid));
+    }
+    events::register(&s);
+    s.on_disconnect(on_disconnect::<A>);
+    app.metrics
+        .sockets_connected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
+    if app.presence.connected(me.user.id, me.session_id.as_deref()) {
+        announce(&app, &me.user, true).await;
+    }
+}
+
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
+    let Some(me) = s.extensions.get::<SocketUser>() else {
+        return;
+    };
+    app.metrics
+        .sockets_connected
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    if app
+        .presence
+        .disconnected(me.user.id, me.session_id.as_deref())
+    {
+        announce(&app, &me.user, false).await;
+    }
+}
+
+/// Tells the users who share a thread with `user` that they came or went.
+async fn announce(app: &App, user: &user::Model, online: bool) {
+    match messaging::correspondents(&app.db.conn, user.id).await {
+        Ok(watchers) => {
+            app.notifier
+                .presence(&user.username, online, &watchers)
+                .await
+        }
+        Err(e) => tracing::warn!(error = %e, "presence lookup failed"),
+    }
+}

@@ -1,0 +1,219 @@
+//! Client -> server events. Each answers its ack with `{status: true, ...}` or
+//! `{status: false, code, message}`; a malformed payload gets `invalid_payload`.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use socketioxide::ParserError;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+
+use super::connect::SocketUser;
+use super::notify::thread_room;
+use crate::app::App;
+use crate::domain::DomainError;
+use crate::domain::messaging::{self, SendMessage, SendOutcome};
+use crate::metrics::Metrics;
+
+pub fn register<A: Adapter>(s: &SocketRef<A>) {
+    s.on("message:send", on_send::<A>);
+    s.on("thread:join", on_join::<A>);
+    s.on("thread:leave", on_leave::<A>);
+    s.on("thread:read", on_read::<A>);
+    s.on("message:delete", on_delete_message::<A>);
+    s.on("thread:delete", on_delete_thread::<A>);
+    s.on("typing", on_typing::<A>);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadRef {
+    thread_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    thread_id: String,
+    up_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRef {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Typing {
+    thread_id: String,
+    typing: bool,
+}
+
+/// An event's failure, as its ack carries it.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl From<DomainError> for Refusal {
+    fn from(e: DomainError) -> Self {
+        if matches!(e, DomainError::Db(_) | DomainError::Internal(_)) {
+            tracing::error!(error = %e, "event failed");
+            return Refusal {
+                code: "internal",
+                message: "internal server error".into(),
+            };
+        }
+        Refusal {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn payload<T: DeserializeOwned>(data: Result<T, ParserError>) -> Result<T, Refusal> {
+    data.map_err(|e| Refusal {
+        code: "invalid_payload",
+        message: format!("invalid payload: {e}"),
+    })
+}
+
+/// Sends the ack: `{status: true}` merged with `ok`, or the refusal.
+fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, Refusal>) {
+    let body = match result {
+        Ok(Value::Object(mut fields)) => {
+            fields.insert("status".into(), Value::Bool(true));
+            Value::Object(fields)
+        }
+        Ok(_) => json!({ "status": true }),
+        Err(r) => json!({ "status": false, "code": r.code, "message": r.message }),
+    };
+    let _ = ack.send(&body);
+}
+
+fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<SocketUser, Refusal> {
+    Metrics::inc(&app.metrics.socket_events);
+    s.extensions.get::<SocketUser>().ok_or(Refusal {
+        code: "unauthorized",
+        message: "socket is not authenticated".into(),
+    })
+}
+
+async fn on_send<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<SendMessage>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let message = match app.send_message(&me.user, req).await? {
+            SendOutcome::Created { message, .. } | SendOutcome::Repeated { message } => message,
+        };
+        Ok(json!({ "message": message }))
+    };
+    answer(ack, result.await);
+}
+
+async fn on_join<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ThreadRef>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let thread_id =
+            messaging::ensure_participant(&app.db.conn, me.user.id, &req.thread_id).await?;
+        s.join(thread_room(&thread_id));
+        Ok(json!({ "thread_id": thread_id }))
+    };
+    answer(ack, result.await);
+}
+
+async fn on_leave<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ThreadRef>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        me(&s, &app)?;
+        let req = payload(req)?;
+        s.leave(thread_room(&req.thread_id));
+        Ok(json!({ "thread_id": req.thread_id }))
+    };
+    answer(ack, result.await);
+}
+
+async fn on_read<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ReadRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let outcome = app
+            .read_thread(&me.user, &req.thread_id, req.up_to.as_deref())
+            .await?;
+        Ok(json!({ "thread_id": outcome.thread_id, "unread": outcome.unread }))
+    };
+    answer(ack, result.await);
+}
+
+async fn on_delete_message<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<MessageRef>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let d = app.delete_message(&me.user, &req.url).await?;
+        Ok(json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }))
+    };
+    answer(ack, result.await);
+}
+
+async fn on_delete_thread<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ThreadRef>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let d = app.delete_thread(&me.user, &req.thread_id).await?;
+        Ok(json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }))
+    };
+    answer(ack, result.await);
+}
+
+/// Relayed (volatile) to the thread's room, except the sender; only from a socket that joined it.
+async fn on_typing<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<Typing>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    let result = async {
+        let me = me(&s, &app)?;
+        let req = payload(req)?;
+        let room = thread_room(&req.thread_id);
+        if !s.rooms().iter().any(|r| *r == room) {
+            return Err(DomainError::NotFound.into());
+        }
+        let event = json!({ "thread_id": req.thread_id, "username": me.user.username, "typing": req.typing });
+        let _ = s.to(room).volatile().emit("typing", &event).await;
+        Ok(json!({}))
+    };
+    answer(ack, result.await);
+}

@@ -1,0 +1,217 @@
+//! The notifier: every server -> client event is emitted here, after its transaction committed,
+//! and only to the rooms of the users concerned (never to a whole namespace).
+
+use std::sync::{Arc, OnceLock};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+
+use super::MESSAGING_NAMESPACES;
+use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
+use crate::domain::views::UserRef;
+
+/// Room of every socket of one user.
+pub fn user_room(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// Room of every socket of one login session.
+pub fn session_room(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// Room of sockets viewing one thread (joined after a participant check).
+pub fn thread_room(thread_id: &str) -> String {
+    format!("thread:{thread_id}")
+}
+
+/// What the notifier needs from Socket.IO, whatever the adapter.
+trait Rooms: Send + Sync {
+    fn emit<'a>(&'a self, room: String, event: &'a str, payload: &'a RawValue)
+    -> BoxFuture<'a, ()>;
+    fn disconnect(&self, room: String) -> BoxFuture<'_, ()>;
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+impl<A: Adapter> Rooms for SocketIo<A> {
+    fn emit<'a>(
+        &'a self,
+        room: String,
+        event: &'a str,
+        payload: &'a RawValue,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for ns in MESSAGING_NAMESPACES {
+                if let Some(op) = self.of(ns) {
+                    if let Err(e) = op.to(room.clone()).emit(event, payload).await {
+                        tracing::warn!(error = %e, event, "emit failed");
+                    }
+                }
+            }
+        })
+    }
+
+    fn disconnect(&self, room: String) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for ns in self.nsps() {
+                if let Err(e) = ns.to(room.clone()).disconnect().await {
+                    tracing::warn!(error = %e, "disconnect failed");
+                }
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SocketIo::close(self))
+    }
+}
+
+/// Emits domain events to user rooms.
+#[derive(Default)]
+pub struct Notifier {
+    rooms: OnceLock<Arc<dyn Rooms>>,
+}
+
+impl Notifier {
+    /// Connects the notifier to the Socket.IO server once it is built.
+    pub fn attach<A: Adapter>(&self, io: SocketIo<A>) {
+        let _ = self.rooms.set(Arc::new(io));
+    }
+
+    async fn emit(&self, room: String, event: &str, payload: &impl Serialize) {
+        let Some(rooms) = self.rooms.get() else {
+            return;
+        };
+        // Serialised once, then copied into each namespace's packet.
+        match serde_json::value::to_raw_value(payload) {
+            Ok(raw) => rooms.emit(room, event, &raw).await,
+            Err(e) => tracing::error!(error = %e, event, "payload did not serialise"),
+        }
+    }
+
+    async fn to_user(&self, user: &UserRef, event: &str, payload: &impl Serialize) {
+        self.emit(user_room(user.id), event, payload).await;
+    }
+
+    /// `message:new` (+ `unread`, `W_newmsg`, `<thread_id>`) to every participant.
+    pub async fn message_new(&self, outcome: &SendOutcome) {
+        let SendOutcome::Created {
+            message,
+            participants,
+        } = outcome
+        else {
+            return;
+        };
+        let sender = participants
+            .iter()
+            .find(|p| p.user.username == message.sender);
+        for p in participants {
+            self.to_user(
+                &p.user,
+                "message:new",
+                &json!({ "message": message, "thread": p.thread }),
+            )
+            .await;
+            let legacy = json!({ "message_url": message.url });
+            self.to_user(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
+                .await;
+            self.to_user(&p.user, &message.thread_id, &legacy).await;
+            let is_sender = sender.is_some_and(|s| s.user.id == p.user.id);
+            if !is_sender {
+                self.to_user(&p.user, "unread", &p.unread).await;
+            }
+        }
+    }
+
+    /// `thread:read` (+ `unread`, `W_notify`) to the reader's tabs.
+    pub async fn thread_read(&self, r: &ReadOutcome) {
+        self.to_user(
+            &r.reader,
+            "thread:read",
+            &json!({ "thread_id": r.thread_id, "unread": r.unread }),
+        )
+        .await;
+        let notify = format!("{}_notify", r.reader.websocket_id);
+        self.to_user(
+            &r.reader,
+            &notify,
+            &json!({ "type": "thread", "notify": "false", "thread_id": r.thread_id }),
+        )
+        .await;
+        if r.changed {
+            self.to_user(&r.reader, "unread", &r.unread).await;
+        }
+        if r.unread.messages == 0 {
+            self.to_user(
+                &r.reader,
+                &notify,
+                &json!({ "type": "mailbox", "notify": "false" }),
+            )
+            .await;
+        }
+    }
+
+    /// `message:deleted` (+ `W_notify_deletion`, `unread`) to the deleter's tabs.
+    pub async fn message_deleted(&self, d: &MessageDeleted) {
+        self.to_user(
+            &d.user,
+            "message:deleted",
+            &json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
+        )
+        .await;
+        self.to_user(
+            &d.user,
+            &format!("{}_notify_deletion", d.user.websocket_id),
+            &json!({ "type": "message", "message_url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
+        )
+        .await;
+        if d.unread_changed {
+            self.to_user(&d.user, "unread", &d.unread).await;
+        }
+    }
+
+    /// `thread:deleted` (+ `W_notify_deletion`, `unread`) to the deleter's tabs.
+    pub async fn thread_deleted(&self, d: &ThreadDeleted) {
+        self.to_user(
+            &d.user,
+            "thread:deleted",
+            &json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }),
+        )
+        .await;
+        self.to_user(
+            &d.user,
+            &format!("{}_notify_deletion", d.user.websocket_id),
+            &json!({ "type": "thread", "thread_id": d.thread_id, "total_threads": d.total_threads }),
+        )
+        .await;
+        if d.unread_changed {
+            self.to_user(&d.user, "unread", &d.unread).await;
+        }
+    }
+
+    /// `presence` about `username` to each of `watchers`.
+    pub async fn presence(&self, username: &str, online: bool, watchers: &[i64]) {
+        let payload = json!({ "username": username, "online": online });
+        for id in watchers {
+            self.emit(user_room(*id), "presence", &payload).await;
+        }
+    }
+
+    /// Disconnects every socket of a session, on every node.
+    pub async fn disconnect_session(&self, session_id: &str) {
+        if let Some(rooms) = self.rooms.get() {
+            rooms.disconnect(session_room(session_id)).await;
+        }
+    }
+
+    /// Closes every socket (shutdown).
+    pub async fn close_all(&self) {
+        if let Some(rooms) = self.rooms.get() {
+            rooms.close().await;
+        }
+    }
+}
