@@ -1,0 +1,357 @@
+//! Accounts and sessions over HTTP, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::{Backend, Http, TestServer};
+use reqwest::StatusCode;
+use serde_json::json;
+
+on_every_backend!(
+    register_login_me_logout,
+    logout_all_ends_every_session,
+    idle_sessions_expire,
+    bad_registrations_are_refused_and_write_nothing,
+    concurrent_registrations_of_one_name_give_one_account,
+    login_refuses_unknown_users_and_wrong_passwords_alike,
+    forged_and_revoked_tokens_are_refused,
+    basic_and_bearer_credentials_work,
+    health_and_metrics_answer,
+);
+
+async fn register_login_me_logout(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    let http = srv.http();
+    let (status, body) = http.post("/api/v1/auth/register", json!({"username": "Alice_1", "password": "correct horse"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["user"]["username"], "alice_1", "usernames are stored lowercase");
+    assert_eq!(body["user"]["websocket_id"].as_str().unwrap().len(), 32);
+    assert!(body["user"].get("password_hash").is_none());
+
+    let (status, _) = http.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "registering does not log in");
+
+    let alice = http.login("ALICE_1", "correct horse").await;
+    let (status, me) = http.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["username"], "alice_1");
+    assert_eq!(me["websocket_id"].as_str().unwrap(), alice.websocket_id);
+    assert!(me["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let (status, _) = http.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = http.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // The token from the login body is revoked too, not only the cookie cleared.
+    let (status, _) = srv.http().send(srv.http().client.get(format!("{}/api/v1/me", srv.url)).bearer_auth(&alice.token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+async fn logout_all_ends_every_session(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    let laptop = srv.user("bob").await;
+    let phone = srv.http().login("bob", "correct horse").await;
+    let (status, _) = phone.http.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = laptop.http.post("/api/v1/auth/logout-all", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(phone.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(laptop.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    // Logging in again works.
+    let again = srv.http().login("bob", "correct horse").await;
+    assert_eq!(again.http.get("/api/v1/me").await.0, StatusCode::OK);
+    srv.stop().await;
+}
+
+async fn idle_sessions_expire(backend: Backend) {
+    let Some(srv) = TestServer::start_with(backend, |c| c.session_idle = Duration::from_secs(2)).await else { return };
+    let user = srv.user("carol").await;
+    // Activity keeps the session alive past the idle time...
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(user.http.get("/api/v1/me").await.0, StatusCode::OK);
+    }
+    // ...and inactivity ends it.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(user.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+async fn bad_registrations_are_refused_and_write_nothing(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    let http = srv.http();
+    let raw = |body: &'static str| {
+        http.client
+            .post(format!("{}/api/v1/auth/register", srv.url))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let (status, body) = http.send(raw("{\"username\": ")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let cases = [
+        (json!({"username": "dave"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
+        (json!({"username": "dave", "password": "correct horse", "admin": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
+        (json!({"username": 5, "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
+        (json!({"username": "a".repeat(33), "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
+        (json!({"username": "da ve", "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
+        (json!({"username": "", "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
+        (json!({"username": "dave", "password": "short"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_password"),
+        (json!({"username": "dave", "password": "x".repeat(257)}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_password"),
+    ];
+    for (body, want_status, want_code) in cases {
+        let (status, res) = http.post("/api/v1/auth/register", body.clone()).await;
+        assert_eq!(status, want_status, "{body} -> {res}");
+        assert_eq!(res["error"]["code"], want_code, "{body} -> {res}");
+        assert!(res["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (_, res) = http.post("/api/v1/auth/register", json!({"username": "no way!", "password": "1"})).await;
+    assert!(res["error"]["fields"]["username"].is_array() && res["error"]["fields"]["password"].is_array(), "{res}");
+
+    let big = format!("{{\"username\": \"dave\", \"password\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    // The server may answer 413 before the client finished writing; a reset write is retried.
+    let mut status = None;
+    for _ in 0..5 {
+        if let Ok(res) = http.client.post(format!("{}/api/v1/auth/register", srv.url)).body(big.clone()).send().await {
+            status = Some(res.status());
+            break;
+        }
+    }
+    assert_eq!(status, Some(StatusCode::PAYLOAD_TOO_LARGE));
+
+    // Nothing above created "dave".
+    let (status, _) = http.post("/api/v1/auth/login", json!({"username": "dave", "password": "correct horse"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    srv.user("dave").await;
+    let (status, res) = http.post("/api/v1/auth/register", json!({"username": "DAVE", "password": "another one"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(res["error"]["code"], "username_taken");
+    srv.stop().await;
+}
+
+async fn concurrent_registrations_of_one_name_give_one_account(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    let attempts = (0..6).map(|i| {
+        let http = srv.http();
+        async move { http.post("/api/v1/auth/register", json!({"username": "erin", "password": format!("password {i}")})).await }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let taken = results.iter().filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "username_taken").count();
+    assert_eq!((created, taken), (1, 5), "{results:?}");
+    srv.stop().await;
+}
+
+async fn login_refuses_unknown_users_and_wrong_passwords_alike(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    srv.user("frank").await;
+    let http = srv.http();
+    let (s1, b1) = http.post("/api/v1/auth/login", json!({"username": "frank", "password": "wrong password"})).await;
+    let (s2, b2) = http.post("/api/v1/auth/login", json!({"username": "nobody", "password": "wrong password"})).await;
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(b1, b2, "same answer for an unknown user and a wrong password");
+    assert_eq!(b1["error"]["code"], "invalid_credentials");
+    srv.stop().await;
+}
+
+async fn forged_and_revoked_tokens_are_refused(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    let user = srv.user("gina").await;
+    let bearer = |token: &str| {
+        let http = Http::new(&srv.url);
+        let req = http.client.get(format!("{}/api/v1/me", srv.url)).bearer_auth(token);
+        async move { http.send(req).await.0 }
+    };
+    assert_eq!(bearer(&user.token).await, StatusCode::OK);
+    // Same claims, another key.
+    let forged = missive::auth::Tokens::new("not the server's secret");
+    let sid = missive::auth::Tokens::new("x").session_id(&user.token);
+    assert!(sid.is_none(), "tokens do not verify under another key");
+    assert_eq!(bearer(&forged.issue("gina", "some-session")).await, StatusCode::UNAUTHORIZED);
+    // Tampered payload.
+    let mut parts: Vec<String> = user.token.split('.').map(str::to_owned).collect();
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"root","sid":"x","iat":1,"exp":9999999999}"#);
+    assert_eq!(bearer(&parts.join(".")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(bearer("garbage").await, StatusCode::UNAUTHORIZED);
+    // Revoked.
+    user.http.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(bearer(&user.token).await, StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+async fn basic_and_bearer_credentials_work(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    srv.user("hank").await;
+    let http = Http::new(&srv.url);
+    let (status, me) = http.send(http.client.get(format!("{}/api/v1/me", srv.url)).basic_auth("hank", Some("correct horse"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["username"], "hank");
+    let res = http.client.get(format!("{}/api/v1/me", srv.url)).basic_auth("hank", Some("wrong")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    // A script's Basic POST carries no cookie, so no Origin rule applies to it.
+    let (status, _) = http
+        .send(
+            http.client
+                .post(format!("{}/api/v1/messages", srv.url))
+                .basic_auth("hank", Some("correct horse"))
+                .header("origin", "https://elsewhere.example")
+                .json(&json!({"recipient": "hank", "subject": "note", "body": "to self"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    srv.stop().await;
+}
+
+async fn health_and_metrics_answer(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else { return };
+    srv.user("ivy").await;
+    let http = srv.http();
+    let (status, _) = http.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = http.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().unwrap();
+    assert!(text.contains("missive_sessions 1"), "{text}");
+    assert!(text.contains("missive_logins_total 1"), "{text}");
+    assert!(text.contains("# TYPE missive_http_requests_total counter"));
+    let (status, body) = http.get("/api/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn cookie_requests_from_a_foreign_origin_are_refused() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let user = srv.user("jack").await;
+    let post = |origin: &'static str| {
+        user.http
+            .client
+            .post(format!("{}/api/v1/messages", srv.url))
+            .header("origin", origin)
+            .json(&json!({"recipient": "jack", "subject": "s", "body": "b"}))
+    };
+    let (status, body) = user.http.send(post("https://evil.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden_origin");
+    let (status, _) = user.http.send(post("null")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Reads are not state changes; the server's own origin may post.
+    let (status, _) = user.http.send(user.http.client.get(format!("{}/api/v1/me", srv.url)).header("origin", "https://evil.example")).await;
+    assert_eq!(status, StatusCode::OK);
+    let own = srv.url.clone();
+    let (status, _) = user
+        .http
+        .send(
+            user.http
+                .client
+                .post(format!("{}/api/v1/messages", srv.url))
+                .header("origin", own)
+                .json(&json!({"recipient": "jack", "subject": "s", "body": "b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Login CSRF is closed as well.
+    let (status, _) = user
+        .http
+        .send(
+            user.http
+                .client
+                .post(format!("{}/api/v1/auth/login", srv.url))
+                .header("origin", "https://evil.example")
+                .json(&json!({"username": "jack", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing was sent from the foreign origin.
+    let (_, threads) = user.http.get("/api/v1/threads").await;
+    assert_eq!(threads["threads"].as_array().unwrap().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn configured_origins_may_use_cookies() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.allowed_origins = vec!["https://app.example".into()])
+        .await
+        .unwrap();
+    let user = srv.user("kim").await;
+    let post = |origin: &'static str| {
+        user.http
+            .client
+            .post(format!("{}/api/v1/messages", srv.url))
+            .header("origin", origin)
+            .json(&json!({"recipient": "kim", "subject": "s", "body": "b"}))
+    };
+    assert_eq!(user.http.send(post("https://app.example")).await.0, StatusCode::CREATED);
+    assert_eq!(user.http.send(post("https://evil.example")).await.0, StatusCode::FORBIDDEN);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_address_and_per_username() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.login_rate = 8;
+        c.login_failures = 3;
+    })
+    .await
+    .unwrap();
+    srv.user("lee").await; // one attempt spent
+    let http = srv.http();
+    for _ in 0..3 {
+        let (status, _) = http.post("/api/v1/auth/login", json!({"username": "lee", "password": "wrong password"})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // lee's failures are used up, even with the right password...
+    let res = http
+        .client
+        .post(format!("{}/api/v1/auth/login", srv.url))
+        .json(&json!({"username": "lee", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry));
+    // ...while another user from the same address can still log in until the address limit.
+    srv.http().post("/api/v1/auth/register", json!({"username": "mo", "password": "correct horse"})).await;
+    let (status, _) = http.post("/api/v1/auth/login", json!({"username": "mo", "password": "correct horse"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut limited = false;
+    for _ in 0..8 {
+        let (status, body) = http.post("/api/v1/auth/login", json!({"username": "mo", "password": "correct horse"})).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["error"]["code"], "rate_limited");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the address limit applies to every username");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_signing_secret_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/keep.db?mode=rwc", dir.path().display());
+    let config = || missive::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: url.clone(),
+        ..missive::Config::default()
+    };
+    let first = missive::Server::start(config()).await.unwrap();
+    let http = Http::new(&first.url());
+    http.post("/api/v1/auth/register", json!({"username": "nia", "password": "correct horse"})).await;
+    let user = http.login("nia", "correct horse").await;
+    first.shutdown().await.unwrap();
+    let second = missive::Server::start(config()).await.unwrap();
+    let http = Http::new(&second.url());
+    let (status, _) = http.send(http.client.get(format!("{}/api/v1/me", second.url())).bearer_auth(&user.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    second.shutdown().await.unwrap();
+}

@@ -1,0 +1,229 @@
+//! Test harness: a real Missive server on 127.0.0.1:0 (SQLite in a temp dir, or a fresh
+//! PostgreSQL schema), a cookie-keeping HTTP client, and Socket.IO clients.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use missive::{Config, Server};
+use missive_client::{ConnectOptions, Socket};
+use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+pub const QUIET: Duration = Duration::from_millis(600);
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `$test(Backend)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(crate::common::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(crate::common::Backend::Postgres).await }
+        }
+    )* };
+}
+
+/// Whether a missing service must fail the test (CI) rather than skip it.
+pub fn services_required() -> bool {
+    std::env::var("MISSIVE_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns false) or fails, with a one-line reason, when a service is missing.
+pub fn service_missing(what: &str, why: impl std::fmt::Display) -> bool {
+    if services_required() {
+        panic!("{what} is required (MISSIVE_REQUIRE_SERVICES=1) but unavailable: {why}");
+    }
+    eprintln!("SKIPPED: {what} unavailable ({why})");
+    false
+}
+
+/// A fresh PostgreSQL schema for one test; `None` when PostgreSQL is absent and not required.
+pub async fn postgres_schema() -> Option<String> {
+    let conn = match tokio::time::timeout(Duration::from_secs(5), sea_orm::Database::connect(POSTGRES_URL)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            service_missing("PostgreSQL at 127.0.0.1:5432", e);
+            return None;
+        }
+        Err(_) => {
+            service_missing("PostgreSQL at 127.0.0.1:5432", "connect timed out");
+            return None;
+        }
+    };
+    let schema = format!("missive_test_{}", missive::ids::random_hex::<6>());
+    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    Some(schema)
+}
+
+pub struct TestServer {
+    pub server: Server,
+    pub url: String,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl TestServer {
+    /// Starts a server; `None` only when the backend's service is absent and not required.
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        TestServer::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            login_rate: 1000,
+            login_failures: 1000,
+            ..Config::default()
+        };
+        let mut schema = None;
+        match backend {
+            Backend::Sqlite => {
+                config.database_url = format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
+            }
+            Backend::Postgres => {
+                schema = Some(postgres_schema().await?);
+                config.database_url = POSTGRES_URL.into();
+                config.database_schema = schema.clone();
+                config.db_pool = 8;
+            }
+        }
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind");
+        let server = Server::start_on(listener, config).await.expect("server starts");
+        let url = server.url();
+        Some(TestServer { server, url, backend, _dir: dir, schema })
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(&self.url)
+    }
+
+    /// Registers and logs in a new user.
+    pub async fn user(&self, name: &str) -> User {
+        let http = self.http();
+        let (status, body) = http.post("/api/v1/auth/register", json!({"username": name, "password": "correct horse"})).await;
+        assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
+        let user = http.login(name, "correct horse").await;
+        user
+    }
+
+    pub async fn stop(self) {
+        let schema = self.schema.clone();
+        self.server.shutdown().await.expect("clean shutdown");
+        if let Some(schema) = schema {
+            if let Ok(conn) = sea_orm::Database::connect(POSTGRES_URL).await {
+                let _ = conn.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
+            }
+        }
+    }
+}
+
+/// An HTTP client with its own cookie jar, like one browser profile.
+#[derive(Clone)]
+pub struct Http {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+/// A logged-in user: their browser (cookie jar), token and public ids.
+#[derive(Clone)]
+pub struct User {
+    pub name: String,
+    pub http: Http,
+    pub token: String,
+    pub websocket_id: String,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Http {
+        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+        Http { client, base: base.to_owned() }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.delete(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> User {
+        let (status, body) = self.post("/api/v1/auth/login", json!({"username": name, "password": password})).await;
+        assert_eq!(status, StatusCode::OK, "login {name}: {body}");
+        User {
+            name: name.to_owned(),
+            http: self.clone(),
+            token: body["token"].as_str().expect("token").to_owned(),
+            websocket_id: body["user"]["websocket_id"].as_str().expect("websocket_id").to_owned(),
+        }
+    }
+}
+
+impl User {
+    /// A new tab: a socket on `/messages` authenticated with this user's token.
+    pub async fn tab(&self) -> Socket {
+        Socket::connect(&self.http.base, ConnectOptions::namespace("/messages").auth(json!({"token": self.token})))
+            .await
+            .expect("socket connects")
+    }
+
+    /// A new tab authenticated by the session cookie, the way a browser page connects.
+    pub async fn cookie_tab(&self, origin: Option<&str>) -> Result<Socket, missive_client::ConnectError> {
+        let mut opts = ConnectOptions::namespace("/messages").header("cookie", &format!("missive_session={}", self.token));
+        if let Some(origin) = origin {
+            opts = opts.header("origin", origin);
+        }
+        Socket::connect(&self.http.base, opts).await
+    }
+
+    /// Sends a message over HTTP and returns it.
+    pub async fn send_new(&self, to: &str, subject: &str, body: &str) -> Value {
+        let (status, res) = self
+            .http
+            .post("/api/v1/messages", json!({"recipient": to, "subject": subject, "body": body}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "send: {res}");
+        res["message"].clone()
+    }
+
+    pub async fn reply(&self, thread_id: &str, body: &str) -> Value {
+        let (status, res) = self.http.post("/api/v1/messages", json!({"thread_id": thread_id, "body": body})).await;
+        assert_eq!(status, StatusCode::CREATED, "reply: {res}");
+        res["message"].clone()
+    }
+
+    pub async fn unread(&self) -> Value {
+        let (status, res) = self.http.get("/api/v1/unread").await;
+        assert_eq!(status, StatusCode::OK);
+        res
+    }
+}
+
+/// The names of events in a drained list.
+pub fn names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}

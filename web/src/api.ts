@@ -1,0 +1,116 @@
+// The native HTTP API (/api/v1), as described in DESIGN.md.
+
+export interface User {
+  username: string;
+  websocket_id?: string;
+  created_at?: string;
+}
+
+export interface Message {
+  url: string;
+  thread_id: string;
+  sender: string;
+  recipient: string;
+  subject: string;
+  body: string;
+  timestamp: string;
+  read: boolean;
+}
+
+export interface Thread {
+  thread_id: string;
+  subject: string;
+  participants: string[];
+  last_message: Message | null;
+  unread: number;
+  updated_at: string;
+}
+
+export interface Unread {
+  messages: number;
+  threads: number;
+}
+
+export interface UserStatus {
+  username: string;
+  online: boolean;
+}
+
+export type FieldErrors = Record<string, string[]>;
+
+/** A failed API call, carrying the server's error body (or a made-up one for network failures). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields: FieldErrors = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type Listener = () => void;
+const unauthorizedListeners = new Set<Listener>();
+
+/** Called whenever the server says the session is gone (401), so the app can show the login screen. */
+export function onUnauthorized(fn: Listener): void {
+  unauthorizedListeners.add(fn);
+}
+
+async function call<T>(method: string, path: string, body?: unknown, opts: { quiet401?: boolean } = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { Accept: 'application/json' } : { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = (data as { error?: { code?: string; message?: string; fields?: FieldErrors } } | null)?.error;
+    const message = err?.message ?? (res.status === 429 ? 'Too many attempts; wait a moment and try again.' : `Request failed (${res.status}).`);
+    const apiErr = new ApiError(res.status, err?.code ?? `http_${res.status}`, message, err?.fields ?? {});
+    if (res.status === 401 && !opts.quiet401) for (const fn of unauthorizedListeners) fn();
+    throw apiErr;
+  }
+  return data as T;
+}
+
+const q = (params: Record<string, string | number | null | undefined>): string => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') s.set(k, String(v));
+  const str = s.toString();
+  return str ? `?${str}` : '';
+};
+
+const seg = encodeURIComponent;
+
+export const api = {
+  register: (username: string, password: string) =>
+    call<{ user: User }>('POST', '/auth/register', { username, password }, { quiet401: true }),
+  login: (username: string, password: string) =>
+    call<{ user: User; token: string }>('POST', '/auth/login', { username, password }, { quiet401: true }),
+  logout: () => call<void>('POST', '/auth/logout', undefined, { quiet401: true }),
+  me: () => call<User>('GET', '/me', undefined, { quiet401: true }),
+  user: (username: string) => call<UserStatus>('GET', `/users/${seg(username)}`),
+  unread: () => call<Unread>('GET', '/unread'),
+  threads: (before: string | null, limit = 20) => call<{ threads: Thread[]; next: string | null }>('GET', `/threads${q({ limit, before })}`),
+  thread: (id: string) => call<{ thread: Thread }>('GET', `/threads/${seg(id)}`),
+  messages: (id: string, before: string | null, limit = 30) =>
+    call<{ messages: Message[]; has_more: boolean }>('GET', `/threads/${seg(id)}/messages${q({ limit, before })}`),
+};

@@ -1,0 +1,132 @@
+// The Socket.IO connection to the `/messages` namespace: cookie-authenticated, reconnecting by
+// itself, and announcing every reconnect so views can catch up on what they missed.
+
+import { io, type Socket } from 'socket.io-client';
+import type { Message, Thread, Unread } from './api';
+
+/** Server -> client events of the native protocol. */
+export interface ServerEvents {
+  'message:new': (p: { message: Message; thread?: Thread }) => void;
+  'thread:read': (p: { thread_id: string; unread?: Unread }) => void;
+  'message:deleted': (p: { url: string; thread_id: string; total_messages?: number }) => void;
+  'thread:deleted': (p: { thread_id: string; total_threads?: number }) => void;
+  unread: (p: Unread) => void;
+  presence: (p: { username: string; online: boolean }) => void;
+  typing: (p: { thread_id: string; username: string; typing: boolean }) => void;
+}
+
+export type Ack<T = object> = ({ status: true } & T) | { status: false; code: string; message: string };
+
+export type ConnectionState = 'connecting' | 'online' | 'offline';
+
+type Fn = (...args: never[]) => void;
+
+export class Realtime {
+  readonly socket: Socket;
+  private connectedBefore = false;
+  private stateListeners = new Set<(s: ConnectionState) => void>();
+  private resyncListeners = new Set<() => void>();
+  private connectListeners = new Set<() => void>();
+  state: ConnectionState = 'connecting';
+
+  constructor(handlers: { unauthorized: () => void; kicked: () => void }) {
+    this.socket = io('/messages', {
+      forceNew: true,
+      withCredentials: true,
+      transports: ['websocket', 'polling'],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 3000,
+    });
+    this.socket.on('connect', () => {
+      this.setState('online');
+      for (const fn of this.connectListeners) fn();
+      if (this.connectedBefore) for (const fn of this.resyncListeners) fn();
+      this.connectedBefore = true;
+    });
+    this.socket.on('disconnect', (reason) => {
+      this.setState('offline');
+      // The server closed us on purpose (e.g. the session was revoked): it won't come back by itself.
+      if (reason === 'io server disconnect') handlers.kicked();
+    });
+    this.socket.on('connect_error', (err) => {
+      this.setState('offline');
+      if (err.message === 'unauthorized') handlers.unauthorized();
+    });
+    this.socket.io.on('reconnect_attempt', () => this.setState('connecting'));
+  }
+
+  private setState(s: ConnectionState): void {
+    this.state = s;
+    for (const fn of this.stateListeners) fn(s);
+  }
+
+  /** Subscribes to a server event; returns the unsubscribe function. */
+  on<E extends keyof ServerEvents>(event: E, fn: ServerEvents[E]): () => void {
+    this.socket.on(event, fn as Fn);
+    return () => this.socket.off(event, fn as Fn);
+  }
+
+  onState(fn: (s: ConnectionState) => void): () => void {
+    this.stateListeners.add(fn);
+    return () => this.stateListeners.delete(fn);
+  }
+
+  /** Runs after every reconnect (not the first connect): refetch whatever may have been missed. */
+  onResync(fn: () => void): () => void {
+    this.resyncListeners.add(fn);
+    return () => this.resyncListeners.delete(fn);
+  }
+
+  /** Runs on every connect, including the first: (re)join rooms here, the server forgets them. */
+  onConnect(fn: () => void): () => void {
+    this.connectListeners.add(fn);
+    if (this.socket.connected) fn();
+    return () => this.connectListeners.delete(fn);
+  }
+
+  /** Resolves once connected, or false after `ms`. */
+  waitConnected(ms: number): Promise<boolean> {
+    if (this.socket.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        window.clearTimeout(timer);
+        this.socket.off('connect', onConnect);
+        resolve(ok);
+      };
+      const onConnect = () => done(true);
+      const timer = window.setTimeout(() => done(false), ms);
+      this.socket.on('connect', onConnect);
+    });
+  }
+
+  /**
+   * Emits an event that takes an ack and resolves with the ack. Waits briefly for a connection
+   * rather than buffering: a request is either answered or reported as failed, never sent later.
+   */
+  async request<T = object>(event: string, payload: unknown, timeoutMs = 10_000): Promise<Ack<T>> {
+    if (!(await this.waitConnected(5_000))) {
+      return { status: false, code: 'offline', message: 'Not connected to the server. Reconnecting; try again in a moment.' };
+    }
+    try {
+      const ack = (await this.socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<T> | null;
+      if (ack && typeof ack === 'object' && 'status' in ack) return ack;
+      return { status: false, code: 'invalid_ack', message: 'Unexpected answer from the server.' };
+    } catch {
+      return { status: false, code: 'timeout', message: 'The server did not answer. Try again.' };
+    }
+  }
+
+  /** Fire-and-forget (used for typing notifications, which are volatile anyway). */
+  emit(event: string, payload: unknown): void {
+    if (this.socket.connected) this.socket.volatile.emit(event, payload);
+  }
+
+  close(): void {
+    this.socket.removeAllListeners();
+    this.socket.io.removeAllListeners();
+    this.socket.disconnect();
+    this.stateListeners.clear();
+    this.resyncListeners.clear();
+    this.connectListeners.clear();
+  }
+}
