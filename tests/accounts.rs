@@ -22,16 +22,30 @@ on_every_backend!(
 );
 
 async fn register_login_me_logout(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     let http = srv.http();
-    let (status, body) = http.post("/api/v1/auth/register", json!({"username": "Alice_1", "password": "correct horse"})).await;
+    let (status, body) = http
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "Alice_1", "password": "correct horse"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(body["user"]["username"], "alice_1", "usernames are stored lowercase");
+    assert_eq!(
+        body["user"]["username"], "alice_1",
+        "usernames are stored lowercase"
+    );
     assert_eq!(body["user"]["websocket_id"].as_str().unwrap().len(), 32);
     assert!(body["user"].get("password_hash").is_none());
 
     let (status, _) = http.get("/api/v1/me").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "registering does not log in");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "registering does not log in"
+    );
 
     let alice = http.login("ALICE_1", "correct horse").await;
     let (status, me) = http.get("/api/v1/me").await;
@@ -46,21 +60,37 @@ async fn register_login_me_logout(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "unauthorized");
     // The token from the login body is revoked too, not only the cookie cleared.
-    let (status, _) = srv.http().send(srv.http().client.get(format!("{}/api/v1/me", srv.url)).bearer_auth(&alice.token)).await;
+    let (status, _) = srv
+        .http()
+        .send(
+            srv.http()
+                .client
+                .get(format!("{}/api/v1/me", srv.url))
+                .bearer_auth(&alice.token),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     srv.stop().await;
 }
 
 async fn logout_all_ends_every_session(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     let laptop = srv.user("bob").await;
     let phone = srv.http().login("bob", "correct horse").await;
     let (status, _) = phone.http.get("/api/v1/me").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = laptop.http.post("/api/v1/auth/logout-all", json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(phone.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(laptop.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        phone.http.get("/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        laptop.http.get("/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // Logging in again works.
     let again = srv.http().login("bob", "correct horse").await;
     assert_eq!(again.http.get("/api/v1/me").await.0, StatusCode::OK);
@@ -68,7 +98,11 @@ async fn logout_all_ends_every_session(backend: Backend) {
 }
 
 async fn idle_sessions_expire(backend: Backend) {
-    let Some(srv) = TestServer::start_with(backend, |c| c.session_idle = Duration::from_secs(2)).await else { return };
+    let Some(srv) =
+        TestServer::start_with(backend, |c| c.session_idle = Duration::from_secs(2)).await
+    else {
+        return;
+    };
     let user = srv.user("carol").await;
     // Activity keeps the session alive past the idle time...
     for _ in 0..4 {
@@ -77,12 +111,17 @@ async fn idle_sessions_expire(backend: Backend) {
     }
     // ...and inactivity ends it.
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    assert_eq!(user.http.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        user.http.get("/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     srv.stop().await;
 }
 
 async fn bad_registrations_are_refused_and_write_nothing(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     let http = srv.http();
     let raw = |body: &'static str| {
         http.client
@@ -95,29 +134,83 @@ async fn bad_registrations_are_refused_and_write_nothing(backend: Backend) {
     assert_eq!(body["error"]["code"], "malformed_json");
 
     let cases = [
-        (json!({"username": "dave"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
-        (json!({"username": "dave", "password": "correct horse", "admin": true}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
-        (json!({"username": 5, "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
-        (json!({"username": "a".repeat(33), "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
-        (json!({"username": "da ve", "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
-        (json!({"username": "", "password": "correct horse"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_username"),
-        (json!({"username": "dave", "password": "short"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_password"),
-        (json!({"username": "dave", "password": "x".repeat(257)}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_password"),
+        (
+            json!({"username": "dave"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            json!({"username": "dave", "password": "correct horse", "admin": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            json!({"username": 5, "password": "correct horse"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_payload",
+        ),
+        (
+            json!({"username": "a".repeat(33), "password": "correct horse"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_username",
+        ),
+        (
+            json!({"username": "da ve", "password": "correct horse"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_username",
+        ),
+        (
+            json!({"username": "", "password": "correct horse"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_username",
+        ),
+        (
+            json!({"username": "dave", "password": "short"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_password",
+        ),
+        (
+            json!({"username": "dave", "password": "x".repeat(257)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_password",
+        ),
     ];
     for (body, want_status, want_code) in cases {
         let (status, res) = http.post("/api/v1/auth/register", body.clone()).await;
         assert_eq!(status, want_status, "{body} -> {res}");
         assert_eq!(res["error"]["code"], want_code, "{body} -> {res}");
-        assert!(res["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            res["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
-    let (_, res) = http.post("/api/v1/auth/register", json!({"username": "no way!", "password": "1"})).await;
-    assert!(res["error"]["fields"]["username"].is_array() && res["error"]["fields"]["password"].is_array(), "{res}");
+    let (_, res) = http
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "no way!", "password": "1"}),
+        )
+        .await;
+    assert!(
+        res["error"]["fields"]["username"].is_array()
+            && res["error"]["fields"]["password"].is_array(),
+        "{res}"
+    );
 
-    let big = format!("{{\"username\": \"dave\", \"password\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let big = format!(
+        "{{\"username\": \"dave\", \"password\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
     // The server may answer 413 before the client finished writing; a reset write is retried.
     let mut status = None;
     for _ in 0..5 {
-        if let Ok(res) = http.client.post(format!("{}/api/v1/auth/register", srv.url)).body(big.clone()).send().await {
+        if let Ok(res) = http
+            .client
+            .post(format!("{}/api/v1/auth/register", srv.url))
+            .body(big.clone())
+            .send()
+            .await
+        {
             status = Some(res.status());
             break;
         }
@@ -125,46 +218,93 @@ async fn bad_registrations_are_refused_and_write_nothing(backend: Backend) {
     assert_eq!(status, Some(StatusCode::PAYLOAD_TOO_LARGE));
 
     // Nothing above created "dave".
-    let (status, _) = http.post("/api/v1/auth/login", json!({"username": "dave", "password": "correct horse"})).await;
+    let (status, _) = http
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "dave", "password": "correct horse"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     srv.user("dave").await;
-    let (status, res) = http.post("/api/v1/auth/register", json!({"username": "DAVE", "password": "another one"})).await;
+    let (status, res) = http
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "DAVE", "password": "another one"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(res["error"]["code"], "username_taken");
     srv.stop().await;
 }
 
 async fn concurrent_registrations_of_one_name_give_one_account(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     let attempts = (0..6).map(|i| {
         let http = srv.http();
-        async move { http.post("/api/v1/auth/register", json!({"username": "erin", "password": format!("password {i}")})).await }
+        async move {
+            http.post(
+                "/api/v1/auth/register",
+                json!({"username": "erin", "password": format!("password {i}")}),
+            )
+            .await
+        }
     });
     let results = futures_util::future::join_all(attempts).await;
-    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
-    let taken = results.iter().filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "username_taken").count();
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let taken = results
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"]["code"] == "username_taken")
+        .count();
     assert_eq!((created, taken), (1, 5), "{results:?}");
     srv.stop().await;
 }
 
 async fn login_refuses_unknown_users_and_wrong_passwords_alike(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     srv.user("frank").await;
     let http = srv.http();
-    let (s1, b1) = http.post("/api/v1/auth/login", json!({"username": "frank", "password": "wrong password"})).await;
-    let (s2, b2) = http.post("/api/v1/auth/login", json!({"username": "nobody", "password": "wrong password"})).await;
-    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
-    assert_eq!(b1, b2, "same answer for an unknown user and a wrong password");
+    let (s1, b1) = http
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "frank", "password": "wrong password"}),
+        )
+        .await;
+    let (s2, b2) = http
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "nobody", "password": "wrong password"}),
+        )
+        .await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        b1, b2,
+        "same answer for an unknown user and a wrong password"
+    );
     assert_eq!(b1["error"]["code"], "invalid_credentials");
     srv.stop().await;
 }
 
 async fn forged_and_revoked_tokens_are_refused(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     let user = srv.user("gina").await;
     let bearer = |token: &str| {
         let http = Http::new(&srv.url);
-        let req = http.client.get(format!("{}/api/v1/me", srv.url)).bearer_auth(token);
+        let req = http
+            .client
+            .get(format!("{}/api/v1/me", srv.url))
+            .bearer_auth(token);
         async move { http.send(req).await.0 }
     };
     assert_eq!(bearer(&user.token).await, StatusCode::OK);
@@ -172,10 +312,14 @@ async fn forged_and_revoked_tokens_are_refused(backend: Backend) {
     let forged = missive::auth::Tokens::new("not the server's secret");
     let sid = missive::auth::Tokens::new("x").session_id(&user.token);
     assert!(sid.is_none(), "tokens do not verify under another key");
-    assert_eq!(bearer(&forged.issue("gina", "some-session")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        bearer(&forged.issue("gina", "some-session")).await,
+        StatusCode::UNAUTHORIZED
+    );
     // Tampered payload.
     let mut parts: Vec<String> = user.token.split('.').map(str::to_owned).collect();
-    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"root","sid":"x","iat":1,"exp":9999999999}"#);
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(r#"{"sub":"root","sid":"x","iat":1,"exp":9999999999}"#);
     assert_eq!(bearer(&parts.join(".")).await, StatusCode::UNAUTHORIZED);
     assert_eq!(bearer("garbage").await, StatusCode::UNAUTHORIZED);
     // Revoked.
@@ -185,15 +329,34 @@ async fn forged_and_revoked_tokens_are_refused(backend: Backend) {
 }
 
 async fn basic_and_bearer_credentials_work(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     srv.user("hank").await;
     let http = Http::new(&srv.url);
-    let (status, me) = http.send(http.client.get(format!("{}/api/v1/me", srv.url)).basic_auth("hank", Some("correct horse"))).await;
+    let (status, me) = http
+        .send(
+            http.client
+                .get(format!("{}/api/v1/me", srv.url))
+                .basic_auth("hank", Some("correct horse")),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["username"], "hank");
-    let res = http.client.get(format!("{}/api/v1/me", srv.url)).basic_auth("hank", Some("wrong")).send().await.unwrap();
+    let res = http
+        .client
+        .get(format!("{}/api/v1/me", srv.url))
+        .basic_auth("hank", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     // A script's Basic POST carries no cookie, so no Origin rule applies to it.
     let (status, _) = http
         .send(
@@ -209,7 +372,9 @@ async fn basic_and_bearer_credentials_work(backend: Backend) {
 }
 
 async fn health_and_metrics_answer(backend: Backend) {
-    let Some(srv) = TestServer::start(backend).await else { return };
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
     srv.user("ivy").await;
     let http = srv.http();
     let (status, _) = http.get("/healthz").await;
@@ -243,7 +408,15 @@ async fn cookie_requests_from_a_foreign_origin_are_refused() {
     let (status, _) = user.http.send(post("null")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Reads are not state changes; the server's own origin may post.
-    let (status, _) = user.http.send(user.http.client.get(format!("{}/api/v1/me", srv.url)).header("origin", "https://evil.example")).await;
+    let (status, _) = user
+        .http
+        .send(
+            user.http
+                .client
+                .get(format!("{}/api/v1/me", srv.url))
+                .header("origin", "https://evil.example"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let own = srv.url.clone();
     let (status, _) = user
@@ -277,9 +450,11 @@ async fn cookie_requests_from_a_foreign_origin_are_refused() {
 
 #[tokio::test]
 async fn configured_origins_may_use_cookies() {
-    let srv = TestServer::start_with(Backend::Sqlite, |c| c.allowed_origins = vec!["https://app.example".into()])
-        .await
-        .unwrap();
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.allowed_origins = vec!["https://app.example".into()]
+    })
+    .await
+    .unwrap();
     let user = srv.user("kim").await;
     let post = |origin: &'static str| {
         user.http
@@ -288,8 +463,14 @@ async fn configured_origins_may_use_cookies() {
             .header("origin", origin)
             .json(&json!({"recipient": "kim", "subject": "s", "body": "b"}))
     };
-    assert_eq!(user.http.send(post("https://app.example")).await.0, StatusCode::CREATED);
-    assert_eq!(user.http.send(post("https://evil.example")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        user.http.send(post("https://app.example")).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        user.http.send(post("https://evil.example")).await.0,
+        StatusCode::FORBIDDEN
+    );
     srv.stop().await;
 }
 
@@ -304,7 +485,12 @@ async fn login_is_rate_limited_per_address_and_per_username() {
     srv.user("lee").await; // one attempt spent
     let http = srv.http();
     for _ in 0..3 {
-        let (status, _) = http.post("/api/v1/auth/login", json!({"username": "lee", "password": "wrong password"})).await;
+        let (status, _) = http
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": "lee", "password": "wrong password"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     // lee's failures are used up, even with the right password...
@@ -316,15 +502,34 @@ async fn login_is_rate_limited_per_address_and_per_username() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry));
     // ...while another user from the same address can still log in until the address limit.
-    srv.http().post("/api/v1/auth/register", json!({"username": "mo", "password": "correct horse"})).await;
-    let (status, _) = http.post("/api/v1/auth/login", json!({"username": "mo", "password": "correct horse"})).await;
+    srv.http()
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "mo", "password": "correct horse"}),
+        )
+        .await;
+    let (status, _) = http
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "mo", "password": "correct horse"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let mut limited = false;
     for _ in 0..8 {
-        let (status, body) = http.post("/api/v1/auth/login", json!({"username": "mo", "password": "correct horse"})).await;
+        let (status, body) = http
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": "mo", "password": "correct horse"}),
+            )
+            .await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(body["error"]["code"], "rate_limited");
             limited = true;
@@ -346,12 +551,22 @@ async fn the_signing_secret_survives_a_restart() {
     };
     let first = missive::Server::start(config()).await.unwrap();
     let http = Http::new(&first.url());
-    http.post("/api/v1/auth/register", json!({"username": "nia", "password": "correct horse"})).await;
+    http.post(
+        "/api/v1/auth/register",
+        json!({"username": "nia", "password": "correct horse"}),
+    )
+    .await;
     let user = http.login("nia", "correct horse").await;
     first.shutdown().await.unwrap();
     let second = missive::Server::start(config()).await.unwrap();
     let http = Http::new(&second.url());
-    let (status, _) = http.send(http.client.get(format!("{}/api/v1/me", second.url())).bearer_auth(&user.token)).await;
+    let (status, _) = http
+        .send(
+            http.client
+                .get(format!("{}/api/v1/me", second.url()))
+                .bearer_auth(&user.token),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     second.shutdown().await.unwrap();
 }

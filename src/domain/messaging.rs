@@ -229,7 +229,12 @@ pub async fn send(
             (thread, recipient.id)
         }
         Target::Reply { thread_id } => {
-            let thread = find_thread(&*txn, thread_id)
+            // Row lock (PostgreSQL; SQLite's write gate already serialises): concurrent replies
+            // to one thread take their timestamp and id in the same order.
+            let thread = thread::Entity::find()
+                .filter(thread::Column::PublicId.eq(thread_id.as_str()))
+                .lock_exclusive()
+                .one(&*txn)
                 .await?
                 .ok_or(DomainError::NotFound)?;
             let members = member_ids(&*txn, thread.id).await?;
@@ -246,7 +251,7 @@ pub async fn send(
     };
 
     // Timestamps never go backwards within a thread, so id order and time order agree.
-    let timestamp = std::cmp::max(now, thread.updated_at);
+    let timestamp = std::cmp::max(ids::now_micros(), thread.updated_at);
     let inserted = message::ActiveModel {
         public_id: Set(ids::public_id()),
         thread_id: Set(thread.id),

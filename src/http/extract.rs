@@ -130,3 +130,17 @@ pub async fn origin_guard(
     }
     response
 }
+
+/// Query parameters; a bad one is a 400 `invalid_query` in our JSON error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<App> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, app)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::Status(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    }
+}

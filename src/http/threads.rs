@@ -1,13 +1,13 @@
 //! Threads: inbox, one thread, its history, reading and deleting.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
-use super::extract::Auth;
+use super::extract::{ApiQuery, Auth};
 use crate::app::App;
 use crate::domain::messaging;
 use crate::domain::views::UnreadCounts;
@@ -28,7 +28,7 @@ pub async fn unread(State(app): State<App>, Auth(who): Auth) -> ApiResult<Json<U
 pub async fn list(
     State(app): State<App>,
     Auth(who): Auth,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let (threads, next) = messaging::list_threads(
         &app.db.conn,
@@ -53,7 +53,7 @@ pub async fn messages(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let (messages, has_more) = messaging::list_messages(
         &app.db.conn,

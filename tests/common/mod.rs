@@ -49,7 +49,12 @@ pub fn service_missing(what: &str, why: impl std::fmt::Display) -> bool {
 
 /// A fresh PostgreSQL schema for one test; `None` when PostgreSQL is absent and not required.
 pub async fn postgres_schema() -> Option<String> {
-    let conn = match tokio::time::timeout(Duration::from_secs(5), sea_orm::Database::connect(POSTGRES_URL)).await {
+    let conn = match tokio::time::timeout(
+        Duration::from_secs(5),
+        sea_orm::Database::connect(POSTGRES_URL),
+    )
+    .await
+    {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             service_missing("PostgreSQL at 127.0.0.1:5432", e);
@@ -61,7 +66,9 @@ pub async fn postgres_schema() -> Option<String> {
         }
     };
     let schema = format!("missive_test_{}", missive::ids::random_hex::<6>());
-    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create schema");
     Some(schema)
 }
 
@@ -79,7 +86,10 @@ impl TestServer {
         TestServer::start_with(backend, |_| {}).await
     }
 
-    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+    pub async fn start_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -90,7 +100,8 @@ impl TestServer {
         let mut schema = None;
         match backend {
             Backend::Sqlite => {
-                config.database_url = format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
+                config.database_url =
+                    format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
             }
             Backend::Postgres => {
                 schema = Some(postgres_schema().await?);
@@ -100,10 +111,20 @@ impl TestServer {
             }
         }
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind(config.bind).await.expect("bind");
-        let server = Server::start_on(listener, config).await.expect("server starts");
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .expect("bind");
+        let server = Server::start_on(listener, config)
+            .await
+            .expect("server starts");
         let url = server.url();
-        Some(TestServer { server, url, backend, _dir: dir, schema })
+        Some(TestServer {
+            server,
+            url,
+            backend,
+            _dir: dir,
+            schema,
+        })
     }
 
     pub fn http(&self) -> Http {
@@ -113,7 +134,12 @@ impl TestServer {
     /// Registers and logs in a new user.
     pub async fn user(&self, name: &str) -> User {
         let http = self.http();
-        let (status, body) = http.post("/api/v1/auth/register", json!({"username": name, "password": "correct horse"})).await;
+        let (status, body) = http
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
         let user = http.login(name, "correct horse").await;
         user
@@ -124,7 +150,9 @@ impl TestServer {
         self.server.shutdown().await.expect("clean shutdown");
         if let Some(schema) = schema {
             if let Ok(conn) = sea_orm::Database::connect(POSTGRES_URL).await {
-                let _ = conn.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await;
+                let _ = conn
+                    .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .await;
             }
         }
     }
@@ -148,37 +176,57 @@ pub struct User {
 
 impl Http {
     pub fn new(base: &str) -> Http {
-        let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
-        Http { client, base: base.to_owned() }
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        Http {
+            client,
+            base: base.to_owned(),
+        }
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let res = req.send().await.expect("request");
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.client.get(format!("{}{path}", self.base))).await
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client.post(format!("{}{path}", self.base)).json(&body)).await
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.client.delete(format!("{}{path}", self.base))).await
+        self.send(self.client.delete(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn login(&self, name: &str, password: &str) -> User {
-        let (status, body) = self.post("/api/v1/auth/login", json!({"username": name, "password": password})).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": name, "password": password}),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "login {name}: {body}");
         User {
             name: name.to_owned(),
             http: self.clone(),
             token: body["token"].as_str().expect("token").to_owned(),
-            websocket_id: body["user"]["websocket_id"].as_str().expect("websocket_id").to_owned(),
+            websocket_id: body["user"]["websocket_id"]
+                .as_str()
+                .expect("websocket_id")
+                .to_owned(),
         }
     }
 }
@@ -186,14 +234,21 @@ impl Http {
 impl User {
     /// A new tab: a socket on `/messages` authenticated with this user's token.
     pub async fn tab(&self) -> Socket {
-        Socket::connect(&self.http.base, ConnectOptions::namespace("/messages").auth(json!({"token": self.token})))
-            .await
-            .expect("socket connects")
+        Socket::connect(
+            &self.http.base,
+            ConnectOptions::namespace("/messages").auth(json!({"token": self.token})),
+        )
+        .await
+        .expect("socket connects")
     }
 
     /// A new tab authenticated by the session cookie, the way a browser page connects.
-    pub async fn cookie_tab(&self, origin: Option<&str>) -> Result<Socket, missive_client::ConnectError> {
-        let mut opts = ConnectOptions::namespace("/messages").header("cookie", &format!("missive_session={}", self.token));
+    pub async fn cookie_tab(
+        &self,
+        origin: Option<&str>,
+    ) -> Result<Socket, missive_client::ConnectError> {
+        let mut opts = ConnectOptions::namespace("/messages")
+            .header("cookie", &format!("missive_session={}", self.token));
         if let Some(origin) = origin {
             opts = opts.header("origin", origin);
         }
@@ -204,14 +259,23 @@ impl User {
     pub async fn send_new(&self, to: &str, subject: &str, body: &str) -> Value {
         let (status, res) = self
             .http
-            .post("/api/v1/messages", json!({"recipient": to, "subject": subject, "body": body}))
+            .post(
+                "/api/v1/messages",
+                json!({"recipient": to, "subject": subject, "body": body}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "send: {res}");
         res["message"].clone()
     }
 
     pub async fn reply(&self, thread_id: &str, body: &str) -> Value {
-        let (status, res) = self.http.post("/api/v1/messages", json!({"thread_id": thread_id, "body": body})).await;
+        let (status, res) = self
+            .http
+            .post(
+                "/api/v1/messages",
+                json!({"thread_id": thread_id, "body": body}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "reply: {res}");
         res["message"].clone()
     }

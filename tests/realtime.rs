@@ -1,0 +1,496 @@
+//! Socket.IO: every tab of every participant in sync, and nobody else hearing anything.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, QUIET, TestServer, WAIT, names};
+use missive_client::{ConnectError, ConnectOptions, Socket};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_every_backend!(
+    sender_tab_and_recipient_tabs_all_see_the_new_message,
+    socket_acks_carry_the_error_codes,
+    concurrent_socket_senders_are_all_acknowledged_and_stored,
+);
+
+async fn sender_tab_and_recipient_tabs_all_see_the_new_message(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let carol = srv.user("carol").await;
+    let (a1, a2) = (
+        alice.tab().await,
+        alice.cookie_tab(None).await.expect("cookie tab"),
+    );
+    let (b1, b2) = (bob.tab().await, bob.tab().await);
+    let c = carol.tab().await;
+
+    // A sends from tab a1.
+    let ack = a1
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "Hello", "body": "hi bob"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let message = ack["message"].clone();
+    let url = message["url"].as_str().unwrap().to_owned();
+    let thread_id = message["thread_id"].as_str().unwrap().to_owned();
+    // Acknowledged means stored.
+    let (_, history) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}/messages"))
+        .await;
+    assert_eq!(history["messages"][0]["url"], url.as_str());
+
+    // Every tab of both users hears it, natively and in the legacy form.
+    for (tab, who) in [(&a1, &alice), (&a2, &alice), (&b1, &bob), (&b2, &bob)] {
+        let new = tab.expect("message:new", WAIT).await.unwrap();
+        assert_eq!(new["message"], message);
+        assert_eq!(new["thread"]["thread_id"], thread_id.as_str());
+        let legacy = tab
+            .expect(&format!("{}_newmsg", who.websocket_id), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(legacy["message_url"], url.as_str());
+        let per_thread = tab.expect(&thread_id, WAIT).await.unwrap();
+        assert_eq!(per_thread["message_url"], url.as_str());
+    }
+    let unread = b1.expect("unread", WAIT).await.unwrap();
+    assert_eq!(unread, json!({"messages": 1, "threads": 1}));
+    b2.expect("unread", WAIT).await.unwrap();
+
+    // B reads in one tab: B's other tab learns it.
+    let ack = b1
+        .emit_with_ack("thread:read", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    assert_eq!(ack["unread"], json!({"messages": 0, "threads": 0}));
+    let read = b2.expect("thread:read", WAIT).await.unwrap();
+    assert_eq!(
+        read,
+        json!({"thread_id": thread_id, "unread": {"messages": 0, "threads": 0}})
+    );
+    let notify = format!("{}_notify", bob.websocket_id);
+    let seen = b2.drain(QUIET).await;
+    assert!(
+        seen.contains(&("unread".into(), json!({"messages": 0, "threads": 0}))),
+        "{seen:?}"
+    );
+    let notifies: Vec<&Value> = seen
+        .iter()
+        .filter(|(n, _)| *n == notify)
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        notifies.contains(&&json!({"type": "thread", "notify": "false", "thread_id": thread_id})),
+        "{seen:?}"
+    );
+    assert!(
+        notifies.contains(&&json!({"type": "mailbox", "notify": "false"})),
+        "{seen:?}"
+    );
+    assert_eq!(bob.unread().await, json!({"messages": 0, "threads": 0}));
+
+    // A deletes the message in tab a2; a1 hears it, bob's tabs do not.
+    let ack = a2
+        .emit_with_ack("message:delete", &json!({"url": url}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let deleted = a1.expect("message:deleted", WAIT).await.unwrap();
+    assert_eq!(
+        deleted,
+        json!({"url": url, "thread_id": thread_id, "total_messages": 0})
+    );
+    let legacy = a1
+        .expect(&format!("{}_notify_deletion", alice.websocket_id), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        legacy,
+        json!({"type": "message", "message_url": url, "thread_id": thread_id, "total_messages": 0})
+    );
+
+    // B replies, then deletes the whole thread in one tab; the other tab hears it.
+    let ack = b2
+        .emit_with_ack(
+            "message:send",
+            &json!({"thread_id": thread_id, "body": "bye"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let ack = b1
+        .emit_with_ack("thread:delete", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["total_threads"], 0, "{ack}");
+    let gone = b2.expect("thread:deleted", WAIT).await.unwrap();
+    assert_eq!(gone, json!({"thread_id": thread_id, "total_threads": 0}));
+    let legacy = b2
+        .expect(&format!("{}_notify_deletion", bob.websocket_id), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        legacy,
+        json!({"type": "thread", "thread_id": thread_id, "total_threads": 0})
+    );
+    // Alice got the reply and its thread came back for her with only the new message.
+    a1.expect("message:new", WAIT).await.unwrap();
+    assert_eq!(alice.unread().await, json!({"messages": 1, "threads": 1}));
+
+    // Carol heard nothing at all, and cannot get in.
+    let heard = c.drain(QUIET).await;
+    assert!(heard.is_empty(), "carol heard {:?}", names(&heard));
+    let ack = c
+        .emit_with_ack("thread:join", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ack["status"].clone(), ack["code"].clone()),
+        (json!(false), json!("not_found"))
+    );
+    assert_eq!(
+        carol
+            .http
+            .get(&format!("/api/v1/threads/{thread_id}"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    srv.stop().await;
+}
+
+async fn socket_acks_carry_the_error_codes(backend: Backend) {
+    let Some(srv) = TestServer::start_with(backend, |c| c.max_body = 20).await else {
+        return;
+    };
+    let alice = srv.user("alice").await;
+    srv.user("bob").await;
+    let tab = alice.tab().await;
+    let ok = tab
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "s", "body": "b"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let thread_id = ok["message"]["thread_id"].as_str().unwrap().to_owned();
+    let cases = [
+        (
+            "message:send",
+            json!({"recipient": "bob", "subject": "s", "body": "x".repeat(21)}),
+            "message_too_long",
+        ),
+        (
+            "message:send",
+            json!({"recipient": "bob", "subject": "s", "body": ""}),
+            "empty_body",
+        ),
+        (
+            "message:send",
+            json!({"recipient": "bob", "subject": "s".repeat(71), "body": "b"}),
+            "subject_too_long",
+        ),
+        (
+            "message:send",
+            json!({"recipient": "ghost", "subject": "s", "body": "b"}),
+            "unknown_recipient",
+        ),
+        (
+            "message:send",
+            json!({"thread_id": "nope", "body": "b"}),
+            "not_found",
+        ),
+        ("message:send", json!({"body": 5}), "invalid_payload"),
+        ("message:send", json!("just a string"), "invalid_payload"),
+        ("thread:join", json!({}), "invalid_payload"),
+        ("thread:read", json!({"thread_id": "nope"}), "not_found"),
+        ("message:delete", json!({"url": "nope"}), "not_found"),
+        ("thread:delete", json!({"thread_id": "nope"}), "not_found"),
+        (
+            "typing",
+            json!({"thread_id": thread_id, "typing": true}),
+            "not_found",
+        ),
+    ];
+    for (event, payload, code) in cases {
+        let ack = tab
+            .emit_with_ack(event, &payload, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{event} {payload}: {e}"));
+        assert_eq!(ack["status"], false, "{event} {payload} -> {ack}");
+        assert_eq!(ack["code"], code, "{event} {payload} -> {ack}");
+        assert!(ack["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // No payload at all is an invalid payload too, not a silent drop.
+    let ack = tab.call(r#"["message:send"]"#, WAIT).await.unwrap();
+    assert_eq!(ack["code"], "invalid_payload", "{ack}");
+    // The socket survived all of it.
+    let ack = tab
+        .emit_with_ack("thread:join", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true);
+    let (_, history) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}/messages"))
+        .await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "nothing refused was stored"
+    );
+    srv.stop().await;
+}
+
+async fn concurrent_socket_senders_are_all_acknowledged_and_stored(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let thread_id = alice.send_new("bob", "rush", "go").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listener = bob.tab().await;
+    let mut tabs = Vec::new();
+    for i in 0..10 {
+        tabs.push(if i % 2 == 0 {
+            alice.tab().await
+        } else {
+            bob.tab().await
+        });
+    }
+    let sends = tabs.iter().enumerate().flat_map(|(t, tab)| {
+        let thread_id = thread_id.clone();
+        (0..5).map(move |k| {
+            let thread_id = thread_id.clone();
+            async move {
+                tab.emit_with_ack(
+                    "message:send",
+                    &json!({"thread_id": thread_id, "body": format!("{t}-{k}")}),
+                    WAIT,
+                )
+                .await
+                .unwrap()
+            }
+        })
+    });
+    let acks = futures_util::future::join_all(sends).await;
+    assert!(acks.iter().all(|a| a["status"] == true), "{acks:?}");
+    let (_, page) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}/messages?limit=100"))
+        .await;
+    let msgs = page["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 51);
+    let stamps: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+    // Bob's listening tab got all fifty, in the stored order.
+    let mut heard = Vec::new();
+    while heard.len() < 50 {
+        let m = listener.expect("message:new", WAIT).await.unwrap();
+        heard.push(m["message"]["url"].clone());
+    }
+    let stored: Vec<Value> = msgs[1..].iter().map(|m| m["url"].clone()).collect();
+    let mut heard_sorted = heard.clone();
+    heard_sorted.sort_by_key(|u| stored.iter().position(|s| s == u));
+    assert_eq!(heard_sorted.len(), stored.len());
+    assert!(stored.iter().all(|s| heard.contains(s)));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_handshakes_are_refused_before_any_handler() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    let refused = |r: Result<Socket, ConnectError>| match r {
+        Err(ConnectError::Refused(v)) => v,
+        Err(e) => panic!("expected CONNECT_ERROR, got {e}"),
+        Ok(_) => panic!("expected CONNECT_ERROR, got a connection"),
+    };
+    let unauthorized = json!({"message": "unauthorized"});
+    for ns in ["/messages", "/"] {
+        assert_eq!(
+            refused(Socket::connect(&srv.url, ConnectOptions::namespace(ns)).await),
+            unauthorized
+        );
+    }
+    let forged = missive::auth::Tokens::new("wrong secret").issue("alice", "x");
+    let r = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/messages").auth(json!({"token": forged})),
+    )
+    .await;
+    assert_eq!(refused(r), unauthorized);
+    let r = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/messages").auth(json!({"token": 42})),
+    )
+    .await;
+    assert_eq!(refused(r), unauthorized);
+    // Cookie from a foreign page: cross-site WebSocket hijacking.
+    assert_eq!(
+        refused(alice.cookie_tab(Some("https://evil.example")).await),
+        unauthorized
+    );
+    alice
+        .cookie_tab(Some(&srv.url))
+        .await
+        .expect("own origin is fine");
+    // Basic works on the handshake, a wrong password does not.
+    let basic = |pw: &str| {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("alice:{pw}"));
+        ConnectOptions::namespace("/messages").header("authorization", &format!("Basic {token}"))
+    };
+    Socket::connect(&srv.url, basic("correct horse"))
+        .await
+        .expect("basic handshake");
+    assert_eq!(
+        refused(Socket::connect(&srv.url, basic("nope")).await),
+        unauthorized
+    );
+    // A revoked session's token no longer connects.
+    alice.http.post("/api/v1/auth/logout", json!({})).await;
+    let r = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/messages").auth(json!({"token": alice.token})),
+    )
+    .await;
+    assert_eq!(refused(r), unauthorized);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn expired_sessions_cannot_connect_and_their_sockets_are_dropped() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.session_idle = Duration::from_secs(1))
+        .await
+        .unwrap();
+    let alice = srv.user("alice").await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let r = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/messages").auth(json!({"token": alice.token})),
+    )
+    .await;
+    assert!(
+        matches!(r, Err(ConnectError::Refused(_))),
+        "expired session connected"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn logout_disconnects_that_sessions_sockets_and_only_those() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let laptop = srv.user("alice").await;
+    let phone = srv.http().login("alice", "correct horse").await;
+    let (l1, l2, p1) = (
+        laptop.tab().await,
+        laptop.cookie_tab(None).await.unwrap(),
+        phone.tab().await,
+    );
+    let started = std::time::Instant::now();
+    let (status, _) = laptop.http.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    l1.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    l2.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The phone's socket lives on and still receives.
+    srv.user("bob")
+        .await
+        .send_new("alice", "still there?", "yes")
+        .await;
+    p1.expect("message:new", WAIT).await.unwrap();
+    let (status, _) = phone.http.post("/api/v1/auth/logout-all", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    p1.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn presence_follows_the_last_tab_and_typing_reaches_the_other_side() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let carol = srv.user("carol").await;
+    let thread_id = alice.send_new("bob", "hi", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = alice.tab().await;
+    let c = carol.tab().await;
+    assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], false);
+    let b1 = bob.tab().await;
+    assert_eq!(
+        a.expect("presence", WAIT).await.unwrap(),
+        json!({"username": "bob", "online": true})
+    );
+    assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], true);
+    let b2 = bob.tab().await;
+    b1.close();
+    let quiet = a.drain(QUIET).await;
+    assert!(
+        !names(&quiet).contains(&"presence"),
+        "bob still has a tab: {quiet:?}"
+    );
+
+    // Typing goes to the other participants who opened the thread, not back to the typist.
+    for tab in [&a, &b2] {
+        let ack = tab
+            .emit_with_ack("thread:join", &json!({"thread_id": thread_id}), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(ack["status"], true);
+    }
+    let ack = b2
+        .emit_with_ack(
+            "typing",
+            &json!({"thread_id": thread_id, "typing": true}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true);
+    assert_eq!(
+        a.expect("typing", WAIT).await.unwrap(),
+        json!({"thread_id": thread_id, "username": "bob", "typing": true})
+    );
+    assert!(!names(&b2.drain(QUIET).await).contains(&"typing"));
+
+    b2.close();
+    assert_eq!(
+        a.expect("presence", WAIT).await.unwrap(),
+        json!({"username": "bob", "online": false})
+    );
+    assert!(
+        c.drain(QUIET).await.is_empty(),
+        "carol shares no thread with bob"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_cleanly() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    let tab = alice.tab().await;
+    srv.stop().await;
+    tab.expect_disconnect(WAIT).await.unwrap();
+}
