@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::domain::{DomainResult, sessions};
 use crate::http::error::ApiError;
+use crate::lobby::Lobby;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::realtime::notify::Notifier;
@@ -33,6 +34,7 @@ pub struct AppInner {
     pub login_by_name: RateLimiter,
     pub notifier: Notifier,
     pub presence: Presence,
+    pub lobby: Lobby,
     pub metrics: Metrics,
 }
 
@@ -59,6 +61,7 @@ impl App {
             login_by_name: RateLimiter::new(config.login_failures, Duration::from_secs(15 * 60)),
             notifier: Notifier::default(),
             presence: Presence::default(),
+            lobby: Lobby::default(),
             metrics: Metrics::default(),
             db,
             config,
@@ -93,6 +96,7 @@ impl App {
     pub async fn disconnect_sessions(&self, session_ids: &[String]) {
         for sid in session_ids {
             self.notifier.disconnect_session(sid).await;
+            self.lobby.close_session(sid);
         }
     }
 }
@@ -221,7 +225,11 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
             loop {
                 tick.tick().await;
                 let now = crate::ids::now_micros();
-                for sid in app.presence.sessions_with_sockets() {
+                let mut open = app.presence.sessions_with_sockets();
+                open.extend(app.lobby.sessions());
+                open.sort();
+                open.dedup();
+                for sid in open {
                     if let Err(e) =
                         sessions::touch(&app.db.conn, &sid, now, app.config.session_idle).await
                     {
@@ -231,7 +239,8 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }
     });
-    vec![sweeper, keepalive]
+    let admin = tokio::spawn(crate::realtime::admin::stream_stats(app.clone()));
+    vec![sweeper, keepalive, admin]
 }
 
 async fn shutdown_signal() {

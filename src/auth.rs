@@ -194,7 +194,7 @@ impl OriginPolicy {
             return true;
         };
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        if self.allowed.iter().any(|a| *a == origin) {
+        if self.allowed.contains(&origin) {
             return true;
         }
         if !self.allowed.is_empty() {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod lobby;
 pub mod metrics;
 pub mod ratelimit;
 pub mod realtime;

@@ -77,7 +77,7 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
             };
             accounts::register(&db, &username, &password)
                 .await
-                .and_then(|u| Ok(u.username))
+                .map(|u| u.username)
                 .map(|name| (name, admin))
         }
         UserAction::Promote { username } => accounts::find_by_username(&db.conn, &username)

@@ -18,12 +18,20 @@ fn compat_dir() -> PathBuf {
 
 /// Whether node and the npm packages are there (installed by the README's test command).
 fn node_ready() -> bool {
-    let installed = compat_dir().join("node_modules/socket.io-client-4").exists();
-    let node = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let installed = compat_dir()
+        .join("node_modules/socket.io-client-4")
+        .exists();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if installed && node {
         return true;
     }
-    common::service_missing("node with tests/compat/node_modules (npm ci)", "not installed");
+    common::service_missing(
+        "node with tests/compat/node_modules (npm ci)",
+        "not installed",
+    );
     false
 }
 
@@ -34,7 +42,11 @@ async fn listen(
     cookie: &str,
     transport: &str,
     events: &[&str],
-) -> (tokio::process::Child, Value, tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) {
+) -> (
+    tokio::process::Child,
+    Value,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
     let mut child = Command::new("node")
         .arg(compat_dir().join("listen.mjs"))
         .args([&version.to_string(), base, "/messages", cookie, transport])
@@ -49,7 +61,11 @@ async fn listen(
         .expect("client reports within 20 s")
         .unwrap()
         .unwrap_or_default();
-    (child, serde_json::from_str(&first).unwrap_or(Value::String(first)), lines)
+    (
+        child,
+        serde_json::from_str(&first).unwrap_or(Value::String(first)),
+        lines,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,33 +76,64 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
     let srv = TestServer::start(Backend::Sqlite).await.unwrap();
     let alice = srv.user("alice").await;
     let bob = srv.user("bob").await;
-    let thread_id = alice.send_new("bob", "compat", "first").await["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = alice.send_new("bob", "compat", "first").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let cookie = format!("missive_session={}", bob.token);
     let newmsg = format!("{}_newmsg", bob.websocket_id);
 
     for version in [2u8, 3, 4] {
         for transport in ["websocket", "polling"] {
-            let (mut child, first, mut lines) =
-                listen(version, &srv.url, &cookie, transport, &[&newmsg, &thread_id, "message:new"]).await;
-            assert_eq!(first["connected"], true, "socket.io-client {version} over {transport}: {first}");
-            let sent = alice.reply(&thread_id, &format!("to v{version} {transport}")).await;
-            let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().unwrap();
+            let (mut child, first, mut lines) = listen(
+                version,
+                &srv.url,
+                &cookie,
+                transport,
+                &[&newmsg, &thread_id, "message:new"],
+            )
+            .await;
+            assert_eq!(
+                first["connected"], true,
+                "socket.io-client {version} over {transport}: {first}"
+            );
+            let sent = alice
+                .reply(&thread_id, &format!("to v{version} {transport}"))
+                .await;
+            let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+                .await
+                .unwrap()
+                .unwrap();
             let mut heard = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {
                 heard.push(serde_json::from_str::<Value>(&line).unwrap());
             }
-            assert!(status.success(), "socket.io-client {version} over {transport} heard {heard:?}");
-            let data = |name: &str| heard.iter().find(|f| f["event"] == name).map(|f| f["data"].clone());
+            assert!(
+                status.success(),
+                "socket.io-client {version} over {transport} heard {heard:?}"
+            );
+            let data = |name: &str| {
+                heard
+                    .iter()
+                    .find(|f| f["event"] == name)
+                    .map(|f| f["data"].clone())
+            };
             assert_eq!(data(&newmsg), Some(json!({"message_url": sent["url"]})));
             assert_eq!(data(&thread_id), Some(json!({"message_url": sent["url"]})));
-            assert_eq!(data("message:new").unwrap()["message"]["body"], sent["body"]);
+            assert_eq!(
+                data("message:new").unwrap()["message"]["body"],
+                sent["body"]
+            );
         }
     }
 
     // Without a cookie every generation is refused.
     for version in [2u8, 3, 4] {
         let (_child, first, _) = listen(version, &srv.url, "", "websocket", &["message:new"]).await;
-        assert_eq!(first["connect_error"], "unauthorized", "socket.io-client {version}: {first}");
+        assert_eq!(
+            first["connect_error"], "unauthorized",
+            "socket.io-client {version}: {first}"
+        );
     }
     srv.stop().await;
 }

@@ -113,14 +113,14 @@ fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<ValidSend> {
             format!("message body is longer than {max_body} characters"),
         ));
     }
-    if let Some(id) = &req.client_id {
-        if id.is_empty() || id.chars().count() > MAX_CLIENT_ID {
-            return Err(DomainError::invalid(
-                "client_id",
-                "invalid_payload",
-                "client_id must be 1 to 64 characters",
-            ));
-        }
+    if let Some(id) = &req.client_id
+        && (id.is_empty() || id.chars().count() > MAX_CLIENT_ID)
+    {
+        return Err(DomainError::invalid(
+            "client_id",
+            "invalid_payload",
+            "client_id must be 1 to 64 characters",
+        ));
     }
     let target = match (req.thread_id, req.recipient, req.subject) {
         (Some(thread_id), None, None) => Target::Reply { thread_id },
@@ -179,10 +179,10 @@ pub async fn send(
     max_body: usize,
 ) -> DomainResult<SendOutcome> {
     let req = validate_send(req, max_body)?;
-    if let Some(client_id) = &req.client_id {
-        if let Some(first) = find_by_client_id(&db.conn, sender.id, client_id).await? {
-            return Ok(SendOutcome::Repeated { message: first });
-        }
+    if let Some(client_id) = &req.client_id
+        && let Some(first) = find_by_client_id(&db.conn, sender.id, client_id).await?
+    {
+        return Ok(SendOutcome::Repeated { message: first });
     }
 
     let txn = db.begin_write().await?;

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod messaging;
+pub mod piratchat;
 pub mod sessions;
 pub mod views;
 

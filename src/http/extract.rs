@@ -32,11 +32,16 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
     }
 }
 
+/// Parses a JSON object body (serde would also read a struct from an array: refused here).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::InvalidPayload(e.to_string()),
-        _ => ApiError::MalformedJson(e.to_string()),
-    })
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidPayload(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidPayload(e.to_string()))
 }
 
 /// The authenticated caller. Cookie credentials on a state-changing request must come from an

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod messages;
+pub mod piratchat;
 pub mod service;
 pub mod threads;
 pub mod users;
@@ -42,6 +43,12 @@ pub fn router(app: App) -> Router {
 
     let mut router = Router::new()
         .nest("/api/v1", api)
+        .route("/api/register", post(piratchat::register))
+        .route("/api/login", post(piratchat::login))
+        .route("/api/logout", get(piratchat::logout))
+        .route("/api/online", get(piratchat::online))
+        .route("/api/user/{username}", get(piratchat::user))
+        .route("/ws", get(piratchat::lobby))
         .route("/healthz", get(service::healthz))
         .route("/metrics", get(service::metrics))
         .fallback(web::serve)

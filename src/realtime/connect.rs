@@ -46,12 +46,37 @@ pub async fn authenticate<A: Adapter>(
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
 ) -> Result<(), Unauthorized> {
+    let me = check(&s, payload.ok(), &app).await?;
+    s.extensions.insert(me);
+    Ok(())
+}
+
+/// Connect middleware of `/admin`: the same credentials, and the account must be an admin.
+pub async fn authenticate_admin<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(payload): TryData<AuthPayload>,
+    State(app): State<App>,
+) -> Result<(), Unauthorized> {
+    let me = check(&s, payload.ok(), &app).await?;
+    if !me.user.is_admin {
+        Metrics::inc(&app.metrics.sockets_refused);
+        return Err(Unauthorized);
+    }
+    s.extensions.insert(me);
+    Ok(())
+}
+
+async fn check<A: Adapter>(
+    s: &SocketRef<A>,
+    payload: Option<AuthPayload>,
+    app: &App,
+) -> Result<SocketUser, Unauthorized> {
     let refuse = || {
         Metrics::inc(&app.metrics.sockets_refused);
         Unauthorized
     };
     let headers = &s.req_parts().headers;
-    let credential = match payload.ok().and_then(|p| p.token) {
+    let credential = match payload.and_then(|p| p.token) {
         Some(token) => Credential::Token(token),
         None => auth::credential_from_headers(headers).ok_or_else(refuse)?,
     };
@@ -81,11 +106,10 @@ pub async fn authenticate<A: Adapter>(
     if principal.via_cookie && !app.origins.allows(headers) {
         return Err(refuse());
     }
-    s.extensions.insert(SocketUser {
+    Ok(SocketUser {
         user: principal.user,
         session_id: principal.session_id,
-    });
-    Ok(())
+    })
 }
 
 /// A socket passed the handshake: join its rooms, register its events, announce presence.

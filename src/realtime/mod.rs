@@ -1,5 +1,6 @@
 //! Realtime transport (socketioxide): namespaces, handshake auth, events, notifications, presence.
 
+pub mod admin;
 pub mod connect;
 pub mod events;
 pub mod notify;
@@ -62,5 +63,10 @@ pub async fn install<A: Adapter + DefinedAdapter>(
         )
         .spawn();
     }
+    io.ns(
+        admin::NAMESPACE,
+        admin::on_connect::<A>.with(connect::authenticate_admin::<A>),
+    )
+    .spawn();
     Ok(())
 }

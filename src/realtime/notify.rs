@@ -34,6 +34,8 @@ trait Rooms: Send + Sync {
     fn emit<'a>(&'a self, room: String, event: &'a str, payload: &'a RawValue)
     -> BoxFuture<'a, ()>;
     fn disconnect(&self, room: String) -> BoxFuture<'_, ()>;
+    fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
+    fn has_local_admins(&self) -> bool;
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
@@ -46,10 +48,10 @@ impl<A: Adapter> Rooms for SocketIo<A> {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             for ns in MESSAGING_NAMESPACES {
-                if let Some(op) = self.of(ns) {
-                    if let Err(e) = op.to(room.clone()).emit(event, payload).await {
-                        tracing::warn!(error = %e, event, "emit failed");
-                    }
+                if let Some(op) = self.of(ns)
+                    && let Err(e) = op.to(room.clone()).emit(event, payload).await
+                {
+                    tracing::warn!(error = %e, event, "emit failed");
                 }
             }
         })
@@ -63,6 +65,19 @@ impl<A: Adapter> Rooms for SocketIo<A> {
                 }
             }
         })
+    }
+
+    fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(op) = self.of(super::admin::NAMESPACE) {
+                let _ = op.local().to(super::admin::ROOM).emit(event, payload).await;
+            }
+        })
+    }
+
+    fn has_local_admins(&self) -> bool {
+        self.of(super::admin::NAMESPACE)
+            .is_some_and(|op| !op.local().to(super::admin::ROOM).sockets().is_empty())
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -198,6 +213,21 @@ impl Notifier {
         let payload = json!({ "username": username, "online": online });
         for id in watchers {
             self.emit(user_room(*id), "presence", &payload).await;
+        }
+    }
+
+    /// Whether an admin socket is connected to this node.
+    pub fn has_local_admins(&self) -> bool {
+        self.rooms.get().is_some_and(|r| r.has_local_admins())
+    }
+
+    /// `stats` to the admin sockets of this node (each node reports its own figures).
+    pub async fn admin_stats(&self, stats: &super::admin::Stats) {
+        let Some(rooms) = self.rooms.get() else {
+            return;
+        };
+        if let Ok(raw) = serde_json::value::to_raw_value(stats) {
+            rooms.emit_admins("stats", &raw).await;
         }
     }
 

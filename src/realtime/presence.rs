@@ -29,12 +29,12 @@ impl Presence {
     /// Records a closed socket; true when it was the user's last (they just went offline).
     pub fn disconnected(&self, user_id: i64, session: Option<&str>) -> bool {
         let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sid) = session {
-            if let Some(n) = c.sessions.get_mut(sid) {
-                *n -= 1;
-                if *n == 0 {
-                    c.sessions.remove(sid);
-                }
+        if let Some(sid) = session
+            && let Some(n) = c.sessions.get_mut(sid)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.sessions.remove(sid);
             }
         }
         match c.users.get_mut(&user_id) {

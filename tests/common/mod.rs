@@ -26,9 +26,9 @@ macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => { $(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(crate::common::Backend::Sqlite).await }
+            async fn sqlite() { super::$name($crate::common::Backend::Sqlite).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(crate::common::Backend::Postgres).await }
+            async fn postgres() { super::$name($crate::common::Backend::Postgres).await }
         }
     )* };
 }
@@ -141,19 +141,19 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
-        let user = http.login(name, "correct horse").await;
-        user
+
+        http.login(name, "correct horse").await
     }
 
     pub async fn stop(self) {
         let schema = self.schema.clone();
         self.server.shutdown().await.expect("clean shutdown");
-        if let Some(schema) = schema {
-            if let Ok(conn) = sea_orm::Database::connect(POSTGRES_URL).await {
-                let _ = conn
-                    .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await;
-            }
+        if let Some(schema) = schema
+            && let Ok(conn) = sea_orm::Database::connect(POSTGRES_URL).await
+        {
+            let _ = conn
+                .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await;
         }
     }
 }

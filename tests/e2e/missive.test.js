@@ -213,24 +213,28 @@ describe('Missive in the browser', () => {
   });
 
   test('after a server restart the clients reconnect and catch up on what they missed', async () => {
-    // bob starts a fresh thread; both sides have it open
+    // alice's tab gets a gate on its socket: while it is shut, every (re)connection attempt fails,
+    // so whatever bob sends meanwhile alice can only learn about by catching up afterwards.
+    await alice.close();
+    alice = await aliceDevice.newPage();
+    let shut = false;
+    await alice.routeWebSocket(/\/socket\.io\//, (ws) => (shut ? ws.close() : ws.connectToServer()));
+    await alice.route(/\/socket\.io\//, (route) => (shut ? route.abort() : route.continue()));
+
     threadId = await compose(bob1, { to: names.alice, subject: 'Restart drill', body: 'before the restart' });
     await openThread(alice, threadId);
     await waitForBody(alice, 'before the restart');
 
-    // Freeze alice's tab so it cannot reconnect until we let it: whatever bob sends meanwhile,
-    // alice can only learn about by catching up after her reconnect.
-    const cdp = await aliceDevice.context.newCDPSession(alice);
-    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
-
+    shut = true;
     await server.stop();
-    await bob1.locator('[data-testid="connection-status"]:not([data-state="online"])').waitFor({ state: 'attached' });
+    for (const tab of [alice, bob1]) await tab.locator('[data-testid="connection-status"]:not([data-state="online"])').waitFor({ state: 'attached' });
     await server.start();
     await online(bob1, 60_000);
 
     await reply(bob1, 'sent while alice was away');
+    assert.ok(!(await bodies(alice)).includes('sent while alice was away'), 'alice is still cut off');
 
-    await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+    shut = false;
     await online(alice, 60_000);
     await waitForBody(alice, 'sent while alice was away');
 
