@@ -123,6 +123,9 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let router = match app.config.redis_url.clone() {
             Some(url) => {
+                app.presence
+                    .join_cluster(&url, &app.config.redis_prefix)
+                    .await?;
                 let (layer, io) = crate::realtime::redis_builder(&url, &app.config.redis_prefix)
                     .await?
                     .with_state(app.clone())
@@ -240,7 +243,26 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         }
     });
     let admin = tokio::spawn(crate::realtime::admin::stream_stats(app.clone()));
-    vec![sweeper, keepalive, admin]
+    let mut tasks = vec![sweeper, keepalive, admin];
+    if app.presence.is_clustered() {
+        tasks.push(tokio::spawn({
+            let app = app.clone();
+            async move {
+                let mut tick = tokio::time::interval(crate::realtime::presence::HEARTBEAT);
+                loop {
+                    tick.tick().await;
+                    for user_id in app.presence.tick().await {
+                        if let Ok(Some(user)) =
+                            crate::domain::accounts::find_by_id(&app.db.conn, user_id).await
+                        {
+                            crate::realtime::connect::announce(&app, &user, false).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    tasks
 }
 
 async fn shutdown_signal() {

@@ -128,7 +128,11 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
         .sockets_connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
-    if app.presence.connected(me.user.id, me.session_id.as_deref()) {
+    if app
+        .presence
+        .connected(me.user.id, me.session_id.as_deref())
+        .await
+    {
         announce(&app, &me.user, true).await;
     }
 }
@@ -143,13 +147,14 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     if app
         .presence
         .disconnected(me.user.id, me.session_id.as_deref())
+        .await
     {
         announce(&app, &me.user, false).await;
     }
 }
 
 /// Tells the users who share a thread with `user` that they came or went.
-async fn announce(app: &App, user: &user::Model, online: bool) {
+pub async fn announce(app: &App, user: &user::Model, online: bool) {
     match messaging::correspondents(&app.db.conn, user.id).await {
         Ok(watchers) => {
             app.notifier

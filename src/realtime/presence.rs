@@ -1,11 +1,22 @@
-//! Who is online: counts of open sockets per user and per session on this node.
+//! Who is online. Each node counts its own sockets per user and per session; with Redis, the
+//! counts of every node are kept in one hash per user, so a user is online while any live node
+//! holds a socket of theirs. Nodes heartbeat; the sockets of a node that stops heartbeating
+//! (killed, partitioned) are swept by the others, which announce who went offline with it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// How often a node says it is alive, and how long that lasts.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+const HEARTBEAT_TTL_SECS: u64 = 6;
 
 #[derive(Default)]
 pub struct Presence {
-    inner: Mutex<Counts>,
+    local: Mutex<Counts>,
+    cluster: OnceLock<Cluster>,
 }
 
 #[derive(Default)]
@@ -14,66 +25,264 @@ struct Counts {
     sessions: HashMap<String, usize>,
 }
 
+/// The Redis side of presence.
+struct Cluster {
+    redis: ConnectionManager,
+    prefix: String,
+    node: String,
+}
+
+/// Sums a user's socket counts over live nodes (the caller's own node always counts).
+const LIVE_SUM: &str = r#"
+local total = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if fields[i] == ARGV[1] or redis.call('EXISTS', ARGV[2] .. ':node:' .. fields[i]) == 1 then
+    total = total + tonumber(fields[i + 1])
+  end
+end
+"#;
+
 impl Presence {
-    /// Records a new socket; true when it is the user's first (they just came online).
-    pub fn connected(&self, user_id: i64, session: Option<&str>) -> bool {
-        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sid) = session {
-            *c.sessions.entry(sid.to_owned()).or_default() += 1;
-        }
-        let n = c.users.entry(user_id).or_default();
-        *n += 1;
-        *n == 1
+    /// Shares presence across nodes through Redis.
+    pub async fn join_cluster(&self, url: &str, prefix: &str) -> anyhow::Result<()> {
+        let client = redis::Client::open(url)?;
+        let redis = ConnectionManager::new(client).await?;
+        let cluster = Cluster {
+            redis,
+            prefix: prefix.to_owned(),
+            node: crate::ids::hex_id(),
+        };
+        cluster.heartbeat().await?;
+        let _ = self.cluster.set(cluster);
+        Ok(())
     }
 
-    /// Records a closed socket; true when it was the user's last (they just went offline).
-    pub fn disconnected(&self, user_id: i64, session: Option<&str>) -> bool {
-        let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sid) = session
-            && let Some(n) = c.sessions.get_mut(sid)
-        {
-            *n -= 1;
-            if *n == 0 {
-                c.sessions.remove(sid);
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new socket; true when it is the user's first anywhere (they came online).
+    pub async fn connected(&self, user_id: i64, session: Option<&str>) -> bool {
+        let first_here = {
+            let mut c = self.counts();
+            if let Some(sid) = session {
+                *c.sessions.entry(sid.to_owned()).or_default() += 1;
             }
+            let n = c.users.entry(user_id).or_default();
+            *n += 1;
+            *n == 1
+        };
+        match self.cluster.get() {
+            Some(cluster) => cluster
+                .change(user_id, 1)
+                .await
+                .map(|total| total == 1)
+                .unwrap_or(first_here),
+            None => first_here,
         }
-        match c.users.get_mut(&user_id) {
-            Some(n) if *n > 1 => {
+    }
+
+    /// Records a closed socket; true when it was the user's last anywhere (they went offline).
+    pub async fn disconnected(&self, user_id: i64, session: Option<&str>) -> bool {
+        let last_here = {
+            let mut c = self.counts();
+            if let Some(sid) = session
+                && let Some(n) = c.sessions.get_mut(sid)
+            {
                 *n -= 1;
-                false
+                if *n == 0 {
+                    c.sessions.remove(sid);
+                }
             }
-            Some(_) => {
-                c.users.remove(&user_id);
-                true
+            match c.users.get_mut(&user_id) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    c.users.remove(&user_id);
+                    true
+                }
+                None => false,
             }
-            None => false,
+        };
+        match self.cluster.get() {
+            Some(cluster) => cluster
+                .change(user_id, -1)
+                .await
+                .map(|total| total == 0)
+                .unwrap_or(last_here),
+            None => last_here,
         }
     }
 
     pub async fn is_online(&self, user_id: i64) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .users
-            .contains_key(&user_id)
+        let here = self.counts().users.contains_key(&user_id);
+        match self.cluster.get() {
+            Some(cluster) if !here => cluster.total(user_id).await.map(|t| t > 0).unwrap_or(false),
+            _ => here,
+        }
     }
 
     pub fn local_online_users(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .users
-            .len()
+        self.counts().users.len()
     }
 
     /// Sessions that have at least one socket open here (kept alive while a tab is open).
     pub fn sessions_with_sockets(&self) -> Vec<String> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sessions
-            .keys()
-            .cloned()
-            .collect()
+        self.counts().sessions.keys().cloned().collect()
+    }
+
+    /// Heartbeats, and sweeps nodes that stopped; returns the users who went offline with them.
+    pub async fn tick(&self) -> Vec<i64> {
+        let Some(cluster) = self.cluster.get() else {
+            return Vec::new();
+        };
+        if let Err(e) = cluster.heartbeat().await {
+            tracing::warn!(error = %e, "presence heartbeat failed");
+            return Vec::new();
+        }
+        cluster.sweep_dead_nodes().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "presence sweep failed");
+            Vec::new()
+        })
+    }
+
+    /// Takes this node out of the cluster's presence at once (graceful shutdown).
+    pub async fn leave_cluster(&self) {
+        if let Some(cluster) = self.cluster.get() {
+            let mut redis = cluster.redis.clone();
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(cluster.key(&format!("node:{}", cluster.node)))
+                .query_async(&mut redis)
+                .await;
+        }
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.cluster.get().is_some()
+    }
+}
+
+impl Cluster {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+
+    async fn heartbeat(&self) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        redis::pipe()
+            .cmd("SET")
+            .arg(self.key(&format!("node:{}", self.node)))
+            .arg(1)
+            .arg("EX")
+            .arg(HEARTBEAT_TTL_SECS)
+            .ignore()
+            .cmd("SADD")
+            .arg(self.key("nodes"))
+            .arg(&self.node)
+            .ignore()
+            .query_async(&mut redis)
+            .await
+    }
+
+    /// Adds `delta` to this node's count for the user; returns the user's live total.
+    async fn change(&self, user_id: i64, delta: i64) -> redis::RedisResult<i64> {
+        let script = redis::Script::new(&format!(
+            r#"
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[4])
+{LIVE_SUM}
+return total
+"#
+        ));
+        let mut redis = self.redis.clone();
+        script
+            .key(self.key(&format!("presence:{user_id}")))
+            .key(self.key(&format!("node_users:{}", self.node)))
+            .arg(&self.node)
+            .arg(&self.prefix)
+            .arg(delta)
+            .arg(user_id)
+            .invoke_async(&mut redis)
+            .await
+    }
+
+    async fn total(&self, user_id: i64) -> redis::RedisResult<i64> {
+        let script = redis::Script::new(&format!("{LIVE_SUM}\nreturn total"));
+        let mut redis = self.redis.clone();
+        script
+            .key(self.key(&format!("presence:{user_id}")))
+            .arg(&self.node)
+            .arg(&self.prefix)
+            .invoke_async(&mut redis)
+            .await
+    }
+
+    async fn sweep_dead_nodes(&self) -> redis::RedisResult<Vec<i64>> {
+        let mut redis = self.redis.clone();
+        let nodes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.key("nodes"))
+            .query_async(&mut redis)
+            .await?;
+        let mut offline = Vec::new();
+        for node in nodes.into_iter().filter(|n| *n != self.node) {
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.key(&format!("node:{node}")))
+                .query_async(&mut redis)
+                .await?;
+            if alive {
+                continue;
+            }
+            // One live node sweeps each dead one.
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(self.key(&format!("sweep:{node}")))
+                .arg(&self.node)
+                .arg("NX")
+                .arg("EX")
+                .arg(30)
+                .query_async(&mut redis)
+                .await?;
+            if claimed.is_none() {
+                continue;
+            }
+            let users: Vec<i64> = redis::cmd("SMEMBERS")
+                .arg(self.key(&format!("node_users:{node}")))
+                .query_async(&mut redis)
+                .await?;
+            let script = redis::Script::new(&format!(
+                "if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return -1 end\n{LIVE_SUM}\nreturn total"
+            ));
+            for user_id in users {
+                let total: i64 = script
+                    .key(self.key(&format!("presence:{user_id}")))
+                    .arg(&self.node)
+                    .arg(&self.prefix)
+                    .arg(&node)
+                    .invoke_async(&mut redis)
+                    .await?;
+                if total == 0 {
+                    offline.push(user_id);
+                }
+            }
+            redis::pipe()
+                .cmd("DEL")
+                .arg(self.key(&format!("node_users:{node}")))
+                .ignore()
+                .cmd("SREM")
+                .arg(self.key("nodes"))
+                .arg(&node)
+                .ignore()
+                .query_async::<()>(&mut redis)
+                .await?;
+            tracing::info!(
+                node,
+                swept = offline.len(),
+                "swept the presence of a stopped node"
+            );
+        }
+        Ok(offline)
     }
 }

@@ -72,6 +72,14 @@ pub async fn postgres_schema() -> Option<String> {
     Some(schema)
 }
 
+pub async fn drop_postgres_schema(schema: &str) {
+    if let Ok(conn) = sea_orm::Database::connect(POSTGRES_URL).await {
+        let _ = conn
+            .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await;
+    }
+}
+
 pub struct TestServer {
     pub server: Server,
     pub url: String,

@@ -165,6 +165,7 @@ describe('Missive in the browser', () => {
   test('deleting a message in one tab removes it from the other; deleting the thread empties the inbox', async () => {
     await openThread(bob2, threadId);
     await waitForBody(bob2, XSS);
+    await bob1.bringToFront(); // a background tab animates slowly, which makes clicks wait
     const target = bob1.locator('[data-testid="message-row"]').filter({ hasText: 'See you there.' });
     const url = await target.getAttribute('data-url');
     await target.getByTestId('message-delete').click();
@@ -242,5 +243,16 @@ describe('Missive in the browser', () => {
     await reply(alice, 'back again');
     await waitForBody(bob1, 'back again');
     assert.equal((await bodies(alice)).filter((b) => b === 'sent while alice was away').length, 1, 'no duplicates after the merge');
+  });
+
+  test('logging out in one tab logs out the other, and bob goes grey for alice', async () => {
+    const dot = alice.locator(`[data-testid="thread-people"] [data-testid="presence-dot"][data-username="${names.bob}"]`);
+    await eventually(async () => (await dot.getAttribute('data-online')) === 'true', { what: 'bob online' });
+    await openInbox(bob2);
+    await bob1.getByTestId('logout-button').click();
+    await bob1.getByTestId('login-form').waitFor();
+    // the session is revoked server-side: the other tab's socket is closed and it lands on the login screen
+    await bob2.getByTestId('login-form').waitFor();
+    await eventually(async () => (await dot.getAttribute('data-online')) === 'false', { what: 'bob offline' });
   });
 });

@@ -1,0 +1,269 @@
+//! Two Missive processes sharing PostgreSQL and Redis: rooms, presence and revocation span both,
+//! and a node killed with SIGKILL takes only its own sockets with it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Http, QUIET, User, WAIT, names};
+use missive_client::{ConnectOptions, Socket};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// One server process.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    async fn start(schema: &str, prefix: &str) -> Node {
+        let mut child = command(schema, prefix)
+            .env("MISSIVE_REDIS_URL", REDIS_URL)
+            .env("MISSIVE_REDIS_PREFIX", prefix)
+            .env("MISSIVE_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("missive starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .filter(|_| line.contains("missive listening"))
+                {
+                    return format!("http://{}", addr.split_whitespace().next().unwrap());
+                }
+            }
+            panic!("node exited before listening");
+        })
+        .await
+        .expect("node listens within 30 s");
+        // Keep draining the log so the node never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node { child, url }
+    }
+
+    fn kill_9(&mut self) {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: sending a signal to our own child process.
+        let rc = unsafe { libc_kill(pid, 9) };
+        assert_eq!(rc, 0, "kill -9");
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn command(schema: &str, _prefix: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_missive"));
+    cmd.env(
+        "MISSIVE_DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+    .env("MISSIVE_DATABASE_SCHEMA", schema)
+    .env("MISSIVE_LOGIN_RATE", "1000")
+    .env("MISSIVE_LOG", "info")
+    .env("NO_COLOR", "1");
+    cmd
+}
+
+async fn redis_available() -> bool {
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect("127.0.0.1:6379"),
+    )
+    .await
+    {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => !common::service_missing("Redis at 127.0.0.1:6379", e),
+        Err(_) => !common::service_missing("Redis at 127.0.0.1:6379", "connect timed out"),
+    }
+}
+
+async fn user(node: &Node, name: &str) -> User {
+    let http = Http::new(&node.url);
+    let (status, body) = http
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": name, "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    http.login(name, "correct horse").await
+}
+
+async fn tab(node: &Node, user: &User) -> Socket {
+    Socket::connect(
+        &node.url,
+        ConnectOptions::namespace("/messages").auth(json!({"token": user.token})),
+    )
+    .await
+    .expect("socket connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_rooms_presence_and_revocation_and_survive_a_kill() {
+    if !redis_available().await {
+        return;
+    }
+    let Some(schema) = common::postgres_schema().await else {
+        return;
+    };
+    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
+    // Migrations run once, before the nodes roll out.
+    let status = command(&schema, &prefix)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let node1 = Node::start(&schema, &prefix).await;
+    let mut node2 = Node::start(&schema, &prefix).await;
+
+    let alice = user(&node1, "alice").await;
+    let bob = user(&node2, "bob").await;
+    let carol = user(&node1, "carol").await;
+    let (a1, a2) = (tab(&node1, &alice).await, tab(&node2, &alice).await);
+    let (b1, b2) = (tab(&node1, &bob).await, tab(&node2, &bob).await);
+    let (c1, c2) = (tab(&node1, &carol).await, tab(&node2, &carol).await);
+
+    // A sends through node 1; tabs on both nodes hear it.
+    let ack = a1
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "across", "body": "hello"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let url = ack["message"]["url"].as_str().unwrap().to_owned();
+    let thread_id = ack["message"]["thread_id"].as_str().unwrap().to_owned();
+    for tab in [&a1, &a2, &b1, &b2] {
+        assert_eq!(
+            tab.expect("message:new", WAIT).await.unwrap()["message"]["url"],
+            url.as_str()
+        );
+    }
+    b1.expect(&format!("{}_newmsg", bob.websocket_id), WAIT)
+        .await
+        .unwrap();
+    a2.expect(&thread_id, WAIT).await.unwrap();
+
+    // B reads on node 2; B's tab on node 1 hears it.
+    let ack = b2
+        .emit_with_ack("thread:read", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true);
+    b1.expect("thread:read", WAIT).await.unwrap();
+
+    // Presence across nodes: offline only when the last socket on any node goes.
+    assert_eq!(
+        Http::new(&node1.url)
+            .send(
+                Http::new(&node1.url)
+                    .client
+                    .get(format!("{}/api/v1/users/bob", node1.url))
+                    .bearer_auth(&alice.token)
+            )
+            .await
+            .1["online"],
+        true
+    );
+    b2.close();
+    let quiet = a1.drain(QUIET).await;
+    assert!(
+        !names(&quiet).contains(&"presence"),
+        "bob still has a tab on node 1: {quiet:?}"
+    );
+    b1.close();
+    for a in [&a1, &a2] {
+        assert_eq!(
+            a.expect("presence", WAIT).await.unwrap(),
+            json!({"username": "bob", "online": false})
+        );
+    }
+    let b_back = tab(&node2, &bob).await;
+    for a in [&a1, &a2] {
+        assert_eq!(
+            a.expect("presence", WAIT).await.unwrap(),
+            json!({"username": "bob", "online": true})
+        );
+    }
+
+    // Carol, on both nodes, heard none of it.
+    for c in [&c1, &c2] {
+        let heard = c.drain(QUIET).await;
+        assert!(heard.is_empty(), "carol heard {:?}", names(&heard));
+    }
+
+    // Logout on node 1 disconnects that session's socket on node 2.
+    let (status, _) = alice.http.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    a1.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    a2.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+
+    // Node 2 dies mid-conversation. Messages it acknowledged are kept; node 1 keeps serving;
+    // bob, whose only socket was on node 2, goes offline for alice within a bounded time.
+    let alice = Http::new(&node1.url).login("alice", "correct horse").await;
+    let watcher = tab(&node1, &alice).await;
+    let ack = b_back
+        .emit_with_ack(
+            "message:send",
+            &json!({"thread_id": thread_id, "body": "last words"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true);
+    let last_words = ack["message"]["url"].clone();
+    watcher.expect("message:new", WAIT).await.unwrap();
+    node2.kill_9();
+    let started = std::time::Instant::now();
+    let offline = watcher
+        .expect("presence", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(offline, json!({"username": "bob", "online": false}));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let (_, history) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}/messages"))
+        .await;
+    assert!(
+        history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["url"] == last_words)
+    );
+    let ack = watcher
+        .emit_with_ack(
+            "message:send",
+            &json!({"thread_id": thread_id, "body": "anyone?"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "node 1 still serves: {ack}");
+    let (status, _) = alice.http.get("/api/v1/users/bob").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], false);
+    common::drop_postgres_schema(&schema).await;
+}
