@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { login, messageRows, openThread } from './app.js';
+import { bodies, login, messageRows, online, openThread, waitForBody } from './app.js';
 import { MissiveServer, ensureScreenshotDir, eventually, launchBrowser, newDevice, uniqueName } from './harness.js';
 import { apiSend, apiUser, promote } from './seed.js';
 
@@ -99,6 +99,44 @@ describe('Browsing a busy mailbox', () => {
     await page.screenshot({ path: path.join(shots, 'thread-long.png') });
   });
 
+  test('a reader who missed more than a page catches up without holes in the conversation', async () => {
+    const other = await newDevice(browser, server.url);
+    try {
+      const p = await other.newPage();
+      // A gate on the page's sockets: open, they pass through to the server; shut, they are refused.
+      let shut = false;
+      const open = new Set();
+      await p.routeWebSocket(/\/socket\.io\//, (ws) => {
+        if (shut) return void ws.close();
+        ws.connectToServer();
+        open.add(ws);
+      });
+      await p.route(/\/socket\.io\//, (route) => (shut ? route.abort() : route.continue()));
+      await login(p, dan);
+      await openThread(p, longThread);
+      await waitForBody(p, 'msg 47');
+
+      shut = true;
+      for (const ws of open) await ws.close();
+      await p.locator('[data-testid="connection-status"]:not([data-state="online"])').waitFor({ state: 'attached' });
+      for (let i = 1; i <= 35; i += 1) await apiSend(server.url, carolToken, { thread_id: longThread, body: `gap ${i}` });
+      shut = false;
+      await online(p, 60_000);
+      await waitForBody(p, 'gap 35');
+
+      const full = [...Array.from({ length: 47 }, (_, i) => `msg ${i + 1}`), ...Array.from({ length: 35 }, (_, i) => `gap ${i + 1}`)];
+      const contiguous = (list) => JSON.stringify(list) === JSON.stringify(full.slice(full.length - list.length));
+      let shown = await bodies(p);
+      assert.ok(contiguous(shown), `a contiguous run of the newest messages: ${JSON.stringify(shown)}`);
+      await p.getByTestId('message-scroll').evaluate((s) => s.scrollTo(0, 0));
+      await eventually(async () => (await messageRows(p).count()) > shown.length, { what: 'older page after the catch-up' });
+      shown = await bodies(p);
+      assert.ok(contiguous(shown), `still contiguous after loading older: ${JSON.stringify(shown)}`);
+    } finally {
+      await other.context.close();
+    }
+  });
+
   test('compose reports problems inline: unknown recipient, body too long', async () => {
     await page.goto('/#/compose');
     await page.getByTestId('compose-recipient').fill('nobody_by_this_name');
@@ -165,5 +203,9 @@ describe('Browsing a busy mailbox', () => {
     } finally {
       await admin.context.close();
     }
+  });
+
+  test('no page script failed along the way', () => {
+    assert.deepEqual(device.errors, []);
   });
 });

@@ -206,6 +206,7 @@ describe('Missive in the browser', () => {
 
       await openThread(page, threadId);
       await page.getByTestId('reply-input').waitFor({ state: 'visible' });
+      await waitForBody(page, XSS);
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal overflow in thread');
       await page.screenshot({ path: path.join(shots, 'thread-phone.png') });
     } finally {
@@ -254,5 +255,10 @@ describe('Missive in the browser', () => {
     // the session is revoked server-side: the other tab's socket is closed and it lands on the login screen
     await bob2.getByTestId('login-form').waitFor();
     await eventually(async () => (await dot.getAttribute('data-online')) === 'false', { what: 'bob offline' });
+  });
+
+  test('no page script failed along the way', () => {
+    assert.deepEqual(aliceDevice.errors, []);
+    assert.deepEqual(bobDevice.errors, []);
   });
 });

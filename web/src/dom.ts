@@ -62,6 +62,7 @@ export function svg(tag: string, attrs: Record<string, string | number> = {}, ..
  * place (moving a node blurs it) and removing every other child.
  */
 export function reconcile(list: Element, keys: readonly string[], elementFor: (key: string) => Element): void {
+  const focused = document.activeElement;
   let next = list.firstElementChild;
   for (const key of keys) {
     const el = elementFor(key);
@@ -73,6 +74,8 @@ export function reconcile(list: Element, keys: readonly string[], elementFor: (k
     next.remove();
     next = after;
   }
+  // Moving a node blurs it; a keyboard user should not lose their place when a row moves.
+  if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) focused.focus({ preventScroll: true });
 }
 
 /** Collects clean-up work for a view so leaving it removes every listener and timer. */

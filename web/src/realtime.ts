@@ -19,7 +19,8 @@ export type Ack<T = object> = ({ status: true } & T) | { status: false; code: st
 
 export type ConnectionState = 'connecting' | 'online' | 'offline';
 
-type Fn = (...args: never[]) => void;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Fn = (...args: any[]) => void;
 
 export class Realtime {
   readonly socket: Socket;
@@ -36,6 +37,9 @@ export class Realtime {
       transports: ['websocket', 'polling'],
       reconnectionDelay: 500,
       reconnectionDelayMax: 3000,
+      // An attempt that neither opens nor fails (e.g. closed by a proxy before the handshake)
+      // would otherwise hang for the default 20 s before the next try.
+      timeout: 8000,
     });
     this.socket.on('connect', () => {
       this.setState('online');
@@ -62,8 +66,8 @@ export class Realtime {
 
   /** Subscribes to a server event; returns the unsubscribe function. */
   on<E extends keyof ServerEvents>(event: E, fn: ServerEvents[E]): () => void {
-    this.socket.on(event, fn as Fn);
-    return () => this.socket.off(event, fn as Fn);
+    this.socket.on(event as string, fn as Fn);
+    return () => this.socket.off(event as string, fn as Fn);
   }
 
   onState(fn: (s: ConnectionState) => void): () => void {

@@ -3,6 +3,7 @@
 import { h } from './dom';
 
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const verbose = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'long' });
 const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
 const dateOnly = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
 const rtf = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
@@ -10,6 +11,12 @@ const rtf = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 export function localDateTime(iso: string): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : full.format(d);
+}
+
+/** For tooltips: the full date, seconds and time zone. */
+export function verboseDateTime(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : verbose.format(d);
 }
 
 /** Short form for lists: the time today, the date otherwise. */

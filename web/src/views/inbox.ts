@@ -5,7 +5,7 @@ import { confirmButton } from '../components';
 import { Scope, h, reconcile } from '../dom';
 import { threadHref, type View } from '../router';
 import { others, type Ctx } from '../state';
-import { localDateTime, shortDate } from '../time';
+import { shortDate, verboseDateTime } from '../time';
 
 const PAGE = 20;
 
@@ -17,6 +17,8 @@ export function inboxView(ctx: Ctx): View {
   let next: string | null = null;
   let loadedFirst = false;
   let loading = false;
+  /** When each thread last changed through a live event: a page fetched before that is older news. */
+  const liveAt = new Map<string, number>();
 
   const list = h('ul', { class: 'thread-list', testid: 'thread-list', attrs: { 'aria-label': 'Conversations' } });
   const empty = h(
@@ -54,8 +56,11 @@ export function inboxView(ctx: Ctx): View {
     if (old && time(old) > time(t)) return;
     threads.set(t.thread_id, t);
     const row = renderRow(t);
-    rows.get(t.thread_id)?.replaceWith(row);
+    const prev = rows.get(t.thread_id);
+    const hadFocus = !!prev && prev.contains(document.activeElement) && document.activeElement?.getAttribute('data-testid') === 'thread-link';
+    prev?.replaceWith(row);
     rows.set(t.thread_id, row);
+    if (hadFocus) row.querySelector<HTMLElement>('[data-testid="thread-link"]')?.focus({ preventScroll: true });
   }
 
   function remove(id: string): void {
@@ -83,7 +88,7 @@ export function inboxView(ctx: Ctx): View {
           'div',
           { class: 'row-top' },
           h('span', { class: 'who', testid: 'thread-participants' }, ...people.flatMap((p, i) => [i ? ', ' : '', ctx.presence.dot(p), ' ', p])),
-          h('time', { class: 'when', attrs: { datetime: t.updated_at, title: localDateTime(t.updated_at) } }, shortDate(t.updated_at)),
+          h('time', { class: 'when', attrs: { datetime: t.updated_at, title: verboseDateTime(t.updated_at) } }, shortDate(t.updated_at)),
         ),
         h(
           'div',
@@ -117,14 +122,17 @@ export function inboxView(ctx: Ctx): View {
 
   async function loadFirst(): Promise<void> {
     loading = true;
+    const started = performance.now();
     try {
       const page = await api.threads(null, PAGE);
       if (!scope.alive) return;
       const seen = new Set(page.threads.map((t) => t.thread_id));
       const oldest = page.threads.length ? Math.min(...page.threads.map(time)) : Infinity;
-      // Threads newer than the end of this page that it no longer lists were deleted meanwhile.
+      // Threads newer than the end of this page that it no longer lists were deleted meanwhile
+      // (unless a live event brought them after the page was asked for).
       for (const t of [...threads.values()]) {
-        if (!seen.has(t.thread_id) && (time(t) >= oldest || !page.next)) remove(t.thread_id);
+        const fresh = (liveAt.get(t.thread_id) ?? -1) >= started;
+        if (!fresh && !seen.has(t.thread_id) && (time(t) >= oldest || !page.next)) remove(t.thread_id);
       }
       for (const t of page.threads) upsert(t);
       if (!loadedFirst) next = page.next;
@@ -183,6 +191,7 @@ export function inboxView(ctx: Ctx): View {
 
   scope.add(
     ctx.rt.on('message:new', ({ message, thread }) => {
+      liveAt.set(message.thread_id, performance.now());
       if (thread) {
         upsert(thread);
         render();

@@ -1,0 +1,192 @@
+// Missive browser client: session bootstrap, header, routing.
+
+import './style.css';
+import { ApiError, api, onUnauthorized, type Unread, type User } from './api';
+import { h, replaceChildren } from './dom';
+import { Realtime } from './realtime';
+import { parseHash, type View } from './router';
+import { Presence, Store, type Ctx } from './state';
+import { refreshRelativeTimes } from './time';
+import { setPageTitle, setUnreadInTitle } from './title';
+import { adminView } from './views/admin';
+import { authView } from './views/auth';
+import { composeView } from './views/compose';
+import { inboxView } from './views/inbox';
+import { threadView } from './views/thread';
+
+const root = document.getElementById('app')!;
+let ctx: Ctx | null = null;
+let current: View | null = null;
+let sessionCleanup: (() => void)[] = [];
+let flash = '';
+
+// ---- header
+const mailbox = h('a', { class: 'mailbox', testid: 'mailbox-indicator', attrs: { href: '#/inbox', hidden: true } });
+const connection = h('span', { class: 'connection', testid: 'connection-status', attrs: { 'data-state': 'offline', hidden: true, role: 'status' } });
+const userName = h('span', { class: 'me', testid: 'current-user' });
+const logoutBtn = h('button', { class: 'link', testid: 'logout-button', attrs: { type: 'button' }, on: { click: () => void logout() } }, 'Log out');
+const nav = h(
+  'nav',
+  { class: 'nav', attrs: { 'aria-label': 'Main', hidden: true } },
+  h('a', { testid: 'nav-inbox', attrs: { href: '#/inbox' } }, 'Inbox'),
+  mailbox,
+  h('a', { testid: 'nav-compose', attrs: { href: '#/compose' } }, 'Compose'),
+  h('span', { class: 'spacer' }),
+  connection,
+  userName,
+  logoutBtn,
+);
+const header = h('header', { class: 'top' }, h('a', { class: 'brand', attrs: { href: '#/inbox' } }, 'Missive'), nav);
+const main = h('main', { class: 'main', attrs: { id: 'main', tabindex: -1 } });
+replaceChildren(root, h('a', { class: 'skip', attrs: { href: '#main' }, on: { click: (e) => (e.preventDefault(), main.focus()) } }, 'Skip to content'), header, main);
+
+function showUnread(u: Unread): void {
+  mailbox.hidden = u.messages <= 0;
+  mailbox.dataset.messages = String(u.messages);
+  mailbox.dataset.threads = String(u.threads);
+  replaceChildren(mailbox, h('span', { attrs: { 'aria-hidden': 'true' } }, '✉'), ' ', h('span', { class: 'count', testid: 'mailbox-count' }, String(u.messages)));
+  mailbox.setAttribute('aria-label', `${u.messages} unread ${u.messages === 1 ? 'message' : 'messages'} in ${u.threads} ${u.threads === 1 ? 'conversation' : 'conversations'}`);
+  setUnreadInTitle(u.messages);
+}
+
+// ---- session
+function navigate(hash: string): void {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function signIn(me: User): void {
+  if (ctx) signOut(false);
+  const unread = new Store<Unread>({ messages: 0, threads: 0 });
+  const presence = new Presence();
+  const rt = new Realtime({
+    unauthorized: () => signOut(true),
+    // The server dropped us on purpose: if the session is still good, connect again.
+    kicked: () =>
+      void api
+        .me()
+        .then(() => rt.socket.connect())
+        .catch((err) => (err instanceof ApiError && err.status === 401 ? signOut(true) : rt.socket.connect())),
+  });
+  ctx = { me, rt, unread, presence, navigate };
+
+  const refreshUnread = () =>
+    void api
+      .unread()
+      .then((u) => unread.set(u))
+      .catch(() => {});
+  sessionCleanup = [
+    unread.subscribe(showUnread),
+    rt.on('unread', (u) => unread.set(u)),
+    rt.on('thread:read', (p) => {
+      if (p.unread && typeof p.unread === 'object') unread.set(p.unread);
+    }),
+    rt.on('presence', (p) => presence.set(p.username, p.online)),
+    rt.onResync(() => {
+      refreshUnread();
+      presence.refreshAll();
+    }),
+    rt.onState((s) => {
+      connection.dataset.state = s;
+      connection.hidden = s === 'online';
+      connection.textContent = s === 'online' ? 'Online' : s === 'connecting' ? 'Reconnecting…' : 'Offline';
+    }),
+  ];
+  refreshUnread();
+
+  userName.textContent = me.username;
+  nav.hidden = false;
+  const r = parseHash(location.hash);
+  if (r.name === '' || r.name === 'login' || r.name === 'register') navigate('#/inbox');
+  else route();
+}
+
+function signOut(expired: boolean): void {
+  if (!ctx) return;
+  for (const fn of sessionCleanup) fn();
+  sessionCleanup = [];
+  ctx.rt.close();
+  ctx = null;
+  nav.hidden = true;
+  userName.textContent = '';
+  showUnread({ messages: 0, threads: 0 });
+  flash = expired ? 'Your session has ended. Please log in again.' : '';
+  const r = parseHash(location.hash);
+  if (r.name === 'register') route();
+  else navigate('#/login');
+}
+
+async function logout(): Promise<void> {
+  // Close our socket first: the server is about to drop it, and that must not read as an expired session.
+  ctx?.rt.close();
+  try {
+    await api.logout();
+  } catch {
+    // Logging out locally is what matters; the cookie is HttpOnly, so ask again on next load.
+  }
+  signOut(false);
+}
+
+onUnauthorized(() => signOut(true));
+
+// ---- routing
+function mount(view: View, name: string): void {
+  current?.destroy?.();
+  current = view;
+  main.dataset.view = name;
+  replaceChildren(main, view.el);
+}
+
+const TITLES: Record<string, string> = { login: 'Log in', register: 'Register', inbox: 'Inbox', compose: 'New message', admin: 'Server' };
+
+function route(): void {
+  const r = parseHash(location.hash);
+  setPageTitle(TITLES[r.name] ?? null);
+  if (!ctx) {
+    if (r.name !== 'login' && r.name !== 'register') {
+      location.replace('#/login');
+      return; // hashchange routes again
+    }
+    const view = authView(r.name, signIn);
+    if (flash) view.el.prepend(h('p', { class: 'flash', testid: 'flash', attrs: { role: 'status' } }, flash));
+    flash = '';
+    mount(view, r.name);
+    return;
+  }
+  switch (r.name) {
+    case 'inbox':
+      mount(inboxView(ctx), 'inbox');
+      break;
+    case 'thread':
+      if (r.params[0]) mount(threadView(ctx, r.params[0]), 'thread');
+      else navigate('#/inbox');
+      break;
+    case 'compose':
+      mount(composeView(ctx, r.query), 'compose');
+      break;
+    case 'admin':
+      mount(adminView(), 'admin');
+      break;
+    default:
+      navigate('#/inbox');
+      return;
+  }
+}
+
+window.addEventListener('hashchange', route);
+window.setInterval(refreshRelativeTimes, 30_000);
+
+async function boot(): Promise<void> {
+  try {
+    signIn(await api.me());
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      route();
+      return;
+    }
+    const retry = h('button', { class: 'primary', attrs: { type: 'button' }, on: { click: () => void boot() } }, 'Try again');
+    replaceChildren(main, h('div', { class: 'card center', testid: 'boot-error' }, h('p', null, 'Cannot reach the Missive server.'), retry));
+  }
+}
+
+void boot();
