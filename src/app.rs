@@ -32,9 +32,12 @@ pub struct AppInner {
     pub origins: OriginPolicy,
     pub login_by_addr: RateLimiter,
     pub login_by_name: RateLimiter,
+    /// Messages per user; `None` when the limit is off.
+    pub sends_by_user: Option<RateLimiter>,
     pub notifier: Notifier,
     pub presence: Presence,
     pub lobby: Lobby,
+    pub threads: crate::domain::messaging::Directory,
     pub metrics: Metrics,
 }
 
@@ -59,9 +62,13 @@ impl App {
             origins: OriginPolicy::new(&config.allowed_origins),
             login_by_addr: RateLimiter::new(config.login_rate, Duration::from_secs(60)),
             login_by_name: RateLimiter::new(config.login_failures, Duration::from_secs(15 * 60)),
+            sends_by_user: (config.send_rate > 0).then(|| {
+                RateLimiter::new(config.send_rate.saturating_mul(2), Duration::from_secs(2))
+            }),
             notifier: Notifier::default(),
             presence: Presence::default(),
             lobby: Lobby::default(),
+            threads: Default::default(),
             metrics: Metrics::default(),
             db,
             config,
@@ -307,7 +314,14 @@ impl App {
         req: crate::domain::messaging::SendMessage,
     ) -> DomainResult<crate::domain::messaging::SendOutcome> {
         use crate::domain::messaging::{self, SendOutcome};
-        let outcome = messaging::send(&self.db, sender, req, self.config.max_body).await?;
+        if let Some(limiter) = &self.sends_by_user {
+            limiter.check(&sender.id.to_string()).map_err(|wait| {
+                Metrics::inc(&self.metrics.rate_limited);
+                crate::domain::DomainError::RateLimited(wait)
+            })?;
+        }
+        let outcome =
+            messaging::send(&self.db, &self.threads, sender, req, self.config.max_body).await?;
         if let SendOutcome::Created { .. } = &outcome {
             Metrics::inc(&self.metrics.messages_sent);
             self.notifier.message_new(&outcome).await;

@@ -60,6 +60,10 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_LOGIN_FAILURES", default_value_t = 10)]
     pub login_failures: u32,
 
+    /// Messages a user may send per second (bursts of twice that); 0 turns the limit off.
+    #[arg(long, env = "MISSIVE_SEND_RATE", default_value_t = 20)]
+    pub send_rate: u32,
+
     /// Use the left-most `X-Forwarded-For` address as the client address (behind a trusted proxy).
     #[arg(long, env = "MISSIVE_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -84,6 +88,7 @@ impl Default for Config {
             max_body: 5000,
             login_rate: 20,
             login_failures: 10,
+            send_rate: 20,
             trust_proxy: false,
             secure_cookies: false,
         }

@@ -11,6 +11,7 @@ pub mod lobby;
 pub mod metrics;
 pub mod ratelimit;
 pub mod realtime;
+pub mod seed;
 
 pub use app::{App, Server};
 pub use config::Config;

@@ -5,6 +5,10 @@ use missive::domain::{DomainError, accounts};
 use missive::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc returns freed memory to the system and keeps per-connection overhead small.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "missive", version, about = "Realtime private-messaging server")]
 struct Cli {
@@ -20,6 +24,15 @@ enum Command {
     Serve,
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Append benchmark history: seeded users, threads and messages (batched inserts).
+    Seed {
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        #[arg(long, default_value_t = 10_000)]
+        threads: usize,
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -51,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    raise_fd_limit();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Server::start(cli.config).await?.run_until_signal().await,
         Command::Migrate => {
@@ -60,6 +74,21 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { action } => manage_user(cli.config, action).await,
+        Command::Seed {
+            users,
+            threads,
+            messages,
+        } => {
+            let db = missive::db::Database::connect(&cli.config).await?;
+            db.migrate().await?;
+            let started = std::time::Instant::now();
+            missive::seed::seed(&db, users, threads, messages).await?;
+            println!(
+                "seeded {messages} messages over {threads} threads in {:.1?}",
+                started.elapsed()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -95,5 +124,21 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => anyhow::bail!("{e}"),
+    }
+}
+
+/// Every socket is a file descriptor: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }

@@ -494,3 +494,44 @@ async fn shutdown_closes_sockets_cleanly() {
     srv.stop().await;
     tab.expect_disconnect(WAIT).await.unwrap();
 }
+
+#[tokio::test]
+async fn senders_over_their_rate_are_told_to_slow_down() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.send_rate = 1)
+        .await
+        .unwrap();
+    let alice = srv.user("alice").await;
+    let tab = alice.tab().await;
+    let mut codes = Vec::new();
+    for i in 0..3 {
+        let ack = tab
+            .emit_with_ack(
+                "message:send",
+                &json!({"recipient": "alice", "subject": "s", "body": format!("{i}")}),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        codes.push(if ack["status"] == true {
+            "ok".to_owned()
+        } else {
+            ack["code"].as_str().unwrap().to_owned()
+        });
+    }
+    assert_eq!(codes, ["ok", "ok", "rate_limited"]);
+    let (status, body) = alice
+        .http
+        .post(
+            "/api/v1/messages",
+            json!({"recipient": "alice", "subject": "s", "body": "b"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (_, inbox) = alice.http.get("/api/v1/threads").await;
+    assert_eq!(
+        inbox["threads"].as_array().unwrap().len(),
+        2,
+        "refused sends stored nothing"
+    );
+    srv.stop().await;
+}

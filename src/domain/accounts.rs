@@ -44,8 +44,22 @@ fn check_password(password: &str) -> Result<(), FieldProblem> {
     }
 }
 
+/// Argon2 is CPU- and memory-bound (19 MiB a hash): more hashes at once than cores only
+/// queue in memory, so they wait for a permit instead.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+});
+
 /// Hashes with argon2id on the blocking pool (it is deliberately slow).
 pub async fn hash_password(password: String) -> DomainResult<String> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -67,6 +81,9 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 async fn verify_password(password: String, hash: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());

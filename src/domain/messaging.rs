@@ -171,23 +171,78 @@ fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<ValidSend> {
     })
 }
 
+/// What never changes about a thread once created: its ids, subject and participants. Cached,
+/// so a reply does not read them again (safe across nodes: nothing here is ever updated).
+#[derive(Debug, Clone)]
+pub struct ThreadMeta {
+    pub id: i64,
+    pub public_id: String,
+    pub subject: String,
+    pub created_at: i64,
+    pub members: Vec<UserRef>,
+}
+
+/// A bounded cache of [`ThreadMeta`] by public id.
+#[derive(Default)]
+pub struct Directory {
+    threads: std::sync::Mutex<HashMap<String, std::sync::Arc<ThreadMeta>>>,
+}
+
+const DIRECTORY_CAPACITY: usize = 100_000;
+
+impl Directory {
+    fn get(&self, public_id: &str) -> Option<std::sync::Arc<ThreadMeta>> {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(public_id)
+            .cloned()
+    }
+
+    fn put(&self, meta: ThreadMeta) -> std::sync::Arc<ThreadMeta> {
+        let meta = std::sync::Arc::new(meta);
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if threads.len() >= DIRECTORY_CAPACITY {
+            threads.clear();
+        }
+        threads.insert(meta.public_id.clone(), meta.clone());
+        meta
+    }
+
+    async fn load(
+        &self,
+        db: &impl ConnectionTrait,
+        public_id: &str,
+    ) -> DomainResult<Option<std::sync::Arc<ThreadMeta>>> {
+        if let Some(meta) = self.get(public_id) {
+            return Ok(Some(meta));
+        }
+        let Some(thread) = find_thread(db, public_id).await? else {
+            return Ok(None);
+        };
+        let ctx = thread_context(db, thread.id).await?;
+        Ok(Some(self.put(ThreadMeta {
+            id: thread.id,
+            public_id: thread.public_id,
+            subject: thread.subject,
+            created_at: thread.created_at,
+            members: ctx.members.into_iter().map(|(_, u)| u).collect(),
+        })))
+    }
+}
+
 /// Sends a message: stores it in one transaction and returns what every participant should see.
 pub async fn send(
     db: &Database,
+    directory: &Directory,
     sender: &user::Model,
     req: SendMessage,
     max_body: usize,
 ) -> DomainResult<SendOutcome> {
     let req = validate_send(req, max_body)?;
-    if let Some(client_id) = &req.client_id
-        && let Some(first) = find_by_client_id(&db.conn, sender.id, client_id).await?
-    {
-        return Ok(SendOutcome::Repeated { message: first });
-    }
-
     let txn = db.begin_write().await?;
     let now = ids::now_micros();
-    let (thread, recipient_id) = match &req.target {
+    let (meta, timestamp) = match &req.target {
         Target::New { recipient, subject } => {
             let recipient = match accounts::normalize_username(recipient) {
                 Ok(name) => accounts::find_by_username(&*txn, &name).await?,
@@ -210,51 +265,69 @@ pub async fn send(
             }
             .insert(&*txn)
             .await?;
-            let mut members = vec![sender.id];
+            let mut members = vec![UserRef::from(sender)];
             if recipient.id != sender.id {
-                members.push(recipient.id);
+                members.push(UserRef::from(&recipient));
             }
-            for user_id in members {
-                participant::ActiveModel {
-                    thread_id: Set(thread.id),
-                    user_id: Set(user_id),
-                    last_message_id: Set(0),
-                    read_up_to: Set(0),
-                    hidden_before: Set(0),
-                    unread: Set(0),
-                }
-                .insert(&*txn)
-                .await?;
-            }
-            (thread, recipient.id)
+            members.sort_by_key(|m| m.id);
+            participant::Entity::insert_many(members.iter().map(|m| participant::ActiveModel {
+                thread_id: Set(thread.id),
+                user_id: Set(m.id),
+                last_message_id: Set(0),
+                read_up_to: Set(0),
+                hidden_before: Set(0),
+                unread: Set(0),
+            }))
+            .exec(&*txn)
+            .await?;
+            let meta = ThreadMeta {
+                id: thread.id,
+                public_id: thread.public_id,
+                subject: thread.subject,
+                created_at: thread.created_at,
+                members,
+            };
+            (std::sync::Arc::new(meta), now)
         }
         Target::Reply { thread_id } => {
-            // Row lock (PostgreSQL; SQLite's write gate already serialises): concurrent replies
-            // to one thread take their timestamp and id in the same order.
-            let thread = thread::Entity::find()
-                .filter(thread::Column::PublicId.eq(thread_id.as_str()))
-                .lock_exclusive()
-                .one(&*txn)
+            let meta = directory
+                .load(&*txn, thread_id)
                 .await?
                 .ok_or(DomainError::NotFound)?;
-            let members = member_ids(&*txn, thread.id).await?;
-            if !members.contains(&sender.id) {
+            if !meta.members.iter().any(|m| m.id == sender.id) {
                 return Err(DomainError::NotFound);
             }
-            let recipient_id = members
-                .iter()
-                .copied()
-                .find(|id| *id != sender.id)
-                .unwrap_or(sender.id);
-            (thread, recipient_id)
+            // Timestamps never go backwards within a thread, so id order and time order agree;
+            // on PostgreSQL this update also row-locks the thread until commit.
+            let newest = match db.backend() {
+                sea_orm::DbBackend::Postgres => "GREATEST(updated_at, $1)",
+                _ => "MAX(updated_at, ?)",
+            };
+            let stamped = thread::Entity::update_many()
+                .col_expr(
+                    thread::Column::UpdatedAt,
+                    Expr::cust_with_values(newest, [now]),
+                )
+                .filter(thread::Column::Id.eq(meta.id))
+                .exec_with_returning(&*txn)
+                .await?;
+            let timestamp = stamped
+                .first()
+                .map(|t| t.updated_at)
+                .ok_or(DomainError::NotFound)?;
+            (meta, timestamp)
         }
     };
+    let recipient_id = meta
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != sender.id)
+        .unwrap_or(sender.id);
 
-    // Timestamps never go backwards within a thread, so id order and time order agree.
-    let timestamp = std::cmp::max(ids::now_micros(), thread.updated_at);
     let inserted = message::ActiveModel {
         public_id: Set(ids::public_id()),
-        thread_id: Set(thread.id),
+        thread_id: Set(meta.id),
         sender_id: Set(sender.id),
         recipient_id: Set(recipient_id),
         body: Set(req.body),
@@ -272,7 +345,7 @@ pub async fn send(
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            // The same client_id committed concurrently: answer with that one.
+            // A retry of a message already stored (same client_id): answer with the first one.
             drop(txn);
             let client_id = req.client_id.unwrap_or_default();
             let first = find_by_client_id(&db.conn, sender.id, &client_id)
@@ -284,41 +357,72 @@ pub async fn send(
     };
 
     thread::Entity::update_many()
-        .col_expr(thread::Column::UpdatedAt, timestamp.into())
         .col_expr(thread::Column::LastMessageId, message.id.into())
-        .filter(thread::Column::Id.eq(thread.id))
+        .col_expr(thread::Column::UpdatedAt, timestamp.into())
+        .filter(thread::Column::Id.eq(meta.id))
         .exec(&*txn)
         .await?;
-    participant::Entity::update_many()
+    let bump = Expr::cust_with_values(
+        match db.backend() {
+            sea_orm::DbBackend::Postgres => "unread + CASE WHEN user_id = $1 THEN 1 ELSE 0 END",
+            _ => "unread + CASE WHEN user_id = ? THEN 1 ELSE 0 END",
+        },
+        [if recipient_id == sender.id {
+            0
+        } else {
+            recipient_id
+        }],
+    );
+    let rows = participant::Entity::update_many()
         .col_expr(participant::Column::LastMessageId, message.id.into())
-        .filter(participant::Column::ThreadId.eq(thread.id))
-        .exec(&*txn)
+        .col_expr(participant::Column::Unread, bump)
+        .filter(participant::Column::ThreadId.eq(meta.id))
+        .exec_with_returning(&*txn)
         .await?;
-    if recipient_id != sender.id {
-        participant::Entity::update_many()
-            .col_expr(
-                participant::Column::Unread,
-                Expr::col(participant::Column::Unread).add(1),
-            )
-            .filter(participant::Column::ThreadId.eq(thread.id))
-            .filter(participant::Column::UserId.eq(recipient_id))
-            .exec(&*txn)
-            .await?;
+    let recipient_unread = if recipient_id != sender.id {
+        unread_counts(&*txn, recipient_id).await?
+    } else {
+        UnreadCounts::default()
+    };
+    txn.commit().await?;
+    if let Target::New { .. } = &req.target {
+        directory.put((*meta).clone());
     }
 
-    let ctx = thread_context(&*txn, thread.id).await?;
-    let mut participants = Vec::with_capacity(ctx.members.len());
-    for (_, member) in &ctx.members {
-        participants.push(Recipient {
-            user: member.into(),
+    let ctx = ThreadContext {
+        thread: thread::Model {
+            id: meta.id,
+            public_id: meta.public_id.clone(),
+            subject: meta.subject.clone(),
+            created_at: meta.created_at,
+            updated_at: timestamp,
+            last_message_id: Some(message.id),
+        },
+        members: rows
+            .into_iter()
+            .filter_map(|p| {
+                meta.members
+                    .iter()
+                    .find(|m| m.id == p.user_id)
+                    .map(|m| (p, m.clone()))
+            })
+            .collect(),
+    };
+    let participants = ctx
+        .members
+        .iter()
+        .map(|(_, member)| Recipient {
+            user: member.clone(),
             thread: ctx.thread_view(member.id, Some(&message)),
-            unread: unread_counts(&*txn, member.id).await?,
-        });
-    }
-    let view = ctx.message_view(&message);
-    txn.commit().await?;
+            unread: if member.id == recipient_id {
+                recipient_unread
+            } else {
+                UnreadCounts::default()
+            },
+        })
+        .collect();
     Ok(SendOutcome::Created {
-        message: view,
+        message: ctx.message_view(&message),
         participants,
     })
 }
@@ -668,16 +772,6 @@ async fn find_message(
         .await?)
 }
 
-async fn member_ids(db: &impl ConnectionTrait, thread_id: i64) -> DomainResult<Vec<i64>> {
-    Ok(participant::Entity::find()
-        .select_only()
-        .column(participant::Column::UserId)
-        .filter(participant::Column::ThreadId.eq(thread_id))
-        .into_tuple()
-        .all(db)
-        .await?)
-}
-
 async fn membership(
     db: &impl ConnectionTrait,
     user_id: i64,
@@ -813,7 +907,7 @@ async fn thread_contexts(
         .collect();
     for (p, u) in members {
         if let (Some(ctx), Some(u)) = (out.get_mut(&p.thread_id), u) {
-            ctx.members.push((p, u));
+            ctx.members.push((p, UserRef::from(&u)));
         }
     }
     for ctx in out.values_mut() {

@@ -28,6 +28,8 @@ pub enum DomainError {
     UsernameTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
+    #[error("too many messages, slow down")]
+    RateLimited(std::time::Duration),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -54,6 +56,7 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::RateLimited(_) => "rate_limited",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",
         }
     }

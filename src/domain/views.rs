@@ -59,7 +59,7 @@ impl From<&user::Model> for UserRef {
 #[derive(Debug, Clone)]
 pub struct ThreadContext {
     pub thread: thread::Model,
-    pub members: Vec<(participant::Model, user::Model)>,
+    pub members: Vec<(participant::Model, UserRef)>,
 }
 
 impl ThreadContext {

@@ -53,6 +53,7 @@ impl IntoResponse for ApiError {
                 DomainError::NotFound => (StatusCode::NOT_FOUND, e.code()),
                 DomainError::UsernameTaken => (StatusCode::CONFLICT, e.code()),
                 DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
+                DomainError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {
                     tracing::error!(error = %e, "request failed");
                     return error_body(
@@ -73,7 +74,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_body(status, code, &self.to_string(), fields);
         match self {
-            ApiError::RateLimited(wait) => {
+            ApiError::RateLimited(wait) | ApiError::Domain(DomainError::RateLimited(wait)) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);

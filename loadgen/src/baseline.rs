@@ -1,0 +1,62 @@
+//! The ceiling: a bare socketioxide server with the fanout's shape and nothing else (no auth, no
+//! database). Sockets join `user:<n>` from their CONNECT payload; `message:send` to the
+//! conversation `a:b` emits `message:new` to both users' rooms and acks.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+use serde_json::json;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef, TryData};
+
+#[derive(Deserialize)]
+struct Hello {
+    user: u64,
+}
+
+#[derive(Deserialize)]
+struct Send {
+    thread_id: String,
+    body: String,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+async fn on_send(s: SocketRef, Data(req): Data<Send>, ack: AckSender) {
+    let mut pair = req.thread_id.split(':');
+    let (Some(a), Some(b)) = (pair.next(), pair.next()) else {
+        return;
+    };
+    let message = json!({
+        "url": NEXT.fetch_add(1, Ordering::Relaxed).to_string(),
+        "thread_id": req.thread_id,
+        "sender": a, "recipient": b, "body": req.body,
+    });
+    let event = json!({ "message": message });
+    let _ = s
+        .within(format!("user:{a}"))
+        .within(format!("user:{b}"))
+        .emit("message:new", &event)
+        .await;
+    let _ = ack.send(&json!({ "status": true, "message": message }));
+}
+
+/// Serves until killed; prints `listening <addr>` first.
+pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
+    let (layer, io) = SocketIo::new_layer();
+    io.ns(
+        "/messages",
+        async |s: SocketRef, TryData(hello): TryData<Hello>| {
+            if let Ok(hello) = hello {
+                s.join(format!("user:{}", hello.user));
+            }
+            s.on("message:send", on_send);
+        },
+    );
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    println!("listening {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

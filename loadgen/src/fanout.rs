@@ -1,0 +1,296 @@
+//! fanout: U users with T tabs each; S of them send through `message:send` with acks; every tab
+//! counts the `message:new` it receives and how long after the send it arrived.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use missive_client::Incoming;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::stats::{self, Latency, Series};
+use crate::target::Target;
+
+#[derive(Args, Clone)]
+pub struct FanoutArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Users online.
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    /// Tabs (sockets) per user.
+    #[arg(long, default_value_t = 2)]
+    pub tabs: usize,
+    /// Users who send (each to the next user).
+    #[arg(long, default_value_t = 100)]
+    pub senders: usize,
+    /// Target total send rate (messages/s); flat out when absent.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Messages each sender keeps in flight when flat out.
+    #[arg(long, default_value_t = 1)]
+    pub inflight: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Server process id, to read its RSS and CPU from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Where results go.
+    #[arg(long, default_value = "results")]
+    pub out: std::path::PathBuf,
+    /// Name of the result files (default: the scenario's).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow::Result<Value> {
+    let name = args.name.clone().unwrap_or_else(|| default_name.to_owned());
+    let senders = args.senders.min(args.users.saturating_sub(1)).max(1);
+    println!(
+        "{name}: {} users x {} tabs, {senders} senders, {}s",
+        args.users, args.tabs, args.duration
+    );
+
+    let bar = crate::bar(args.users as u64, "users");
+    let users = target.users(args.users, 8, &bar).await?;
+    bar.finish_and_clear();
+    let mut conversations = Vec::with_capacity(senders);
+    for i in 0..senders {
+        conversations.push(
+            target
+                .conversation(&users[i], &users[(i + 1) % users.len()])
+                .await?,
+        );
+    }
+
+    let bar = crate::bar((args.users * args.tabs) as u64, "tabs");
+    let mut tabs = Vec::with_capacity(args.users * args.tabs);
+    for user in &users {
+        for _ in 0..args.tabs {
+            tabs.push(Arc::new(target.connect(user).await?));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    // Receivers: every tab records delivery latency of each message:new.
+    let delivered = Arc::new(AtomicU64::new(0));
+    let delivery_samples = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut receivers = Vec::new();
+    for tab in &tabs {
+        let (tab, delivered, samples, stop) = (
+            tab.clone(),
+            delivered.clone(),
+            delivery_samples.clone(),
+            stop.clone(),
+        );
+        receivers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match tab.next(Duration::from_millis(200)).await {
+                    Some(Incoming::Event { name, data }) if name == "message:new" => {
+                        let sent: u64 = data["message"]["body"]
+                            .as_str()
+                            .and_then(|b| b.split(' ').next())
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(0);
+                        if sent > 0 {
+                            mine.push(now_micros().saturating_sub(sent));
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Incoming::Disconnected) => break,
+                    _ => {}
+                }
+            }
+            samples.lock().await.extend(mine);
+        }));
+    }
+
+    // Senders.
+    let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let ack_samples = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let error_codes = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration);
+    let per_sender_interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(senders as f64 / r.max(0.001)));
+    let mut sender_tasks = Vec::new();
+    for (i, conversation) in conversations.into_iter().enumerate() {
+        let lanes = if per_sender_interval.is_some() {
+            1
+        } else {
+            args.inflight.max(1)
+        };
+        for lane in 0..lanes {
+            let tab = tabs[i * args.tabs].clone();
+            let conversation = conversation.clone();
+            let (acked, errors, samples, codes) = (
+                acked.clone(),
+                errors.clone(),
+                ack_samples.clone(),
+                error_codes.clone(),
+            );
+            sender_tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut n = 0u64;
+                // Spread the senders' first sends over one interval.
+                if let Some(every) = per_sender_interval {
+                    tokio::time::sleep(every.mul_f64((i % 97) as f64 / 97.0)).await;
+                }
+                let origin = Instant::now();
+                while Instant::now() < deadline {
+                    if let Some(every) = per_sender_interval {
+                        let at = origin + every * n as u32;
+                        tokio::time::sleep_until(at.into()).await;
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                    n += 1;
+                    let t0 = Instant::now();
+                    let mut payload = conversation.clone();
+                    payload["body"] = json!(format!("{} {i}.{lane}.{n}", now_micros()));
+                    payload["client_id"] = json!(format!("{i}.{lane}.{n}"));
+                    match tab
+                        .emit_with_ack("message:send", &payload, Duration::from_secs(10))
+                        .await
+                    {
+                        Ok(ack) if ack["status"] == true => {
+                            mine.push(t0.elapsed().as_micros() as u64);
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(ack) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            *codes
+                                .lock()
+                                .await
+                                .entry(ack["code"].as_str().unwrap_or("?").to_owned())
+                                .or_default() += 1;
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            *codes.lock().await.entry(e.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+                samples.lock().await.extend(mine);
+            }));
+        }
+    }
+
+    // Once a second: throughput and the server's figures.
+    let bar = crate::bar(args.duration, "seconds");
+    let mut timeline = Vec::new();
+    let (mut last_acked, mut last_delivered) = (0, 0);
+    let cpu_start = args.server_pid.and_then(stats::proc_sample);
+    let mut peak_rss = cpu_start.map(|s| s.rss_kib).unwrap_or(0);
+    for second in 1..=args.duration {
+        tokio::time::sleep_until((started + Duration::from_secs(second)).into()).await;
+        let (a, d) = (
+            acked.load(Ordering::Relaxed),
+            delivered.load(Ordering::Relaxed),
+        );
+        let proc = args.server_pid.and_then(stats::proc_sample);
+        peak_rss = peak_rss.max(proc.map(|p| p.rss_kib).unwrap_or(0));
+        timeline.push(json!({ "second": second, "acked": a - last_acked, "delivered": d - last_delivered,
+            "server_rss_kib": proc.map(|p| p.rss_kib), "server_cpu_seconds": proc.map(|p| p.cpu_seconds) }));
+        (last_acked, last_delivered) = (a, d);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for t in sender_tasks {
+        let _ = t.await;
+    }
+    let send_window = started.elapsed();
+    let cpu_end = args.server_pid.and_then(stats::proc_sample);
+    // Let the last deliveries land.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for r in receivers {
+        let _ = r.await;
+    }
+    for tab in &tabs {
+        tab.close();
+    }
+
+    let acked = acked.load(Ordering::Relaxed);
+    let delivered = delivered.load(Ordering::Relaxed);
+    let secs = stats::secs(send_window);
+    let ack_latency = Latency::of(&mut ack_samples.lock().await);
+    let delivery_latency = Latency::of(&mut delivery_samples.lock().await);
+    let cpu_percent = match (cpu_start, cpu_end) {
+        (Some(a), Some(b)) => {
+            Some(((b.cpu_seconds - a.cpu_seconds) / secs * 100.0 * 10.0).round() / 10.0)
+        }
+        _ => None,
+    };
+    let result = json!({
+        "scenario": name,
+        "users": args.users, "tabs": args.tabs, "senders": senders, "inflight": args.inflight,
+        "target_rate": args.rate, "duration_s": secs,
+        "acked_sends": acked, "acked_per_s": (acked as f64 / secs).round(),
+        "deliveries": delivered, "deliveries_per_s": (delivered as f64 / secs).round(),
+        "errors": errors.load(Ordering::Relaxed), "error_codes": *error_codes.lock().await,
+        "ack_latency": ack_latency, "delivery_latency": delivery_latency,
+        "server_peak_rss_kib": args.server_pid.map(|_| peak_rss), "server_cpu_percent": cpu_percent,
+        "timeline": timeline,
+    });
+    println!(
+        "{name}: {:.0} acked sends/s, {:.0} deliveries/s, ack p50 {:.1} ms p99 {:.1} ms, delivery p50 {:.1} ms p99 {:.1} ms, errors {}",
+        acked as f64 / secs,
+        delivered as f64 / secs,
+        ack_latency.p50_ms,
+        ack_latency.p99_ms,
+        delivery_latency.p50_ms,
+        delivery_latency.p99_ms,
+        result["errors"]
+    );
+    stats::write_json(&args.out, &name, &result)?;
+    let series = |key: &str, label: &str| Series {
+        label: label.to_owned(),
+        points: result["timeline"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|p| {
+                        (
+                            p["second"].as_f64().unwrap_or(0.0),
+                            p[key].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    stats::chart(
+        &args.out,
+        &name,
+        &format!(
+            "{name}: {} users x {} tabs, {senders} senders",
+            args.users, args.tabs
+        ),
+        "second",
+        "per second",
+        &[
+            series("acked", "acked sends"),
+            series("delivered", "deliveries (message:new)"),
+        ],
+        false,
+    )?;
+    Ok(result)
+}

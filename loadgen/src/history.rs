@@ -1,0 +1,172 @@
+//! history: grow a seeded history (via `missive seed`) and time the inbox and thread listings
+//! at each size, to show their cost stays flat.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::stats::{self, Latency, Series};
+
+#[derive(Args, Clone)]
+pub struct HistoryArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// The `missive` binary that seeds (it writes to the server's database).
+    #[arg(long, default_value = "target/release/missive")]
+    pub missive_bin: PathBuf,
+    /// The server's database URL (passed to `missive seed`).
+    #[arg(long, default_value = "sqlite://missive.db?mode=rwc")]
+    pub database_url: String,
+    /// Total messages at each measuring point.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub sizes: Vec<usize>,
+    /// Threads the messages are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub threads: usize,
+    /// Requests per listing per size.
+    #[arg(long, default_value_t = 300)]
+    pub samples: usize,
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+}
+
+async fn timed(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    n: usize,
+) -> anyhow::Result<(Latency, Value)> {
+    let mut samples = Vec::with_capacity(n);
+    let mut last = Value::Null;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let res = http.get(url).bearer_auth(token).send().await?;
+        let status = res.status();
+        let body: Value = res.json().await?;
+        samples.push(t0.elapsed().as_micros() as u64);
+        if !status.is_success() {
+            bail!("GET {url}: {status} {body}");
+        }
+        last = body;
+    }
+    Ok((Latency::of(&mut samples), last))
+}
+
+pub async fn run(args: HistoryArgs) -> anyhow::Result<Value> {
+    let http = reqwest::Client::new();
+    let mut seeded = 0;
+    let mut points = Vec::new();
+    for &size in &args.sizes {
+        if size > seeded {
+            let started = Instant::now();
+            let status = tokio::process::Command::new(&args.missive_bin)
+                .arg("seed")
+                .args([
+                    "--threads",
+                    &args.threads.to_string(),
+                    "--messages",
+                    &(size - seeded).to_string(),
+                ])
+                .env("MISSIVE_DATABASE_URL", &args.database_url)
+                .env("MISSIVE_LOG", "warn")
+                .status()
+                .await
+                .with_context(|| format!("running {}", args.missive_bin.display()))?;
+            if !status.success() {
+                bail!("missive seed failed");
+            }
+            println!(
+                "history: seeded up to {size} messages in {:.1?}",
+                started.elapsed()
+            );
+            seeded = size;
+        }
+        let login = http
+            .post(format!("{}/api/v1/auth/login", args.url))
+            .json(&json!({ "username": "seed_0", "password": "seed-password" }))
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
+        let token = login["token"]
+            .as_str()
+            .context("seed_0 cannot log in")?
+            .to_owned();
+        let (inbox, page) = timed(
+            &http,
+            &format!("{}/api/v1/threads?limit=20", args.url),
+            &token,
+            args.samples,
+        )
+        .await?;
+        let thread_id = page["threads"][0]["thread_id"]
+            .as_str()
+            .context("seed_0 has no threads")?
+            .to_owned();
+        let (deep_inbox, _) = match page["next"].as_str() {
+            Some(next) => {
+                timed(
+                    &http,
+                    &format!("{}/api/v1/threads?limit=20&before={next}", args.url),
+                    &token,
+                    args.samples,
+                )
+                .await?
+            }
+            None => (Latency::default(), Value::Null),
+        };
+        let messages_url = format!("{}/api/v1/threads/{thread_id}/messages?limit=50", args.url);
+        let (history, page) = timed(&http, &messages_url, &token, args.samples).await?;
+        let oldest = page["messages"][0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (older, _) = timed(
+            &http,
+            &format!("{messages_url}&before={oldest}"),
+            &token,
+            args.samples,
+        )
+        .await?;
+        println!(
+            "history {size}: inbox p50 {:.2} p99 {:.2} ms; messages p50 {:.2} p99 {:.2} ms",
+            inbox.p50_ms, inbox.p99_ms, history.p50_ms, history.p99_ms
+        );
+        points.push(
+            json!({ "messages": size, "threads_page": inbox, "threads_next_page": deep_inbox,
+            "messages_page": history, "messages_older_page": older }),
+        );
+    }
+    let result = json!({ "scenario": "history", "threads": args.threads, "points": points });
+    stats::write_json(&args.out, "history", &result)?;
+    let series = |key: &str, q: &str, label: &str| Series {
+        label: label.to_owned(),
+        points: points
+            .iter()
+            .map(|p| {
+                (
+                    p["messages"].as_f64().unwrap_or(1.0),
+                    p[key][q].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect(),
+    };
+    stats::chart(
+        &args.out,
+        "history",
+        "listing latency as history grows",
+        "messages in the database",
+        "ms",
+        &[
+            series("threads_page", "p50_ms", "GET /threads p50"),
+            series("threads_page", "p99_ms", "GET /threads p99"),
+            series("messages_page", "p50_ms", "GET /threads/{id}/messages p50"),
+            series("messages_page", "p99_ms", "GET /threads/{id}/messages p99"),
+        ],
+        true,
+    )?;
+    Ok(result)
+}

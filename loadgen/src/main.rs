@@ -1,0 +1,99 @@
+//! `loadgen`: reproducible benchmarks of a running Missive over real Socket.IO websockets and HTTP.
+//! Results go to `results/<scenario>.json` and `.png`.
+
+mod baseline;
+mod fanout;
+mod history;
+mod idle;
+mod stats;
+mod target;
+
+use std::process::Stdio;
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "Benchmarks for Missive")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Users with several tabs; some send through message:send; count deliveries and latency.
+    Fanout(fanout::FanoutArgs),
+    /// The same fanout against a bare socketioxide server started here (the ceiling).
+    Baseline(fanout::FanoutArgs),
+    /// Hold many authenticated websockets; handshakes/s and server RSS per connection.
+    Idle(idle::IdleArgs),
+    /// Seed a growing history and time the listings at each size.
+    History(history::HistoryArgs),
+    /// Run the bare socketioxide server alone (used by `baseline`).
+    ServeBaseline {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: std::net::SocketAddr,
+    },
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+pub fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}"
+    )) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    stats::raise_fd_limit();
+    match Cli::parse().scenario {
+        Scenario::Fanout(args) => {
+            let target = target::Target::missive(&args.url);
+            let out = args.out.clone();
+            let result = fanout::run(target, args, "fanout").await?;
+            if let Some(base) = stats::read_json(&out, "baseline") {
+                let ratio = result["deliveries_per_s"].as_f64().unwrap_or(0.0)
+                    / base["deliveries_per_s"]
+                        .as_f64()
+                        .unwrap_or(f64::MAX)
+                        .max(1.0);
+                println!(
+                    "fanout delivers {:.0}% of the bare socketioxide baseline",
+                    ratio * 100.0
+                );
+            }
+        }
+        Scenario::Baseline(mut args) => {
+            let mut child = tokio::process::Command::new(std::env::current_exe()?)
+                .arg("serve-baseline")
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+            let line = lines.next_line().await?.unwrap_or_default();
+            let addr = line
+                .strip_prefix("listening ")
+                .ok_or_else(|| anyhow::anyhow!("baseline server said {line}"))?;
+            args.url = format!("http://{addr}");
+            args.server_pid = child.id();
+            let target = target::Target::Baseline {
+                url: args.url.clone(),
+            };
+            fanout::run(target, args, "baseline").await?;
+            child.kill().await?;
+        }
+        Scenario::Idle(args) => {
+            idle::run(args).await?;
+        }
+        Scenario::History(args) => {
+            history::run(args).await?;
+        }
+        Scenario::ServeBaseline { bind } => baseline::serve(bind).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `missive seed`: bulk history for benchmarks, written with batched inserts.
+//!
+//! Seeded users are `seed_0`..`seed_{users-1}` (password `seed-password`); thread `k` is between
+//! `seed_{k % users}` and `seed_{(k + 1) % users}`. Each run appends messages round-robin over the
+//! threads, so running it with growing counts grows one history.
+
+use entity::{message, participant, thread};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::db::Database;
+use crate::domain::{DomainResult, accounts};
+use crate::ids;
+
+/// Password of every seeded user.
+pub const SEED_PASSWORD: &str = "seed-password";
+const BATCH: usize = 1000;
+
+/// Ensures `users` users and `threads` threads exist, then appends `messages` messages.
+pub async fn seed(
+    db: &Database,
+    users: usize,
+    threads: usize,
+    messages: usize,
+) -> DomainResult<()> {
+    let users = users.max(2);
+    let hash = accounts::hash_password(SEED_PASSWORD.to_owned()).await?;
+    let mut user_ids = Vec::with_capacity(users);
+    for i in 0..users {
+        let name = format!("seed_{i}");
+        let id = match accounts::find_by_username(&db.conn, &name).await? {
+            Some(u) => u.id,
+            None => {
+                accounts::insert_user(&db.conn, name, Some(hash.clone()), None, false)
+                    .await?
+                    .id
+            }
+        };
+        user_ids.push(id);
+    }
+
+    let mut existing: Vec<thread::Model> = thread::Entity::find()
+        .filter(thread::Column::Subject.starts_with("seed thread "))
+        .order_by_asc(thread::Column::Id)
+        .all(&db.conn)
+        .await?;
+    let now = ids::now_micros();
+    let txn = db.begin_write().await?;
+    for k in existing.len()..threads {
+        let t = thread::Entity::insert(thread::ActiveModel {
+            public_id: Set(ids::public_id()),
+            subject: Set(format!("seed thread {k}")),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_message_id: Set(None),
+            ..Default::default()
+        })
+        .exec_with_returning(&*txn)
+        .await?;
+        let pair = [user_ids[k % users], user_ids[(k + 1) % users]];
+        participant::Entity::insert_many(pair.map(|user_id| participant::ActiveModel {
+            thread_id: Set(t.id),
+            user_id: Set(user_id),
+            last_message_id: Set(0),
+            read_up_to: Set(0),
+            hidden_before: Set(0),
+            unread: Set(0),
+        }))
+        .exec(&*txn)
+        .await?;
+        existing.push(t);
+    }
+    txn.commit().await?;
+    let threads = &existing[..threads.min(existing.len())];
+    if threads.is_empty() {
+        return Ok(());
+    }
+
+    let start = ids::now_micros();
+    let mut written = 0;
+    while written < messages {
+        let n = BATCH.min(messages - written);
+        let rows = (0..n).map(|j| {
+            let k = (written + j) % threads.len();
+            let (a, b) = (user_ids[k % users], user_ids[(k + 1) % users]);
+            let (sender, recipient) = if (written + j) / threads.len() % 2 == 0 {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            message::ActiveModel {
+                public_id: Set(ids::public_id()),
+                thread_id: Set(threads[k].id),
+                sender_id: Set(sender),
+                recipient_id: Set(recipient),
+                body: Set(format!(
+                    "seeded message {} of a long and calm conversation",
+                    written + j
+                )),
+                created_at: Set(start + (written + j) as i64),
+                client_id: Set(None),
+                ..Default::default()
+            }
+        });
+        let txn = db.begin_write().await?;
+        message::Entity::insert_many(rows).exec(&*txn).await?;
+        txn.commit().await?;
+        written += n;
+    }
+
+    // Derived columns, once for the whole batch: newest message and unread counts.
+    let txn = db.begin_write().await?;
+    let ids_of: Vec<i64> = threads.iter().map(|t| t.id).collect();
+    for chunk in ids_of.chunks(500) {
+        let newest = "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id)";
+        let newest_at = "(SELECT MAX(m.created_at) FROM messages m WHERE m.thread_id = threads.id)";
+        thread::Entity::update_many()
+            .col_expr(thread::Column::LastMessageId, Expr::cust(newest))
+            .col_expr(thread::Column::UpdatedAt, Expr::cust(newest_at))
+            .filter(thread::Column::Id.is_in(chunk.to_vec()))
+            .exec(&*txn)
+            .await?;
+        participant::Entity::update_many()
+            .col_expr(
+                participant::Column::LastMessageId,
+                Expr::cust(
+                    "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id)",
+                ),
+            )
+            .col_expr(
+                participant::Column::Unread,
+                Expr::cust(
+                    "(SELECT COUNT(*) FROM messages m WHERE m.thread_id = participants.thread_id \
+                     AND m.id > participants.read_up_to AND m.sender_id <> participants.user_id)",
+                ),
+            )
+            .filter(participant::Column::ThreadId.is_in(chunk.to_vec()))
+            .exec(&*txn)
+            .await?;
+    }
+    txn.commit().await?;
+    if db.backend() == sea_orm::DbBackend::Postgres {
+        db.conn.execute_unprepared("ANALYZE").await?;
+    } else {
+        db.conn.execute_unprepared("PRAGMA optimize").await?;
+    }
+    Ok(())
+}
