@@ -38,6 +38,7 @@ pub struct AppInner {
     pub presence: Presence,
     pub lobby: Lobby,
     pub threads: crate::domain::messaging::Directory,
+    pub replies: crate::domain::group_commit::GroupCommit,
     pub metrics: Metrics,
 }
 
@@ -69,6 +70,7 @@ impl App {
             presence: Presence::default(),
             lobby: Lobby::default(),
             threads: Default::default(),
+            replies: crate::domain::group_commit::GroupCommit::start(db.clone()),
             metrics: Metrics::default(),
             db,
             config,
@@ -320,8 +322,15 @@ impl App {
                 crate::domain::DomainError::RateLimited(wait)
             })?;
         }
-        let outcome =
-            messaging::send(&self.db, &self.threads, sender, req, self.config.max_body).await?;
+        let outcome = messaging::send(
+            &self.db,
+            &self.threads,
+            &self.replies,
+            sender,
+            req,
+            self.config.max_body,
+        )
+        .await?;
         if let SendOutcome::Created { .. } = &outcome {
             Metrics::inc(&self.metrics.messages_sent);
             self.notifier.message_new(&outcome).await;

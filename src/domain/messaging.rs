@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 
+use super::group_commit::GroupCommit;
 use super::views::{MessageView, ThreadContext, ThreadView, UnreadCounts, UserRef};
 use super::{DomainError, DomainResult, accounts};
 use crate::db::Database;
@@ -231,107 +232,72 @@ impl Directory {
     }
 }
 
-/// Sends a message: stores it in one transaction and returns what every participant should see.
+/// Sends a message and returns what every participant should see. A new thread is stored in its
+/// own transaction; replies go through the group commit, many to a transaction.
 pub async fn send(
     db: &Database,
     directory: &Directory,
+    replies: &GroupCommit,
     sender: &user::Model,
     req: SendMessage,
     max_body: usize,
 ) -> DomainResult<SendOutcome> {
     let req = validate_send(req, max_body)?;
-    let txn = db.begin_write().await?;
-    let now = ids::now_micros();
-    let (meta, timestamp) = match &req.target {
-        Target::New { recipient, subject } => {
-            let recipient = match accounts::normalize_username(recipient) {
-                Ok(name) => accounts::find_by_username(&*txn, &name).await?,
-                Err(_) => None,
-            }
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "recipient",
-                    "unknown_recipient",
-                    "no user has that username",
-                )
-            })?;
-            let thread = thread::ActiveModel {
-                public_id: Set(ids::public_id()),
-                subject: Set(subject.clone()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                last_message_id: Set(None),
-                ..Default::default()
-            }
-            .insert(&*txn)
-            .await?;
-            let mut members = vec![UserRef::from(sender)];
-            if recipient.id != sender.id {
-                members.push(UserRef::from(&recipient));
-            }
-            members.sort_by_key(|m| m.id);
-            participant::Entity::insert_many(members.iter().map(|m| participant::ActiveModel {
-                thread_id: Set(thread.id),
-                user_id: Set(m.id),
-                last_message_id: Set(0),
-                read_up_to: Set(0),
-                hidden_before: Set(0),
-                unread: Set(0),
-            }))
-            .exec(&*txn)
-            .await?;
-            let meta = ThreadMeta {
-                id: thread.id,
-                public_id: thread.public_id,
-                subject: thread.subject,
-                created_at: thread.created_at,
-                members,
-            };
-            (std::sync::Arc::new(meta), now)
-        }
+    let (recipient, subject) = match req.target {
         Target::Reply { thread_id } => {
             let meta = directory
-                .load(&*txn, thread_id)
+                .load(&db.conn, &thread_id)
                 .await?
                 .ok_or(DomainError::NotFound)?;
             if !meta.members.iter().any(|m| m.id == sender.id) {
                 return Err(DomainError::NotFound);
             }
-            // Timestamps never go backwards within a thread, so id order and time order agree;
-            // on PostgreSQL this update also row-locks the thread until commit.
-            let newest = match db.backend() {
-                sea_orm::DbBackend::Postgres => "GREATEST(updated_at, $1)",
-                _ => "MAX(updated_at, ?)",
+            let reply = Reply {
+                sender: sender.into(),
+                meta,
+                body: req.body,
+                client_id: req.client_id,
             };
-            let stamped = thread::Entity::update_many()
-                .col_expr(
-                    thread::Column::UpdatedAt,
-                    Expr::cust_with_values(newest, [now]),
-                )
-                .filter(thread::Column::Id.eq(meta.id))
-                .exec_with_returning(&*txn)
-                .await?;
-            let timestamp = stamped
-                .first()
-                .map(|t| t.updated_at)
-                .ok_or(DomainError::NotFound)?;
-            (meta, timestamp)
+            return replies.submit(reply).await;
         }
+        Target::New { recipient, subject } => (recipient, subject),
     };
-    let recipient_id = meta
-        .members
-        .iter()
-        .map(|m| m.id)
-        .find(|id| *id != sender.id)
-        .unwrap_or(sender.id);
 
+    let txn = db.begin_write().await?;
+    let now = ids::now_micros();
+    let recipient = match accounts::normalize_username(&recipient) {
+        Ok(name) => accounts::find_by_username(&*txn, &name).await?,
+        Err(_) => None,
+    }
+    .ok_or_else(|| {
+        DomainError::invalid(
+            "recipient",
+            "unknown_recipient",
+            "no user has that username",
+        )
+    })?;
+    let mut members = vec![UserRef::from(sender)];
+    if recipient.id != sender.id {
+        members.push(UserRef::from(&recipient));
+    }
+    members.sort_by_key(|m| m.id);
+    let thread = thread::ActiveModel {
+        public_id: Set(ids::public_id()),
+        subject: Set(subject),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_message_id: Set(None),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
     let inserted = message::ActiveModel {
         public_id: Set(ids::public_id()),
-        thread_id: Set(meta.id),
+        thread_id: Set(thread.id),
         sender_id: Set(sender.id),
-        recipient_id: Set(recipient_id),
+        recipient_id: Set(recipient.id),
         body: Set(req.body),
-        created_at: Set(timestamp),
+        created_at: Set(now),
         client_id: Set(req.client_id.clone()),
         ..Default::default()
     }
@@ -355,47 +321,180 @@ pub async fn send(
         }
         Err(e) => return Err(e.into()),
     };
-
     thread::Entity::update_many()
         .col_expr(thread::Column::LastMessageId, message.id.into())
-        .col_expr(thread::Column::UpdatedAt, timestamp.into())
-        .filter(thread::Column::Id.eq(meta.id))
+        .filter(thread::Column::Id.eq(thread.id))
         .exec(&*txn)
         .await?;
-    let bump = Expr::cust_with_values(
-        match db.backend() {
-            sea_orm::DbBackend::Postgres => "unread + CASE WHEN user_id = $1 THEN 1 ELSE 0 END",
-            _ => "unread + CASE WHEN user_id = ? THEN 1 ELSE 0 END",
-        },
-        [if recipient_id == sender.id {
-            0
-        } else {
-            recipient_id
-        }],
-    );
-    let rows = participant::Entity::update_many()
-        .col_expr(participant::Column::LastMessageId, message.id.into())
-        .col_expr(participant::Column::Unread, bump)
-        .filter(participant::Column::ThreadId.eq(meta.id))
-        .exec_with_returning(&*txn)
+    let rows: Vec<participant::Model> = members
+        .iter()
+        .map(|m| participant::Model {
+            thread_id: thread.id,
+            user_id: m.id,
+            last_message_id: message.id,
+            read_up_to: 0,
+            hidden_before: 0,
+            unread: i32::from(m.id == recipient.id && recipient.id != sender.id),
+        })
+        .collect();
+    participant::Entity::insert_many(rows.iter().cloned().map(participant::ActiveModel::from))
+        .exec(&*txn)
         .await?;
-    let recipient_unread = if recipient_id != sender.id {
-        unread_counts(&*txn, recipient_id).await?
+    let recipient_unread = if recipient.id != sender.id {
+        unread_counts(&*txn, recipient.id).await?
     } else {
         UnreadCounts::default()
     };
     txn.commit().await?;
-    if let Target::New { .. } = &req.target {
-        directory.put((*meta).clone());
-    }
 
+    let meta = directory.put(ThreadMeta {
+        id: thread.id,
+        public_id: thread.public_id,
+        subject: thread.subject,
+        created_at: thread.created_at,
+        members,
+    });
+    let unread = HashMap::from([(recipient.id, recipient_unread)]);
+    Ok(delivered(&meta, &message, rows, &unread))
+}
+
+/// One reply waiting for the group commit.
+pub struct Reply {
+    pub sender: UserRef,
+    pub meta: std::sync::Arc<ThreadMeta>,
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+/// Stores a batch of replies in one transaction with a fixed number of statements, whatever the
+/// batch size: stamp (and on PostgreSQL row-lock) the threads, insert the messages, move the
+/// threads' and participants' newest message and unread counts, read the recipients' totals.
+/// A reply whose `client_id` was already used is not stored again and answers with the first.
+pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec<SendOutcome>> {
+    let postgres = db.backend() == sea_orm::DbBackend::Postgres;
+    let mut thread_ids: Vec<i64> = batch.iter().map(|r| r.meta.id).collect();
+    thread_ids.sort_unstable();
+    thread_ids.dedup();
+    let txn = db.begin_write().await?;
+    let now = ids::now_micros();
+    // Timestamps never go backwards within a thread, so id order and time order agree.
+    let newest = if postgres {
+        "GREATEST(updated_at, $1)"
+    } else {
+        "MAX(updated_at, ?)"
+    };
+    let stamped: HashMap<i64, i64> = thread::Entity::update_many()
+        .col_expr(
+            thread::Column::UpdatedAt,
+            Expr::cust_with_values(newest, [now]),
+        )
+        .filter(thread::Column::Id.is_in(thread_ids.clone()))
+        .exec_with_returning(&*txn)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.updated_at))
+        .collect();
+
+    let urls: Vec<String> = batch.iter().map(|_| ids::public_id()).collect();
+    let rows = batch
+        .iter()
+        .zip(&urls)
+        .map(|(r, url)| message::ActiveModel {
+            public_id: Set(url.clone()),
+            thread_id: Set(r.meta.id),
+            sender_id: Set(r.sender.id),
+            recipient_id: Set(r
+                .meta
+                .members
+                .iter()
+                .map(|m| m.id)
+                .find(|id| *id != r.sender.id)
+                .unwrap_or(r.sender.id)),
+            body: Set(r.body.clone()),
+            created_at: Set(stamped.get(&r.meta.id).copied().unwrap_or(now)),
+            client_id: Set(r.client_id.clone()),
+            ..Default::default()
+        });
+    let inserted = message::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([message::Column::SenderId, message::Column::ClientId])
+        .exec_with_returning_many(&*txn)
+        .await?;
+    let inserted = match inserted {
+        sea_orm::TryInsertResult::Inserted(rows) => rows,
+        sea_orm::TryInsertResult::Empty | sea_orm::TryInsertResult::Conflicted => Vec::new(),
+    };
+    let mut stored: HashMap<String, message::Model> = inserted
+        .into_iter()
+        .map(|m| (m.public_id.clone(), m))
+        .collect();
+
+    let newest_message = "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id)";
+    thread::Entity::update_many()
+        .col_expr(thread::Column::LastMessageId, Expr::cust(newest_message))
+        .filter(thread::Column::Id.is_in(thread_ids.clone()))
+        .exec(&*txn)
+        .await?;
+    // SET expressions see the row as it was: `last_message_id` is the newest before this batch.
+    let participants = participant::Entity::update_many()
+        .col_expr(
+            participant::Column::Unread,
+            Expr::cust(
+                "unread + (SELECT COUNT(*) FROM messages m WHERE m.thread_id = participants.thread_id \
+                 AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id)",
+            ),
+        )
+        .col_expr(
+            participant::Column::LastMessageId,
+            Expr::cust("(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id)"),
+        )
+        .filter(participant::Column::ThreadId.is_in(thread_ids))
+        .exec_with_returning(&*txn)
+        .await?;
+    let recipients: Vec<i64> = stored
+        .values()
+        .filter(|m| m.sender_id != m.recipient_id)
+        .map(|m| m.recipient_id)
+        .collect();
+    let unread = unread_counts_of(&*txn, &recipients).await?;
+    txn.commit().await?;
+
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (reply, url) in batch.into_iter().zip(urls) {
+        match stored.remove(&url) {
+            Some(message) => {
+                let rows = participants
+                    .iter()
+                    .filter(|p| p.thread_id == reply.meta.id)
+                    .cloned()
+                    .collect();
+                outcomes.push(delivered(&reply.meta, &message, rows, &unread));
+            }
+            None => {
+                let client_id = reply.client_id.unwrap_or_default();
+                let first = find_by_client_id(&db.conn, reply.sender.id, &client_id)
+                    .await?
+                    .ok_or(DomainError::NotFound)?;
+                outcomes.push(SendOutcome::Repeated { message: first });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The outcome of a stored message, as each participant sees it.
+fn delivered(
+    meta: &ThreadMeta,
+    message: &message::Model,
+    rows: Vec<participant::Model>,
+    unread: &HashMap<i64, UnreadCounts>,
+) -> SendOutcome {
     let ctx = ThreadContext {
         thread: thread::Model {
             id: meta.id,
             public_id: meta.public_id.clone(),
             subject: meta.subject.clone(),
             created_at: meta.created_at,
-            updated_at: timestamp,
+            updated_at: message.created_at,
             last_message_id: Some(message.id),
         },
         members: rows
@@ -413,18 +512,14 @@ pub async fn send(
         .iter()
         .map(|(_, member)| Recipient {
             user: member.clone(),
-            thread: ctx.thread_view(member.id, Some(&message)),
-            unread: if member.id == recipient_id {
-                recipient_unread
-            } else {
-                UnreadCounts::default()
-            },
+            thread: ctx.thread_view(member.id, Some(message)),
+            unread: unread.get(&member.id).copied().unwrap_or_default(),
         })
         .collect();
-    Ok(SendOutcome::Created {
-        message: ctx.message_view(&message),
+    SendOutcome::Created {
+        message: ctx.message_view(message),
         participants,
-    })
+    }
 }
 
 /// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end.
@@ -701,6 +796,42 @@ pub async fn unread_counts(db: &impl ConnectionTrait, user_id: i64) -> DomainRes
         messages: messages.unwrap_or(0),
         threads,
     })
+}
+
+/// Unread totals of several users in one query (users with nothing unread are absent).
+async fn unread_counts_of(
+    db: &impl ConnectionTrait,
+    user_ids: &[i64],
+) -> DomainResult<HashMap<i64, UnreadCounts>> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, Option<i64>, i64)> = participant::Entity::find()
+        .select_only()
+        .column(participant::Column::UserId)
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(participant::Column::Unread))).cast_as("BIGINT"),
+            "messages",
+        )
+        .column_as(participant::Column::ThreadId.count(), "threads")
+        .filter(participant::Column::UserId.is_in(user_ids.to_vec()))
+        .filter(participant::Column::Unread.gt(0))
+        .group_by(participant::Column::UserId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, messages, threads)| {
+            (
+                user,
+                UnreadCounts {
+                    messages: messages.unwrap_or(0),
+                    threads,
+                },
+            )
+        })
+        .collect())
 }
 
 /// Checks that `user_id` takes part in `thread_id` (public) and can see it; for `thread:join`.

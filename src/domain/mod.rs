@@ -2,6 +2,7 @@
 //! Transport layers (HTTP, Socket.IO) call these; they never hold SQL themselves.
 
 pub mod accounts;
+pub mod group_commit;
 pub mod messaging;
 pub mod piratchat;
 pub mod sessions;
