@@ -135,15 +135,16 @@ impl Server {
                 app.presence
                     .join_cluster(&url, &app.config.redis_prefix)
                     .await?;
-                let (layer, io) = crate::realtime::redis_builder(&url, &app.config.redis_prefix)
-                    .await?
-                    .with_state(app.clone())
-                    .build_layer();
+                let (layer, io) =
+                    crate::realtime::redis_builder(&app.config, &url, &app.config.redis_prefix)
+                        .await?
+                        .with_state(app.clone())
+                        .build_layer();
                 crate::realtime::install(&app, &io).await?;
                 finish(&app, layer, io)
             }
             None => {
-                let (layer, io) = crate::realtime::local_builder()
+                let (layer, io) = crate::realtime::local_builder(&app.config)
                     .with_state(app.clone())
                     .build_layer();
                 crate::realtime::install(&app, &io).await?;

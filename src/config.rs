@@ -64,6 +64,14 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_SEND_RATE", default_value_t = 20)]
     pub send_rate: u32,
 
+    /// Websocket read buffer per connection, in bytes (memory per idle socket vs. syscalls per frame).
+    #[arg(long, env = "MISSIVE_WS_READ_BUFFER", default_value_t = 1024)]
+    pub ws_read_buffer: usize,
+
+    /// Packets that may wait to be written to one socket before it counts as too slow.
+    #[arg(long, env = "MISSIVE_SOCKET_BUFFER", default_value_t = 128)]
+    pub socket_buffer: usize,
+
     /// Use the left-most `X-Forwarded-For` address as the client address (behind a trusted proxy).
     #[arg(long, env = "MISSIVE_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -89,6 +97,8 @@ impl Default for Config {
             login_rate: 20,
             login_failures: 10,
             send_rate: 20,
+            ws_read_buffer: 1024,
+            socket_buffer: 128,
             trust_proxy: false,
             secure_cookies: false,
         }

@@ -83,7 +83,7 @@ pub async fn seed(
         let rows = (0..n).map(|j| {
             let k = (written + j) % threads.len();
             let (a, b) = (user_ids[k % users], user_ids[(k + 1) % users]);
-            let (sender, recipient) = if (written + j) / threads.len() % 2 == 0 {
+            let (sender, recipient) = if ((written + j) / threads.len()).is_multiple_of(2) {
                 (a, b)
             } else {
                 (b, a)

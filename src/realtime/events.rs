@@ -2,7 +2,6 @@
 //! `{status: false, code, message}`; a malformed payload gets `invalid_payload`.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
@@ -73,7 +72,7 @@ impl From<DomainError> for Refusal {
     }
 }
 
-fn payload<T: DeserializeOwned>(data: Result<T, ParserError>) -> Result<T, Refusal> {
+fn payload<T>(data: Result<T, ParserError>) -> Result<T, Refusal> {
     data.map_err(|e| Refusal {
         code: "invalid_payload",
         message: format!("invalid payload: {e}"),
@@ -101,21 +100,33 @@ fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<SocketUser, Refusal> {
     })
 }
 
+/// Runs one event: who is asking, the parsed payload, then `work`; the ack is answered either way.
+async fn respond<A: Adapter, T>(
+    s: &SocketRef<A>,
+    app: &App,
+    ack: AckSender<A>,
+    data: Result<T, ParserError>,
+    work: impl AsyncFnOnce(SocketUser, T) -> Result<Value, Refusal>,
+) {
+    let result = match me(s, app).and_then(|me| Ok((me, payload(data)?))) {
+        Ok((me, req)) => work(me, req).await,
+        Err(refusal) => Err(refusal),
+    };
+    answer(ack, result);
+}
+
 async fn on_send<A: Adapter>(
     s: SocketRef<A>,
     TryData(req): TryData<SendMessage>,
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
-        let message = match app.send_message(&me.user, req).await? {
-            SendOutcome::Created { message, .. } | SendOutcome::Repeated { message } => message,
-        };
+    respond(&s, &app, ack, req, async |me, req| {
+        let (SendOutcome::Created { message, .. } | SendOutcome::Repeated { message }) =
+            app.send_message(&me.user, req).await?;
         Ok(json!({ "message": message }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 async fn on_join<A: Adapter>(
@@ -124,15 +135,13 @@ async fn on_join<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |me, req| {
         let thread_id =
             messaging::ensure_participant(&app.db.conn, me.user.id, &req.thread_id).await?;
         s.join(thread_room(&thread_id));
         Ok(json!({ "thread_id": thread_id }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 async fn on_leave<A: Adapter>(
@@ -141,13 +150,11 @@ async fn on_leave<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |_, req| {
         s.leave(thread_room(&req.thread_id));
         Ok(json!({ "thread_id": req.thread_id }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 async fn on_read<A: Adapter>(
@@ -156,15 +163,13 @@ async fn on_read<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |me, req| {
         let outcome = app
             .read_thread(&me.user, &req.thread_id, req.up_to.as_deref())
             .await?;
         Ok(json!({ "thread_id": outcome.thread_id, "unread": outcome.unread }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 async fn on_delete_message<A: Adapter>(
@@ -173,13 +178,11 @@ async fn on_delete_message<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |me, req| {
         let d = app.delete_message(&me.user, &req.url).await?;
         Ok(json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 async fn on_delete_thread<A: Adapter>(
@@ -188,13 +191,11 @@ async fn on_delete_thread<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |me, req| {
         let d = app.delete_thread(&me.user, &req.thread_id).await?;
         Ok(json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }
 
 /// Relayed (volatile) to the thread's room, except the sender; only from a socket that joined it.
@@ -204,9 +205,7 @@ async fn on_typing<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    let result = async {
-        let me = me(&s, &app)?;
-        let req = payload(req)?;
+    respond(&s, &app, ack, req, async |me, req| {
         let room = thread_room(&req.thread_id);
         if !s.rooms().iter().any(|r| *r == room) {
             return Err(DomainError::NotFound.into());
@@ -214,6 +213,6 @@ async fn on_typing<A: Adapter>(
         let event = json!({ "thread_id": req.thread_id, "username": me.user.username, "typing": req.typing });
         let _ = s.to(room).volatile().emit("typing", &event).await;
         Ok(json!({}))
-    };
-    answer(ack, result.await);
+    })
+    .await;
 }

@@ -15,24 +15,28 @@ use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use crate::app::App;
+use crate::config::Config;
 
 /// Namespaces that carry the messaging contract (the original client uses `/messages`).
 pub const MESSAGING_NAMESPACES: [&str; 2] = ["/messages", "/"];
 
-fn tuned<A: Adapter>(builder: SocketIoBuilder<A>) -> SocketIoBuilder<A> {
+fn tuned<A: Adapter>(builder: SocketIoBuilder<A>, config: &Config) -> SocketIoBuilder<A> {
     builder
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .max_payload(1024 * 1024)
+        .ws_read_buffer_size(config.ws_read_buffer.max(64))
+        .max_buffer_size(config.socket_buffer.max(4))
 }
 
 /// Single node: rooms live in this process.
-pub fn local_builder() -> SocketIoBuilder<LocalAdapter> {
-    tuned(SocketIo::builder())
+pub fn local_builder(config: &Config) -> SocketIoBuilder<LocalAdapter> {
+    tuned(SocketIo::builder(), config)
 }
 
 /// Several nodes: rooms and emits span every node through Redis pub/sub.
 pub async fn redis_builder(
+    config: &Config,
     url: &str,
     prefix: &str,
 ) -> anyhow::Result<SocketIoBuilder<RedisAdapter<socketioxide::adapter::Emitter>>> {
@@ -44,11 +48,11 @@ pub async fn redis_builder(
         format!("{url}?protocol=resp3")
     };
     let client = redis::Client::open(url)?;
-    let config = RedisAdapterConfig::new()
+    let adapter = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_request_timeout(Duration::from_secs(2));
-    let ctr = RedisAdapterCtr::new_with_redis_config(&client, config).await?;
-    Ok(tuned(SocketIo::builder()).with_adapter::<RedisAdapter<_>>(ctr))
+    let ctr = RedisAdapterCtr::new_with_redis_config(&client, adapter).await?;
+    Ok(tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter<_>>(ctr))
 }
 
 /// Registers every namespace on `io`.
