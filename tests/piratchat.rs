@@ -89,6 +89,36 @@ async fn key_accounts_register_log_in_and_use_the_native_api(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // ...and on Socket.IO, with the same cookie.
+    let login = reqwest::Client::new()
+        .post(format!("{}/api/login", srv.url))
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("session="), "{cookie}");
+    let tab = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/messages").header("cookie", &cookie),
+    )
+    .await
+    .expect("a key user's socket connects");
+    let ack = tab
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "native", "subject": "by socket", "body": "yo ho"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
 
     // Bad input.
     let anon = srv.http();

@@ -378,7 +378,7 @@ async fn bad_handshakes_are_refused_before_any_handler() {
 }
 
 #[tokio::test]
-async fn expired_sessions_cannot_connect_and_their_sockets_are_dropped() {
+async fn expired_sessions_cannot_connect() {
     let srv = TestServer::start_with(Backend::Sqlite, |c| c.session_idle = Duration::from_secs(1))
         .await
         .unwrap();

@@ -33,7 +33,7 @@ pub struct IdleArgs {
     pub out: std::path::PathBuf,
 }
 
-pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
+pub async fn run(target: Target, args: IdleArgs, name: &str) -> anyhow::Result<Value> {
     let limit = stats::raise_fd_limit();
     if (limit as usize) < args.connections + 100 {
         anyhow::bail!(
@@ -41,7 +41,6 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
             args.connections
         );
     }
-    let target = Target::missive(&args.url);
     let bar = crate::bar(args.users as u64, "users");
     let users = target.users(args.users, 8, &bar).await?;
     bar.finish_and_clear();
@@ -90,17 +89,17 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     }
     drop(warm);
     let result = json!({
-        "scenario": "idle", "connections": ok, "failed": failed, "users": args.users,
+        "scenario": name, "connections": ok, "failed": failed, "users": args.users,
         "connect_seconds": connect_time.as_secs_f64(), "handshakes_per_s": handshakes_per_s,
         "server_rss_before_kib": before.map(|b| b.rss_kib), "server_rss_held_kib": held.map(|h| h.rss_kib),
         "server_rss_per_connection_kib": per_conn_kib,
     });
     println!(
-        "idle: {ok} connections ({failed} failed), {handshakes_per_s} handshakes/s, {} KiB server RSS per connection",
+        "{name}: {ok} connections ({failed} failed), {handshakes_per_s} handshakes/s, {} KiB server RSS per connection",
         per_conn_kib
             .map(|v| v.to_string())
             .unwrap_or_else(|| "?".into())
     );
-    stats::write_json(&args.out, "idle", &result)?;
+    stats::write_json(&args.out, name, &result)?;
     Ok(result)
 }

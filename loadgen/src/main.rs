@@ -28,6 +28,8 @@ enum Scenario {
     Baseline(fanout::FanoutArgs),
     /// Hold many authenticated websockets; handshakes/s and server RSS per connection.
     Idle(idle::IdleArgs),
+    /// The same idle connections held by the bare socketioxide server (the reference).
+    IdleBaseline(idle::IdleArgs),
     /// Seed a growing history and time the listings at each size.
     History(history::HistoryArgs),
     /// Run the bare socketioxide server alone (used by `baseline`).
@@ -69,26 +71,20 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::Baseline(mut args) => {
-            let mut child = tokio::process::Command::new(std::env::current_exe()?)
-                .arg("serve-baseline")
-                .stdout(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()?;
-            let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-            let line = lines.next_line().await?.unwrap_or_default();
-            let addr = line
-                .strip_prefix("listening ")
-                .ok_or_else(|| anyhow::anyhow!("baseline server said {line}"))?;
-            args.url = format!("http://{addr}");
-            args.server_pid = child.id();
-            let target = target::Target::Baseline {
-                url: args.url.clone(),
-            };
-            fanout::run(target, args, "baseline").await?;
+            let (mut child, url, pid) = spawn_baseline().await?;
+            (args.url, args.server_pid) = (url.clone(), pid);
+            fanout::run(target::Target::Baseline { url }, args, "baseline").await?;
+            child.kill().await?;
+        }
+        Scenario::IdleBaseline(mut args) => {
+            let (mut child, url, pid) = spawn_baseline().await?;
+            (args.url, args.server_pid) = (url.clone(), pid);
+            idle::run(target::Target::Baseline { url }, args, "idle-baseline").await?;
             child.kill().await?;
         }
         Scenario::Idle(args) => {
-            idle::run(args).await?;
+            let target = target::Target::missive(&args.url);
+            idle::run(target, args, "idle").await?;
         }
         Scenario::History(args) => {
             history::run(args).await?;
@@ -96,4 +92,20 @@ async fn main() -> anyhow::Result<()> {
         Scenario::ServeBaseline { bind } => baseline::serve(bind).await?,
     }
     Ok(())
+}
+
+/// Starts `loadgen serve-baseline` as its own process (so its RSS and CPU are its own).
+async fn spawn_baseline() -> anyhow::Result<(tokio::process::Child, String, Option<u32>)> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve-baseline")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let line = lines.next_line().await?.unwrap_or_default();
+    let addr = line
+        .strip_prefix("listening ")
+        .ok_or_else(|| anyhow::anyhow!("baseline server said {line}"))?;
+    let pid = child.id();
+    Ok((child, format!("http://{addr}"), pid))
 }
