@@ -68,8 +68,10 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
 
-    /// Packets that may wait to be written to one socket before it counts as too slow.
-    #[arg(long, env = "MISSIVE_SOCKET_BUFFER", default_value_t = 128)]
+    /// Packets that may wait to be written to one socket; past that, events to it are dropped.
+    /// A burst of group-committed messages reaches a tab as one wave of events, so this is
+    /// generous (the queue grows only while a socket is behind).
+    #[arg(long, env = "MISSIVE_SOCKET_BUFFER", default_value_t = 1024)]
     pub socket_buffer: usize,
 
     /// Use the left-most `X-Forwarded-For` address as the client address (behind a trusted proxy).
@@ -98,7 +100,7 @@ impl Default for Config {
             login_failures: 10,
             send_rate: 20,
             ws_read_buffer: 1024,
-            socket_buffer: 128,
+            socket_buffer: 1024,
             trust_proxy: false,
             secure_cookies: false,
         }
