@@ -49,6 +49,10 @@ export class MissiveServer {
       ...process.env,
       MISSIVE_BIND: `127.0.0.1:${this.port}`,
       MISSIVE_DATABASE_URL: `sqlite://${this.db}?mode=rwc`,
+      // The tests seed long threads and many accounts from one address in a few seconds: faster
+      // than the default send and login limits allow a person (those limits have their own tests).
+      MISSIVE_SEND_RATE: '0',
+      MISSIVE_LOGIN_RATE: '10000',
     };
     const proc = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
