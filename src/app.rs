@@ -203,7 +203,7 @@ fn finish<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
     layer: socketioxide::layer::SocketIoLayer<A>,
     io: SocketIo<A>,
 ) -> axum::Router {
-    app.notifier.attach(io);
+    app.notifier.attach(io, app.config.redis_url.is_some());
     crate::http::router(app.clone()).layer(layer)
 }
 

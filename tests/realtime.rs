@@ -49,22 +49,26 @@ async fn sender_tab_and_recipient_tabs_all_see_the_new_message(backend: Backend)
         .await;
     assert_eq!(history["messages"][0]["url"], url.as_str());
 
-    // Every tab of both users hears it, natively and in the legacy form.
+    // Every tab of both users hears it, natively and in the legacy form; the recipient's tabs
+    // also get their new unread counts.
     for (tab, who) in [(&a1, &alice), (&a2, &alice), (&b1, &bob), (&b2, &bob)] {
-        let new = tab.expect("message:new", WAIT).await.unwrap();
-        assert_eq!(new["message"], message);
-        assert_eq!(new["thread"]["thread_id"], thread_id.as_str());
-        let legacy = tab
-            .expect(&format!("{}_newmsg", who.websocket_id), WAIT)
-            .await
-            .unwrap();
-        assert_eq!(legacy["message_url"], url.as_str());
-        let per_thread = tab.expect(&thread_id, WAIT).await.unwrap();
-        assert_eq!(per_thread["message_url"], url.as_str());
+        let newmsg = format!("{}_newmsg", who.websocket_id);
+        let mut wanted = vec!["message:new", newmsg.as_str(), thread_id.as_str()];
+        if who.name == "bob" {
+            wanted.push("unread");
+        }
+        let got = common::expect_all(tab, &wanted, WAIT).await;
+        assert_eq!(got["message:new"]["message"], message);
+        assert_eq!(
+            got["message:new"]["thread"]["thread_id"],
+            thread_id.as_str()
+        );
+        assert_eq!(got[&newmsg], json!({"message_url": url}));
+        assert_eq!(got[&thread_id], json!({"message_url": url}));
+        if who.name == "bob" {
+            assert_eq!(got["unread"], json!({"messages": 1, "threads": 1}));
+        }
     }
-    let unread = b1.expect("unread", WAIT).await.unwrap();
-    assert_eq!(unread, json!({"messages": 1, "threads": 1}));
-    b2.expect("unread", WAIT).await.unwrap();
 
     // B reads in one tab: B's other tab learns it.
     let ack = b1

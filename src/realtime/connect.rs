@@ -127,6 +127,7 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     app.metrics
         .sockets_connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.notifier.socket_opened(s.ns());
     tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
     if app
         .presence
@@ -144,6 +145,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     app.metrics
         .sockets_connected
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    app.notifier.socket_closed(s.ns());
     if app
         .presence
         .disconnected(me.user.id, me.session_id.as_deref())

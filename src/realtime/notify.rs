@@ -1,6 +1,7 @@
 //! The notifier: every server -> client event is emitted here, after its transaction committed,
 //! and only to the rooms of the users concerned (never to a whole namespace).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures_util::future::BoxFuture;
@@ -31,8 +32,13 @@ pub fn thread_room(thread_id: &str) -> String {
 
 /// What the notifier needs from Socket.IO, whatever the adapter.
 trait Rooms: Send + Sync {
-    fn emit<'a>(&'a self, room: String, event: &'a str, payload: &'a RawValue)
-    -> BoxFuture<'a, ()>;
+    fn emit<'a>(
+        &'a self,
+        namespaces: Vec<&'static str>,
+        rooms: Vec<String>,
+        event: &'a str,
+        payload: &'a RawValue,
+    ) -> BoxFuture<'a, ()>;
     fn disconnect(&self, room: String) -> BoxFuture<'_, ()>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
     fn has_local_admins(&self) -> bool;
@@ -42,14 +48,15 @@ trait Rooms: Send + Sync {
 impl<A: Adapter> Rooms for SocketIo<A> {
     fn emit<'a>(
         &'a self,
-        room: String,
+        namespaces: Vec<&'static str>,
+        rooms: Vec<String>,
         event: &'a str,
         payload: &'a RawValue,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            for ns in MESSAGING_NAMESPACES {
+            for ns in namespaces {
                 if let Some(op) = self.of(ns)
-                    && let Err(e) = op.to(room.clone()).emit(event, payload).await
+                    && let Err(e) = op.to(rooms.clone()).emit(event, payload).await
                 {
                     tracing::warn!(error = %e, event, "emit failed");
                 }
@@ -89,23 +96,67 @@ impl<A: Adapter> Rooms for SocketIo<A> {
 #[derive(Default)]
 pub struct Notifier {
     rooms: OnceLock<Arc<dyn Rooms>>,
+    /// Rooms span several nodes: every namespace may have listeners somewhere.
+    clustered: AtomicBool,
+    /// Sockets of this node on each of [`MESSAGING_NAMESPACES`].
+    local_sockets: [AtomicUsize; MESSAGING_NAMESPACES.len()],
 }
 
 impl Notifier {
     /// Connects the notifier to the Socket.IO server once it is built.
-    pub fn attach<A: Adapter>(&self, io: SocketIo<A>) {
+    pub fn attach<A: Adapter>(&self, io: SocketIo<A>, clustered: bool) {
+        self.clustered.store(clustered, Ordering::Relaxed);
         let _ = self.rooms.set(Arc::new(io));
     }
 
-    async fn emit(&self, room: String, event: &str, payload: &impl Serialize) {
-        let Some(rooms) = self.rooms.get() else {
+    fn counter(&self, ns: &str) -> Option<&AtomicUsize> {
+        MESSAGING_NAMESPACES
+            .iter()
+            .position(|n| *n == ns)
+            .map(|i| &self.local_sockets[i])
+    }
+
+    /// A socket joined messaging namespace `ns` on this node.
+    pub fn socket_opened(&self, ns: &str) {
+        if let Some(c) = self.counter(ns) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A socket left messaging namespace `ns` on this node.
+    pub fn socket_closed(&self, ns: &str) {
+        if let Some(c) = self.counter(ns) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The namespaces worth emitting to: on a single node, only those with sockets (an emit
+    /// serialises its packet before it looks for listeners).
+    fn namespaces(&self) -> Vec<&'static str> {
+        let clustered = self.clustered.load(Ordering::Relaxed);
+        MESSAGING_NAMESPACES
+            .iter()
+            .zip(&self.local_sockets)
+            .filter(|(_, n)| clustered || n.load(Ordering::Relaxed) > 0)
+            .map(|(ns, _)| *ns)
+            .collect()
+    }
+
+    async fn emit_to(&self, rooms: Vec<String>, event: &str, payload: &impl Serialize) {
+        let Some(io) = self.rooms.get() else { return };
+        let namespaces = self.namespaces();
+        if namespaces.is_empty() {
             return;
-        };
+        }
         // Serialised once, then copied into each namespace's packet.
         match serde_json::value::to_raw_value(payload) {
-            Ok(raw) => rooms.emit(room, event, &raw).await,
+            Ok(raw) => io.emit(namespaces, rooms, event, &raw).await,
             Err(e) => tracing::error!(error = %e, event, "payload did not serialise"),
         }
+    }
+
+    async fn emit(&self, room: String, event: &str, payload: &impl Serialize) {
+        self.emit_to(vec![room], event, payload).await;
     }
 
     async fn to_user(&self, user: &UserRef, event: &str, payload: &impl Serialize) {
@@ -121,25 +172,19 @@ impl Notifier {
         else {
             return;
         };
-        let sender = participants
-            .iter()
-            .find(|p| p.user.username == message.sender);
+        let legacy = json!({ "message_url": message.url });
         for p in participants {
-            self.to_user(
-                &p.user,
-                "message:new",
-                &json!({ "message": message, "thread": p.thread }),
-            )
-            .await;
-            let legacy = json!({ "message_url": message.url });
+            let new = json!({ "message": message, "thread": p.thread });
+            self.to_user(&p.user, "message:new", &new).await;
             self.to_user(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
                 .await;
-            self.to_user(&p.user, &message.thread_id, &legacy).await;
-            let is_sender = sender.is_some_and(|s| s.user.id == p.user.id);
-            if !is_sender {
+            if p.user.username != message.sender {
                 self.to_user(&p.user, "unread", &p.unread).await;
             }
         }
+        // Same payload for everyone: one packet for all the participants' rooms.
+        let everyone = participants.iter().map(|p| user_room(p.user.id)).collect();
+        self.emit_to(everyone, &message.thread_id, &legacy).await;
     }
 
     /// `thread:read` (+ `unread`, `W_notify`) to the reader's tabs.

@@ -299,3 +299,26 @@ impl User {
 pub fn names(events: &[(String, Value)]) -> Vec<&str> {
     events.iter().map(|(n, _)| n.as_str()).collect()
 }
+
+/// Waits until `tab` has received every event in `wanted` (in any order); returns their payloads.
+pub async fn expect_all(
+    tab: &missive_client::Socket,
+    wanted: &[&str],
+    timeout: Duration,
+) -> std::collections::HashMap<String, Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = std::collections::HashMap::new();
+    while wanted.iter().any(|w| !seen.contains_key(*w)) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tab.next(left).await {
+            Some(missive_client::Incoming::Event { name, data }) => {
+                seen.entry(name).or_insert(data);
+            }
+            other => panic!(
+                "still waiting for {wanted:?} (have {:?}): {other:?}",
+                seen.keys()
+            ),
+        }
+    }
+    seen
+}
