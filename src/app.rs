@@ -242,12 +242,10 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
                 open.extend(app.lobby.sessions());
                 open.sort();
                 open.dedup();
-                for sid in open {
-                    if let Err(e) =
-                        sessions::touch(&app.db.conn, &sid, now, app.config.session_idle).await
-                    {
-                        tracing::warn!(error = %e, "session keep-alive failed");
-                    }
+                if let Err(e) =
+                    sessions::touch(&app.db.conn, &open, now, app.config.session_idle).await
+                {
+                    tracing::warn!(error = %e, "session keep-alive failed");
                 }
             }
         }

@@ -48,25 +48,27 @@ pub async fn resolve(
     }
     let throttle = micros(idle / 20).min(60_000_000);
     if now - session.last_seen_at >= throttle {
-        touch(db, sid, now, idle).await?;
+        touch(db, std::slice::from_ref(&session.id), now, idle).await?;
     }
     Ok(Some((session, user)))
 }
 
-/// Marks sessions as active now (used for sessions that have open sockets).
+/// Marks sessions as active now (sessions with open sockets), a few hundred per statement.
 pub async fn touch(
     db: &impl ConnectionTrait,
-    sid: &str,
+    ids: &[String],
     now: i64,
     idle: Duration,
 ) -> DomainResult<()> {
-    session::Entity::update_many()
-        .col_expr(session::Column::LastSeenAt, now.into())
-        .col_expr(session::Column::ExpiresAt, (now + micros(idle)).into())
-        .filter(session::Column::Id.eq(sid))
-        .filter(session::Column::ExpiresAt.gt(now))
-        .exec(db)
-        .await?;
+    for chunk in ids.chunks(500) {
+        session::Entity::update_many()
+            .col_expr(session::Column::LastSeenAt, now.into())
+            .col_expr(session::Column::ExpiresAt, (now + micros(idle)).into())
+            .filter(session::Column::Id.is_in(chunk.to_vec()))
+            .filter(session::Column::ExpiresAt.gt(now))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 
