@@ -5,10 +5,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use background::CancelOnDrop;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio::net::TcpListener;
-use tokio_util_shim::CancelOnDrop;
 
 use crate::auth::{Credential, OriginPolicy, Principal, Tokens};
 use crate::config::Config;
@@ -294,7 +294,7 @@ async fn shutdown_signal() {
     }
 }
 
-mod tokio_util_shim {
+mod background {
     /// Aborts background tasks when the server stops.
     pub struct CancelOnDrop(pub Vec<tokio::task::JoinHandle<()>>);
 

@@ -128,6 +128,15 @@ pub async fn origin_guard(
     if guarded && !app.origins.allows(req.headers()) {
         return ApiError::forbidden_origin().into_response();
     }
+    next.run(req).await
+}
+
+/// Middleware: counts requests and error answers for /metrics.
+pub async fn count_requests(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     Metrics::inc(&app.metrics.http_requests);
     let response = next.run(req).await;
     if response.status().is_client_error() || response.status().is_server_error() {
