@@ -539,3 +539,48 @@ async fn senders_over_their_rate_are_told_to_slow_down() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_send_retried_after_a_reconnect_is_stored_once() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    srv.user("bob").await;
+    let thread_id = alice.send_new("bob", "flaky", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload =
+        json!({"thread_id": thread_id, "body": "did this arrive?", "client_id": "tab1-42"});
+    // The tab sends and loses its connection before the ack can reach it...
+    let tab = alice.tab().await;
+    tab.emit("message:send", &payload).unwrap();
+    tab.close();
+    drop(tab);
+    // ...so after reconnecting it sends the same message again, with the same client_id.
+    let again = alice.tab().await;
+    let ack = again
+        .emit_with_ack("message:send", &payload, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let retry = again
+        .emit_with_ack("message:send", &payload, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        retry["message"]["url"], ack["message"]["url"],
+        "one message, whatever the retries"
+    );
+    let (_, history) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}/messages"))
+        .await;
+    let copies = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["body"] == "did this arrive?")
+        .count();
+    assert_eq!(copies, 1);
+    srv.stop().await;
+}
