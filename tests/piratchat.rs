@@ -28,21 +28,21 @@ async fn key_user(srv: &TestServer, name: &str) -> (Http, String) {
     (http, key)
 }
 
-async fn lobby(srv: &TestServer, key: &str) -> Ws {
-    // A fresh login gives this connection its own session cookie.
+/// Logs in with `key` afresh and returns the `session=...` cookie of that new session.
+async fn key_session_cookie(srv: &TestServer, key: &str) -> String {
     let res = reqwest::Client::new()
         .post(format!("{}/api/login", srv.url))
         .json(&json!({"key": key}))
         .send()
         .await
         .unwrap();
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let set_cookie = res.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn lobby(srv: &TestServer, key: &str) -> Ws {
+    // A fresh login gives this connection its own session cookie.
+    let cookie = key_session_cookie(srv, key).await;
     let mut req = format!("{}/ws", srv.url.replace("http", "ws"))
         .into_client_request()
         .unwrap();
@@ -90,19 +90,7 @@ async fn key_accounts_register_log_in_and_use_the_native_api(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // ...and on Socket.IO, with the same cookie.
-    let login = reqwest::Client::new()
-        .post(format!("{}/api/login", srv.url))
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = key_session_cookie(&srv, &key).await;
     assert!(cookie.starts_with("session="), "{cookie}");
     let tab = Socket::connect(
         &srv.url,
