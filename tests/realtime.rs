@@ -584,3 +584,25 @@ async fn a_send_retried_after_a_reconnect_is_stored_once() {
     assert_eq!(copies, 1);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_the_last_unread_thread_empties_the_mailbox_in_every_tab() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let thread_id = alice.send_new("bob", "spam?", "unread one").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (b1, b2) = (bob.tab().await, bob.tab().await);
+    let ack = b1
+        .emit_with_ack("thread:delete", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let notify = format!("{}_notify", bob.websocket_id);
+    let got = common::expect_all(&b2, &["thread:deleted", "unread", &notify], WAIT).await;
+    assert_eq!(got["unread"], json!({"messages": 0, "threads": 0}));
+    assert_eq!(got[&notify], json!({"type": "mailbox", "notify": "false"}));
+    srv.stop().await;
+}

@@ -13,7 +13,7 @@ use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
 use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
-use crate::domain::views::UserRef;
+use crate::domain::views::{UnreadCounts, UserRef};
 
 /// Room of every socket of one user.
 pub fn user_room(user_id: i64) -> String {
@@ -206,12 +206,26 @@ impl Notifier {
             self.to_user(&r.reader, "unread", &r.unread).await;
         }
         if r.unread.messages == 0 {
-            self.to_user(
-                &r.reader,
-                &notify,
-                &json!({ "type": "mailbox", "notify": "false" }),
-            )
-            .await;
+            self.mailbox_empty(&r.reader).await;
+        }
+    }
+
+    /// Legacy `W_notify {type: "mailbox", notify: "false"}`: nothing is left unread.
+    async fn mailbox_empty(&self, user: &UserRef) {
+        let notify = format!("{}_notify", user.websocket_id);
+        self.to_user(
+            user,
+            &notify,
+            &json!({ "type": "mailbox", "notify": "false" }),
+        )
+        .await;
+    }
+
+    /// New unread totals after a deletion, and the legacy mailbox notice if they reached zero.
+    async fn unread_after_deletion(&self, user: &UserRef, unread: &UnreadCounts) {
+        self.to_user(user, "unread", unread).await;
+        if unread.messages == 0 {
+            self.mailbox_empty(user).await;
         }
     }
 
@@ -230,7 +244,7 @@ impl Notifier {
         )
         .await;
         if d.unread_changed {
-            self.to_user(&d.user, "unread", &d.unread).await;
+            self.unread_after_deletion(&d.user, &d.unread).await;
         }
     }
 
@@ -249,7 +263,7 @@ impl Notifier {
         )
         .await;
         if d.unread_changed {
-            self.to_user(&d.user, "unread", &d.unread).await;
+            self.unread_after_deletion(&d.user, &d.unread).await;
         }
     }
 
