@@ -132,47 +132,38 @@ pub fn chart(
     let y1 = ys.fold(0.0f64, f64::max) * 1.15 + 1e-9;
     let x1 = if x1 <= x0 { x0 + 1.0 } else { x1 };
     let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    // The two axis kinds have different types, so the shared drawing is a macro.
+    macro_rules! draw {
+        ($x_axis:expr, $markers:expr) => {{
+            let mut c = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 26))
+                .margin(16)
+                .x_label_area_size(44)
+                .y_label_area_size(70)
+                .build_cartesian_2d($x_axis, 0.0..y1)?;
+            c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+            for (i, s) in series.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                if $markers {
+                    c.draw_series(s.points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+                }
+            }
+            c.configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .draw()?;
+        }};
+    }
+    // Few points on a log axis get markers; a per-second timeline does not.
     if log_x {
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d((x0.max(1.0)..x1).log_scale(), 0.0..y1)?;
-        c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let color = colors[i % colors.len()];
-            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            c.draw_series(s.points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
-        }
-        c.configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()?;
+        draw!((x0.max(1.0)..x1).log_scale(), true);
     } else {
-        let mut c = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, 0.0..y1)?;
-        c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let color = colors[i % colors.len()];
-            c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        c.configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()?;
+        draw!(x0..x1, false);
     }
     root.present()?;
     println!("wrote {}", path.display());
