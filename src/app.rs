@@ -85,14 +85,27 @@ impl App {
 
     /// Spends a login attempt for the address and checks the username still has attempts left.
     pub fn check_login_limits(&self, ip: IpAddr, username: &str) -> Result<(), ApiError> {
-        let limited = self
-            .login_by_addr
-            .check(&ip.to_string())
-            .and_then(|()| self.login_by_name.peek(&username.trim().to_lowercase()));
-        limited.map_err(|wait| {
-            Metrics::inc(&self.metrics.rate_limited);
-            ApiError::RateLimited(wait)
-        })
+        self.check_address_limit(&ip.to_string())?;
+        self.login_by_name
+            .peek(&username.trim().to_lowercase())
+            .map_err(|wait| self.refused(wait))
+    }
+
+    /// Spends a registration attempt for the address.
+    pub fn check_registration_limit(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.check_address_limit(&format!("register:{ip}"))
+    }
+
+    /// Spends an attempt from the per-address bucket `key`.
+    pub fn check_address_limit(&self, key: &str) -> Result<(), ApiError> {
+        self.login_by_addr
+            .check(key)
+            .map_err(|wait| self.refused(wait))
+    }
+
+    fn refused(&self, wait: Duration) -> ApiError {
+        Metrics::inc(&self.metrics.rate_limited);
+        ApiError::RateLimited(wait)
     }
 
     /// Counts a failed password against the username.

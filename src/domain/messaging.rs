@@ -779,23 +779,10 @@ pub async fn list_messages(
 
 /// A user's unread totals.
 pub async fn unread_counts(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<UnreadCounts> {
-    let row: Option<(Option<i64>, i64)> = participant::Entity::find()
-        .select_only()
-        .column_as(
-            Expr::expr(Func::sum(Expr::col(participant::Column::Unread))).cast_as("BIGINT"),
-            "messages",
-        )
-        .column_as(participant::Column::ThreadId.count(), "threads")
-        .filter(participant::Column::UserId.eq(user_id))
-        .filter(participant::Column::Unread.gt(0))
-        .into_tuple()
-        .one(db)
-        .await?;
-    let (messages, threads) = row.unwrap_or((None, 0));
-    Ok(UnreadCounts {
-        messages: messages.unwrap_or(0),
-        threads,
-    })
+    Ok(unread_counts_of(db, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default())
 }
 
 /// Unread totals of several users in one query (users with nothing unread are absent).

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{ApiJson, Auth, ClientAddr};
 use super::users::UserBody;
 use crate::app::App;
@@ -27,12 +27,7 @@ pub async fn register(
     ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    app.login_by_addr
-        .check(&format!("register:{ip}"))
-        .map_err(|wait| {
-            Metrics::inc(&app.metrics.rate_limited);
-            ApiError::RateLimited(wait)
-        })?;
+    app.check_registration_limit(ip)?;
     let user = accounts::register(&app.db, &req.username, &req.password).await?;
     tracing::info!(username = %user.username, "registered");
     Ok((

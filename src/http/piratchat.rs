@@ -55,9 +55,7 @@ pub async fn register(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: Register = exact_body(&body)?;
-    app.login_by_addr
-        .check(&format!("register:{ip}"))
-        .map_err(ApiError::RateLimited)?;
+    app.check_registration_limit(ip)?;
     let (user, key) = match piratchat::register(&app.db.conn, &req.username).await {
         Err(DomainError::Invalid(p)) => {
             let message = p.first().map(|p| p.message.clone()).unwrap_or_default();
@@ -80,10 +78,7 @@ pub async fn login(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: Login = exact_body(&body)?;
-    app.login_by_addr.check(&ip.to_string()).map_err(|wait| {
-        Metrics::inc(&app.metrics.rate_limited);
-        ApiError::RateLimited(wait)
-    })?;
+    app.check_address_limit(&ip.to_string())?;
     let Some(user) = piratchat::find_by_key(&app.db.conn, &req.key).await? else {
         Metrics::inc(&app.metrics.login_failures);
         return Err(ApiError::Status(
