@@ -92,27 +92,30 @@ pub fn is_safe(method: &Method) -> bool {
 /// The client's address: the peer, or the left-most `X-Forwarded-For` behind a trusted proxy.
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// The client address of any request (HTTP or a Socket.IO handshake).
+    pub fn of(parts: &Parts, trust_proxy: bool) -> IpAddr {
+        let forwarded = trust_proxy
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        forwarded.unwrap_or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        })
+    }
+}
+
 impl FromRequestParts<App> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        if app.config.trust_proxy {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if let Some(ip) = forwarded {
-                return Ok(ClientAddr(ip));
-            }
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientAddr(peer))
+        Ok(ClientAddr(ClientAddr::of(parts, app.config.trust_proxy)))
     }
 }
 

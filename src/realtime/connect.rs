@@ -1,8 +1,5 @@
 //! The Socket.IO handshake: credentials are checked before the namespace accepts the socket.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use entity::user;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
@@ -13,6 +10,7 @@ use super::notify::{session_room, user_room};
 use crate::app::App;
 use crate::auth::{self, Credential};
 use crate::domain::messaging;
+use crate::http::extract::ClientAddr;
 use crate::metrics::Metrics;
 
 /// The authenticated user of a socket, stored in its extensions by the handshake.
@@ -81,12 +79,7 @@ async fn check<A: Adapter>(
         None => auth::credential_from_headers(headers).ok_or_else(refuse)?,
     };
     if let Credential::Basic { username, .. } = &credential {
-        let ip = s
-            .req_parts()
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let ip = ClientAddr::of(s.req_parts(), app.config.trust_proxy);
         app.check_login_limits(ip, username).map_err(|_| refuse())?;
     }
     let principal = match app.authenticate(&credential).await {
