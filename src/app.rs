@@ -217,7 +217,11 @@ fn finish<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
     io: SocketIo<A>,
 ) -> axum::Router {
     app.notifier.attach(io, app.config.redis_url.is_some());
-    crate::http::router(app.clone()).layer(layer)
+    crate::http::router(app.clone())
+        .layer(layer)
+        .layer(tower::util::MapRequestLayer::new(
+            crate::realtime::detach_head::<axum::body::Body>,
+        ))
 }
 
 /// The session sweeper and the keep-alive of sessions that have open sockets.

@@ -8,6 +8,9 @@ pub mod presence;
 
 use std::time::Duration;
 
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Request, Uri};
+
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, SocketIoBuilder};
@@ -73,4 +76,54 @@ pub async fn install<A: Adapter + DefinedAdapter>(
     )
     .spawn();
     Ok(())
+}
+
+/// Request headers no Socket.IO handler reads: dropped from the handshake head that
+/// engineioxide keeps for the socket's whole life.
+const UNREAD_HEADERS: [HeaderName; 7] = [
+    header::USER_AGENT,
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::CACHE_CONTROL,
+    header::PRAGMA,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+fn is_read(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    !(UNREAD_HEADERS.iter().any(|h| h == name)
+        || name.starts_with("sec-fetch-")
+        || name.starts_with("sec-ch-"))
+}
+
+/// Gives a Socket.IO request a head of its own, out of hyper's read buffer.
+///
+/// hyper parses a request head without copying: the URI and every header value are slices of
+/// the connection's read buffer (8 KiB or more), and engineioxide keeps the handshake's head
+/// for as long as the socket lives, so every idle websocket used to pin a buffer nobody reads
+/// again. With owned copies of the URI and of the headers a handler may read, that buffer is
+/// freed once the connection is upgraded.
+pub fn detach_head<B>(req: Request<B>) -> Request<B> {
+    if !req.uri().path().starts_with("/socket.io/") {
+        return req;
+    }
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.keys_len());
+    for (name, value) in parts.headers.iter().filter(|(name, _)| is_read(name)) {
+        // `from_bytes` copies; a standard name is static, a custom one is copied likewise.
+        let (Ok(name), Ok(mut copy)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) else {
+            continue;
+        };
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name, copy);
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
 }
