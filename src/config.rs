@@ -65,7 +65,7 @@ pub struct Config {
     pub send_rate: u32,
 
     /// Websocket read buffer per connection, in bytes (memory per idle socket vs. syscalls per frame).
-    #[arg(long, env = "MISSIVE_WS_READ_BUFFER", default_value_t = 1024)]
+    #[arg(long, env = "MISSIVE_WS_READ_BUFFER", default_value_t = 512)]
     pub ws_read_buffer: usize,
 
     /// Packets that may wait to be written to one socket; past that, events to it are dropped.
@@ -99,7 +99,7 @@ impl Default for Config {
             login_rate: 20,
             login_failures: 10,
             send_rate: 20,
-            ws_read_buffer: 1024,
+            ws_read_buffer: 512,
             socket_buffer: 1024,
             trust_proxy: false,
             secure_cookies: false,

@@ -18,9 +18,13 @@ use crate::config::Config;
 ///
 /// SQLite allows one writer at a time; taking the gate before `BEGIN` means writers queue in
 /// the server instead of failing with `SQLITE_BUSY` when a deferred transaction upgrades.
+/// Write transactions also always use the same connection on SQLite: its page cache stays
+/// valid from one commit to the next, where a pooled connection that another one had written
+/// behind would read its pages again.
 #[derive(Clone)]
 pub struct Database {
     pub conn: DatabaseConnection,
+    writer: DatabaseConnection,
     write_gate: Option<Arc<Mutex<()>>>,
 }
 
@@ -61,12 +65,25 @@ impl Database {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("synchronous", "NORMAL")
+                    // Statement journals of multi-row writes stay in memory, not in temp files.
+                    .pragma("temp_store", "MEMORY")
             });
         }
-        let conn = sea_orm::Database::connect(opts).await?;
-        let write_gate =
-            (conn.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Database { conn, write_gate })
+        let conn = sea_orm::Database::connect(opts.clone()).await?;
+        if conn.get_database_backend() != DbBackend::Sqlite {
+            return Ok(Database {
+                writer: conn.clone(),
+                conn,
+                write_gate: None,
+            });
+        }
+        opts.max_connections(1).min_connections(1);
+        let writer = sea_orm::Database::connect(opts).await?;
+        Ok(Database {
+            conn,
+            writer,
+            write_gate: Some(Arc::new(Mutex::new(()))),
+        })
     }
 
     /// Brings the schema up to date.
@@ -80,7 +97,7 @@ impl Database {
             Some(gate) => Some(gate.lock().await),
             None => None,
         };
-        let txn = self.conn.begin().await?;
+        let txn = self.writer.begin().await?;
         Ok(WriteTxn { txn, _gate: gate })
     }
 

@@ -89,7 +89,7 @@ pub async fn seed(
                 (b, a)
             };
             message::ActiveModel {
-                public_id: Set(ids::public_id()),
+                public_id: Set(ids::message_url()),
                 thread_id: Set(threads[k].id),
                 sender_id: Set(sender),
                 recipient_id: Set(recipient),

@@ -13,6 +13,7 @@ on_every_backend!(
     sender_tab_and_recipient_tabs_all_see_the_new_message,
     socket_acks_carry_the_error_codes,
     concurrent_socket_senders_are_all_acknowledged_and_stored,
+    native_sockets_get_no_legacy_events,
 );
 
 async fn sender_tab_and_recipient_tabs_all_see_the_new_message(backend: Backend) {
@@ -605,4 +606,61 @@ async fn deleting_the_last_unread_thread_empties_the_mailbox_in_every_tab() {
     assert_eq!(got["unread"], json!({"messages": 0, "threads": 0}));
     assert_eq!(got[&notify], json!({"type": "mailbox", "notify": "false"}));
     srv.stop().await;
+}
+
+/// A socket that says `legacy: false` in its CONNECT payload hears only the native events; a
+/// default socket of the same user still hears both forms.
+async fn native_sockets_get_no_legacy_events(backend: Backend) {
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let native = |user: &common::User| {
+        let auth = json!({"token": user.token, "legacy": false});
+        let base = user.http.base.clone();
+        async move {
+            Socket::connect(&base, ConnectOptions::namespace("/messages").auth(auth))
+                .await
+                .expect("native socket connects")
+        }
+    };
+    let (a_native, b_native, b_legacy) =
+        (native(&alice).await, native(&bob).await, bob.tab().await);
+
+    let message = alice.send_new("bob", "Native", "no legacy please").await;
+    let url = message["url"].as_str().unwrap().to_owned();
+    let thread_id = message["thread_id"].as_str().unwrap().to_owned();
+    let newmsg = format!("{}_newmsg", bob.websocket_id);
+
+    let got = common::expect_all(
+        &b_legacy,
+        &["message:new", "unread", &newmsg, &thread_id],
+        WAIT,
+    )
+    .await;
+    assert_eq!(got[&newmsg], json!({"message_url": url}));
+    for (tab, unread) in [(&a_native, false), (&b_native, true)] {
+        let seen = tab.drain(QUIET).await;
+        let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"message:new"), "{names:?}");
+        assert_eq!(names.contains(&"unread"), unread, "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.ends_with("_newmsg") && *n != thread_id),
+            "a native socket heard a legacy event: {names:?}"
+        );
+    }
+
+    // Reading: the native tab gets thread:read, the legacy tab also W_notify.
+    let ack = b_native
+        .emit_with_ack("thread:read", &json!({"thread_id": thread_id}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let notify = format!("{}_notify", bob.websocket_id);
+    common::expect_all(&b_legacy, &["thread:read", &notify], WAIT).await;
+    let seen = b_native.drain(QUIET).await;
+    assert!(seen.iter().all(|(n, _)| *n != notify), "{seen:?}");
 }

@@ -36,6 +36,10 @@ pub struct FanoutArgs {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+    /// Sockets also ask for the legacy Flask-Messaging events (`W_newmsg`, `<thread_id>`), as
+    /// the original client's do; by default they connect as native clients.
+    #[arg(long)]
+    pub legacy: bool,
     /// Server process id, to read its RSS and CPU from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -240,7 +244,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
         _ => None,
     };
     let result = json!({
-        "scenario": name,
+        "scenario": name, "legacy": args.legacy,
         "users": args.users, "tabs": args.tabs, "senders": senders, "inflight": args.inflight,
         "target_rate": args.rate, "duration_s": secs,
         "acked_sends": acked, "acked_per_s": (acked as f64 / secs).round(),

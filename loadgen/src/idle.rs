@@ -26,6 +26,10 @@ pub struct IdleArgs {
     /// Seconds to hold the connections before measuring.
     #[arg(long, default_value_t = 5)]
     pub hold: u64,
+    /// Sockets also ask for the legacy Flask-Messaging events (`W_newmsg`, `<thread_id>`), as
+    /// the original client's do; by default they connect as native clients.
+    #[arg(long)]
+    pub legacy: bool,
     /// Server process id (needed for RSS per connection).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -89,7 +93,7 @@ pub async fn run(target: Target, args: IdleArgs, name: &str) -> anyhow::Result<V
     }
     drop(warm);
     let result = json!({
-        "scenario": name, "connections": ok, "failed": failed, "users": args.users,
+        "scenario": name, "legacy": args.legacy, "connections": ok, "failed": failed, "users": args.users,
         "connect_seconds": connect_time.as_secs_f64(), "handshakes_per_s": handshakes_per_s,
         "server_rss_before_kib": before.map(|b| b.rss_kib), "server_rss_held_kib": held.map(|h| h.rss_kib),
         "server_rss_per_connection_kib": per_conn_kib,

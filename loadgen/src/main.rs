@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     stats::raise_fd_limit();
     match Cli::parse().scenario {
         Scenario::Fanout(args) => {
-            let target = target::Target::missive(&args.url);
+            let target = target::Target::missive(&args.url, args.legacy);
             let out = args.out.clone();
             let result = fanout::run(target, args, "fanout").await?;
             if let Some(base) = stats::read_json(&out, "baseline") {
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             child.kill().await?;
         }
         Scenario::Idle(args) => {
-            let target = target::Target::missive(&args.url);
+            let target = target::Target::missive(&args.url, args.legacy);
             idle::run(target, args, "idle").await?;
         }
         Scenario::History(args) => {

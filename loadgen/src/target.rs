@@ -21,6 +21,8 @@ pub enum Target {
         url: String,
         http: reqwest::Client,
         run: String,
+        /// Sockets also hear the legacy Flask-Messaging events, as the original client's do.
+        legacy: bool,
     },
     Baseline {
         url: String,
@@ -28,7 +30,7 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn missive(url: &str) -> Target {
+    pub fn missive(url: &str, legacy: bool) -> Target {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -38,6 +40,7 @@ impl Target {
             url: url.trim_end_matches('/').to_owned(),
             http,
             run,
+            legacy,
         }
     }
 
@@ -74,7 +77,12 @@ impl Target {
                 index,
                 auth: json!({ "user": index }),
             }),
-            Target::Missive { url, http, run } => {
+            Target::Missive {
+                url,
+                http,
+                run,
+                legacy,
+            } => {
                 let creds = json!({ "username": format!("lg{run}_{index}"), "password": "loadgen-password" });
                 let res = http
                     .post(format!("{url}/api/v1/auth/register"))
@@ -107,7 +115,7 @@ impl Target {
                     .to_owned();
                 Ok(LoadUser {
                     index,
-                    auth: json!({ "token": token }),
+                    auth: json!({ "token": token, "legacy": legacy }),
                 })
             }
         }
@@ -119,7 +127,7 @@ impl Target {
             Target::Baseline { .. } => {
                 Ok(json!({ "thread_id": format!("{}:{}", from.index, to.index) }))
             }
-            Target::Missive { url, http, run } => {
+            Target::Missive { url, http, run, .. } => {
                 let token = from.auth["token"].as_str().unwrap_or_default();
                 let res = http
                     .post(format!("{url}/api/v1/messages"))

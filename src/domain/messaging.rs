@@ -292,7 +292,7 @@ pub async fn send(
     .insert(&*txn)
     .await?;
     let inserted = message::ActiveModel {
-        public_id: Set(ids::public_id()),
+        public_id: Set(ids::message_url()),
         thread_id: Set(thread.id),
         sender_id: Set(sender.id),
         recipient_id: Set(recipient.id),
@@ -395,7 +395,7 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
         .map(|t| (t.id, t.updated_at))
         .collect();
 
-    let urls: Vec<String> = batch.iter().map(|_| ids::public_id()).collect();
+    let urls: Vec<String> = batch.iter().map(|_| ids::message_url()).collect();
     let rows = batch
         .iter()
         .zip(&urls)

@@ -6,7 +6,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::events;
-use super::notify::{session_room, user_room};
+use super::notify::{legacy_room, session_room, user_room};
 use crate::app::App;
 use crate::auth::{self, Credential};
 use crate::domain::messaging;
@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 pub struct SocketUser {
     pub user: user::Model,
     pub session_id: Option<String>,
+    /// Whether the socket hears the legacy Flask-Messaging events too (the default).
+    pub legacy: bool,
 }
 
 /// Why a handshake was refused; the client sees CONNECT_ERROR `{"message": "unauthorized"}`.
@@ -33,9 +35,11 @@ impl std::fmt::Display for Unauthorized {
 impl std::error::Error for Unauthorized {}
 
 #[derive(Deserialize)]
-/// The Socket.IO CONNECT payload: `{"token": "..."}`.
+/// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional.
 pub struct AuthPayload {
     pub token: Option<String>,
+    /// `false`: a native client, which wants no legacy events (`W_newmsg`, `<thread_id>`, ...).
+    pub legacy: Option<bool>,
 }
 
 /// Connect middleware: token in the CONNECT payload, else Authorization header or cookie.
@@ -74,6 +78,7 @@ async fn check<A: Adapter>(
         Unauthorized
     };
     let headers = &s.req_parts().headers;
+    let legacy = payload.as_ref().and_then(|p| p.legacy).unwrap_or(true);
     let credential = match payload.and_then(|p| p.token) {
         Some(token) => Credential::Token(token),
         None => auth::credential_from_headers(headers).ok_or_else(refuse)?,
@@ -102,6 +107,7 @@ async fn check<A: Adapter>(
     Ok(SocketUser {
         user: principal.user,
         session_id: principal.session_id,
+        legacy,
     })
 }
 
@@ -115,12 +121,15 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     if let Some(sid) = &me.session_id {
         s.join(session_room(sid));
     }
+    if me.legacy {
+        s.join(legacy_room(me.user.id));
+    }
     events::register(&s);
     s.on_disconnect(on_disconnect::<A>);
     app.metrics
         .sockets_connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    app.notifier.socket_opened(s.ns());
+    app.notifier.socket_opened(s.ns(), me.legacy);
     tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
     if app
         .presence
@@ -138,7 +147,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     app.metrics
         .sockets_connected
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    app.notifier.socket_closed(s.ns());
+    app.notifier.socket_closed(s.ns(), me.legacy);
     if app
         .presence
         .disconnected(me.user.id, me.session_id.as_deref())

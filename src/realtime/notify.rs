@@ -13,11 +13,17 @@ use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
 use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
-use crate::domain::views::{UnreadCounts, UserRef};
+use crate::domain::views::{MessageView, ThreadView, UnreadCounts, UserRef};
 
 /// Room of every socket of one user.
 pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
+}
+
+/// Room of the sockets of one user that hear the legacy Flask-Messaging events: every socket
+/// but those of native clients, which say `legacy: false` in their CONNECT payload.
+pub fn legacy_room(user_id: i64) -> String {
+    format!("legacy:{user_id}")
 }
 
 /// Room of every socket of one login session.
@@ -28,6 +34,13 @@ pub fn session_room(session_id: &str) -> String {
 /// Room of sockets viewing one thread (joined after a participant check).
 pub fn thread_room(thread_id: &str) -> String {
     format!("thread:{thread_id}")
+}
+
+/// `message:new`, serialised straight from the views (no intermediate JSON tree).
+#[derive(Serialize)]
+struct NewMessage<'a> {
+    message: &'a MessageView,
+    thread: &'a ThreadView,
 }
 
 /// What the notifier needs from Socket.IO, whatever the adapter.
@@ -100,6 +113,8 @@ pub struct Notifier {
     clustered: AtomicBool,
     /// Sockets of this node on each of [`MESSAGING_NAMESPACES`].
     local_sockets: [AtomicUsize; MESSAGING_NAMESPACES.len()],
+    /// Sockets of this node that hear the legacy events.
+    local_legacy_sockets: AtomicUsize,
 }
 
 impl Notifier {
@@ -117,17 +132,30 @@ impl Notifier {
     }
 
     /// A socket joined messaging namespace `ns` on this node.
-    pub fn socket_opened(&self, ns: &str) {
+    pub fn socket_opened(&self, ns: &str, legacy: bool) {
         if let Some(c) = self.counter(ns) {
             c.fetch_add(1, Ordering::Relaxed);
+        }
+        if legacy {
+            self.local_legacy_sockets.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// A socket left messaging namespace `ns` on this node.
-    pub fn socket_closed(&self, ns: &str) {
+    pub fn socket_closed(&self, ns: &str, legacy: bool) {
         if let Some(c) = self.counter(ns) {
             c.fetch_sub(1, Ordering::Relaxed);
         }
+        if legacy {
+            self.local_legacy_sockets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a legacy event may have a listener: on a single node, only if a socket of this
+    /// node hears them.
+    fn legacy_heard(&self) -> bool {
+        self.clustered.load(Ordering::Relaxed)
+            || self.local_legacy_sockets.load(Ordering::Relaxed) > 0
     }
 
     /// The namespaces worth emitting to: on a single node, only those with sockets (an emit
@@ -163,6 +191,13 @@ impl Notifier {
         self.emit(user_room(user.id), event, payload).await;
     }
 
+    /// A legacy event to the user's sockets that hear them.
+    async fn to_legacy(&self, user: &UserRef, event: &str, payload: &impl Serialize) {
+        if self.legacy_heard() {
+            self.emit(legacy_room(user.id), event, payload).await;
+        }
+    }
+
     /// `message:new` (+ `unread`, `W_newmsg`, `<thread_id>`) to every participant.
     pub async fn message_new(&self, outcome: &SendOutcome) {
         let SendOutcome::Created {
@@ -174,17 +209,25 @@ impl Notifier {
         };
         let legacy = json!({ "message_url": message.url });
         for p in participants {
-            let new = json!({ "message": message, "thread": p.thread });
+            let new = NewMessage {
+                message,
+                thread: &p.thread,
+            };
             self.to_user(&p.user, "message:new", &new).await;
-            self.to_user(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
+            self.to_legacy(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
                 .await;
             if p.user.username != message.sender {
                 self.to_user(&p.user, "unread", &p.unread).await;
             }
         }
         // Same payload for everyone: one packet for all the participants' rooms.
-        let everyone = participants.iter().map(|p| user_room(p.user.id)).collect();
-        self.emit_to(everyone, &message.thread_id, &legacy).await;
+        if self.legacy_heard() {
+            let everyone = participants
+                .iter()
+                .map(|p| legacy_room(p.user.id))
+                .collect();
+            self.emit_to(everyone, &message.thread_id, &legacy).await;
+        }
     }
 
     /// `thread:read` (+ `unread`, `W_notify`) to the reader's tabs.
@@ -196,7 +239,7 @@ impl Notifier {
         )
         .await;
         let notify = format!("{}_notify", r.reader.websocket_id);
-        self.to_user(
+        self.to_legacy(
             &r.reader,
             &notify,
             &json!({ "type": "thread", "notify": "false", "thread_id": r.thread_id }),
@@ -213,7 +256,7 @@ impl Notifier {
     /// Legacy `W_notify {type: "mailbox", notify: "false"}`: nothing is left unread.
     async fn mailbox_empty(&self, user: &UserRef) {
         let notify = format!("{}_notify", user.websocket_id);
-        self.to_user(
+        self.to_legacy(
             user,
             &notify,
             &json!({ "type": "mailbox", "notify": "false" }),
@@ -237,7 +280,7 @@ impl Notifier {
             &json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
         )
         .await;
-        self.to_user(
+        self.to_legacy(
             &d.user,
             &format!("{}_notify_deletion", d.user.websocket_id),
             &json!({ "type": "message", "message_url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
@@ -256,7 +299,7 @@ impl Notifier {
             &json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }),
         )
         .await;
-        self.to_user(
+        self.to_legacy(
             &d.user,
             &format!("{}_notify_deletion", d.user.websocket_id),
             &json!({ "type": "thread", "thread_id": d.thread_id, "total_threads": d.total_threads }),

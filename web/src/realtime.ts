@@ -34,6 +34,8 @@ export class Realtime {
     this.socket = io('/messages', {
       forceNew: true,
       withCredentials: true,
+      // A native client: no legacy Flask-Messaging events (W_newmsg, <thread_id>, ...).
+      auth: { legacy: false },
       transports: ['websocket', 'polling'],
       reconnectionDelay: 500,
       reconnectionDelayMax: 3000,
