@@ -244,6 +244,19 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }
     });
+    let checkpointer = tokio::spawn({
+        let db = app.db.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = db.checkpoint().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        }
+    });
     // An open tab is activity: sessions with sockets on this node are kept alive.
     let keepalive = tokio::spawn({
         let app = app.clone();
@@ -268,7 +281,7 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         }
     });
     let admin = tokio::spawn(crate::realtime::admin::stream_stats(app.clone()));
-    let mut tasks = vec![sweeper, keepalive, admin];
+    let mut tasks = vec![sweeper, checkpointer, keepalive, admin];
     if app.presence.is_clustered() {
         tasks.push(tokio::spawn({
             let app = app.clone();
