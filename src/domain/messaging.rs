@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use entity::{message, message_hide, participant, thread, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::Deserialize;
 
@@ -395,38 +395,72 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
         .map(|t| (t.id, t.updated_at))
         .collect();
 
+    // One multi-row INSERT that hands back only the new ids: every other column is known here,
+    // and decoding whole rows back was a good part of the statement's cost.
     let urls: Vec<String> = batch.iter().map(|_| ids::message_url()).collect();
-    let rows = batch
+    let mut rows: Vec<message::Model> = batch
         .iter()
         .zip(&urls)
-        .map(|(r, url)| message::ActiveModel {
-            public_id: Set(url.clone()),
-            thread_id: Set(r.meta.id),
-            sender_id: Set(r.sender.id),
-            recipient_id: Set(r
+        .map(|(r, url)| message::Model {
+            id: 0,
+            public_id: url.clone(),
+            thread_id: r.meta.id,
+            sender_id: r.sender.id,
+            recipient_id: r
                 .meta
                 .members
                 .iter()
                 .map(|m| m.id)
                 .find(|id| *id != r.sender.id)
-                .unwrap_or(r.sender.id)),
-            body: Set(r.body.clone()),
-            created_at: Set(stamped.get(&r.meta.id).copied().unwrap_or(now)),
-            client_id: Set(r.client_id.clone()),
-            ..Default::default()
-        });
-    let inserted = message::Entity::insert_many(rows)
-        .on_conflict_do_nothing_on([message::Column::SenderId, message::Column::ClientId])
-        .exec_with_returning_many(&*txn)
-        .await?;
-    let inserted = match inserted {
-        sea_orm::TryInsertResult::Inserted(rows) => rows,
-        sea_orm::TryInsertResult::Empty | sea_orm::TryInsertResult::Conflicted => Vec::new(),
-    };
-    let mut stored: HashMap<String, message::Model> = inserted
-        .into_iter()
-        .map(|m| (m.public_id.clone(), m))
+                .unwrap_or(r.sender.id),
+            body: r.body.clone(),
+            created_at: stamped.get(&r.meta.id).copied().unwrap_or(now),
+            client_id: r.client_id.clone(),
+        })
         .collect();
+    let mut sql = String::from(
+        "INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) VALUES ",
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rows.len() * 7);
+    for (i, m) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for k in 0..7 {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            if postgres {
+                sql.push_str(&format!("${}", values.len() + k + 1));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+        values.extend([
+            m.public_id.clone().into(),
+            m.thread_id.into(),
+            m.sender_id.into(),
+            m.recipient_id.into(),
+            m.body.clone().into(),
+            m.created_at.into(),
+            m.client_id.clone().into(),
+        ]);
+    }
+    sql.push_str(" ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id, public_id");
+    let ids: HashMap<String, i64> = txn
+        .query_all_raw(Statement::from_sql_and_values(db.backend(), sql, values))
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.try_get("", "public_id")?, row.try_get("", "id")?)))
+        .collect::<Result<_, DbErr>>()?;
+    rows.retain_mut(|m| match ids.get(&m.public_id) {
+        Some(id) => {
+            m.id = *id;
+            true
+        }
+        None => false,
+    });
+    let mut stored: HashMap<String, message::Model> =
+        rows.into_iter().map(|m| (m.public_id.clone(), m)).collect();
 
     let newest_message = "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id)";
     thread::Entity::update_many()
