@@ -60,7 +60,10 @@ impl Database {
         }
         let sqlite = config.database_url.starts_with("sqlite:");
         if sqlite {
-            opts.map_sqlx_sqlite_opts(|o| sqlite_options(o, "1000"));
+            // An embedded connection cannot go stale: no ping before each use (a round trip to
+            // its worker thread that every request and every batch of replies used to pay).
+            opts.test_before_acquire(false)
+                .map_sqlx_sqlite_opts(|o| sqlite_options(o, "1000"));
         }
         let conn = sea_orm::Database::connect(opts.clone()).await?;
         if conn.get_database_backend() != DbBackend::Sqlite {
