@@ -224,15 +224,14 @@ fn finish<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
         ))
 }
 
-/// The session sweeper and the keep-alive of sessions that have open sockets.
+/// The session sweeper, the keep-alive of sessions that have open sockets, the SQLite
+/// checkpointer, the admin stats stream and, in a cluster, the presence heartbeat.
 fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
-    let sweeper = tokio::spawn({
+    let sweeper = every(Duration::from_millis(500), {
         let app = app.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        move || {
+            let app = app.clone();
+            async move {
                 match sessions::sweep_expired(&app.db.conn).await {
                     Ok(expired) if !expired.is_empty() => {
                         tracing::info!(count = expired.len(), "expired idle sessions");
@@ -244,29 +243,14 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }
     });
-    let checkpointer = tokio::spawn({
-        let db = app.db.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = db.checkpoint().await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        }
-    });
     // An open tab is activity: sessions with sockets on this node are kept alive.
-    let keepalive = tokio::spawn({
+    let period =
+        (app.config.session_idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    let keepalive = every(period, {
         let app = app.clone();
-        async move {
-            let period = (app.config.session_idle / 4)
-                .clamp(Duration::from_millis(250), Duration::from_secs(60));
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        move || {
+            let app = app.clone();
+            async move {
                 let now = crate::ids::now_micros();
                 let mut open = app.presence.sessions_with_sockets();
                 open.extend(app.lobby.sessions());
@@ -281,7 +265,18 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         }
     });
     let admin = tokio::spawn(crate::realtime::admin::stream_stats(app.clone()));
-    let mut tasks = vec![sweeper, checkpointer, keepalive, admin];
+    let mut tasks = vec![sweeper, keepalive, admin];
+    if app.db.backend() == sea_orm::DbBackend::Sqlite {
+        let db = app.db.clone();
+        tasks.push(every(Duration::from_millis(500), move || {
+            let db = db.clone();
+            async move {
+                if let Err(e) = db.checkpoint().await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        }));
+    }
     if app.presence.is_clustered() {
         tasks.push(tokio::spawn({
             let app = app.clone();
@@ -301,6 +296,22 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     tasks
+}
+
+/// Runs `work` every `period`; a late tick delays the next ones instead of bunching them up.
+fn every<F, Fut>(period: Duration, mut work: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            work().await;
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -90,7 +90,7 @@ impl Database {
     /// background task, it keeps that copying, and its fsync, out of the commits that
     /// senders wait for: left to SQLite, every thousandth page made one commit pay for it.
     pub async fn checkpoint(&self) -> Result<(), DbErr> {
-        if self.write_gate.is_none() {
+        if self.backend() != DbBackend::Sqlite {
             return Ok(());
         }
         self.conn
