@@ -616,17 +616,11 @@ async fn native_sockets_get_no_legacy_events(backend: Backend) {
     };
     let alice = srv.user("alice").await;
     let bob = srv.user("bob").await;
-    let native = |user: &common::User| {
-        let auth = json!({"token": user.token, "legacy": false});
-        let base = user.http.base.clone();
-        async move {
-            Socket::connect(&base, ConnectOptions::namespace("/messages").auth(auth))
-                .await
-                .expect("native socket connects")
-        }
-    };
-    let (a_native, b_native, b_legacy) =
-        (native(&alice).await, native(&bob).await, bob.tab().await);
+    let (a_native, b_native, b_legacy) = (
+        alice.native_tab().await,
+        bob.native_tab().await,
+        bob.tab().await,
+    );
 
     let message = alice.send_new("bob", "Native", "no legacy please").await;
     let url = message["url"].as_str().unwrap().to_owned();
@@ -653,7 +647,8 @@ async fn native_sockets_get_no_legacy_events(backend: Backend) {
         );
     }
 
-    // Reading: the native tab gets thread:read, the legacy tab also W_notify.
+    // Reading from the native tab: the legacy tab gets thread:read and W_notify, the native one
+    // no W_notify.
     let ack = b_native
         .emit_with_ack("thread:read", &json!({"thread_id": thread_id}), WAIT)
         .await

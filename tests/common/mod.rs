@@ -242,9 +242,19 @@ impl Http {
 impl User {
     /// A new tab: a socket on `/messages` authenticated with this user's token.
     pub async fn tab(&self) -> Socket {
+        self.tab_with(json!({"token": self.token})).await
+    }
+
+    /// A new tab of a native client: it says `legacy: false`, so it gets no legacy events.
+    pub async fn native_tab(&self) -> Socket {
+        self.tab_with(json!({"token": self.token, "legacy": false}))
+            .await
+    }
+
+    async fn tab_with(&self, auth: Value) -> Socket {
         Socket::connect(
             &self.http.base,
-            ConnectOptions::namespace("/messages").auth(json!({"token": self.token})),
+            ConnectOptions::namespace("/messages").auth(auth),
         )
         .await
         .expect("socket connects")
