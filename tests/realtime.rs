@@ -382,6 +382,52 @@ async fn bad_handshakes_are_refused_before_any_handler() {
     srv.stop().await;
 }
 
+/// socketioxide sends CONNECT before it runs the connect handler, so a client that emits at once
+/// must find its handlers already in place. Spinning threads compete for the cores meanwhile, as
+/// a busy machine would: the handler task used to be descheduled past the first event, which was
+/// then dropped without an ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_can_emit_the_moment_it_is_connected() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut answered = Ok(());
+    for _round in 0..10 {
+        let acks = futures_util::future::join_all((0..40).map(|_| async {
+            let tab = alice.native_tab().await;
+            tab.emit_with_ack("thread:read", &json!({"thread_id": "nope"}), WAIT)
+                .await
+        }))
+        .await;
+        answered = acks.into_iter().try_for_each(|ack| match ack {
+            Ok(ack) if ack["code"] == "not_found" => Ok(()),
+            Ok(ack) => Err(format!("unexpected ack {ack}")),
+            Err(e) => Err(format!(
+                "the first event of a new socket went unanswered: {e}"
+            )),
+        });
+        if answered.is_err() {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for spinner in spinners {
+        spinner.join().unwrap();
+    }
+    answered.unwrap();
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn expired_sessions_cannot_connect() {
     let srv = TestServer::start_with(Backend::Sqlite, |c| c.session_idle = Duration::from_secs(1))

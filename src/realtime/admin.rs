@@ -28,8 +28,8 @@ pub struct Stats {
     pub timestamp: String,
 }
 
-/// Admin sockets only listen; the handshake already checked the role.
-pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
+/// Sets up an admin socket during its handshake: admin sockets only listen.
+pub fn admit<A: Adapter>(s: &SocketRef<A>, app: &App, session_id: Option<&str>) {
     s.join(ROOM);
     app.metrics
         .sockets_connected
@@ -40,14 +40,13 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
             .fetch_sub(1, Ordering::Relaxed);
     });
     // Logout and expiry disconnect this socket like the others of its session.
-    if let Some(sid) = s
-        .extensions
-        .get::<super::connect::SocketUser>()
-        .and_then(|u| u.session_id)
-    {
-        s.join(super::notify::session_room(&sid));
+    if let Some(sid) = session_id {
+        s.join(super::notify::session_room(sid));
     }
 }
+
+/// Nothing is left to do once an admin socket is connected.
+pub async fn on_connect() {}
 
 /// Emits `stats` every second while an admin is connected here.
 pub async fn stream_stats(app: App) {

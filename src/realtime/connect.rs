@@ -43,17 +43,47 @@ pub struct AuthPayload {
 }
 
 /// Connect middleware: token in the CONNECT payload, else Authorization header or cookie.
+///
+/// socketioxide sends CONNECT as soon as the middleware returns and only then spawns the connect
+/// handler, so a client may emit before that handler has run. Everything an event needs (its
+/// handlers, the rooms that logout and notifications use) is therefore set up here.
 pub async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
 ) -> Result<(), Unauthorized> {
     let me = check(&s, payload.ok(), &app).await?;
+    s.join(user_room(me.user.id));
+    if let Some(sid) = &me.session_id {
+        s.join(session_room(sid));
+    }
+    if me.legacy {
+        s.join(legacy_room(me.user.id));
+    }
+    events::register(&s);
+    s.on_disconnect(on_disconnect::<A>);
+    app.metrics
+        .sockets_connected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.notifier.socket_opened(s.ns(), me.legacy);
+    let arrived = app
+        .presence
+        .connected(me.user.id, me.session_id.as_deref())
+        .await;
+    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
+    if arrived {
+        s.extensions.insert(Arrived);
+    }
     s.extensions.insert(me);
     Ok(())
 }
 
+/// Marks a socket whose user was offline until it connected.
+#[derive(Debug, Clone, Copy)]
+struct Arrived;
+
 /// Connect middleware of `/admin`: the same credentials, and the account must be an admin.
+/// Like [`authenticate`], it joins the socket's rooms before CONNECT is sent.
 pub async fn authenticate_admin<A: Adapter>(
     s: SocketRef<A>,
     TryData(payload): TryData<AuthPayload>,
@@ -64,6 +94,7 @@ pub async fn authenticate_admin<A: Adapter>(
         Metrics::inc(&app.metrics.sockets_refused);
         return Err(Unauthorized);
     }
+    super::admin::admit(&s, &app, me.session_id.as_deref());
     s.extensions.insert(me);
     Ok(())
 }
@@ -111,31 +142,12 @@ async fn check<A: Adapter>(
     })
 }
 
-/// A socket passed the handshake: join its rooms, register its events, announce presence.
+/// A socket passed the handshake (which set it up): tell the user's correspondents they came online.
 pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
-    let Some(me) = s.extensions.get::<SocketUser>() else {
-        let _ = s.disconnect();
+    if s.extensions.remove::<Arrived>().is_none() {
         return;
-    };
-    s.join(user_room(me.user.id));
-    if let Some(sid) = &me.session_id {
-        s.join(session_room(sid));
     }
-    if me.legacy {
-        s.join(legacy_room(me.user.id));
-    }
-    events::register(&s);
-    s.on_disconnect(on_disconnect::<A>);
-    app.metrics
-        .sockets_connected
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    app.notifier.socket_opened(s.ns(), me.legacy);
-    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
-    if app
-        .presence
-        .connected(me.user.id, me.session_id.as_deref())
-        .await
-    {
+    if let Some(me) = s.extensions.get::<SocketUser>() {
         announce(&app, &me.user, true).await;
     }
 }

@@ -72,7 +72,7 @@ pub async fn install<A: Adapter + DefinedAdapter>(
     }
     io.ns(
         admin::NAMESPACE,
-        admin::on_connect::<A>.with(connect::authenticate_admin::<A>),
+        admin::on_connect.with(connect::authenticate_admin::<A>),
     )
     .spawn();
     Ok(())
