@@ -73,10 +73,12 @@ impl Database {
                 write_gate: None,
             });
         }
-        // The writer checkpoints only as a safety net; `checkpoint` runs beside it.
+        // The writer checkpoints only as a safety net; `checkpoint` runs beside it. Its worker
+        // thread may hand back a whole batch's rows (a few per reply) without waiting for them
+        // to be read: past the default 50 it stopped until this side was scheduled again.
         opts.max_connections(1)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| sqlite_options(o, "10000"));
+            .map_sqlx_sqlite_opts(|o| sqlite_options(o, "10000").row_buffer_size(4096));
         let writer = sea_orm::Database::connect(opts).await?;
         Ok(Database {
             conn,

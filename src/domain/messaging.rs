@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use entity::{message, message_hide, participant, thread, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::Deserialize;
 
@@ -371,22 +371,194 @@ pub struct Reply {
 /// threads' and participants' newest message and unread counts, read the recipients' totals.
 /// A reply whose `client_id` was already used is not stored again and answers with the first.
 pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec<SendOutcome>> {
-    let postgres = db.backend() == sea_orm::DbBackend::Postgres;
+    let urls: Vec<String> = batch.iter().map(|_| ids::message_url()).collect();
+    let mut written = if db.backend() == sea_orm::DbBackend::Sqlite {
+        write_batch_sqlite(db, &batch, &urls).await?
+    } else {
+        write_batch(db, &batch, &urls).await?
+    };
+
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (reply, url) in batch.into_iter().zip(urls) {
+        match written.messages.remove(&url) {
+            Some(message) => {
+                let rows = written
+                    .participants
+                    .iter()
+                    .filter(|p| p.thread_id == reply.meta.id)
+                    .cloned()
+                    .collect();
+                outcomes.push(delivered(&reply.meta, &message, rows, &written.unread));
+            }
+            None => {
+                let client_id = reply.client_id.unwrap_or_default();
+                let first = find_by_client_id(&db.conn, reply.sender.id, &client_id)
+                    .await?
+                    .ok_or(DomainError::NotFound)?;
+                outcomes.push(SendOutcome::Repeated { message: first });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// What one committed batch of replies left in the database.
+struct BatchWrite {
+    /// The stored messages by url; a reply whose `client_id` was used before is absent.
+    messages: HashMap<String, message::Model>,
+    /// Every participant row of the batch's threads, after the batch.
+    participants: Vec<participant::Model>,
+    /// Unread totals of the recipients (users with nothing unread are absent).
+    unread: HashMap<i64, UnreadCounts>,
+}
+
+/// The row of `reply` stored under `url`; `id` and `created_at` come from the database.
+fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) -> message::Model {
+    message::Model {
+        id,
+        public_id: url.to_owned(),
+        thread_id: reply.meta.id,
+        sender_id: reply.sender.id,
+        recipient_id: recipient_of(reply),
+        body: reply.body.clone(),
+        created_at,
+        client_id: reply.client_id.clone(),
+    }
+}
+
+/// The other member of the reply's thread (the sender, in a thread with oneself).
+fn recipient_of(reply: &Reply) -> i64 {
+    reply
+        .meta
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != reply.sender.id)
+        .unwrap_or(reply.sender.id)
+}
+
+/// The batch on SQLite, as one multi-statement query: the whole batch goes to the connection's
+/// worker thread in one message and its rows come back in one stream, where a statement each
+/// cost a round trip that waited for a CPU under load. The rows travel as JSON arrays, so the
+/// text never changes and SQLite prepares it once.
+async fn write_batch_sqlite(
+    db: &Database,
+    batch: &[Reply],
+    urls: &[String],
+) -> DomainResult<BatchWrite> {
+    const SQL: &str = "\
+        UPDATE threads SET updated_at = MAX(updated_at, ?1) \
+            WHERE id IN (SELECT value FROM json_each(?2)); \
+        INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
+            SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
+                (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1), r.value ->> 5 \
+            FROM json_each(?3) r WHERE true \
+            ON CONFLICT (sender_id, client_id) DO NOTHING \
+            RETURNING 'message' AS kind, id, public_id, created_at; \
+        UPDATE threads SET last_message_id = \
+                (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
+            WHERE id IN (SELECT value FROM json_each(?2)); \
+        UPDATE participants SET \
+                unread = unread + (SELECT COUNT(*) FROM messages m \
+                    WHERE m.thread_id = participants.thread_id \
+                    AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id), \
+                last_message_id = \
+                    (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id) \
+            WHERE thread_id IN (SELECT value FROM json_each(?2)) \
+            RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
+                hidden_before, unread; \
+        SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
+            FROM participants WHERE user_id IN (SELECT value FROM json_each(?4)) AND unread > 0 \
+            GROUP BY user_id";
+    let threads: std::collections::BTreeSet<i64> = batch.iter().map(|r| r.meta.id).collect();
+    let rows: Vec<_> = batch
+        .iter()
+        .zip(urls)
+        .map(|(r, url)| {
+            let recipient = recipient_of(r);
+            (
+                url,
+                r.meta.id,
+                r.sender.id,
+                recipient,
+                &r.body,
+                &r.client_id,
+            )
+        })
+        .collect();
+    let recipients: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.2 != row.3)
+        .map(|row| row.3)
+        .collect();
+    let values: [sea_orm::Value; 4] = [
+        ids::now_micros().into(),
+        json(&threads)?.into(),
+        json(&rows)?.into(),
+        json(&recipients)?.into(),
+    ];
+    let txn = db.begin_write().await?;
+    let results = txn
+        .query_all_raw(Statement::from_sql_and_values(db.backend(), SQL, values))
+        .await?;
+    txn.commit().await?;
+
+    let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
+    let mut written = BatchWrite {
+        messages: HashMap::with_capacity(batch.len()),
+        participants: Vec::new(),
+        unread: HashMap::new(),
+    };
+    for row in results {
+        let kind: String = row.try_get("", "kind")?;
+        match kind.as_str() {
+            "message" => {
+                let url: String = row.try_get("", "public_id")?;
+                let reply = by_url.get(url.as_str()).ok_or_else(|| {
+                    DomainError::Internal(format!("the batch stored an unknown message {url}"))
+                })?;
+                let stored = message_row(
+                    reply,
+                    &url,
+                    row.try_get("", "id")?,
+                    row.try_get("", "created_at")?,
+                );
+                written.messages.insert(url, stored);
+            }
+            "participant" => written
+                .participants
+                .push(participant::Model::from_query_result(&row, "")?),
+            _ => {
+                written.unread.insert(
+                    row.try_get("", "user_id")?,
+                    UnreadCounts {
+                        messages: row.try_get("", "messages")?,
+                        threads: row.try_get("", "threads")?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// `value` as JSON text, for SQLite's `json_each`.
+fn json(value: &impl serde::Serialize) -> DomainResult<String> {
+    serde_json::to_string(value).map_err(|e| DomainError::Internal(e.to_string()))
+}
+
+/// The batch as separate statements (PostgreSQL: one query string holds one statement).
+async fn write_batch(db: &Database, batch: &[Reply], urls: &[String]) -> DomainResult<BatchWrite> {
     let mut thread_ids: Vec<i64> = batch.iter().map(|r| r.meta.id).collect();
     thread_ids.sort_unstable();
     thread_ids.dedup();
     let txn = db.begin_write().await?;
     let now = ids::now_micros();
     // Timestamps never go backwards within a thread, so id order and time order agree.
-    let newest = if postgres {
-        "GREATEST(updated_at, $1)"
-    } else {
-        "MAX(updated_at, ?)"
-    };
     let stamped: HashMap<i64, i64> = thread::Entity::update_many()
         .col_expr(
             thread::Column::UpdatedAt,
-            Expr::cust_with_values(newest, [now]),
+            Expr::cust_with_values("GREATEST(updated_at, $1)", [now]),
         )
         .filter(thread::Column::Id.is_in(thread_ids.clone()))
         .exec_with_returning(&*txn)
@@ -397,26 +569,10 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
 
     // One multi-row INSERT that hands back only the new ids: every other column is known here,
     // and decoding whole rows back was a good part of the statement's cost.
-    let urls: Vec<String> = batch.iter().map(|_| ids::message_url()).collect();
     let mut rows: Vec<message::Model> = batch
         .iter()
-        .zip(&urls)
-        .map(|(r, url)| message::Model {
-            id: 0,
-            public_id: url.clone(),
-            thread_id: r.meta.id,
-            sender_id: r.sender.id,
-            recipient_id: r
-                .meta
-                .members
-                .iter()
-                .map(|m| m.id)
-                .find(|id| *id != r.sender.id)
-                .unwrap_or(r.sender.id),
-            body: r.body.clone(),
-            created_at: stamped.get(&r.meta.id).copied().unwrap_or(now),
-            client_id: r.client_id.clone(),
-        })
+        .zip(urls)
+        .map(|(r, url)| message_row(r, url, 0, stamped.get(&r.meta.id).copied().unwrap_or(now)))
         .collect();
     let mut sql = String::from(
         "INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) VALUES ",
@@ -428,11 +584,7 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
             if k > 0 {
                 sql.push_str(", ");
             }
-            if postgres {
-                sql.push_str(&format!("${}", values.len() + k + 1));
-            } else {
-                sql.push('?');
-            }
+            sql.push_str(&format!("${}", values.len() + k + 1));
         }
         sql.push(')');
         values.extend([
@@ -459,7 +611,7 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
         }
         None => false,
     });
-    let mut stored: HashMap<String, message::Model> =
+    let messages: HashMap<String, message::Model> =
         rows.into_iter().map(|m| (m.public_id.clone(), m)).collect();
 
     let newest_message = "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id)";
@@ -484,35 +636,18 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
         .filter(participant::Column::ThreadId.is_in(thread_ids))
         .exec_with_returning(&*txn)
         .await?;
-    let recipients: Vec<i64> = stored
+    let recipients: Vec<i64> = messages
         .values()
         .filter(|m| m.sender_id != m.recipient_id)
         .map(|m| m.recipient_id)
         .collect();
     let unread = unread_counts_of(&*txn, &recipients).await?;
     txn.commit().await?;
-
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (reply, url) in batch.into_iter().zip(urls) {
-        match stored.remove(&url) {
-            Some(message) => {
-                let rows = participants
-                    .iter()
-                    .filter(|p| p.thread_id == reply.meta.id)
-                    .cloned()
-                    .collect();
-                outcomes.push(delivered(&reply.meta, &message, rows, &unread));
-            }
-            None => {
-                let client_id = reply.client_id.unwrap_or_default();
-                let first = find_by_client_id(&db.conn, reply.sender.id, &client_id)
-                    .await?
-                    .ok_or(DomainError::NotFound)?;
-                outcomes.push(SendOutcome::Repeated { message: first });
-            }
-        }
-    }
-    Ok(outcomes)
+    Ok(BatchWrite {
+        messages,
+        participants,
+        unread,
+    })
 }
 
 /// The outcome of a stored message, as each participant sees it.
