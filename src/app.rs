@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use background::CancelOnDrop;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -168,6 +169,13 @@ impl Server {
         let handle = tokio::spawn({
             let app = app.clone();
             async move {
+                // Small frames go out at once: with Nagle's algorithm a frame written while an
+                // earlier one is unacknowledged waited for the peer's delayed ACK (40 ms).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "TCP_NODELAY was refused");
+                    }
+                });
                 axum::serve(
                     listener,
                     router.into_make_service_with_connect_info::<SocketAddr>(),

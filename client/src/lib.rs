@@ -104,7 +104,8 @@ impl Socket {
                 HeaderValue::from_str(value).map_err(|e| ConnectError::Transport(e.into()))?;
             request.headers_mut().insert(name, value);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        // TCP_NODELAY, as browsers do: no frame waits for the server's delayed ACK.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .map_err(|e| ConnectError::Transport(anyhow!(e).context("websocket handshake")))?;
         let (mut sink, mut stream) = ws.split();

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::serve::{Listener, ListenerExt};
 use serde::Deserialize;
 use serde_json::json;
 use socketioxide::SocketIo;
@@ -55,7 +56,10 @@ pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
         },
     );
     let app = axum::Router::new().layer(layer);
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    // TCP_NODELAY, as Missive sets it.
+    let listener = tokio::net::TcpListener::bind(bind).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     println!("listening {}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
