@@ -218,6 +218,15 @@ impl Directory {
         if let Some(meta) = self.get(public_id) {
             return Ok(Some(meta));
         }
+        // Boxed, like a new thread: a miss is rare and its queries' futures are large.
+        Box::pin(self.load_missing(db, public_id)).await
+    }
+
+    async fn load_missing(
+        &self,
+        db: &impl ConnectionTrait,
+        public_id: &str,
+    ) -> DomainResult<Option<std::sync::Arc<ThreadMeta>>> {
         let Some(thread) = find_thread(db, public_id).await? else {
             return Ok(None);
         };
@@ -243,7 +252,7 @@ pub async fn send(
     max_body: usize,
 ) -> DomainResult<SendOutcome> {
     let req = validate_send(req, max_body)?;
-    let (recipient, subject) = match req.target {
+    match req.target {
         Target::Reply { thread_id } => {
             let meta = directory
                 .load(&db.conn, &thread_id)
@@ -258,11 +267,43 @@ pub async fn send(
                 body: req.body,
                 client_id: req.client_id,
             };
-            return replies.submit(reply).await;
+            replies.submit(reply).await
         }
-        Target::New { recipient, subject } => (recipient, subject),
-    };
+        // Boxed: its future is several times the size of a reply's, and every send's future is
+        // moved into a task of its own; the common case, a reply, stays small.
+        Target::New { recipient, subject } => {
+            let first = FirstMessage {
+                recipient,
+                subject,
+                body: req.body,
+                client_id: req.client_id,
+            };
+            Box::pin(start_thread(db, directory, sender, first)).await
+        }
+    }
+}
 
+/// The first message of a new thread.
+struct FirstMessage {
+    recipient: String,
+    subject: String,
+    body: String,
+    client_id: Option<String>,
+}
+
+/// Stores a new thread with its first message, in one transaction.
+async fn start_thread(
+    db: &Database,
+    directory: &Directory,
+    sender: &user::Model,
+    first: FirstMessage,
+) -> DomainResult<SendOutcome> {
+    let FirstMessage {
+        recipient,
+        subject,
+        body,
+        client_id,
+    } = first;
     let txn = db.begin_write().await?;
     let now = ids::now_micros();
     let recipient = match accounts::normalize_username(&recipient) {
@@ -296,9 +337,9 @@ pub async fn send(
         thread_id: Set(thread.id),
         sender_id: Set(sender.id),
         recipient_id: Set(recipient.id),
-        body: Set(req.body),
+        body: Set(body),
         created_at: Set(now),
-        client_id: Set(req.client_id.clone()),
+        client_id: Set(client_id.clone()),
         ..Default::default()
     }
     .insert(&*txn)
@@ -313,7 +354,7 @@ pub async fn send(
         {
             // A retry of a message already stored (same client_id): answer with the first one.
             drop(txn);
-            let client_id = req.client_id.unwrap_or_default();
+            let client_id = client_id.unwrap_or_default();
             let first = find_by_client_id(&db.conn, sender.id, &client_id)
                 .await?
                 .ok_or(DomainError::Db(e))?;
