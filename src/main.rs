@@ -5,6 +5,11 @@ use missive::domain::{DomainError, accounts};
 use missive::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, for Rust's allocations and, unprefixed, for SQLite's as well (README, Performance).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "missive", version, about = "Realtime private-messaging server")]
 struct Cli {
