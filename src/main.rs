@@ -66,7 +66,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     raise_fd_limit();
-    return_large_blocks_to_the_system();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Server::start(cli.config).await?.run_until_signal().await,
         Command::Migrate => {
@@ -142,16 +141,5 @@ fn raise_fd_limit() {
             lim.rlim_cur = lim.rlim_max;
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
-    }
-}
-
-/// Argon2 allocates 19 MiB per hash. glibc's malloc raises its mmap threshold after the first
-/// such block is freed and then keeps later ones in per-thread arenas for good (hundreds of MiB
-/// after a burst of logins); a fixed threshold makes every large block an mmap, returned on free.
-fn return_large_blocks_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only adjusts allocator parameters; called before other threads allocate much.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
     }
 }
