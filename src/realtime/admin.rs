@@ -45,9 +45,6 @@ pub fn admit<A: Adapter>(s: &SocketRef<A>, app: &App, session_id: Option<&str>) 
     }
 }
 
-/// Nothing is left to do once an admin socket is connected.
-pub async fn on_connect() {}
-
 /// Emits `stats` every second while an admin is connected here.
 pub async fn stream_stats(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));

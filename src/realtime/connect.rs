@@ -66,21 +66,19 @@ pub async fn authenticate<A: Adapter>(
         .sockets_connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     app.notifier.socket_opened(s.ns(), me.legacy);
-    let arrived = app
+    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
+    if app
         .presence
         .connected(me.user.id, me.session_id.as_deref())
-        .await;
-    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
-    if arrived {
-        s.extensions.insert(Arrived);
+        .await
+    {
+        // The user came online: their correspondents hear it without holding up the handshake.
+        let (app, user) = (app.clone(), me.user.clone());
+        tokio::spawn(async move { announce(&app, &user, true).await });
     }
     s.extensions.insert(me);
     Ok(())
 }
-
-/// Marks a socket whose user was offline until it connected.
-#[derive(Debug, Clone, Copy)]
-struct Arrived;
 
 /// Connect middleware of `/admin`: the same credentials, and the account must be an admin.
 /// Like [`authenticate`], it joins the socket's rooms before CONNECT is sent.
@@ -142,15 +140,8 @@ async fn check<A: Adapter>(
     })
 }
 
-/// A socket passed the handshake (which set it up): tell the user's correspondents they came online.
-pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
-    if s.extensions.remove::<Arrived>().is_none() {
-        return;
-    }
-    if let Some(me) = s.extensions.get::<SocketUser>() {
-        announce(&app, &me.user, true).await;
-    }
-}
+/// The connect handler of every namespace: its middleware already set the socket up.
+pub async fn on_connect() {}
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
     let Some(me) = s.extensions.get::<SocketUser>() else {

@@ -64,15 +64,12 @@ pub async fn install<A: Adapter + DefinedAdapter>(
     io: &SocketIo<A>,
 ) -> anyhow::Result<()> {
     for ns in MESSAGING_NAMESPACES {
-        io.ns(
-            ns,
-            connect::on_connect::<A>.with(connect::authenticate::<A>),
-        )
-        .spawn();
+        io.ns(ns, connect::on_connect.with(connect::authenticate::<A>))
+            .spawn();
     }
     io.ns(
         admin::NAMESPACE,
-        admin::on_connect.with(connect::authenticate_admin::<A>),
+        connect::on_connect.with(connect::authenticate_admin::<A>),
     )
     .spawn();
     Ok(())
