@@ -35,12 +35,12 @@ pub struct AppInner {
     pub login_by_name: RateLimiter,
     /// Messages per user; `None` when the limit is off.
     pub sends_by_user: Option<RateLimiter>,
-    pub notifier: Notifier,
+    pub notifier: Arc<Notifier>,
     pub presence: Presence,
     pub lobby: Lobby,
     pub threads: crate::domain::messaging::Directory,
     pub replies: crate::domain::group_commit::GroupCommit,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Deref for App {
@@ -59,6 +59,8 @@ impl App {
             Some(s) if !s.is_empty() => s.clone(),
             _ => sessions::signing_secret(&db.conn).await?,
         };
+        let notifier = Arc::new(Notifier::default());
+        let metrics = Arc::new(Metrics::default());
         Ok(App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
             origins: OriginPolicy::new(&config.allowed_origins),
@@ -67,12 +69,16 @@ impl App {
             sends_by_user: (config.send_rate > 0).then(|| {
                 RateLimiter::new(config.send_rate.saturating_mul(2), Duration::from_secs(2))
             }),
-            notifier: Notifier::default(),
+            replies: crate::domain::group_commit::GroupCommit::start(
+                db.clone(),
+                notifier.clone(),
+                metrics.clone(),
+            ),
+            notifier,
             presence: Presence::default(),
             lobby: Lobby::default(),
             threads: Default::default(),
-            replies: crate::domain::group_commit::GroupCommit::start(db.clone()),
-            metrics: Metrics::default(),
+            metrics,
             db,
             config,
         })))
@@ -381,7 +387,6 @@ impl App {
         .await?;
         if let SendOutcome::Created { .. } = &outcome {
             Metrics::inc(&self.metrics.messages_sent);
-            self.notifier.message_new(&outcome).await;
         }
         Ok(outcome)
     }

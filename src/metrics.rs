@@ -12,6 +12,8 @@ pub struct Metrics {
     pub login_failures: AtomicU64,
     pub rate_limited: AtomicU64,
     pub messages_sent: AtomicU64,
+    /// Transactions of the group commit; `messages_sent` over this is the mean batch.
+    pub reply_commits: AtomicU64,
     pub socket_events: AtomicU64,
     pub sockets_connected: AtomicI64,
     pub sockets_refused: AtomicU64,
@@ -62,6 +64,11 @@ impl Metrics {
             "missive_messages_sent_total",
             "Messages stored.",
             get(&self.messages_sent),
+        );
+        counter(
+            "missive_reply_commits_total",
+            "Group-commit transactions of replies, each storing a batch of them.",
+            get(&self.reply_commits),
         );
         counter(
             "missive_socket_events_total",

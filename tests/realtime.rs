@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, QUIET, TestServer, WAIT, names};
-use missive_client::{ConnectError, ConnectOptions, Socket};
+use missive_client::{ConnectError, ConnectOptions, Incoming, Socket};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -306,12 +306,30 @@ async fn concurrent_socket_senders_are_all_acknowledged_and_stored(backend: Back
         .map(|m| m["timestamp"].as_str().unwrap())
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
-    // Bob's listening tab got all fifty, in the stored order.
+    // Bob's listening tab got all fifty, and his unread totals in commit order: they never go
+    // down, each commit announces them once, and the last are his totals after every commit
+    // (the first message and alice's 25; bob's own don't count).
     let mut heard = Vec::new();
-    while heard.len() < 50 {
-        let m = listener.expect("message:new", WAIT).await.unwrap();
-        heard.push(m["message"]["url"].clone());
+    let mut unread = Vec::new();
+    while heard.len() < 50 || unread.last() != Some(&json!({"messages": 26, "threads": 1})) {
+        match listener.next(WAIT).await {
+            Some(Incoming::Event { name, data }) if name == "message:new" => {
+                heard.push(data["message"]["url"].clone())
+            }
+            Some(Incoming::Event { name, data }) if name == "unread" => unread.push(data),
+            Some(Incoming::Event { .. }) => {}
+            other => panic!(
+                "heard {} messages, unread {unread:?}, then {other:?}",
+                heard.len()
+            ),
+        }
     }
+    let counts: Vec<i64> = unread
+        .iter()
+        .map(|u| u["messages"].as_i64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+    assert!(listener.drain(Duration::from_millis(300)).await.is_empty());
     let stored: Vec<Value> = msgs[1..].iter().map(|m| m["url"].clone()).collect();
     let mut heard_sorted = heard.clone();
     heard_sorted.sort_by_key(|u| stored.iter().position(|s| s == u));

@@ -19,7 +19,16 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 /// A server -> client event, or the end of the connection.
 #[derive(Debug, Clone)]
 pub enum Incoming {
-    Event { name: String, data: Value },
+    Event {
+        name: String,
+        data: Value,
+    },
+    /// An event left undecoded ([`ConnectOptions::raw_payloads`]): `json` is the packet's whole
+    /// `["name", payload]` array.
+    Raw {
+        name: String,
+        json: String,
+    },
     Disconnected,
 }
 
@@ -34,6 +43,8 @@ pub struct ConnectOptions {
     pub headers: Vec<(String, String)>,
     /// When set, only these events are decoded and delivered; others are dropped unread.
     pub events: Option<Vec<String>>,
+    /// Events are delivered as [`Incoming::Raw`], not decoded.
+    pub raw: bool,
 }
 
 impl ConnectOptions {
@@ -58,6 +69,13 @@ impl ConnectOptions {
     /// does not measure, CPU that the server on the same machine would otherwise lose.
     pub fn only_events(mut self, names: &[&str]) -> Self {
         self.events = Some(names.iter().map(|n| (*n).to_owned()).collect());
+        self
+    }
+
+    /// Delivers events undecoded, as [`Incoming::Raw`]: a load generator then decodes only the
+    /// field it measures instead of building a JSON tree of every payload.
+    pub fn raw_payloads(mut self) -> Self {
+        self.raw = true;
         self
     }
 }
@@ -203,6 +221,7 @@ impl Socket {
         let reader_out = out_tx.clone();
         let reader_prefix = ns_prefix.clone();
         let events_kept = opts.events.clone();
+        let raw = opts.raw;
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else {
@@ -230,6 +249,13 @@ impl Socket {
                         if let Some(keep) = &events_kept
                             && !event_name(json).is_some_and(|n| keep.iter().any(|k| k == n))
                         {
+                            continue;
+                        }
+                        if raw {
+                            if let Some(name) = event_name(json) {
+                                let (name, json) = (name.to_owned(), json.to_owned());
+                                let _ = ev_tx.send(Incoming::Raw { name, json });
+                            }
                             continue;
                         }
                         if let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(json) {
@@ -345,7 +371,7 @@ impl Socket {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
                 Some(Incoming::Event { name: n, data }) if n == name => return Ok(data),
-                Some(Incoming::Event { .. }) => continue,
+                Some(Incoming::Event { .. } | Incoming::Raw { .. }) => continue,
                 Some(Incoming::Disconnected) => bail!("disconnected while waiting for {name}"),
                 None => bail!("no {name} event within {timeout:?}"),
             }
@@ -372,7 +398,7 @@ impl Socket {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
                 Some(Incoming::Disconnected) => return Ok(()),
-                Some(Incoming::Event { .. }) => continue,
+                Some(Incoming::Event { .. } | Incoming::Raw { .. }) => continue,
                 None => bail!("still connected after {timeout:?}"),
             }
         }

@@ -147,13 +147,15 @@ impl Target {
         }
     }
 
-    /// A socket for `user` on the messaging namespace. It decodes `message:new` only (acks
-    /// aside): the other events are dropped unread, so the load generator leaves the CPU it would
-    /// spend on them to the server under test, which shares the machine.
+    /// A socket for `user` on the messaging namespace. It keeps `message:new` only, undecoded
+    /// (acks aside): the other events are dropped unread and the fanout reads one field of each
+    /// delivery, so the load generator leaves the CPU it would spend on them to the server under
+    /// test, which shares the machine.
     pub async fn connect(&self, user: &LoadUser) -> anyhow::Result<Socket> {
         let opts = ConnectOptions::namespace("/messages")
             .auth(user.auth.clone())
-            .only_events(&["message:new"]);
+            .only_events(&["message:new"])
+            .raw_payloads();
         tokio::time::timeout(Duration::from_secs(30), Socket::connect(self.url(), opts))
             .await
             .context("handshake timed out")?

@@ -42,7 +42,9 @@ pub struct SendMessage {
 pub struct Recipient {
     pub user: UserRef,
     pub thread: ThreadView,
-    pub unread: UnreadCounts,
+    /// The participant's unread totals after the commit; `None` for the sender, whose totals
+    /// did not change.
+    pub unread: Option<UnreadCounts>,
 }
 
 /// The result of a send.
@@ -241,8 +243,9 @@ impl Directory {
     }
 }
 
-/// Sends a message and returns what every participant should see. A new thread is stored in its
-/// own transaction; replies go through the group commit, many to a transaction.
+/// Sends a message, announces it to the participants and returns what they were told. A new
+/// thread is stored in its own transaction; replies go through the group commit, many to a
+/// transaction. Both are announced by the group commit's announcer, in commit order.
 pub async fn send(
     db: &Database,
     directory: &Directory,
@@ -278,7 +281,10 @@ pub async fn send(
                 body: req.body,
                 client_id: req.client_id,
             };
-            Box::pin(start_thread(db, directory, sender, first)).await
+            match Box::pin(start_thread(db, directory, sender, first)).await? {
+                created @ SendOutcome::Created { .. } => replies.announce(created).await,
+                repeated => Ok(repeated),
+            }
         }
     }
 }
@@ -723,7 +729,8 @@ fn delivered(
         .map(|(_, member)| Recipient {
             user: member.clone(),
             thread: ctx.thread_view(member.id, Some(message)),
-            unread: unread.get(&member.id).copied().unwrap_or_default(),
+            unread: (member.id != message.sender_id)
+                .then(|| unread.get(&member.id).copied().unwrap_or_default()),
         })
         .collect();
     SendOutcome::Created {

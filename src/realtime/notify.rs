@@ -1,10 +1,11 @@
 //! The notifier: every server -> client event is emitted here, after its transaction committed,
 //! and only to the rooms of the users concerned (never to a whole namespace).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -12,6 +13,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
+use crate::domain::group_commit::Announce;
 use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
 use crate::domain::views::{MessageView, ThreadView, UnreadCounts, UserRef};
 
@@ -117,6 +119,29 @@ pub struct Notifier {
     local_legacy_sockets: AtomicUsize,
 }
 
+/// Each commit of messages: every `message:new`, then one `unread` per recipient with their
+/// totals after the commit (the same totals would otherwise go out once per message). The
+/// messages are emitted concurrently, so that a clustered adapter's publishes overlap; on one
+/// node each emit completes at once, in order.
+impl Announce for Notifier {
+    fn announce<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            join_all(outcomes.iter().map(|o| self.message_new(o))).await;
+            let mut announced = HashSet::new();
+            let unread = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    SendOutcome::Created { participants, .. } => Some(participants),
+                    SendOutcome::Repeated { .. } => None,
+                })
+                .flatten()
+                .filter_map(|p| Some((&p.user, p.unread.as_ref()?)))
+                .filter(|(user, _)| announced.insert(user.id));
+            join_all(unread.map(|(user, counts)| self.to_user(user, "unread", counts))).await;
+        })
+    }
+}
+
 impl Notifier {
     /// Connects the notifier to the Socket.IO server once it is built.
     pub fn attach<A: Adapter>(&self, io: SocketIo<A>, clustered: bool) {
@@ -198,8 +223,8 @@ impl Notifier {
         }
     }
 
-    /// `message:new` (+ `unread`, `W_newmsg`, `<thread_id>`) to every participant.
-    pub async fn message_new(&self, outcome: &SendOutcome) {
+    /// `message:new` (+ `W_newmsg`, `<thread_id>`) to every participant of one message.
+    async fn message_new(&self, outcome: &SendOutcome) {
         let SendOutcome::Created {
             message,
             participants,
@@ -216,9 +241,6 @@ impl Notifier {
             self.to_user(&p.user, "message:new", &new).await;
             self.to_legacy(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
                 .await;
-            if p.user.username != message.sender {
-                self.to_user(&p.user, "unread", &p.unread).await;
-            }
         }
         // Same payload for everyone: one packet for all the participants' rooms.
         if self.legacy_heard() {
