@@ -319,8 +319,9 @@ async fn concurrent_socket_senders_are_all_acknowledged_and_stored(backend: Back
             Some(Incoming::Event { name, data }) if name == "unread" => unread.push(data),
             Some(Incoming::Event { .. }) => {}
             other => panic!(
-                "heard {} messages, unread {unread:?}, then {other:?}",
-                heard.len()
+                "heard {} messages, unread {unread:?}, then {other:?}; GET /unread: {:?}",
+                heard.len(),
+                bob.http.get("/api/v1/unread").await
             ),
         }
     }
@@ -329,7 +330,13 @@ async fn concurrent_socket_senders_are_all_acknowledged_and_stored(backend: Back
         .map(|u| u["messages"].as_i64().unwrap())
         .collect();
     assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
-    assert!(listener.drain(Duration::from_millis(300)).await.is_empty());
+    // Only the legacy copies of the last messages may follow.
+    let late = listener.drain(Duration::from_millis(300)).await;
+    assert!(
+        late.iter()
+            .all(|(n, _)| n != "unread" && n != "message:new"),
+        "{late:?}"
+    );
     let stored: Vec<Value> = msgs[1..].iter().map(|m| m["url"].clone()).collect();
     let mut heard_sorted = heard.clone();
     heard_sorted.sort_by_key(|u| stored.iter().position(|s| s == u));

@@ -493,31 +493,35 @@ async fn write_batch_sqlite(
     batch: &[Reply],
     urls: &[String],
 ) -> DomainResult<BatchWrite> {
+    // Every statement reads the rows as `?1`, and only the first takes a second parameter: sqlx
+    // binds the parameters of each statement of a multi-statement query in turn, and a
+    // statement that skipped a lower number (one that used only `?4`, say) had that parameter
+    // left unbound, NULL, without an error.
     const SQL: &str = "\
-        UPDATE threads SET updated_at = MAX(updated_at, ?1) \
-            WHERE id IN (SELECT value FROM json_each(?2)); \
+        UPDATE threads SET updated_at = MAX(updated_at, ?2) \
+            WHERE id IN (SELECT r.value ->> 1 FROM json_each(?1) r); \
         INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
                 (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1), r.value ->> 5 \
-            FROM json_each(?3) r WHERE true \
+            FROM json_each(?1) r WHERE true \
             ON CONFLICT (sender_id, client_id) DO NOTHING \
             RETURNING 'message' AS kind, id, public_id, created_at; \
         UPDATE threads SET last_message_id = \
                 (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
-            WHERE id IN (SELECT value FROM json_each(?2)); \
+            WHERE id IN (SELECT r.value ->> 1 FROM json_each(?1) r); \
         UPDATE participants SET \
                 unread = unread + (SELECT COUNT(*) FROM messages m \
                     WHERE m.thread_id = participants.thread_id \
                     AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id), \
                 last_message_id = \
                     (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id) \
-            WHERE thread_id IN (SELECT value FROM json_each(?2)) \
+            WHERE thread_id IN (SELECT r.value ->> 1 FROM json_each(?1) r) \
             RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
                 hidden_before, unread; \
         SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
-            FROM participants WHERE user_id IN (SELECT value FROM json_each(?4)) AND unread > 0 \
-            GROUP BY user_id";
-    let threads: std::collections::BTreeSet<i64> = batch.iter().map(|r| r.meta.id).collect();
+            FROM participants WHERE user_id IN \
+                (SELECT r.value ->> 3 FROM json_each(?1) r WHERE r.value ->> 2 <> r.value ->> 3) \
+            AND unread > 0 GROUP BY user_id";
     let rows: Vec<_> = batch
         .iter()
         .zip(urls)
@@ -533,17 +537,7 @@ async fn write_batch_sqlite(
             )
         })
         .collect();
-    let recipients: Vec<i64> = rows
-        .iter()
-        .filter(|row| row.2 != row.3)
-        .map(|row| row.3)
-        .collect();
-    let values: [sea_orm::Value; 4] = [
-        ids::now_micros().into(),
-        json(&threads)?.into(),
-        json(&rows)?.into(),
-        json(&recipients)?.into(),
-    ];
+    let values: [sea_orm::Value; 2] = [json(&rows)?.into(), ids::now_micros().into()];
     let txn = db.begin_write().await?;
     let results = txn
         .query_all_raw(Statement::from_sql_and_values(db.backend(), SQL, values))
