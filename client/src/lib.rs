@@ -246,13 +246,14 @@ impl Socket {
                 match kind {
                     Some('2') => {
                         let (_, json) = split_ack_id(body);
+                        let name = event_name(json);
                         if let Some(keep) = &events_kept
-                            && !event_name(json).is_some_and(|n| keep.iter().any(|k| k == n))
+                            && !name.is_some_and(|n| keep.iter().any(|k| k == n))
                         {
                             continue;
                         }
                         if raw {
-                            if let Some(name) = event_name(json) {
+                            if let Some(name) = name {
                                 let (name, json) = (name.to_owned(), json.to_owned());
                                 let _ = ev_tx.send(Incoming::Raw { name, json });
                             }

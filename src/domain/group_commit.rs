@@ -106,6 +106,6 @@ impl GroupCommit {
     ) -> DomainResult<SendOutcome> {
         outcome
             .await
-            .map_err(|_| DomainError::Internal("the writer has stopped".into()))?
+            .map_err(|_| DomainError::Internal("the group commit has stopped".into()))?
     }
 }
