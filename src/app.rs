@@ -281,8 +281,10 @@ fn spawn_background(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     let admin = tokio::spawn(crate::realtime::admin::stream_stats(app.clone()));
     let mut tasks = vec![sweeper, keepalive, admin];
     if app.db.backend() == sea_orm::DbBackend::Sqlite {
+        // Often: at full load the WAL grows by tens of MB a second, and what this leaves behind
+        // the writer copies itself (past 10,000 pages), with an fsync, while senders wait.
         let db = app.db.clone();
-        tasks.push(every(Duration::from_millis(500), move || {
+        tasks.push(every(Duration::from_millis(100), move || {
             let db = db.clone();
             async move {
                 if let Err(e) = db.checkpoint().await {

@@ -8,7 +8,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    TransactionTrait,
+    QueryResult, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -116,6 +116,29 @@ impl Database {
         Ok(WriteTxn { txn, _gate: gate })
     }
 
+    /// Runs `script`, SQLite statements that begin and commit one write transaction, in a single
+    /// round trip to the writer's thread, and returns the rows of all its statements. A
+    /// transaction has to wait for that thread to be scheduled at each step: as separate
+    /// `BEGIN`, query and `COMMIT` it did so three times per group commit. If a statement
+    /// fails, the transaction is rolled back before the gate opens.
+    pub async fn write_script(
+        &self,
+        script: &'static str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(gate) = &self.write_gate else {
+            return Err(DbErr::Custom("write scripts are for SQLite".into()));
+        };
+        let _gate = gate.lock().await;
+        let statement = Statement::from_sql_and_values(DbBackend::Sqlite, script, values);
+        let rows = self.writer.query_all_raw(statement).await;
+        if rows.is_err() {
+            // Nothing to undo if `BEGIN` itself failed.
+            let _ = self.writer.execute_unprepared("ROLLBACK").await;
+        }
+        rows
+    }
+
     /// Answers when the database does (for /healthz).
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.execute_unprepared("SELECT 1").await.map(|_| ())
@@ -136,4 +159,56 @@ fn sqlite_options(o: SqliteConnectOptions, autocheckpoint: &'static str) -> Sqli
         // Statement journals of multi-row writes stay in memory, not in temp files.
         .pragma("temp_store", "MEMORY")
         .pragma("wal_autocheckpoint", autocheckpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A script that fails halfway leaves nothing behind and the writer free for the next one.
+    #[tokio::test]
+    async fn a_failed_write_script_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
+            ..Config::default()
+        };
+        let db = Database::connect(&config).await.unwrap();
+        db.conn
+            .execute_unprepared("CREATE TABLE t (v INTEGER NOT NULL)")
+            .await
+            .unwrap();
+        let count = async || {
+            let row = db
+                .conn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT COUNT(*) AS n FROM t",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        };
+
+        // The second insert breaks NOT NULL after the first has run.
+        let failed = db
+            .write_script(
+                "BEGIN IMMEDIATE; INSERT INTO t VALUES (?1); INSERT INTO t VALUES (NULL); COMMIT",
+                vec![1.into()],
+            )
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(count().await, 0);
+
+        let rows = db
+            .write_script(
+                "BEGIN IMMEDIATE; INSERT INTO t VALUES (?1) RETURNING v; COMMIT",
+                vec![2.into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(count().await, 1);
+    }
 }

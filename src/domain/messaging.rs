@@ -484,9 +484,10 @@ fn recipient_of(reply: &Reply) -> i64 {
         .unwrap_or(reply.sender.id)
 }
 
-/// The batch on SQLite, as one multi-statement query: the whole batch goes to the connection's
-/// worker thread in one message and its rows come back in one stream, where a statement each
-/// cost a round trip that waited for a CPU under load. The rows travel as JSON arrays, so the
+/// The batch on SQLite, as one multi-statement query that also begins and commits its
+/// transaction: the whole batch goes to the connection's worker thread in one message and its
+/// rows come back in one stream, where a statement each cost a round trip that waited for a CPU
+/// under load. The rows travel as JSON arrays, so the
 /// text never changes and SQLite prepares it once.
 async fn write_batch_sqlite(
     db: &Database,
@@ -498,6 +499,7 @@ async fn write_batch_sqlite(
     // statement that skipped a lower number (one that used only `?4`, say) had that parameter
     // left unbound, NULL, without an error.
     const SQL: &str = "\
+        BEGIN IMMEDIATE; \
         UPDATE threads SET updated_at = MAX(updated_at, ?2) \
             WHERE id IN (SELECT r.value ->> 1 FROM json_each(?1) r); \
         INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
@@ -521,7 +523,8 @@ async fn write_batch_sqlite(
         SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
             FROM participants WHERE user_id IN \
                 (SELECT r.value ->> 3 FROM json_each(?1) r WHERE r.value ->> 2 <> r.value ->> 3) \
-            AND unread > 0 GROUP BY user_id";
+            AND unread > 0 GROUP BY user_id; \
+        COMMIT";
     let rows: Vec<_> = batch
         .iter()
         .zip(urls)
@@ -537,12 +540,8 @@ async fn write_batch_sqlite(
             )
         })
         .collect();
-    let values: [sea_orm::Value; 2] = [json(&rows)?.into(), ids::now_micros().into()];
-    let txn = db.begin_write().await?;
-    let results = txn
-        .query_all_raw(Statement::from_sql_and_values(db.backend(), SQL, values))
-        .await?;
-    txn.commit().await?;
+    let values = vec![json(&rows)?.into(), ids::now_micros().into()];
+    let results = db.write_script(SQL, values).await?;
 
     let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
     let mut written = BatchWrite {
