@@ -487,8 +487,8 @@ fn recipient_of(reply: &Reply) -> i64 {
 /// The batch on SQLite, as one multi-statement query that also begins and commits its
 /// transaction: the whole batch goes to the connection's worker thread in one message and its
 /// rows come back in one stream, where a statement each cost a round trip that waited for a CPU
-/// under load. The rows travel as JSON arrays, so the
-/// text never changes and SQLite prepares it once.
+/// under load. The rows travel as JSON arrays, so the text never changes and SQLite prepares it
+/// once.
 async fn write_batch_sqlite(
     db: &Database,
     batch: &[Reply],
