@@ -232,23 +232,29 @@ impl Notifier {
         else {
             return;
         };
-        let legacy = json!({ "message_url": message.url });
+        // Decided once: the legacy payload and event names are built only if someone hears
+        // them (this runs for every message, on the announcer's single task).
+        let legacy = self
+            .legacy_heard()
+            .then(|| json!({ "message_url": message.url }));
         for p in participants {
             let new = NewMessage {
                 message,
                 thread: &p.thread,
             };
             self.to_user(&p.user, "message:new", &new).await;
-            self.to_legacy(&p.user, &format!("{}_newmsg", p.user.websocket_id), &legacy)
-                .await;
+            if let Some(legacy) = &legacy {
+                let event = format!("{}_newmsg", p.user.websocket_id);
+                self.emit(legacy_room(p.user.id), &event, legacy).await;
+            }
         }
         // Same payload for everyone: one packet for all the participants' rooms.
-        if self.legacy_heard() {
+        if let Some(legacy) = &legacy {
             let everyone = participants
                 .iter()
                 .map(|p| legacy_room(p.user.id))
                 .collect();
-            self.emit_to(everyone, &message.thread_id, &legacy).await;
+            self.emit_to(everyone, &message.thread_id, legacy).await;
         }
     }
 
