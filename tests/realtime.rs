@@ -64,6 +64,7 @@ async fn sender_tab_and_recipient_tabs_all_see_the_new_message(backend: Backend)
             got["message:new"]["thread"]["thread_id"],
             thread_id.as_str()
         );
+        assert_eq!(got["message:new"]["thread"]["last_message"], message);
         assert_eq!(got[&newmsg], json!({"message_url": url}));
         assert_eq!(got[&thread_id], json!({"message_url": url}));
         if who.name == "bob" {

@@ -1,7 +1,10 @@
 //! The JSON shapes of DESIGN.md, built in one place for HTTP bodies, acks and events alike.
 
+use std::sync::Arc;
+
 use entity::{message, participant, thread, user};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::ids;
 
@@ -19,13 +22,31 @@ pub struct MessageView {
     pub read: bool,
 }
 
-/// `thread` in DESIGN.md, as one participant sees it.
+/// A view serialised once, then embedded as is in every payload that carries it: a new
+/// message appears three times in each participant's `message:new` and the sender's ack.
+#[derive(Debug, Clone)]
+pub struct Rendered(Arc<RawValue>);
+
+impl Rendered {
+    pub fn of(view: &impl Serialize) -> serde_json::Result<Rendered> {
+        serde_json::value::to_raw_value(view).map(|raw| Rendered(raw.into()))
+    }
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// `thread` in DESIGN.md, as one participant sees it; its last message is a [`MessageView`],
+/// or the same [`Rendered`] once.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ThreadView {
+pub struct ThreadView<M = MessageView> {
     pub thread_id: String,
     pub subject: String,
     pub participants: Vec<String>,
-    pub last_message: Option<MessageView>,
+    pub last_message: Option<M>,
     pub unread: i32,
     pub updated_at: String,
 }
@@ -104,13 +125,58 @@ impl ThreadContext {
 
     /// The thread as `viewer` sees it, given the newest message visible to them.
     pub fn thread_view(&self, viewer: i64, last: Option<&message::Model>) -> ThreadView {
+        self.thread_view_with(viewer, last.map(|m| self.message_view(m)))
+    }
+
+    /// The thread as `viewer` sees it, with its newest visible message as given.
+    pub fn thread_view_with<M>(&self, viewer: i64, last_message: Option<M>) -> ThreadView<M> {
         ThreadView {
             thread_id: self.thread.public_id.clone(),
             subject: self.thread.subject.clone(),
             participants: self.participant_names(),
-            last_message: last.map(|m| self.message_view(m)),
+            last_message,
             unread: self.member(viewer).map(|p| p.unread).unwrap_or(0),
             updated_at: ids::rfc3339(self.thread.updated_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread whose last message was rendered once serialises exactly as the plain view.
+    #[test]
+    fn a_rendered_last_message_serialises_as_the_view() {
+        let message = MessageView {
+            url: "u1".into(),
+            thread_id: "t1".into(),
+            sender: "ann".into(),
+            recipient: "bob".into(),
+            subject: "Tea \"now\"?".into(),
+            body: "line\nbreak \u{e9}\u{1f600}".into(),
+            timestamp: "2026-11-25T20:00:00.000000Z".into(),
+            read: false,
+        };
+        let plain = ThreadView {
+            thread_id: "t1".into(),
+            subject: message.subject.clone(),
+            participants: vec!["ann".into(), "bob".into()],
+            last_message: Some(message.clone()),
+            unread: 3,
+            updated_at: message.timestamp.clone(),
+        };
+        let rendered = ThreadView {
+            last_message: Some(Rendered::of(&message).unwrap()),
+            thread_id: plain.thread_id.clone(),
+            subject: plain.subject.clone(),
+            participants: plain.participants.clone(),
+            unread: plain.unread,
+            updated_at: plain.updated_at.clone(),
+        };
+        assert_eq!(
+            serde_json::to_string(&rendered).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The Socket.IO handshake: credentials are checked before the namespace accepts the socket.
 
+use std::sync::Arc;
+
 use entity::user;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
@@ -13,7 +15,8 @@ use crate::domain::messaging;
 use crate::http::extract::ClientAddr;
 use crate::metrics::Metrics;
 
-/// The authenticated user of a socket, stored in its extensions by the handshake.
+/// The authenticated user of a socket, stored in its extensions by the handshake (in an
+/// [`Arc`], since every event takes a copy of it).
 #[derive(Debug, Clone)]
 pub struct SocketUser {
     pub user: user::Model,
@@ -76,7 +79,7 @@ pub async fn authenticate<A: Adapter>(
         let (app, user) = (app.clone(), me.user.clone());
         tokio::spawn(async move { announce(&app, &user, true).await });
     }
-    s.extensions.insert(me);
+    s.extensions.insert(Arc::new(me));
     Ok(())
 }
 
@@ -93,7 +96,7 @@ pub async fn authenticate_admin<A: Adapter>(
         return Err(Unauthorized);
     }
     super::admin::admit(&s, &app, me.session_id.as_deref());
-    s.extensions.insert(me);
+    s.extensions.insert(Arc::new(me));
     Ok(())
 }
 
@@ -144,7 +147,7 @@ async fn check<A: Adapter>(
 pub async fn on_connect() {}
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
-    let Some(me) = s.extensions.get::<SocketUser>() else {
+    let Some(me) = s.extensions.get::<Arc<SocketUser>>() else {
         return;
     };
     app.metrics

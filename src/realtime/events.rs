@@ -1,8 +1,10 @@
 //! Client -> server events. Each answers its ack with `{status: true, ...}` or
 //! `{status: false, code, message}`; a malformed payload gets `invalid_payload`.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
@@ -12,6 +14,7 @@ use super::notify::thread_room;
 use crate::app::App;
 use crate::domain::DomainError;
 use crate::domain::messaging::{self, SendMessage, SendOutcome};
+use crate::domain::views::{MessageView, Rendered};
 use crate::metrics::Metrics;
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
@@ -79,34 +82,40 @@ fn payload<T>(data: Result<T, ParserError>) -> Result<T, Refusal> {
     })
 }
 
-/// Sends the ack: `{status: true}` merged with `ok`, or the refusal.
-fn answer<A: Adapter>(ack: AckSender<A>, result: Result<Value, Refusal>) {
-    let body = match result {
-        Ok(Value::Object(mut fields)) => {
-            fields.insert("status".into(), Value::Bool(true));
-            Value::Object(fields)
-        }
-        Ok(_) => json!({ "status": true }),
-        Err(r) => json!({ "status": false, "code": r.code, "message": r.message }),
-    };
-    let _ = ack.send(&body);
+/// A successful ack: `{status: true}` and the fields of `T` (an object).
+#[derive(Serialize)]
+struct Done<T> {
+    status: bool,
+    #[serde(flatten)]
+    fields: T,
 }
 
-fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<SocketUser, Refusal> {
+/// Sends the ack: `{status: true}` merged with `ok`, or the refusal.
+fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refusal>) {
+    let _ = match result {
+        Ok(fields) => ack.send(&Done {
+            status: true,
+            fields,
+        }),
+        Err(r) => ack.send(&json!({ "status": false, "code": r.code, "message": r.message })),
+    };
+}
+
+fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<Arc<SocketUser>, Refusal> {
     Metrics::inc(&app.metrics.socket_events);
-    s.extensions.get::<SocketUser>().ok_or(Refusal {
+    s.extensions.get::<Arc<SocketUser>>().ok_or(Refusal {
         code: "unauthorized",
         message: "socket is not authenticated".into(),
     })
 }
 
 /// Runs one event: who is asking, the parsed payload, then `work`; the ack is answered either way.
-async fn respond<A: Adapter, T>(
+async fn respond<A: Adapter, T, R: Serialize>(
     s: &SocketRef<A>,
     app: &App,
     ack: AckSender<A>,
     data: Result<T, ParserError>,
-    work: impl AsyncFnOnce(SocketUser, T) -> Result<Value, Refusal>,
+    work: impl AsyncFnOnce(Arc<SocketUser>, T) -> Result<R, Refusal>,
 ) {
     let result = match me(s, app).and_then(|me| Ok((me, payload(data)?))) {
         Ok((me, req)) => work(me, req).await,
@@ -121,10 +130,19 @@ async fn on_send<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
+    /// `{message}`, rendered once for all the events of a new message, or the first message
+    /// of a repeated `client_id`.
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Sent {
+        Created { message: Rendered },
+        Repeated { message: MessageView },
+    }
     respond(&s, &app, ack, req, async |me, req| {
-        let (SendOutcome::Created { message, .. } | SendOutcome::Repeated { message }) =
-            app.send_message(&me.user, req).await?;
-        Ok(json!({ "message": message }))
+        Ok(match app.send_message(&me.user, req).await? {
+            SendOutcome::Created { rendered, .. } => Sent::Created { message: rendered },
+            SendOutcome::Repeated { message } => Sent::Repeated { message },
+        })
     })
     .await;
 }

@@ -15,7 +15,7 @@ use socketioxide::adapter::Adapter;
 use super::MESSAGING_NAMESPACES;
 use crate::domain::group_commit::Announce;
 use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
-use crate::domain::views::{MessageView, ThreadView, UnreadCounts, UserRef};
+use crate::domain::views::{Rendered, ThreadView, UnreadCounts, UserRef};
 
 /// Room of every socket of one user.
 pub fn user_room(user_id: i64) -> String {
@@ -38,11 +38,12 @@ pub fn thread_room(thread_id: &str) -> String {
     format!("thread:{thread_id}")
 }
 
-/// `message:new`, serialised straight from the views (no intermediate JSON tree).
+/// `message:new`, serialised straight from the views (no intermediate JSON tree), the message
+/// (here and as the thread's last) as rendered once.
 #[derive(Serialize)]
 struct NewMessage<'a> {
-    message: &'a MessageView,
-    thread: &'a ThreadView,
+    message: &'a Rendered,
+    thread: &'a ThreadView<Rendered>,
 }
 
 /// What the notifier needs from Socket.IO, whatever the adapter.
@@ -227,6 +228,7 @@ impl Notifier {
     async fn message_new(&self, outcome: &SendOutcome) {
         let SendOutcome::Created {
             message,
+            rendered,
             participants,
         } = outcome
         else {
@@ -239,7 +241,7 @@ impl Notifier {
             .then(|| json!({ "message_url": message.url }));
         for p in participants {
             let new = NewMessage {
-                message,
+                message: rendered,
                 thread: &p.thread,
             };
             self.to_user(&p.user, "message:new", &new).await;
