@@ -23,7 +23,8 @@ pub struct MessageView {
 }
 
 /// A view serialised once, then embedded as is in every payload that carries it: a new
-/// message appears three times in each participant's `message:new` and the sender's ack.
+/// message appears twice in each participant's `message:new` (as the message and as its
+/// thread's last) and once in the sender's ack.
 #[derive(Debug, Clone)]
 pub struct Rendered(Arc<RawValue>);
 

@@ -90,7 +90,7 @@ struct Done<T> {
     fields: T,
 }
 
-/// Sends the ack: `{status: true}` merged with `ok`, or the refusal.
+/// Sends the ack: `{status: true}` with the fields of the result, or the refusal.
 fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refusal>) {
     let _ = match result {
         Ok(fields) => ack.send(&Done {
