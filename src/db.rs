@@ -172,31 +172,36 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 mod tests {
     use super::*;
 
-    /// A script that fails halfway leaves nothing behind and the writer free for the next one.
-    #[tokio::test]
-    async fn a_failed_write_script_is_rolled_back() {
+    /// A database on a fresh SQLite file (deleted with the returned directory).
+    async fn fresh() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
             ..Config::default()
         };
         let db = Database::connect(&config).await.unwrap();
+        (dir, db)
+    }
+
+    /// The one integer that `sql` answers on `conn`.
+    async fn integer(conn: &DatabaseConnection, sql: &str) -> i64 {
+        let row = conn
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+
+    /// A script that fails halfway leaves nothing behind and the writer free for the next one.
+    #[tokio::test]
+    async fn a_failed_write_script_is_rolled_back() {
+        let (_dir, db) = fresh().await;
         db.conn
             .execute_unprepared("CREATE TABLE t (v INTEGER NOT NULL)")
             .await
             .unwrap();
-        let count = async || {
-            let row = db
-                .conn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Sqlite,
-                    "SELECT COUNT(*) AS n FROM t",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get::<i64>("", "n").unwrap()
-        };
+        let count = async || integer(&db.conn, "SELECT COUNT(*) FROM t").await;
 
         // The second insert breaks NOT NULL after the first has run.
         let failed = db
@@ -222,22 +227,9 @@ mod tests {
     /// Both the readers' pool and the writer keep the write-ahead log's size bounded.
     #[tokio::test]
     async fn every_connection_limits_the_log_kept_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
-            ..Config::default()
-        };
-        let db = Database::connect(&config).await.unwrap();
+        let (_dir, db) = fresh().await;
         for conn in [&db.conn, &db.writer] {
-            let row = conn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Sqlite,
-                    "PRAGMA journal_size_limit",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            let limit: i64 = row.try_get_by_index(0).unwrap();
+            let limit = integer(conn, "PRAGMA journal_size_limit").await;
             assert_eq!(limit, JOURNAL_SIZE_LIMIT);
         }
     }
