@@ -731,3 +731,62 @@ async fn native_sockets_get_no_legacy_events(backend: Backend) {
     let seen = b_native.drain(QUIET).await;
     assert!(seen.iter().all(|(n, _)| *n != notify), "{seen:?}");
 }
+
+/// A client that goes away while its credentials are still being checked: socketioxide drops
+/// such a socket without its disconnect handler (it never joined the namespace), and nothing
+/// counted for it may stay behind: not the socket gauge, not the user's presence.
+#[tokio::test]
+async fn a_client_that_leaves_during_the_handshake_is_not_left_online() {
+    use base64::Engine;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = srv.user("alice").await;
+    srv.user("bob").await;
+    alice.send_new("bob", "hi", "hello").await;
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        srv.url.replacen("http", "ws", 1)
+    );
+    let mut req = url.into_client_request().unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("bob:correct horse");
+    req.headers_mut()
+        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "{open:?}");
+    // CONNECT, then gone before the password hash is checked.
+    ws.send(Message::text("40/messages,")).await.unwrap();
+    drop(ws);
+
+    // Long enough for the check to finish and the server to notice the closed connection.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], false);
+    assert_eq!(gauge(&alice, "missive_sockets").await, 0);
+    assert_eq!(gauge(&alice, "missive_online_users").await, 0);
+
+    // A socket that did connect is counted, and uncounted once it leaves.
+    let tab = alice.tab().await;
+    assert_eq!(gauge(&alice, "missive_sockets").await, 1);
+    tab.close();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while gauge(&alice, "missive_sockets").await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "socket still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv.stop().await;
+}
+
+/// The value of one unlabelled metric on /metrics.
+async fn gauge(user: &common::User, name: &str) -> i64 {
+    let (_, body) = user.http.get("/metrics").await;
+    let text = body.as_str().expect("metrics are text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}

@@ -71,6 +71,22 @@ fn sent_at(packet_json: &str) -> Option<u64> {
     (sent > 0).then_some(sent)
 }
 
+/// `None` for an ack `[{"status": true, ...}]`, else the refusal's code; the rest of the ack
+/// (the stored message) is skipped, not decoded.
+fn refusal(ack_json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Ack<'a> {
+        status: bool,
+        #[serde(borrow)]
+        code: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_str::<(Ack,)>(ack_json) {
+        Ok((Ack { status: true, .. },)) => None,
+        Ok((Ack { code, .. },)) => Some(code.map_or_else(|| "?".to_owned(), String::from)),
+        Err(_) => Some(format!("unreadable ack: {ack_json}")),
+    }
+}
+
 fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -185,21 +201,20 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
                     let mut payload = conversation.clone();
                     payload["body"] = json!(format!("{} {i}.{lane}.{n}", now_micros()));
                     payload["client_id"] = json!(format!("{i}.{lane}.{n}"));
+                    let call = serde_json::to_string(&("message:send", &payload))
+                        .expect("a JSON value serialises");
                     match tab
-                        .emit_with_ack("message:send", &payload, Duration::from_secs(10))
+                        .call_raw(&call, Duration::from_secs(10))
                         .await
+                        .map(|ack| refusal(&ack))
                     {
-                        Ok(ack) if ack["status"] == true => {
+                        Ok(None) => {
                             mine.push(t0.elapsed().as_micros() as u64);
                             acked.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(ack) => {
+                        Ok(Some(code)) => {
                             errors.fetch_add(1, Ordering::Relaxed);
-                            *codes
-                                .lock()
-                                .await
-                                .entry(ack["code"].as_str().unwrap_or("?").to_owned())
-                                .or_default() += 1;
+                            *codes.lock().await.entry(code).or_default() += 1;
                         }
                         Err(e) => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +331,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
 
 #[cfg(test)]
 mod tests {
-    use super::sent_at;
+    use super::{refusal, sent_at};
 
     #[test]
     fn the_send_time_is_read_from_the_body_alone() {
@@ -329,5 +344,20 @@ mod tests {
             None
         );
         assert_eq!(sent_at(r#"["message:new",{}]"#), None);
+    }
+
+    #[test]
+    fn an_ack_is_judged_by_its_status_and_code() {
+        let sent = r#"[{"status":true,"message":{"url":"u","body":"b \"q\" {"}}]"#;
+        assert_eq!(refusal(sent), None);
+        let refused = r#"[{"status":false,"code":"rate_limited","message":"slow down"}]"#;
+        assert_eq!(refusal(refused).as_deref(), Some("rate_limited"));
+        assert_eq!(refusal(r#"[{"status":false}]"#).as_deref(), Some("?"));
+        assert!(
+            refusal(r#"[{"ok":true}]"#)
+                .unwrap()
+                .starts_with("unreadable ack")
+        );
+        assert!(refusal("[]").unwrap().starts_with("unreadable ack"));
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, State};
+use socketioxide::extract::SocketRef;
 
 use crate::app::App;
 use crate::domain::sessions;
@@ -29,16 +29,8 @@ pub struct Stats {
 }
 
 /// Sets up an admin socket during its handshake: admin sockets only listen.
-pub fn admit<A: Adapter>(s: &SocketRef<A>, app: &App, session_id: Option<&str>) {
+pub fn admit<A: Adapter>(s: &SocketRef<A>, session_id: Option<&str>) {
     s.join(ROOM);
-    app.metrics
-        .sockets_connected
-        .fetch_add(1, Ordering::Relaxed);
-    s.on_disconnect(async |State(app): State<App>| {
-        app.metrics
-            .sockets_connected
-            .fetch_sub(1, Ordering::Relaxed);
-    });
     // Logout and expiry disconnect this socket like the others of its session.
     if let Some(sid) = session_id {
         s.join(super::notify::session_room(sid));

@@ -64,10 +64,6 @@ pub async fn authenticate<A: Adapter>(
         s.join(legacy_room(me.user.id));
     }
     events::register(&s);
-    s.on_disconnect(on_disconnect::<A>);
-    app.metrics
-        .sockets_connected
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     app.notifier.socket_opened(s.ns(), me.legacy);
     tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
     if app
@@ -79,8 +75,83 @@ pub async fn authenticate<A: Adapter>(
         let (app, user) = (app.clone(), me.user.clone());
         tokio::spawn(async move { announce(&app, &user, true).await });
     }
-    s.extensions.insert(Arc::new(me));
+    let me = Arc::new(me);
+    s.extensions.insert(me.clone());
+    // Last, with nothing left to await: socketioxide runs this middleware to its end and the
+    // socket lives at least that long, so whatever was counted above is always undone.
+    s.extensions.insert(Counted::new(
+        &app,
+        Some(Listener {
+            ns: s.ns().to_owned(),
+            me,
+        }),
+    ));
     Ok(())
+}
+
+/// What the handshake counted for one socket (the socket gauge and, on the messaging
+/// namespaces, the notifier's listeners and the user's presence), undone when socketioxide
+/// drops the socket, however it goes. Its disconnect handler would not do: socketioxide runs
+/// it only for sockets that joined their namespace, which they do after the handshake; a
+/// client that left while its credentials were being checked was dropped without it, and
+/// its user stayed online for good.
+#[derive(Clone)]
+pub struct Counted {
+    /// Undone when the socket's last copy of it is dropped (extensions hand out clones).
+    _tally: Arc<Tally>,
+}
+
+struct Tally {
+    app: App,
+    listener: Option<Listener>,
+}
+
+/// A socket of a messaging namespace, as the notifier and presence counted it.
+struct Listener {
+    ns: String,
+    me: Arc<SocketUser>,
+}
+
+impl Counted {
+    fn new(app: &App, listener: Option<Listener>) -> Counted {
+        app.metrics
+            .sockets_connected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Counted {
+            _tally: Arc::new(Tally {
+                app: app.clone(),
+                listener,
+            }),
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let app = &self.app;
+        app.metrics
+            .sockets_connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(Listener { ns, me }) = self.listener.take() else {
+            return;
+        };
+        app.notifier.socket_closed(&ns, me.legacy);
+        // Presence may ask Redis: that part runs as a task (sockets are dropped on the
+        // runtime's threads; at shutdown there may be none left to run it).
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let app = app.clone();
+        runtime.spawn(async move {
+            if app
+                .presence
+                .disconnected(me.user.id, me.session_id.as_deref())
+                .await
+            {
+                announce(&app, &me.user, false).await;
+            }
+        });
+    }
 }
 
 /// Connect middleware of `/admin`: the same credentials, and the account must be an admin.
@@ -95,8 +166,9 @@ pub async fn authenticate_admin<A: Adapter>(
         Metrics::inc(&app.metrics.sockets_refused);
         return Err(Unauthorized);
     }
-    super::admin::admit(&s, &app, me.session_id.as_deref());
+    super::admin::admit(&s, me.session_id.as_deref());
     s.extensions.insert(Arc::new(me));
+    s.extensions.insert(Counted::new(&app, None));
     Ok(())
 }
 
@@ -145,23 +217,6 @@ async fn check<A: Adapter>(
 
 /// The connect handler of every namespace: its middleware already set the socket up.
 pub async fn on_connect() {}
-
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
-    let Some(me) = s.extensions.get::<Arc<SocketUser>>() else {
-        return;
-    };
-    app.metrics
-        .sockets_connected
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    app.notifier.socket_closed(s.ns(), me.legacy);
-    if app
-        .presence
-        .disconnected(me.user.id, me.session_id.as_deref())
-        .await
-    {
-        announce(&app, &me.user, false).await;
-    }
-}
 
 /// Tells the users who share a thread with `user` that they came or went.
 pub async fn announce(app: &App, user: &user::Model, online: bool) {
