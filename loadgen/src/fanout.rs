@@ -42,6 +42,9 @@ pub struct FanoutArgs {
     /// the original client's do; by default they connect as native clients.
     #[arg(long)]
     pub legacy: bool,
+    /// Send random `client_id`s (UUIDv4) instead of the web client's time-ordered UUIDv7s.
+    #[arg(long)]
+    pub random_client_ids: bool,
     /// Server process id, to read its RSS and CPU from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -85,6 +88,31 @@ fn refusal(ack_json: &str) -> Option<String> {
         Ok((Ack { code, .. },)) => Some(code.map_or_else(|| "?".to_owned(), String::from)),
         Err(_) => Some(format!("unreadable ack: {ack_json}")),
     }
+}
+
+/// A `client_id` as the web client makes them: a UUIDv7, the time in milliseconds and then
+/// random bits; or, with `random`, a UUIDv4 (random through and through), as other clients may.
+/// The server indexes messages by sender and client_id, so the two cost it differently.
+fn client_id(random: bool) -> String {
+    let mut b: [u8; 16] = rand::random();
+    if random {
+        b[6] = (b[6] & 0x0f) | 0x40;
+    } else {
+        let ms = now_micros() / 1000;
+        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        b[6] = (b[6] & 0x0f) | 0x70;
+    }
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(HEX[usize::from(byte >> 4)].into());
+        id.push(HEX[usize::from(byte & 0xf)].into());
+    }
+    id
 }
 
 fn now_micros() -> u64 {
@@ -174,6 +202,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
         for lane in 0..lanes {
             let tab = tabs[i * args.tabs].clone();
             let conversation = conversation.clone();
+            let random_ids = args.random_client_ids;
             let (acked, errors, samples, codes) = (
                 acked.clone(),
                 errors.clone(),
@@ -200,7 +229,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
                     let t0 = Instant::now();
                     let mut payload = conversation.clone();
                     payload["body"] = json!(format!("{} {i}.{lane}.{n}", now_micros()));
-                    payload["client_id"] = json!(format!("{i}.{lane}.{n}"));
+                    payload["client_id"] = json!(client_id(random_ids));
                     let call = serde_json::to_string(&("message:send", &payload))
                         .expect("a JSON value serialises");
                     match tab
@@ -274,7 +303,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
         _ => None,
     };
     let result = json!({
-        "scenario": name, "legacy": args.legacy,
+        "scenario": name, "legacy": args.legacy, "random_client_ids": args.random_client_ids,
         "users": args.users, "tabs": args.tabs, "senders": senders, "inflight": args.inflight,
         "target_rate": args.rate, "duration_s": secs,
         "acked_sends": acked, "acked_per_s": (acked as f64 / secs).round(),
@@ -331,7 +360,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
 
 #[cfg(test)]
 mod tests {
-    use super::{refusal, sent_at};
+    use super::{client_id, now_micros, refusal, sent_at};
 
     #[test]
     fn the_send_time_is_read_from_the_body_alone() {
@@ -359,5 +388,21 @@ mod tests {
                 .starts_with("unreadable ack")
         );
         assert!(refusal("[]").unwrap().starts_with("unreadable ack"));
+    }
+
+    #[test]
+    fn client_ids_are_uuids_that_start_with_the_time_unless_random() {
+        let before = format!("{:012x}", now_micros() / 1000);
+        let id = client_id(false);
+        let after = format!("{:012x}", now_micros() / 1000);
+        let (hex, groups): (String, Vec<usize>) =
+            (id.replace('-', ""), id.split('-').map(str::len).collect());
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+        assert!(hex[..12] >= *before && hex[..12] <= *after, "{id}");
+        assert_eq!(&hex[12..13], "7");
+        assert!("89ab".contains(&hex[16..17]));
+        let random = client_id(true).replace('-', "");
+        assert_eq!(&random[12..13], "4");
+        assert_ne!(client_id(false), client_id(false));
     }
 }
