@@ -1249,3 +1249,84 @@ async fn thread_contexts(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::accounts;
+    use crate::domain::group_commit::{Announce, GroupCommit};
+
+    struct Nobody;
+
+    impl Announce for Nobody {
+        fn announce<'a>(&'a self, _: &'a [SendOutcome]) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    /// Two replies with one `client_id` in the same batch: the first is stored, the second
+    /// answered with it, and so is a later one (concurrent HTTP retries rarely share a batch).
+    #[tokio::test]
+    async fn a_client_id_repeated_within_one_batch_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
+            ..Config::default()
+        };
+        let db = Database::connect(&config).await.unwrap();
+        db.migrate().await.unwrap();
+        let user = |name: &str| accounts::insert_user(&db.conn, name.into(), None, None, false);
+        let (alice, _bob) = (user("alice").await.unwrap(), user("bob").await.unwrap());
+        let directory = Directory::default();
+        let replies = GroupCommit::start(db.clone(), Arc::new(Nobody), Arc::default());
+        let first = SendMessage {
+            recipient: Some("bob".into()),
+            subject: Some("s".into()),
+            thread_id: None,
+            body: "first".into(),
+            client_id: None,
+        };
+        let SendOutcome::Created { message, .. } =
+            send(&db, &directory, &replies, &alice, first, 100)
+                .await
+                .unwrap()
+        else {
+            panic!("a new thread's first message is created");
+        };
+        let meta = directory
+            .load(&db.conn, &message.thread_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = |body: &str| Reply {
+            sender: (&alice).into(),
+            meta: meta.clone(),
+            body: body.into(),
+            client_id: Some("again".into()),
+        };
+        let outcomes = store_replies(&db, vec![reply("one"), reply("two")])
+            .await
+            .unwrap();
+        let (
+            SendOutcome::Created {
+                message: stored, ..
+            },
+            SendOutcome::Repeated { message: repeated },
+        ) = (&outcomes[0], &outcomes[1])
+        else {
+            panic!("created, then repeated: {outcomes:?}");
+        };
+        assert_eq!((stored.body.as_str(), &stored.url), ("one", &repeated.url));
+        let later = store_replies(&db, vec![reply("three")]).await.unwrap();
+        assert!(
+            matches!(&later[0], SendOutcome::Repeated { message } if message.url == stored.url)
+        );
+        let count = message::Entity::find().count(&db.conn).await.unwrap();
+        assert_eq!(count, 2);
+    }
+}
