@@ -168,20 +168,21 @@ fn sqlite_options(o: SqliteConnectOptions, autocheckpoint: &'static str) -> Sqli
 /// Bytes of write-ahead log kept on disk once it is checkpointed and starts over.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// A database on a fresh SQLite file (deleted with the returned directory), not migrated.
+#[cfg(test)]
+pub(crate) async fn fresh_sqlite() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
+        ..Config::default()
+    };
+    let db = Database::connect(&config).await.unwrap();
+    (dir, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A database on a fresh SQLite file (deleted with the returned directory).
-    async fn fresh() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
-            ..Config::default()
-        };
-        let db = Database::connect(&config).await.unwrap();
-        (dir, db)
-    }
 
     /// The one integer that `sql` answers on `conn`.
     async fn integer(conn: &DatabaseConnection, sql: &str) -> i64 {
@@ -196,7 +197,7 @@ mod tests {
     /// A script that fails halfway leaves nothing behind and the writer free for the next one.
     #[tokio::test]
     async fn a_failed_write_script_is_rolled_back() {
-        let (_dir, db) = fresh().await;
+        let (_dir, db) = fresh_sqlite().await;
         db.conn
             .execute_unprepared("CREATE TABLE t (v INTEGER NOT NULL)")
             .await
@@ -227,7 +228,7 @@ mod tests {
     /// Both the readers' pool and the writer keep the write-ahead log's size bounded.
     #[tokio::test]
     async fn every_connection_limits_the_log_kept_on_disk() {
-        let (_dir, db) = fresh().await;
+        let (_dir, db) = fresh_sqlite().await;
         for conn in [&db.conn, &db.writer] {
             let limit = integer(conn, "PRAGMA journal_size_limit").await;
             assert_eq!(limit, JOURNAL_SIZE_LIMIT);

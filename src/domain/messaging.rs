@@ -1257,7 +1257,6 @@ mod tests {
     use futures_util::future::BoxFuture;
 
     use super::*;
-    use crate::config::Config;
     use crate::domain::accounts;
     use crate::domain::group_commit::{Announce, GroupCommit};
 
@@ -1273,12 +1272,7 @@ mod tests {
     /// answered with it, and so is a later one (concurrent HTTP retries rarely share a batch).
     #[tokio::test]
     async fn a_client_id_repeated_within_one_batch_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database_url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
-            ..Config::default()
-        };
-        let db = Database::connect(&config).await.unwrap();
+        let (_dir, db) = crate::db::fresh_sqlite().await;
         db.migrate().await.unwrap();
         let user = |name: &str| accounts::insert_user(&db.conn, name.into(), None, None, false);
         let (alice, _bob) = (user("alice").await.unwrap(), user("bob").await.unwrap());

@@ -95,13 +95,7 @@ pub async fn authenticate<A: Adapter>(
 /// it only for sockets that joined their namespace, which they do after the handshake; a
 /// client that left while its credentials were being checked was dropped without it, and
 /// its user stayed online for good.
-#[derive(Clone)]
 pub struct Counted {
-    /// Undone when the socket's last copy of it is dropped (extensions hand out clones).
-    _tally: Arc<Tally>,
-}
-
-struct Tally {
     app: App,
     listener: Option<Listener>,
 }
@@ -113,20 +107,20 @@ struct Listener {
 }
 
 impl Counted {
-    fn new(app: &App, listener: Option<Listener>) -> Counted {
+    /// Counts the socket; the extensions hold the returned `Arc` (they hand out clones), and
+    /// the count is undone when the socket drops the last of them.
+    fn new(app: &App, listener: Option<Listener>) -> Arc<Counted> {
         app.metrics
             .sockets_connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Counted {
-            _tally: Arc::new(Tally {
-                app: app.clone(),
-                listener,
-            }),
-        }
+        Arc::new(Counted {
+            app: app.clone(),
+            listener,
+        })
     }
 }
 
-impl Drop for Tally {
+impl Drop for Counted {
     fn drop(&mut self) {
         let app = &self.app;
         app.metrics
