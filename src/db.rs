@@ -225,6 +225,54 @@ mod tests {
         assert_eq!(count().await, 1);
     }
 
+    /// The columns of each unique index on `messages` that covers `client_id`.
+    async fn client_id_indexes(conn: &DatabaseConnection) -> Vec<(String, Vec<String>)> {
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT l.name AS name, i.name AS col FROM pragma_index_list('messages') l \
+                 JOIN pragma_index_info(l.name) i WHERE l.\"unique\" \
+                 AND l.name IN (SELECT name FROM pragma_index_list('messages') x \
+                     WHERE 'client_id' IN (SELECT name FROM pragma_index_info(x.name))) \
+                 ORDER BY l.name, i.seqno",
+            ))
+            .await
+            .unwrap();
+        let mut indexes: Vec<(String, Vec<String>)> = Vec::new();
+        for row in rows {
+            let (name, col): (String, String) = (
+                row.try_get("", "name").unwrap(),
+                row.try_get("", "col").unwrap(),
+            );
+            match indexes.last_mut() {
+                Some((last, cols)) if *last == name => cols.push(col),
+                _ => indexes.push((name, vec![col])),
+            }
+        }
+        indexes
+    }
+
+    /// A database made before the `client_id` index was reordered gets the new index, with
+    /// the same uniqueness, and going back restores the old one.
+    #[tokio::test]
+    async fn the_client_id_index_is_reordered_and_back() {
+        let (_dir, db) = fresh_sqlite().await;
+        let old = vec![(
+            "idx_messages_client_id".to_owned(),
+            vec!["sender_id".to_owned(), "client_id".to_owned()],
+        )];
+        let new = vec![(
+            "idx_messages_client_id_sender".to_owned(),
+            vec!["client_id".to_owned(), "sender_id".to_owned()],
+        )];
+        Migrator::up(&db.conn, Some(2)).await.unwrap();
+        assert_eq!(client_id_indexes(&db.conn).await, old);
+        db.migrate().await.unwrap();
+        assert_eq!(client_id_indexes(&db.conn).await, new);
+        Migrator::down(&db.conn, Some(1)).await.unwrap();
+        assert_eq!(client_id_indexes(&db.conn).await, old);
+    }
+
     /// Both the readers' pool and the writer keep the write-ahead log's size bounded.
     #[tokio::test]
     async fn every_connection_limits_the_log_kept_on_disk() {

@@ -509,7 +509,7 @@ async fn write_batch_sqlite(
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
                 (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1), r.value ->> 5 \
             FROM jsonb_each(?1) r WHERE true \
-            ON CONFLICT (sender_id, client_id) DO NOTHING \
+            ON CONFLICT (client_id, sender_id) DO NOTHING \
             RETURNING 'message' AS kind, id, public_id, created_at; \
         UPDATE threads SET last_message_id = \
                 (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
@@ -640,7 +640,7 @@ async fn write_batch(db: &Database, batch: &[Reply], urls: &[String]) -> DomainR
             m.client_id.clone().into(),
         ]);
     }
-    sql.push_str(" ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id, public_id");
+    sql.push_str(" ON CONFLICT (client_id, sender_id) DO NOTHING RETURNING id, public_id");
     let ids: HashMap<String, i64> = txn
         .query_all_raw(Statement::from_sql_and_values(db.backend(), sql, values))
         .await?
