@@ -497,21 +497,21 @@ async fn write_batch_sqlite(
     batch: &[Reply],
     urls: &[String],
 ) -> DomainResult<BatchWrite> {
-    // Every statement reads the rows as `?1`, and only the first takes a second parameter: sqlx
-    // binds the parameters of each statement of a multi-statement query in turn, and a
+    // Every statement reads the rows as `?1`, and those that stamp the time also read `?2`:
+    // sqlx binds the parameters of each statement of a multi-statement query in turn, and a
     // statement that skipped a lower number (one that used only `?4`, say) had that parameter
-    // left unbound, NULL, without an error.
+    // left unbound, NULL, without an error. A message is stamped no earlier than its thread's
+    // last activity, so that time order and id order agree within a thread, and one UPDATE
+    // then moves each thread's time and newest message together.
     const SQL: &str = "\
         BEGIN IMMEDIATE; \
-        UPDATE threads SET updated_at = MAX(updated_at, ?2) \
-            WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
-                (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1), r.value ->> 5 \
+                MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5 \
             FROM jsonb_each(?1) r WHERE true \
             ON CONFLICT (client_id, sender_id) DO NOTHING \
             RETURNING 'message' AS kind, id, public_id, created_at; \
-        UPDATE threads SET last_message_id = \
+        UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
                 (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
             WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         UPDATE participants SET \
