@@ -24,6 +24,9 @@ struct Send {
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
+/// Packets queued per socket, as in Missive by default.
+const SOCKET_BUFFER: usize = 1024;
+
 async fn on_send(s: SocketRef, Data(req): Data<Send>, ack: AckSender) {
     let mut pair = req.thread_id.split(':');
     let (Some(a), Some(b)) = (pair.next(), pair.next()) else {
@@ -45,7 +48,12 @@ async fn on_send(s: SocketRef, Data(req): Data<Send>, ack: AckSender) {
 
 /// Serves until killed; prints `listening <addr>` first.
 pub async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
-    let (layer, io) = SocketIo::new_layer();
+    // Each socket's queue holds as many packets as Missive's (its `MISSIVE_SOCKET_BUFFER`
+    // default), not socketioxide's 128: with 16 sends in flight per sender, a full queue made
+    // the bare server drop acks, and each lost ack stalled its sender for loadgen's 10 s wait.
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(SOCKET_BUFFER)
+        .build_layer();
     io.ns(
         "/messages",
         async |s: SocketRef, TryData(hello): TryData<Hello>| {
