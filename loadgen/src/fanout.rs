@@ -92,8 +92,8 @@ fn refusal(ack_json: &str) -> Option<String> {
 
 /// A `client_id` as the web client makes them: a UUIDv7, the time in milliseconds and then
 /// random bits; or, with `random`, a UUIDv4 (random through and through), as other clients may.
-/// The server indexes messages by sender and client_id; `--random-client-ids` measures what
-/// random ones cost it.
+/// The server indexes messages by client_id, then sender: time-ordered ids land together at
+/// the index's end, random ones anywhere in it; `--random-client-ids` measures what that costs.
 fn client_id(random: bool) -> String {
     let mut b: [u8; 16] = rand::random();
     if random {

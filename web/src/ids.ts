@@ -1,8 +1,8 @@
 /**
  * A `client_id`: a UUIDv7, the time in milliseconds followed by 74 random bits. The server
- * indexes every message by sender and client_id; ids that grow with time are appended where
- * the sender's last one went, so a sender's recent entries stay together as that index
- * outgrows the server's page cache (README, Performance).
+ * indexes every message by client_id, then sender; ids that grow with time all land at that
+ * index's end, so each commit writes a page or two of it instead of a page per message
+ * (README, Performance).
  */
 export function newClientId(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
