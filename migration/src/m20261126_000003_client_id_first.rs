@@ -17,38 +17,31 @@ const NEW: &str = "idx_messages_client_id_sender";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(NEW)
-                    .table(Messages::Table)
-                    .col(Messages::ClientId)
-                    .col(Messages::SenderId)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(Index::drop().name(OLD).table(Messages::Table).to_owned())
-            .await
+        replace(manager, OLD, NEW, [Messages::ClientId, Messages::SenderId]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(OLD)
-                    .table(Messages::Table)
-                    .col(Messages::SenderId)
-                    .col(Messages::ClientId)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(Index::drop().name(NEW).table(Messages::Table).to_owned())
-            .await
+        replace(manager, NEW, OLD, [Messages::SenderId, Messages::ClientId]).await
     }
+}
+
+/// Creates the unique index `new` on `columns` of messages, then drops `old`: uniqueness holds
+/// throughout.
+async fn replace(
+    manager: &SchemaManager<'_>,
+    old: &str,
+    new: &str,
+    columns: [Messages; 2],
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(new).table(Messages::Table).unique();
+    for column in columns {
+        index.col(column);
+    }
+    manager.create_index(index.to_owned()).await?;
+    manager
+        .drop_index(Index::drop().name(old).table(Messages::Table).to_owned())
+        .await
 }
 
 #[derive(DeriveIden)]
