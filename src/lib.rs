@@ -1,17 +1,19 @@
 //! Missive: a realtime private-messaging server.
+//!
+//! Layers, top to bottom (ARCHITECTURE.md; `tests/architecture.rs` keeps imports pointing
+//! down): `server` (assembly) -> transports (`http`, `realtime`) -> `service` (use cases) ->
+//! `domain` (rules and queries) -> `db`; `config`, `ids` and `metrics` from anywhere.
 
-pub mod app;
-pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ids;
-pub mod lobby;
 pub mod metrics;
-pub mod ratelimit;
 pub mod realtime;
-pub mod seed;
+pub mod server;
+pub mod service;
 
-pub use app::{App, Server};
 pub use config::Config;
+pub use server::Server;
+pub use service::App;

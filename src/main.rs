@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             let db = missive::db::Database::connect(&cli.config).await?;
             db.migrate().await?;
             let started = std::time::Instant::now();
-            missive::seed::seed(&db, users, threads, messages).await?;
+            missive::domain::seed::seed(&db, users, threads, messages).await?;
             println!(
                 "seeded {messages} messages over {threads} threads in {:.1?}",
                 started.elapsed()

@@ -310,8 +310,8 @@ async fn forged_and_revoked_tokens_are_refused(backend: Backend) {
     };
     assert_eq!(bearer(&user.token).await, StatusCode::OK);
     // Same claims, another key.
-    let forged = missive::auth::Tokens::new("not the server's secret");
-    let sid = missive::auth::Tokens::new("x").session_id(&user.token);
+    let forged = missive::service::auth::Tokens::new("not the server's secret");
+    let sid = missive::service::auth::Tokens::new("x").session_id(&user.token);
     assert!(sid.is_none(), "tokens do not verify under another key");
     assert_eq!(
         bearer(&forged.issue("gina", "some-session")).await,

@@ -362,7 +362,7 @@ async fn bad_handshakes_are_refused_before_any_handler() {
             unauthorized
         );
     }
-    let forged = missive::auth::Tokens::new("wrong secret").issue("alice", "x");
+    let forged = missive::service::auth::Tokens::new("wrong secret").issue("alice", "x");
     let r = Socket::connect(
         &srv.url,
         ConnectOptions::namespace("/messages").auth(json!({"token": forged})),

@@ -1,10 +1,10 @@
-//! Domain services: validation, authorisation and one transaction per operation.
-//! Transport layers (HTTP, Socket.IO) call these; they never hold SQL themselves.
+//! The domain: rules and queries, one transaction per operation. The service layer calls
+//! these; nothing here knows a transport or emits an event.
 
 pub mod accounts;
-pub mod group_commit;
 pub mod messaging;
 pub mod piratchat;
+pub mod seed;
 pub mod sessions;
 pub mod views;
 
@@ -29,8 +29,6 @@ pub enum DomainError {
     UsernameTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
-    #[error("too many messages, slow down")]
-    RateLimited(std::time::Duration),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("internal error: {0}")]
@@ -57,7 +55,6 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
-            DomainError::RateLimited(_) => "rate_limited",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",
         }
     }

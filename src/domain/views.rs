@@ -59,6 +59,24 @@ pub struct UnreadCounts {
     pub threads: i64,
 }
 
+/// `{username, websocket_id, created_at}`: what a user may know of their own account.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AccountView {
+    pub username: String,
+    pub websocket_id: String,
+    pub created_at: String,
+}
+
+impl From<&user::Model> for AccountView {
+    fn from(u: &user::Model) -> Self {
+        AccountView {
+            username: u.username.clone(),
+            websocket_id: u.websocket_id.clone(),
+            created_at: ids::rfc3339(u.created_at),
+        }
+    }
+}
+
 /// Public facts about a user that events need (never the numeric id outside the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRef {

@@ -1,19 +1,26 @@
 //! Registration, login and logout.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Auth, ClientAddr};
-use super::users::UserBody;
-use crate::app::App;
-use crate::auth::SESSION_COOKIE;
-use crate::domain::{DomainError, accounts, sessions};
-use crate::metrics::Metrics;
+use crate::service::App;
+use crate::service::auth::SESSION_COOKIE;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,67 +29,43 @@ pub struct Credentials {
     password: String,
 }
 
-pub async fn register(
+async fn register(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    app.check_registration_limit(ip)?;
-    let user = accounts::register(&app.db, &req.username, &req.password).await?;
-    tracing::info!(username = %user.username, "registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "user": UserBody::from(&user) })),
-    )
-        .into_response())
+    let account = app.register(ip, &req.username, &req.password).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "user": account }))).into_response())
 }
 
-pub async fn login(
+async fn login(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     ApiJson(req): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
-    app.check_login_limits(ip, &req.username)?;
-    let user = match accounts::authenticate(&app.db.conn, &req.username, &req.password).await {
-        Ok(user) => user,
-        Err(DomainError::InvalidCredentials) => {
-            app.record_login_failure(&req.username);
-            return Err(DomainError::InvalidCredentials.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let session = sessions::create(&app.db.conn, user.id, app.config.session_idle).await?;
-    let token = app.tokens.issue(&user.username, &session.id);
-    Metrics::inc(&app.metrics.logins);
-    tracing::info!(username = %user.username, "logged in");
-    let cookie = session_cookie(&app, &headers, SESSION_COOKIE, &token);
-    Ok(with_cookie(
-        Json(json!({ "user": UserBody::from(&user), "token": token })).into_response(),
-        &cookie,
-    ))
+    let session = app.login(ip, &req.username, &req.password).await?;
+    let cookie = session_cookie(&app, &headers, SESSION_COOKIE, &session.token);
+    let body = json!({ "user": session.account, "token": session.token });
+    Ok(with_cookie(Json(body).into_response(), &cookie))
 }
 
-pub async fn logout(
+async fn logout(
     State(app): State<App>,
     headers: HeaderMap,
     Auth(who): Auth,
 ) -> ApiResult<Response> {
-    if let Some(sid) = &who.session_id {
-        sessions::revoke(&app.db.conn, sid).await?;
-        app.disconnect_sessions(std::slice::from_ref(sid)).await;
-    }
+    app.logout(&who).await?;
     let cookie = clear_cookie(&app, &headers, SESSION_COOKIE);
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }
 
-pub async fn logout_all(
+async fn logout_all(
     State(app): State<App>,
     headers: HeaderMap,
     Auth(who): Auth,
 ) -> ApiResult<Response> {
-    let ended = sessions::revoke_all(&app.db.conn, who.user.id).await?;
-    app.disconnect_sessions(&ended).await;
+    app.logout_everywhere(&who).await?;
     let cookie = clear_cookie(&app, &headers, SESSION_COOKIE);
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }

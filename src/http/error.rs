@@ -1,19 +1,18 @@
 //! The HTTP error type: one enum, mapped once to status + JSON body.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::domain::DomainError;
+use crate::service::{DomainError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
-    Domain(#[from] DomainError),
+    Service(#[from] ServiceError),
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("{0}")]
@@ -22,20 +21,13 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("authentication required")]
     Unauthorized { challenge: bool },
-    #[error("{1}")]
-    Forbidden(&'static str, &'static str),
-    #[error("too many attempts, retry later")]
-    RateLimited(Duration),
     #[error("{0}")]
     Status(StatusCode, &'static str, String),
 }
 
-impl ApiError {
-    pub fn forbidden_origin() -> ApiError {
-        ApiError::Forbidden(
-            "forbidden_origin",
-            "cookie credentials are not accepted from this Origin",
-        )
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Service(e.into())
     }
 }
 
@@ -43,7 +35,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut fields = BTreeMap::<&str, Vec<String>>::new();
         let (status, code) = match &self {
-            ApiError::Domain(e) => match e {
+            ApiError::Service(ServiceError::Unauthorized) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            ApiError::Service(ServiceError::ForbiddenOrigin) => {
+                (StatusCode::FORBIDDEN, "forbidden_origin")
+            }
+            ApiError::Service(ServiceError::RateLimited(_)) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            }
+            ApiError::Service(ServiceError::Domain(e)) => match e {
                 DomainError::Invalid(problems) => {
                     for p in problems {
                         fields.entry(p.field).or_default().push(p.message.clone());
@@ -53,7 +54,6 @@ impl IntoResponse for ApiError {
                 DomainError::NotFound => (StatusCode::NOT_FOUND, e.code()),
                 DomainError::UsernameTaken => (StatusCode::CONFLICT, e.code()),
                 DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
-                DomainError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {
                     tracing::error!(error = %e, "request failed");
                     return error_body(
@@ -68,13 +68,11 @@ impl IntoResponse for ApiError {
             ApiError::InvalidPayload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(code, _) => (StatusCode::FORBIDDEN, *code),
-            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Status(status, code, _) => (*status, *code),
         };
         let mut response = error_body(status, code, &self.to_string(), fields);
         match self {
-            ApiError::RateLimited(wait) | ApiError::Domain(DomainError::RateLimited(wait)) => {
+            ApiError::Service(ServiceError::RateLimited(wait)) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::app::App;
-use crate::auth::{self, Credential, Principal};
 use crate::metrics::Metrics;
+use crate::service::auth::{self, Presented};
+use crate::service::{App, Identity, ServiceError};
 
 /// A JSON body. Syntax errors are 400 `malformed_json`; a well-formed body of the wrong shape
 /// (missing, unknown or mistyped fields) is 422 `invalid_payload`; over 1 MiB is 413.
@@ -44,9 +44,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| ApiError::InvalidPayload(e.to_string()))
 }
 
-/// The authenticated caller. Cookie credentials on a state-changing request must come from an
-/// allowed Origin (CSRF).
-pub struct Auth(pub Principal);
+/// The authenticated caller: any credential, with the login limits on a password and the
+/// Origin rule on a state-changing request (CSRF), as [`App::authenticate`] applies them.
+pub struct Auth(pub Identity);
 
 impl FromRequestParts<App> for Auth {
     type Rejection = ApiError;
@@ -55,24 +55,17 @@ impl FromRequestParts<App> for Auth {
         let challenge = wants_basic_challenge(&parts.headers);
         let credential = auth::credential_from_headers(&parts.headers)
             .ok_or(ApiError::Unauthorized { challenge })?;
-        if let Credential::Basic { username, .. } = &credential {
-            // Basic is a password check on every request: the login limits apply.
-            let ip = ClientAddr::from_request_parts(parts, app).await?.0;
-            app.check_login_limits(ip, username)?;
+        let presented = Presented {
+            credential,
+            headers: &parts.headers,
+            client: ClientAddr::of(parts, app),
+            guarded: !is_safe(&parts.method),
+        };
+        match app.authenticate(presented).await {
+            Ok(who) => Ok(Auth(who)),
+            Err(ServiceError::Unauthorized) => Err(ApiError::Unauthorized { challenge }),
+            Err(e) => Err(e.into()),
         }
-        let principal = app
-            .authenticate(&credential)
-            .await?
-            .ok_or(ApiError::Unauthorized { challenge })
-            .inspect_err(|_| {
-                if let Credential::Basic { username, .. } = &credential {
-                    app.record_login_failure(username);
-                }
-            })?;
-        if principal.via_cookie && !is_safe(&parts.method) && !app.origins.allows(&parts.headers) {
-            return Err(ApiError::forbidden_origin());
-        }
-        Ok(Auth(principal))
     }
 }
 
@@ -89,25 +82,17 @@ pub fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The client's address: the peer, or the left-most `X-Forwarded-For` behind a trusted proxy.
+/// The client's address: the peer, or the forwarded one behind a trusted proxy.
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    /// The client address of any request (HTTP or a Socket.IO handshake).
-    pub fn of(parts: &Parts, trust_proxy: bool) -> IpAddr {
-        let forwarded = trust_proxy
-            .then(|| parts.headers.get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        forwarded.unwrap_or_else(|| {
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
-        })
+    /// The client address of any request (HTTP or a websocket handshake).
+    pub fn of(parts: &Parts, app: &App) -> IpAddr {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        auth::client_addr(&parts.headers, peer, app.config.trust_proxy)
     }
 }
 
@@ -115,7 +100,7 @@ impl FromRequestParts<App> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        Ok(ClientAddr(ClientAddr::of(parts, app.config.trust_proxy)))
+        Ok(ClientAddr(ClientAddr::of(parts, app)))
     }
 }
 
@@ -129,7 +114,7 @@ pub async fn origin_guard(
     use axum::response::IntoResponse;
     let guarded = !is_safe(req.method()) && !req.headers().contains_key(header::AUTHORIZATION);
     if guarded && !app.origins.allows(req.headers()) {
-        return ApiError::forbidden_origin().into_response();
+        return ApiError::from(ServiceError::ForbiddenOrigin).into_response();
     }
     next.run(req).await
 }

@@ -1,23 +1,29 @@
 //! Sending and deleting messages.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
 use serde_json::json;
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Auth};
-use crate::app::App;
-use crate::domain::messaging::{SendMessage, SendOutcome};
+use crate::service::{App, SendMessage, SendOutcome};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/messages", post(send))
+        .route("/messages/{url}", delete(remove))
+}
 
 /// 201 with the new message, or 200 with the first one when `client_id` repeats.
-pub async fn send(
+async fn send(
     State(app): State<App>,
     Auth(who): Auth,
     ApiJson(req): ApiJson<SendMessage>,
 ) -> ApiResult<Response> {
-    Ok(match app.send_message(&who.user, req).await? {
+    Ok(match app.send_message(&who, req).await? {
         SendOutcome::Created { message, .. } => {
             (StatusCode::CREATED, Json(json!({ "message": message }))).into_response()
         }
@@ -27,11 +33,11 @@ pub async fn send(
     })
 }
 
-pub async fn delete(
+async fn remove(
     State(app): State<App>,
     Auth(who): Auth,
     Path(url): Path<String>,
 ) -> ApiResult<StatusCode> {
-    app.delete_message(&who.user, &url).await?;
+    app.delete_message(&who, &url).await?;
     Ok(StatusCode::NO_CONTENT)
 }

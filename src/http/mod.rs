@@ -1,56 +1,41 @@
-//! HTTP transport (axum): the native JSON API, service endpoints and the embedded web client.
+//! HTTP transport (axum): the native JSON API, Piratchat's paths and its `/ws` lobby, service
+//! endpoints and the embedded web client. Each resource module owns its routes; they are
+//! merged here, with the layers every request goes through.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod lobby;
 pub mod messages;
+pub mod ops;
 pub mod piratchat;
-pub mod service;
 pub mod threads;
 pub mod users;
 pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::App;
+use crate::service::App;
 
 /// Largest accepted request body.
 pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 pub fn router(app: App) -> Router {
     let api = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/logout-all", post(auth::logout_all))
-        .route("/me", get(users::me))
-        .route("/users/{username}", get(users::show))
-        .route("/unread", get(threads::unread))
-        .route("/threads", get(threads::list))
-        .route(
-            "/threads/{thread_id}",
-            get(threads::show).delete(threads::delete),
-        )
-        .route("/threads/{thread_id}/messages", get(threads::messages))
-        .route("/threads/{thread_id}/read", post(threads::read))
-        .route("/messages", post(messages::send))
-        .route("/messages/{url}", delete(messages::delete))
-        .fallback(service::api_not_found);
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(threads::router())
+        .merge(messages::router())
+        .fallback(ops::api_not_found);
 
     let mut router = Router::new()
         .nest("/api/v1", api)
-        .route("/api/register", post(piratchat::register))
-        .route("/api/login", post(piratchat::login))
-        .route("/api/logout", get(piratchat::logout))
-        .route("/api/online", get(piratchat::online))
-        .route("/api/user/{username}", get(piratchat::user))
-        .route("/ws", get(piratchat::lobby))
-        .route("/healthz", get(service::healthz))
-        .route("/metrics", get(service::metrics))
+        .merge(piratchat::router())
+        .merge(lobby::router())
+        .merge(ops::router())
         .fallback(web::serve)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -1,16 +1,24 @@
 //! Threads: inbox, one thread, its history, reading and deleting.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
 use super::extract::{ApiQuery, Auth};
-use crate::app::App;
-use crate::domain::messaging;
-use crate::domain::views::UnreadCounts;
+use crate::service::{App, UnreadCounts};
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/unread", get(unread))
+        .route("/threads", get(list))
+        .route("/threads/{thread_id}", get(show).delete(delete))
+        .route("/threads/{thread_id}/messages", get(messages))
+        .route("/threads/{thread_id}/read", post(read))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,50 +27,44 @@ pub struct Page {
     limit: Option<u64>,
 }
 
-pub async fn unread(State(app): State<App>, Auth(who): Auth) -> ApiResult<Json<UnreadCounts>> {
-    Ok(Json(
-        messaging::unread_counts(&app.db.conn, who.user.id).await?,
-    ))
+async fn unread(State(app): State<App>, Auth(who): Auth) -> ApiResult<Json<UnreadCounts>> {
+    Ok(Json(app.unread(&who).await?))
 }
 
-pub async fn list(
+async fn list(
     State(app): State<App>,
     Auth(who): Auth,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
-    let (threads, next) = messaging::list_threads(
-        &app.db.conn,
-        &who.user,
-        page.before.as_deref(),
-        page.limit.unwrap_or(20),
-    )
-    .await?;
+    let (threads, next) = app
+        .list_threads(&who, page.before.as_deref(), page.limit.unwrap_or(20))
+        .await?;
     Ok(Json(json!({ "threads": threads, "next": next })))
 }
 
-pub async fn show(
+async fn show(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let thread = messaging::get_thread(&app.db.conn, &who.user, &thread_id).await?;
+    let thread = app.get_thread(&who, &thread_id).await?;
     Ok(Json(json!({ "thread": thread })))
 }
 
-pub async fn messages(
+async fn messages(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
-    let (messages, has_more) = messaging::list_messages(
-        &app.db.conn,
-        &who.user,
-        &thread_id,
-        page.before.as_deref(),
-        page.limit.unwrap_or(50),
-    )
-    .await?;
+    let (messages, has_more) = app
+        .list_messages(
+            &who,
+            &thread_id,
+            page.before.as_deref(),
+            page.limit.unwrap_or(50),
+        )
+        .await?;
     Ok(Json(json!({ "messages": messages, "has_more": has_more })))
 }
 
@@ -72,7 +74,7 @@ pub struct ReadRequest {
     up_to: Option<String>,
 }
 
-pub async fn read(
+async fn read(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
@@ -85,16 +87,16 @@ pub async fn read(
         super::extract::parse_json(&body)?
     };
     let outcome = app
-        .read_thread(&who.user, &thread_id, req.up_to.as_deref())
+        .read_thread(&who, &thread_id, req.up_to.as_deref())
         .await?;
     Ok(Json(json!({ "unread": outcome.unread })))
 }
 
-pub async fn delete(
+async fn delete(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    app.delete_thread(&who.user, &thread_id).await?;
+    app.delete_thread(&who, &thread_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

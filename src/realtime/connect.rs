@@ -1,26 +1,24 @@
 //! The Socket.IO handshake: credentials are checked before the namespace accepts the socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use entity::user;
+use axum::extract::ConnectInfo;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::events;
-use super::notify::{legacy_room, session_room, user_room};
-use crate::app::App;
-use crate::auth::{self, Credential};
-use crate::domain::messaging;
-use crate::http::extract::ClientAddr;
+use super::notify::{SocketIoNotifier, legacy_room, session_room, user_room};
 use crate::metrics::Metrics;
+use crate::service::auth::{self, Credential, Presented};
+use crate::service::{App, Identity, ServiceError};
 
 /// The authenticated user of a socket, stored in its extensions by the handshake (in an
 /// [`Arc`], since every event takes a copy of it).
 #[derive(Debug, Clone)]
 pub struct SocketUser {
-    pub user: user::Model,
-    pub session_id: Option<String>,
+    pub who: Identity,
     /// Whether the socket hears the legacy Flask-Messaging events too (the default).
     pub legacy: bool,
 }
@@ -54,27 +52,20 @@ pub async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
+    State(notifier): State<Arc<SocketIoNotifier>>,
 ) -> Result<(), Unauthorized> {
     let me = check(&s, payload.ok(), &app).await?;
-    s.join(user_room(me.user.id));
-    if let Some(sid) = &me.session_id {
+    s.join(user_room(me.who.id()));
+    if let Some(sid) = &me.who.session_id {
         s.join(session_room(sid));
     }
     if me.legacy {
-        s.join(legacy_room(me.user.id));
+        s.join(legacy_room(me.who.id()));
     }
     events::register(&s);
-    app.notifier.socket_opened(s.ns(), me.legacy);
-    tracing::debug!(username = %me.user.username, ns = s.ns(), "socket connected");
-    if app
-        .presence
-        .connected(me.user.id, me.session_id.as_deref())
-        .await
-    {
-        // The user came online: their correspondents hear it without holding up the handshake.
-        let (app, user) = (app.clone(), me.user.clone());
-        tokio::spawn(async move { announce(&app, &user, true).await });
-    }
+    notifier.socket_opened(s.ns(), me.legacy);
+    tracing::debug!(username = %me.who.user.username, ns = s.ns(), "socket connected");
+    app.socket_opened(&me.who).await;
     let me = Arc::new(me);
     s.extensions.insert(me.clone());
     // Last, with nothing left to await: socketioxide runs this middleware to its end and the
@@ -82,6 +73,7 @@ pub async fn authenticate<A: Adapter>(
     s.extensions.insert(Counted::new(
         &app,
         Some(Listener {
+            notifier,
             ns: s.ns().to_owned(),
             me,
         }),
@@ -102,6 +94,7 @@ pub struct Counted {
 
 /// A socket of a messaging namespace, as the notifier and presence counted it.
 struct Listener {
+    notifier: Arc<SocketIoNotifier>,
     ns: String,
     me: Arc<SocketUser>,
 }
@@ -126,25 +119,17 @@ impl Drop for Counted {
         app.metrics
             .sockets_connected
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(Listener { ns, me }) = self.listener.take() else {
+        let Some(Listener { notifier, ns, me }) = self.listener.take() else {
             return;
         };
-        app.notifier.socket_closed(&ns, me.legacy);
+        notifier.socket_closed(&ns, me.legacy);
         // Presence may ask Redis: that part runs as a task (sockets are dropped on the
         // runtime's threads; at shutdown there may be none left to run it).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let app = app.clone();
-        runtime.spawn(async move {
-            if app
-                .presence
-                .disconnected(me.user.id, me.session_id.as_deref())
-                .await
-            {
-                announce(&app, &me.user, false).await;
-            }
-        });
+        runtime.spawn(async move { app.socket_closed(&me.who).await });
     }
 }
 
@@ -156,16 +141,18 @@ pub async fn authenticate_admin<A: Adapter>(
     State(app): State<App>,
 ) -> Result<(), Unauthorized> {
     let me = check(&s, payload.ok(), &app).await?;
-    if !me.user.is_admin {
+    if !me.who.is_admin {
         Metrics::inc(&app.metrics.sockets_refused);
         return Err(Unauthorized);
     }
-    super::admin::admit(&s, me.session_id.as_deref());
+    super::admin::admit(&s, me.who.session_id.as_deref());
     s.extensions.insert(Arc::new(me));
     s.extensions.insert(Counted::new(&app, None));
     Ok(())
 }
 
+/// Who is asking: the token of the CONNECT payload, else the handshake's Authorization
+/// header or cookie, checked by the service like any other credential.
 async fn check<A: Adapter>(
     s: &SocketRef<A>,
     payload: Option<AuthPayload>,
@@ -175,51 +162,33 @@ async fn check<A: Adapter>(
         Metrics::inc(&app.metrics.sockets_refused);
         Unauthorized
     };
-    let headers = &s.req_parts().headers;
+    let parts = s.req_parts();
     let legacy = payload.as_ref().and_then(|p| p.legacy).unwrap_or(true);
     let credential = match payload.and_then(|p| p.token) {
         Some(token) => Credential::Token(token),
-        None => auth::credential_from_headers(headers).ok_or_else(refuse)?,
+        None => auth::credential_from_headers(&parts.headers).ok_or_else(refuse)?,
     };
-    if let Credential::Basic { username, .. } = &credential {
-        let ip = ClientAddr::of(s.req_parts(), app.config.trust_proxy);
-        app.check_login_limits(ip, username).map_err(|_| refuse())?;
-    }
-    let principal = match app.authenticate(&credential).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            if let Credential::Basic { username, .. } = &credential {
-                app.record_login_failure(username);
-            }
-            return Err(refuse());
-        }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let presented = Presented {
+        credential,
+        headers: &parts.headers,
+        client: auth::client_addr(&parts.headers, peer, app.config.trust_proxy),
+        // Cross-site WebSocket hijacking: a cookie sent by a page of a foreign origin.
+        guarded: true,
+    };
+    match app.authenticate(presented).await {
+        Ok(who) => Ok(SocketUser { who, legacy }),
         Err(e) => {
-            tracing::error!(error = %e, "handshake authentication failed");
-            return Err(refuse());
+            if let ServiceError::Domain(_) = e {
+                tracing::error!(error = %e, "handshake authentication failed");
+            }
+            Err(refuse())
         }
-    };
-    // Cross-site WebSocket hijacking: a cookie sent by a page of a foreign origin.
-    if principal.via_cookie && !app.origins.allows(headers) {
-        return Err(refuse());
     }
-    Ok(SocketUser {
-        user: principal.user,
-        session_id: principal.session_id,
-        legacy,
-    })
 }
 
 /// The connect handler of every namespace: its middleware already set the socket up.
 pub async fn on_connect() {}
-
-/// Tells the users who share a thread with `user` that they came or went.
-pub async fn announce(app: &App, user: &user::Model, online: bool) {
-    match messaging::correspondents(&app.db.conn, user.id).await {
-        Ok(watchers) => {
-            app.notifier
-                .presence(&user.username, online, &watchers)
-                .await
-        }
-        Err(e) => tracing::warn!(error = %e, "presence lookup failed"),
-    }
-}

@@ -11,11 +11,10 @@ use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::connect::SocketUser;
 use super::notify::thread_room;
-use crate::app::App;
-use crate::domain::DomainError;
-use crate::domain::messaging::{self, SendMessage, SendOutcome};
-use crate::domain::views::{MessageView, Rendered};
 use crate::metrics::Metrics;
+use crate::service::{
+    App, DomainError, MessageView, Rendered, SendMessage, SendOutcome, ServiceError,
+};
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on("message:send", on_send::<A>);
@@ -61,7 +60,13 @@ struct Refusal {
 
 impl From<DomainError> for Refusal {
     fn from(e: DomainError) -> Self {
-        if matches!(e, DomainError::Db(_) | DomainError::Internal(_)) {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        if let ServiceError::Domain(DomainError::Db(_) | DomainError::Internal(_)) = e {
             tracing::error!(error = %e, "event failed");
             return Refusal {
                 code: "internal",
@@ -139,7 +144,7 @@ async fn on_send<A: Adapter>(
         Repeated { message: MessageView },
     }
     respond(&s, &app, ack, req, async |me, req| {
-        Ok(match app.send_message(&me.user, req).await? {
+        Ok(match app.send_message(&me.who, req).await? {
             SendOutcome::Created { rendered, .. } => Sent::Created { message: rendered },
             SendOutcome::Repeated { message } => Sent::Repeated { message },
         })
@@ -154,8 +159,7 @@ async fn on_join<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let thread_id =
-            messaging::ensure_participant(&app.db.conn, me.user.id, &req.thread_id).await?;
+        let thread_id = app.join_thread(&me.who, &req.thread_id).await?;
         s.join(thread_room(&thread_id));
         Ok(json!({ "thread_id": thread_id }))
     })
@@ -183,7 +187,7 @@ async fn on_read<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |me, req| {
         let outcome = app
-            .read_thread(&me.user, &req.thread_id, req.up_to.as_deref())
+            .read_thread(&me.who, &req.thread_id, req.up_to.as_deref())
             .await?;
         Ok(json!({ "thread_id": outcome.thread_id, "unread": outcome.unread }))
     })
@@ -197,7 +201,7 @@ async fn on_delete_message<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let d = app.delete_message(&me.user, &req.url).await?;
+        let d = app.delete_message(&me.who, &req.url).await?;
         Ok(json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }))
     })
     .await;
@@ -210,7 +214,7 @@ async fn on_delete_thread<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let d = app.delete_thread(&me.user, &req.thread_id).await?;
+        let d = app.delete_thread(&me.who, &req.thread_id).await?;
         Ok(json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }))
     })
     .await;
@@ -228,7 +232,7 @@ async fn on_typing<A: Adapter>(
         if !s.rooms().iter().any(|r| *r == room) {
             return Err(DomainError::NotFound.into());
         }
-        let event = json!({ "thread_id": req.thread_id, "username": me.user.username, "typing": req.typing });
+        let event = json!({ "thread_id": req.thread_id, "username": me.who.user.username, "typing": req.typing });
         let _ = s.to(room).volatile().emit("typing", &event).await;
         Ok(json!({}))
     })

@@ -1,10 +1,10 @@
-//! Realtime transport (socketioxide): namespaces, handshake auth, events, notifications, presence.
+//! Realtime transport (socketioxide): namespaces, handshake auth, events, and the Socket.IO
+//! implementation of the service's notifier.
 
 pub mod admin;
 pub mod connect;
 pub mod events;
 pub mod notify;
-pub mod presence;
 
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
-use crate::app::App;
 use crate::config::Config;
 
 /// Namespaces that carry the messaging contract (the original client uses `/messages`).
@@ -59,10 +58,7 @@ pub async fn redis_builder(
 }
 
 /// Registers every namespace on `io`.
-pub async fn install<A: Adapter + DefinedAdapter>(
-    _app: &App,
-    io: &SocketIo<A>,
-) -> anyhow::Result<()> {
+pub fn install<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
     for ns in MESSAGING_NAMESPACES {
         io.ns(ns, connect::on_connect.with(connect::authenticate::<A>))
             .spawn();
@@ -72,7 +68,6 @@ pub async fn install<A: Adapter + DefinedAdapter>(
         connect::on_connect.with(connect::authenticate_admin::<A>),
     )
     .spawn();
-    Ok(())
 }
 
 /// Request headers no Socket.IO handler reads: dropped from the handshake head that

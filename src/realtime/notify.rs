@@ -1,5 +1,6 @@
-//! The notifier: every server -> client event is emitted here, after its transaction committed,
-//! and only to the rooms of the users concerned (never to a whole namespace).
+//! The Socket.IO notifier: the service's [`Notifier`], emitting every server -> client event
+//! after its transaction committed, and only to the rooms of the users concerned (never to a
+//! whole namespace).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,9 +14,11 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
-use crate::domain::group_commit::Announce;
-use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
-use crate::domain::views::{Rendered, ThreadView, UnreadCounts, UserRef};
+use crate::service::ops::Stats;
+use crate::service::{
+    MessageDeleted, Notifier, ReadOutcome, Rendered, SendOutcome, ThreadDeleted, ThreadView,
+    UnreadCounts, UserRef,
+};
 
 /// Room of every socket of one user.
 pub fn user_room(user_id: i64) -> String {
@@ -108,9 +111,9 @@ impl<A: Adapter> Rooms for SocketIo<A> {
     }
 }
 
-/// Emits domain events to user rooms.
+/// Emits the service's events to user rooms through Socket.IO.
 #[derive(Default)]
-pub struct Notifier {
+pub struct SocketIoNotifier {
     rooms: OnceLock<Arc<dyn Rooms>>,
     /// Rooms span several nodes: every namespace may have listeners somewhere.
     clustered: AtomicBool,
@@ -120,12 +123,12 @@ pub struct Notifier {
     local_legacy_sockets: AtomicUsize,
 }
 
-/// Each commit of messages: every `message:new`, then one `unread` per recipient with their
-/// totals after the commit (the same totals would otherwise go out once per message). The
-/// messages are emitted concurrently, so that a clustered adapter's publishes overlap; on one
-/// node each emit completes at once, in order.
-impl Announce for Notifier {
-    fn announce<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()> {
+impl Notifier for SocketIoNotifier {
+    /// Every `message:new`, then one `unread` per recipient with their totals after the commit
+    /// (the same totals would otherwise go out once per message). The messages are emitted
+    /// concurrently, so that a clustered adapter's publishes overlap; on one node each emit
+    /// completes at once, in order.
+    fn messages_sent<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             join_all(outcomes.iter().map(|o| self.message_new(o))).await;
             let mut announced = HashSet::new();
@@ -141,9 +144,62 @@ impl Announce for Notifier {
             join_all(unread.map(|(user, counts)| self.to_user(user, "unread", counts))).await;
         })
     }
+
+    fn thread_read<'a>(&'a self, r: &'a ReadOutcome) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_thread_read(r))
+    }
+
+    fn message_deleted<'a>(&'a self, d: &'a MessageDeleted) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_message_deleted(d))
+    }
+
+    fn thread_deleted<'a>(&'a self, d: &'a ThreadDeleted) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_thread_deleted(d))
+    }
+
+    fn presence<'a>(
+        &'a self,
+        username: &'a str,
+        online: bool,
+        watchers: &'a [i64],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_presence(username, online, watchers))
+    }
+
+    fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(rooms) = self.rooms.get() {
+                rooms.disconnect(session_room(session_id)).await;
+            }
+        })
+    }
+
+    fn has_local_admins(&self) -> bool {
+        self.rooms.get().is_some_and(|r| r.has_local_admins())
+    }
+
+    /// `stats` to the admin sockets of this node (each node reports its own figures).
+    fn admin_stats<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(rooms) = self.rooms.get() else {
+                return;
+            };
+            if let Ok(raw) = serde_json::value::to_raw_value(stats) {
+                rooms.emit_admins("stats", &raw).await;
+            }
+        })
+    }
+
+    fn close_all(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(rooms) = self.rooms.get() {
+                rooms.close().await;
+            }
+        })
+    }
 }
 
-impl Notifier {
+impl SocketIoNotifier {
     /// Connects the notifier to the Socket.IO server once it is built.
     pub fn attach<A: Adapter>(&self, io: SocketIo<A>, clustered: bool) {
         self.clustered.store(clustered, Ordering::Relaxed);
@@ -261,7 +317,7 @@ impl Notifier {
     }
 
     /// `thread:read` (+ `unread`, `W_notify`) to the reader's tabs.
-    pub async fn thread_read(&self, r: &ReadOutcome) {
+    async fn emit_thread_read(&self, r: &ReadOutcome) {
         self.to_user(
             &r.reader,
             "thread:read",
@@ -303,7 +359,7 @@ impl Notifier {
     }
 
     /// `message:deleted` (+ `W_notify_deletion`, `unread`) to the deleter's tabs.
-    pub async fn message_deleted(&self, d: &MessageDeleted) {
+    async fn emit_message_deleted(&self, d: &MessageDeleted) {
         self.to_user(
             &d.user,
             "message:deleted",
@@ -322,7 +378,7 @@ impl Notifier {
     }
 
     /// `thread:deleted` (+ `W_notify_deletion`, `unread`) to the deleter's tabs.
-    pub async fn thread_deleted(&self, d: &ThreadDeleted) {
+    async fn emit_thread_deleted(&self, d: &ThreadDeleted) {
         self.to_user(
             &d.user,
             "thread:deleted",
@@ -341,39 +397,10 @@ impl Notifier {
     }
 
     /// `presence` about `username` to each of `watchers`.
-    pub async fn presence(&self, username: &str, online: bool, watchers: &[i64]) {
+    async fn emit_presence(&self, username: &str, online: bool, watchers: &[i64]) {
         let payload = json!({ "username": username, "online": online });
         for id in watchers {
             self.emit(user_room(*id), "presence", &payload).await;
-        }
-    }
-
-    /// Whether an admin socket is connected to this node.
-    pub fn has_local_admins(&self) -> bool {
-        self.rooms.get().is_some_and(|r| r.has_local_admins())
-    }
-
-    /// `stats` to the admin sockets of this node (each node reports its own figures).
-    pub async fn admin_stats(&self, stats: &super::admin::Stats) {
-        let Some(rooms) = self.rooms.get() else {
-            return;
-        };
-        if let Ok(raw) = serde_json::value::to_raw_value(stats) {
-            rooms.emit_admins("stats", &raw).await;
-        }
-    }
-
-    /// Disconnects every socket of a session, on every node.
-    pub async fn disconnect_session(&self, session_id: &str) {
-        if let Some(rooms) = self.rooms.get() {
-            rooms.disconnect(session_room(session_id)).await;
-        }
-    }
-
-    /// Closes every socket (shutdown).
-    pub async fn close_all(&self) {
-        if let Some(rooms) = self.rooms.get() {
-            rooms.close().await;
         }
     }
 }

@@ -2,57 +2,64 @@
 //! task, so the per-transaction and per-statement costs are shared. Each sender still waits
 //! for the commit that holds its message before it is answered.
 //!
-//! Behind the writer, one announcer task tells the participants about each commit, in commit
-//! order, while the writer is already storing the next batch; a sender is answered once its
-//! message has been announced. Every sent message goes through it, a new thread's too, so the
-//! events of one conversation never overtake each other.
+//! Every commit, a new thread's first message's too, leaves through one queue of [`Committed`]
+//! batches, in commit order. The service's announcer reads it, tells the participants, then
+//! answers the senders, while the writer is already storing the next batch: the events of one
+//! conversation never overtake each other.
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::messaging::{self, Reply, SendOutcome};
-use super::{DomainError, DomainResult};
+use super::SendOutcome;
+use super::send::{Reply, store_replies};
 use crate::db::Database;
+use crate::domain::{DomainError, DomainResult};
 use crate::metrics::Metrics;
 
 /// Most replies stored in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Tells the participants about committed messages.
-pub trait Announce: Send + Sync + 'static {
-    /// Announces the messages of one commit, oldest first.
-    fn announce<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()>;
-}
-
 type Waiter = oneshot::Sender<DomainResult<SendOutcome>>;
 type Job = (Reply, Waiter);
 
-/// Handle to the writer and announcer tasks.
+/// Handle to the writer task, and to the queue of commits it feeds.
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Job>,
     committed: mpsc::UnboundedSender<Committed>,
 }
 
-/// One commit on its way to the announcer.
-struct Committed {
-    outcomes: Vec<SendOutcome>,
+/// The messages of one commit, oldest first, on their way to be announced; their senders are
+/// answered by [`Committed::answer`], once the participants have been told.
+pub struct Committed {
+    pub outcomes: Vec<SendOutcome>,
     waiters: Vec<Waiter>,
 }
 
+impl Committed {
+    /// Answers each sender with their message.
+    pub fn answer(self) {
+        for (waiter, outcome) in self.waiters.into_iter().zip(self.outcomes) {
+            let _ = waiter.send(Ok(outcome));
+        }
+    }
+}
+
 impl GroupCommit {
-    /// Starts the writer on `db` and the announcer on `announce`.
-    pub fn start(db: Database, announce: Arc<dyn Announce>, metrics: Arc<Metrics>) -> GroupCommit {
+    /// Starts the writer on `db`; commits come out of the returned queue, in commit order.
+    pub fn start(
+        db: Database,
+        metrics: Arc<Metrics>,
+    ) -> (GroupCommit, mpsc::UnboundedReceiver<Committed>) {
         let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
-        let (committed, mut announced) = mpsc::unbounded_channel::<Committed>();
+        let (committed, announced) = mpsc::unbounded_channel::<Committed>();
         let to_announcer = committed.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (replies, waiters): (Vec<Reply>, Vec<_>) =
                     std::mem::take(&mut batch).into_iter().unzip();
-                match messaging::store_replies(&db, replies).await {
+                match store_replies(&db, replies).await {
                     Ok(outcomes) => {
                         Metrics::inc(&metrics.reply_commits);
                         let _ = to_announcer.send(Committed { outcomes, waiters });
@@ -68,15 +75,7 @@ impl GroupCommit {
                 }
             }
         });
-        tokio::spawn(async move {
-            while let Some(Committed { outcomes, waiters }) = announced.recv().await {
-                announce.announce(&outcomes).await;
-                for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
-                    let _ = waiter.send(Ok(outcome));
-                }
-            }
-        });
-        GroupCommit { queue, committed }
+        (GroupCommit { queue, committed }, announced)
     }
 
     /// Queues a reply and waits until it is committed and announced.
@@ -88,8 +87,8 @@ impl GroupCommit {
         Self::answer(outcome).await
     }
 
-    /// Announces a message committed elsewhere (a new thread's first), in turn with the
-    /// replies, and waits until it is announced.
+    /// Queues a message committed elsewhere (a new thread's first) to be announced in turn
+    /// with the replies, and waits until it is.
     pub async fn announce(&self, outcome: SendOutcome) -> DomainResult<SendOutcome> {
         let (done, answer) = oneshot::channel();
         self.committed

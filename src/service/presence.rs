@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
+use super::{App, Identity};
+use crate::domain::views::UserRef;
+use crate::domain::{accounts, messaging};
+
 /// How often a node says it is alive, and how long that lasts.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 const HEARTBEAT_TTL_SECS: u64 = 6;
@@ -162,6 +166,54 @@ impl Presence {
 
     pub fn is_clustered(&self) -> bool {
         self.cluster.get().is_some()
+    }
+}
+
+impl App {
+    /// A socket of `who` opened on this node; if they came online, their correspondents hear
+    /// it (without holding up the caller).
+    pub async fn socket_opened(&self, who: &Identity) {
+        if self
+            .presence
+            .connected(who.id(), who.session_id.as_deref())
+            .await
+        {
+            let (app, user) = (self.clone(), who.user.clone());
+            tokio::spawn(async move { app.announce_presence(&user, true).await });
+        }
+    }
+
+    /// A socket of `who` closed on this node; if it was their last anywhere, their
+    /// correspondents hear they went offline.
+    pub async fn socket_closed(&self, who: &Identity) {
+        if self
+            .presence
+            .disconnected(who.id(), who.session_id.as_deref())
+            .await
+        {
+            self.announce_presence(&who.user, false).await;
+        }
+    }
+
+    /// Heartbeats this node, and announces the users who went offline with stopped nodes.
+    pub async fn presence_heartbeat(&self) {
+        for user_id in self.presence.tick().await {
+            if let Ok(Some(user)) = accounts::find_by_id(&self.db.conn, user_id).await {
+                self.announce_presence(&UserRef::from(&user), false).await;
+            }
+        }
+    }
+
+    /// Tells the users who share a thread with `user` that they came or went.
+    async fn announce_presence(&self, user: &UserRef, online: bool) {
+        match messaging::correspondents(&self.db.conn, user.id).await {
+            Ok(watchers) => {
+                self.notifier
+                    .presence(&user.username, online, &watchers)
+                    .await
+            }
+            Err(e) => tracing::warn!(error = %e, "presence lookup failed"),
+        }
     }
 }
 

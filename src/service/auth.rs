@@ -1,17 +1,19 @@
-//! Credentials: session tokens (JWT), the session cookie, Bearer and Basic, and the Origin rule.
-//! Used alike by HTTP extractors and the Socket.IO handshake.
+//! Who is asking: credentials (session tokens, the session cookies, Bearer and Basic), the
+//! client's address, the Origin rule, and [`App::authenticate`], the one check that every
+//! transport (HTTP, the Socket.IO handshake, the `/ws` lobby) goes through.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use entity::user;
+use http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::db::Database;
-use crate::domain::{DomainResult, accounts, sessions};
+use super::{App, Identity, ServiceError, ServiceResult};
+use crate::domain::{DomainError, accounts, sessions};
 
 /// Name of the native session cookie.
 pub const SESSION_COOKIE: &str = "missive_session";
@@ -123,45 +125,86 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// Who is calling, once their credential checked out.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub user: user::Model,
-    /// The session behind a token or cookie; `None` for Basic.
-    pub session_id: Option<String>,
-    pub via_cookie: bool,
+/// The client's address: the peer, or the left-most `X-Forwarded-For` behind a trusted proxy.
+pub fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -> IpAddr {
+    let forwarded = trust_proxy
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    forwarded.or(peer).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-/// Checks a credential against the database.
-pub async fn authenticate(
-    db: &Database,
-    tokens: &Tokens,
-    idle: Duration,
-    credential: &Credential,
-) -> DomainResult<Option<Principal>> {
-    match credential {
-        Credential::Cookie(token) | Credential::Token(token) => {
-            let Some(sid) = tokens.session_id(token) else {
-                return Ok(None);
-            };
-            Ok(sessions::resolve(&db.conn, &sid, idle)
-                .await?
-                .map(|(session, user)| Principal {
-                    user,
-                    session_id: Some(session.id),
-                    via_cookie: credential.is_cookie(),
-                }))
-        }
-        Credential::Basic { username, password } => {
-            match accounts::authenticate(&db.conn, username, password).await {
-                Ok(user) => Ok(Some(Principal {
-                    user,
-                    session_id: None,
-                    via_cookie: false,
-                })),
-                Err(crate::domain::DomainError::InvalidCredentials) => Ok(None),
-                Err(e) => Err(e),
+/// A credential as a transport found it, with what the limits and the Origin rule need.
+pub struct Presented<'a> {
+    pub credential: Credential,
+    /// The request's headers (Origin, Host).
+    pub headers: &'a HeaderMap,
+    /// The client's address ([`client_addr`]).
+    pub client: IpAddr,
+    /// A request that changes state, or a socket handshake: a credential the browser may have
+    /// attached by itself must come from an allowed Origin.
+    pub guarded: bool,
+}
+
+impl App {
+    /// Who is asking, whichever transport: every password check spends the login limits of
+    /// the address and the username, a failed one counts against the username, and a
+    /// browser-attached credential on a guarded request must come from an allowed Origin.
+    pub async fn authenticate(&self, presented: Presented<'_>) -> ServiceResult<Identity> {
+        let Presented {
+            credential,
+            headers,
+            client,
+            guarded,
+        } = presented;
+        let identity = match &credential {
+            Credential::Cookie(token) | Credential::Token(token) => {
+                let sid = self
+                    .tokens
+                    .session_id(token)
+                    .ok_or(ServiceError::Unauthorized)?;
+                let (session, user) =
+                    sessions::resolve(&self.db.conn, &sid, self.config.session_idle)
+                        .await?
+                        .ok_or(ServiceError::Unauthorized)?;
+                Identity::of(&user, Some(session.id))
             }
+            Credential::Basic { username, password } => {
+                let user = self
+                    .check_password(client, username, password)
+                    .await
+                    .map_err(|e| match e {
+                        ServiceError::Domain(DomainError::InvalidCredentials) => {
+                            ServiceError::Unauthorized
+                        }
+                        other => other,
+                    })?;
+                Identity::of(&user, None)
+            }
+        };
+        if guarded && credential.is_cookie() && !self.origins.allows(headers) {
+            return Err(ServiceError::ForbiddenOrigin);
+        }
+        Ok(identity)
+    }
+
+    /// A password check, within the login limits; a wrong password counts against the name.
+    pub(super) async fn check_password(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> ServiceResult<user::Model> {
+        self.limits.check_login(client, username)?;
+        match accounts::authenticate(&self.db.conn, username, password).await {
+            Ok(user) => Ok(user),
+            Err(DomainError::InvalidCredentials) => {
+                self.limits.record_login_failure(username);
+                Err(DomainError::InvalidCredentials.into())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

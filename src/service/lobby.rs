@@ -1,9 +1,18 @@
-//! The Piratchat lobby: one room of plain WebSockets where everyone hears everyone else.
+//! The Piratchat lobby: one room of plain WebSockets where everyone hears everyone else. The
+//! `/ws` transport reads and writes the frames; joining, speaking and leaving are here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
+use serde_json::json;
 use tokio::sync::mpsc;
+
+use super::{App, Identity, ServiceResult};
+use crate::domain::DomainError;
+
+/// Longest lobby message, in characters.
+pub const MAX_LOBBY_MESSAGE: usize = 300;
 
 /// What the lobby sends down a connection.
 #[derive(Debug, Clone)]
@@ -117,5 +126,54 @@ impl Lobby {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl App {
+    /// Adds a lobby connection of `who` that frames are sent down through `tx`; the others
+    /// hear that they joined, if it is their first connection.
+    pub fn lobby_join(&self, who: &Identity, tx: mpsc::Sender<LobbyFrame>) -> ConnectionId {
+        let username = &who.user.username;
+        let (id, first) = self
+            .lobby
+            .join(who.id(), username, who.session_id.clone(), tx);
+        self.metrics.lobby_connected.fetch_add(1, Ordering::Relaxed);
+        if first {
+            let joined = json!({ "event": "join", "username": username });
+            self.lobby.broadcast(Some(id), &joined.to_string());
+        }
+        id
+    }
+
+    /// `who` says `message` on connection `from`: everyone else hears it.
+    pub fn lobby_say(
+        &self,
+        who: &Identity,
+        from: ConnectionId,
+        message: &str,
+    ) -> ServiceResult<()> {
+        if message.chars().count() > MAX_LOBBY_MESSAGE {
+            return Err(DomainError::invalid(
+                "message",
+                "message_too_long",
+                format!("messages are at most {MAX_LOBBY_MESSAGE} characters"),
+            )
+            .into());
+        }
+        if message.trim().is_empty() {
+            return Err(DomainError::invalid("message", "empty_body", "message is empty").into());
+        }
+        let said = json!({ "message": message, "author": who.user.username });
+        self.lobby.broadcast(Some(from), &said.to_string());
+        Ok(())
+    }
+
+    /// A lobby connection closed; the others hear that its user left, if it was their last.
+    pub fn lobby_leave(&self, id: ConnectionId) {
+        self.metrics.lobby_connected.fetch_sub(1, Ordering::Relaxed);
+        if let Some(name) = self.lobby.leave(id) {
+            let left = json!({ "event": "leave", "username": name });
+            self.lobby.broadcast(None, &left.to_string());
+        }
     }
 }

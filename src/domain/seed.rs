@@ -5,11 +5,11 @@
 //! threads, so running it with growing counts grows one history.
 
 use entity::{message, participant, thread};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
+use super::messaging::queries::{newest_in_thread, received_after};
+use super::{DomainResult, accounts};
 use crate::db::Database;
-use crate::domain::{DomainResult, accounts};
 use crate::ids;
 
 /// Password of every seeded user.
@@ -112,27 +112,30 @@ pub async fn seed(
     let txn = db.begin_write().await?;
     let ids_of: Vec<i64> = threads.iter().map(|t| t.id).collect();
     for chunk in ids_of.chunks(500) {
-        let newest = "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id)";
-        let newest_at = "(SELECT MAX(m.created_at) FROM messages m WHERE m.thread_id = threads.id)";
+        let thread_id = (thread::Entity, thread::Column::Id);
         thread::Entity::update_many()
-            .col_expr(thread::Column::LastMessageId, Expr::cust(newest))
-            .col_expr(thread::Column::UpdatedAt, Expr::cust(newest_at))
+            .col_expr(
+                thread::Column::LastMessageId,
+                newest_in_thread(message::Column::Id, thread_id),
+            )
+            .col_expr(
+                thread::Column::UpdatedAt,
+                newest_in_thread(message::Column::CreatedAt, thread_id),
+            )
             .filter(thread::Column::Id.is_in(chunk.to_vec()))
             .exec(&*txn)
             .await?;
         participant::Entity::update_many()
             .col_expr(
                 participant::Column::LastMessageId,
-                Expr::cust(
-                    "(SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id)",
+                newest_in_thread(
+                    message::Column::Id,
+                    (participant::Entity, participant::Column::ThreadId),
                 ),
             )
             .col_expr(
                 participant::Column::Unread,
-                Expr::cust(
-                    "(SELECT COUNT(*) FROM messages m WHERE m.thread_id = participants.thread_id \
-                     AND m.id > participants.read_up_to AND m.sender_id <> participants.user_id)",
-                ),
+                received_after(participant::Column::ReadUpTo),
             )
             .filter(participant::Column::ThreadId.is_in(chunk.to_vec()))
             .exec(&*txn)

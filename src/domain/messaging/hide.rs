@@ -1,0 +1,121 @@
+//! Per-user deletion: a message or a whole thread disappears for the caller only.
+
+use entity::{message_hide, participant, thread};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+
+use super::list::unread_counts;
+use super::queries::{
+    find_message, membership, visible_membership, visible_messages, visible_threads,
+};
+use super::{MessageDeleted, ThreadDeleted};
+use crate::db::Database;
+use crate::domain::views::UserRef;
+use crate::domain::{DomainError, DomainResult};
+
+/// Hides one message for `user` only.
+pub async fn delete_message(
+    db: &Database,
+    user: &UserRef,
+    url: &str,
+) -> DomainResult<MessageDeleted> {
+    let txn = db.begin_write().await?;
+    let message = find_message(&*txn, url)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let thread = thread::Entity::find_by_id(message.thread_id)
+        .one(&*txn)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let me = membership(&*txn, user.id, thread.id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if message.id <= me.hidden_before || is_hidden(&*txn, user.id, message.id).await? {
+        return Err(DomainError::NotFound);
+    }
+    let before = unread_counts(&*txn, user.id).await?;
+    message_hide::ActiveModel {
+        user_id: Set(user.id),
+        message_id: Set(message.id),
+    }
+    .insert(&*txn)
+    .await?;
+    if message.sender_id != user.id && message.id > me.read_up_to && me.unread > 0 {
+        participant::Entity::update_many()
+            .col_expr(
+                participant::Column::Unread,
+                Expr::col(participant::Column::Unread).sub(1),
+            )
+            .filter(participant::Column::ThreadId.eq(thread.id))
+            .filter(participant::Column::UserId.eq(user.id))
+            .exec(&*txn)
+            .await?;
+    }
+    let total_messages = visible_messages(user.id, &me, thread.id)
+        .count(&*txn)
+        .await?;
+    if total_messages == 0 {
+        // Nothing left to show: the thread leaves the inbox as if deleted whole.
+        hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+    }
+    let unread = unread_counts(&*txn, user.id).await?;
+    txn.commit().await?;
+    Ok(MessageDeleted {
+        user: user.clone(),
+        url: message.public_id,
+        thread_id: thread.public_id,
+        total_messages,
+        unread,
+        unread_changed: unread != before,
+    })
+}
+
+/// Hides a whole thread for `user` only, until someone writes in it again.
+pub async fn delete_thread(
+    db: &Database,
+    user: &UserRef,
+    thread_id: &str,
+) -> DomainResult<ThreadDeleted> {
+    let txn = db.begin_write().await?;
+    let (thread, me) = visible_membership(&*txn, user.id, thread_id).await?;
+    let before = unread_counts(&*txn, user.id).await?;
+    hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+    let total_threads = visible_threads(user.id).count(&*txn).await?;
+    let unread = unread_counts(&*txn, user.id).await?;
+    txn.commit().await?;
+    Ok(ThreadDeleted {
+        user: user.clone(),
+        thread_id: thread.public_id,
+        total_threads,
+        unread,
+        unread_changed: unread != before,
+    })
+}
+
+async fn hide_thread_until(
+    db: &impl ConnectionTrait,
+    me: &participant::Model,
+    last: i64,
+) -> DomainResult<()> {
+    participant::Entity::update_many()
+        .col_expr(participant::Column::HiddenBefore, last.into())
+        .col_expr(
+            participant::Column::ReadUpTo,
+            std::cmp::max(me.read_up_to, last).into(),
+        )
+        .col_expr(participant::Column::Unread, 0.into())
+        .filter(participant::Column::ThreadId.eq(me.thread_id))
+        .filter(participant::Column::UserId.eq(me.user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn is_hidden(db: &impl ConnectionTrait, user_id: i64, message_id: i64) -> DomainResult<bool> {
+    Ok(message_hide::Entity::find_by_id((user_id, message_id))
+        .one(db)
+        .await?
+        .is_some())
+}

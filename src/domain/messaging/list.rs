@@ -1,0 +1,171 @@
+//! Reading lists: the inbox, one thread, a thread's history, unread totals.
+
+use std::collections::HashMap;
+
+use entity::{message, message_hide, participant};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::MAX_PAGE;
+use super::queries::{
+    find_message, newest_visible, thread_context, thread_contexts, visible_membership,
+    visible_messages, visible_threads,
+};
+use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
+use crate::domain::{DomainError, DomainResult};
+
+/// A page of `user`'s inbox, newest activity first. `before` is the `next` of the previous page.
+pub async fn list_threads(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    before: Option<&str>,
+    limit: u64,
+) -> DomainResult<(Vec<ThreadView>, Option<String>)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut query = visible_threads(user_id);
+    if let Some(cursor) = before {
+        let m = find_message(db, cursor)
+            .await?
+            .ok_or_else(|| DomainError::invalid("before", "invalid_cursor", "unknown cursor"))?;
+        query = query.filter(participant::Column::LastMessageId.lt(m.id));
+    }
+    let mut rows = query
+        .order_by_desc(participant::Column::LastMessageId)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+
+    let thread_ids: Vec<i64> = rows.iter().map(|p| p.thread_id).collect();
+    let contexts = thread_contexts(db, &thread_ids).await?;
+    let last_ids: Vec<i64> = rows.iter().map(|p| p.last_message_id).collect();
+    let mut lasts: HashMap<i64, message::Model> = message::Entity::find()
+        .filter(message::Column::Id.is_in(last_ids.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let hidden: Vec<i64> = message_hide::Entity::find()
+        .select_only()
+        .column(message_hide::Column::MessageId)
+        .filter(message_hide::Column::UserId.eq(user_id))
+        .filter(message_hide::Column::MessageId.is_in(last_ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(ctx) = contexts.get(&row.thread_id) else {
+            continue;
+        };
+        let last = if hidden.contains(&row.last_message_id) {
+            newest_visible(db, user_id, row).await?
+        } else {
+            lasts.remove(&row.last_message_id)
+        };
+        views.push(ctx.thread_view(user_id, last.as_ref()));
+    }
+    let next = match (more, rows.last()) {
+        (true, Some(row)) => message::Entity::find_by_id(row.last_message_id)
+            .one(db)
+            .await?
+            .map(|m| m.public_id),
+        _ => None,
+    };
+    Ok((views, next))
+}
+
+/// One thread as `user` sees it.
+pub async fn get_thread(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: &str,
+) -> DomainResult<ThreadView> {
+    let (thread, me) = visible_membership(db, user_id, thread_id).await?;
+    let ctx = thread_context(db, thread.id).await?;
+    let last = newest_visible(db, user_id, &me).await?;
+    Ok(ctx.thread_view(user_id, last.as_ref()))
+}
+
+/// A page of a thread's history, oldest first, ending just before `before` (or at the newest).
+pub async fn list_messages(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: &str,
+    before: Option<&str>,
+    limit: u64,
+) -> DomainResult<(Vec<MessageView>, bool)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let (thread, me) = visible_membership(db, user_id, thread_id).await?;
+    let mut query = visible_messages(user_id, &me, thread.id);
+    if let Some(url) = before {
+        let m = find_message(db, url)
+            .await?
+            .filter(|m| m.thread_id == thread.id)
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "before",
+                    "invalid_cursor",
+                    "before is not a message of this thread",
+                )
+            })?;
+        query = query.filter(message::Column::Id.lt(m.id));
+    }
+    let mut page = query
+        .order_by_desc(message::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = page.len() as u64 > limit;
+    page.truncate(limit as usize);
+    page.reverse();
+    let ctx = thread_context(db, thread.id).await?;
+    Ok((page.iter().map(|m| ctx.message_view(m)).collect(), more))
+}
+
+/// A user's unread totals.
+pub async fn unread_counts(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<UnreadCounts> {
+    Ok(unread_counts_of(db, &[user_id])
+        .await?
+        .remove(&user_id)
+        .unwrap_or_default())
+}
+
+/// Unread totals of several users in one query (users with nothing unread are absent).
+pub(super) async fn unread_counts_of(
+    db: &impl ConnectionTrait,
+    user_ids: &[i64],
+) -> DomainResult<HashMap<i64, UnreadCounts>> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, Option<i64>, i64)> = participant::Entity::find()
+        .select_only()
+        .column(participant::Column::UserId)
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(participant::Column::Unread))).cast_as("BIGINT"),
+            "messages",
+        )
+        .column_as(participant::Column::ThreadId.count(), "threads")
+        .filter(participant::Column::UserId.is_in(user_ids.to_vec()))
+        .filter(participant::Column::Unread.gt(0))
+        .group_by(participant::Column::UserId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, messages, threads)| {
+            (
+                user,
+                UnreadCounts {
+                    messages: messages.unwrap_or(0),
+                    threads,
+                },
+            )
+        })
+        .collect())
+}

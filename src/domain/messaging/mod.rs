@@ -1,0 +1,104 @@
+//! Private threads: sending, reading, listing and per-user deletion.
+//!
+//! Every write is one transaction; the service layer notifies only after it commits. Files by
+//! what they do: `validate` (what a send may carry), `directory` (the cache of what never
+//! changes about a thread), `send` (a new thread, and the replies' batches), `group_commit`
+//! (the writer task that stores replies many to a transaction), `sqlite_batch` and
+//! `postgres_batch` (one batch on each backend), `read`, `hide` (per-user deletion), `list`
+//! (inbox, history, unread totals) and `queries` (lookups and subqueries shared by all of
+//! them, and by `seed`).
+
+mod directory;
+mod group_commit;
+mod hide;
+mod list;
+mod postgres_batch;
+pub(crate) mod queries;
+mod read;
+mod send;
+mod sqlite_batch;
+mod validate;
+
+use serde::Deserialize;
+
+pub use directory::{Directory, ThreadMeta};
+pub use group_commit::{Committed, GroupCommit};
+pub use hide::{delete_message, delete_thread};
+pub use list::{get_thread, list_messages, list_threads, unread_counts};
+pub use queries::{correspondents, ensure_participant};
+pub use read::read;
+pub use send::{Reply, send, store_replies};
+
+use super::views::{MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
+
+/// Longest subject of a new thread, in characters.
+pub const MAX_SUBJECT: usize = 70;
+/// Largest page of threads or messages.
+pub const MAX_PAGE: u64 = 100;
+
+/// A new thread (`recipient` + `subject`) or a reply (`thread_id`), as POST /messages and
+/// `message:send` take it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    pub recipient: Option<String>,
+    pub subject: Option<String>,
+    pub thread_id: Option<String>,
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+/// What a participant needs to hear about a new message.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub user: UserRef,
+    /// The thread as the participant sees it, the new message last.
+    pub thread: ThreadView<Rendered>,
+    /// The participant's unread totals after the commit; `None` for the sender, whose totals
+    /// did not change.
+    pub unread: Option<UnreadCounts>,
+}
+
+/// The result of a send.
+#[derive(Debug, Clone)]
+pub enum SendOutcome {
+    /// Stored now; `participants` are to be notified.
+    Created {
+        message: MessageView,
+        /// `message`, serialised once for every payload that carries it.
+        rendered: Rendered,
+        participants: Vec<Recipient>,
+    },
+    /// `client_id` was seen before: the first message, nothing new stored.
+    Repeated { message: MessageView },
+}
+
+/// After a read.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub reader: UserRef,
+    pub thread_id: String,
+    pub unread: UnreadCounts,
+    pub changed: bool,
+}
+
+/// After a message deletion.
+#[derive(Debug, Clone)]
+pub struct MessageDeleted {
+    pub user: UserRef,
+    pub url: String,
+    pub thread_id: String,
+    pub total_messages: u64,
+    pub unread: UnreadCounts,
+    pub unread_changed: bool,
+}
+
+/// After a thread deletion.
+#[derive(Debug, Clone)]
+pub struct ThreadDeleted {
+    pub user: UserRef,
+    pub thread_id: String,
+    pub total_threads: u64,
+    pub unread: UnreadCounts,
+    pub unread_changed: bool,
+}

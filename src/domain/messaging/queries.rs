@@ -1,0 +1,243 @@
+//! Lookups and subqueries shared by the messaging files (and `seed`).
+
+use std::collections::HashMap;
+
+use entity::{message, message_hide, participant, thread, user};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, Query, SubQueryStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::domain::views::{MessageView, ThreadContext, UserRef};
+use crate::domain::{DomainError, DomainResult};
+
+/// Checks that `user_id` takes part in `thread_id` (public) and can see it; for `thread:join`.
+pub async fn ensure_participant(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: &str,
+) -> DomainResult<String> {
+    visible_membership(db, user_id, thread_id)
+        .await
+        .map(|(t, _)| t.public_id)
+}
+
+/// Ids of the users who share at least one thread with `user_id` (for presence).
+pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<i64>> {
+    Ok(participant::Entity::find()
+        .select_only()
+        .column(participant::Column::UserId)
+        .distinct()
+        .filter(
+            participant::Column::ThreadId.in_subquery(
+                Query::select()
+                    .column(participant::Column::ThreadId)
+                    .from(participant::Entity)
+                    .and_where(participant::Column::UserId.eq(user_id))
+                    .to_owned(),
+            ),
+        )
+        .filter(participant::Column::UserId.ne(user_id))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+pub(super) async fn find_by_client_id(
+    db: &impl ConnectionTrait,
+    sender_id: i64,
+    client_id: &str,
+) -> DomainResult<Option<MessageView>> {
+    let Some(m) = message::Entity::find()
+        .filter(message::Column::SenderId.eq(sender_id))
+        .filter(message::Column::ClientId.eq(client_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let ctx = thread_context(db, m.thread_id).await?;
+    Ok(Some(ctx.message_view(&m)))
+}
+
+pub(super) async fn find_thread(
+    db: &impl ConnectionTrait,
+    public_id: &str,
+) -> DomainResult<Option<thread::Model>> {
+    Ok(thread::Entity::find()
+        .filter(thread::Column::PublicId.eq(public_id))
+        .one(db)
+        .await?)
+}
+
+pub(super) async fn find_message(
+    db: &impl ConnectionTrait,
+    url: &str,
+) -> DomainResult<Option<message::Model>> {
+    Ok(message::Entity::find()
+        .filter(message::Column::PublicId.eq(url))
+        .one(db)
+        .await?)
+}
+
+pub(super) async fn membership(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    thread_id: i64,
+) -> DomainResult<Option<participant::Model>> {
+    Ok(participant::Entity::find_by_id((thread_id, user_id))
+        .one(db)
+        .await?)
+}
+
+/// The thread and the caller's participation, or `NotFound` when they are not in it or
+/// deleted it (a stranger cannot tell a thread that exists from one that does not).
+pub(super) async fn visible_membership(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    public_id: &str,
+) -> DomainResult<(thread::Model, participant::Model)> {
+    let thread = find_thread(db, public_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let me = membership(db, user_id, thread.id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    if me.last_message_id <= me.hidden_before {
+        return Err(DomainError::NotFound);
+    }
+    Ok((thread, me))
+}
+
+/// The threads in `user_id`'s inbox (not deleted by them since their last message).
+pub(super) fn visible_threads(user_id: i64) -> sea_orm::Select<participant::Entity> {
+    participant::Entity::find()
+        .filter(participant::Column::UserId.eq(user_id))
+        .filter(
+            Expr::col(participant::Column::LastMessageId)
+                .gt(Expr::col(participant::Column::HiddenBefore)),
+        )
+}
+
+/// The messages of a thread that `user_id` has not deleted.
+pub(super) fn visible_messages(
+    user_id: i64,
+    me: &participant::Model,
+    thread_id: i64,
+) -> sea_orm::Select<message::Entity> {
+    message::Entity::find()
+        .filter(message::Column::ThreadId.eq(thread_id))
+        .filter(message::Column::Id.gt(me.hidden_before))
+        .filter(
+            Condition::all().add(Expr::not_exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(message_hide::Entity)
+                    .and_where(message_hide::Column::UserId.eq(user_id))
+                    .and_where(
+                        Expr::col((message_hide::Entity, message_hide::Column::MessageId))
+                            .equals((message::Entity, message::Column::Id)),
+                    )
+                    .to_owned(),
+            )),
+        )
+}
+
+pub(super) async fn newest_visible(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    me: &participant::Model,
+) -> DomainResult<Option<message::Model>> {
+    Ok(visible_messages(user_id, me, me.thread_id)
+        .order_by_desc(message::Column::Id)
+        .one(db)
+        .await?)
+}
+
+pub(super) async fn thread_context(
+    db: &impl ConnectionTrait,
+    thread_id: i64,
+) -> DomainResult<ThreadContext> {
+    thread_contexts(db, &[thread_id])
+        .await?
+        .remove(&thread_id)
+        .ok_or(DomainError::NotFound)
+}
+
+/// Threads with their participants, in three queries whatever their number.
+pub(super) async fn thread_contexts(
+    db: &impl ConnectionTrait,
+    thread_ids: &[i64],
+) -> DomainResult<HashMap<i64, ThreadContext>> {
+    if thread_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let threads = thread::Entity::find()
+        .filter(thread::Column::Id.is_in(thread_ids.to_vec()))
+        .all(db)
+        .await?;
+    let members = participant::Entity::find()
+        .filter(participant::Column::ThreadId.is_in(thread_ids.to_vec()))
+        .find_also_related(user::Entity)
+        .all(db)
+        .await?;
+    let mut out: HashMap<i64, ThreadContext> = threads
+        .into_iter()
+        .map(|t| {
+            (
+                t.id,
+                ThreadContext {
+                    thread: t,
+                    members: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (p, u) in members {
+        if let (Some(ctx), Some(u)) = (out.get_mut(&p.thread_id), u) {
+            ctx.members.push((p, UserRef::from(&u)));
+        }
+    }
+    for ctx in out.values_mut() {
+        ctx.members.sort_by_key(|(p, _)| p.user_id);
+    }
+    Ok(out)
+}
+
+/// The alias of `messages` in the subqueries below.
+fn m() -> Alias {
+    Alias::new("m")
+}
+
+/// `(SELECT MAX(m.<column>) FROM messages m WHERE m.thread_id = <thread>)`: the newest
+/// message's id (or time) in the thread of each row of the outer statement.
+pub(crate) fn newest_in_thread(column: message::Column, thread: impl IntoColumnRef) -> Expr {
+    let newest = Query::select()
+        .expr(Func::max(Expr::col((m(), column))))
+        .from_as(message::Entity, m())
+        .and_where(Expr::col((m(), message::Column::ThreadId)).equals(thread))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(newest)))
+}
+
+/// `(SELECT COUNT(*) FROM messages m WHERE m.thread_id = participants.thread_id AND
+/// m.id > participants.<after> AND m.sender_id <> participants.user_id)`: the messages that the
+/// participant of each outer row received after `after`.
+pub(crate) fn received_after(after: participant::Column) -> Expr {
+    let received = Query::select()
+        .expr(Func::count(Expr::col((m(), message::Column::Id))))
+        .from_as(message::Entity, m())
+        .and_where(
+            Expr::col((m(), message::Column::ThreadId))
+                .equals((participant::Entity, participant::Column::ThreadId)),
+        )
+        .and_where(
+            Expr::col((m(), message::Column::Id)).gt(Expr::col((participant::Entity, after))),
+        )
+        .and_where(Expr::col((m(), message::Column::SenderId)).ne(Expr::col((
+            participant::Entity,
+            participant::Column::UserId,
+        ))))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(received)))
+}

@@ -1,0 +1,72 @@
+//! Reading a thread: the read mark moves forward, and the unread totals with it.
+
+use entity::{message, participant};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use super::ReadOutcome;
+use super::list::unread_counts;
+use super::queries::{find_message, visible_membership, visible_messages};
+use crate::db::Database;
+use crate::domain::views::UserRef;
+use crate::domain::{DomainError, DomainResult};
+
+/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end.
+pub async fn read(
+    db: &Database,
+    reader: &UserRef,
+    thread_id: &str,
+    up_to: Option<&str>,
+) -> DomainResult<ReadOutcome> {
+    let txn = db.begin_write().await?;
+    let (thread, me) = visible_membership(&*txn, reader.id, thread_id).await?;
+    let target = match up_to {
+        Some(url) => {
+            let m = find_message(&*txn, url)
+                .await?
+                .filter(|m| m.thread_id == thread.id && m.id > me.hidden_before);
+            m.ok_or_else(|| {
+                DomainError::invalid(
+                    "up_to",
+                    "not_found",
+                    "up_to is not a message of this thread",
+                )
+            })?
+            .id
+        }
+        None => thread.last_message_id.unwrap_or(0),
+    };
+    let before = unread_counts(&*txn, reader.id).await?;
+    let read_up_to = std::cmp::max(me.read_up_to, target);
+    let remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
+    participant::Entity::update_many()
+        .col_expr(participant::Column::ReadUpTo, read_up_to.into())
+        .col_expr(participant::Column::Unread, remaining.into())
+        .filter(participant::Column::ThreadId.eq(thread.id))
+        .filter(participant::Column::UserId.eq(reader.id))
+        .exec(&*txn)
+        .await?;
+    let unread = unread_counts(&*txn, reader.id).await?;
+    txn.commit().await?;
+    Ok(ReadOutcome {
+        reader: reader.clone(),
+        thread_id: thread.public_id,
+        unread,
+        changed: unread != before,
+    })
+}
+
+/// Unread messages left for `user_id` after reading up to `read_up_to`.
+async fn count_unread_after(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    me: &participant::Model,
+    thread_id: i64,
+    read_up_to: i64,
+) -> DomainResult<i32> {
+    let n = visible_messages(user_id, me, thread_id)
+        .filter(message::Column::Id.gt(read_up_to))
+        .filter(message::Column::SenderId.ne(user_id))
+        .count(db)
+        .await?;
+    Ok(i32::try_from(n).unwrap_or(i32::MAX))
+}

@@ -1,0 +1,116 @@
+//! One batch of replies on SQLite: a single script that begins, writes and commits.
+
+use std::collections::HashMap;
+
+use entity::participant;
+use sea_orm::FromQueryResult;
+
+use super::send::{BatchWrite, Reply, message_row, recipient_of};
+use crate::db::Database;
+use crate::domain::views::UnreadCounts;
+use crate::domain::{DomainError, DomainResult};
+use crate::ids;
+
+/// The batch on SQLite, as one multi-statement query that also begins and commits its
+/// transaction: the whole batch goes to the connection's worker thread in one message and its
+/// rows come back in one stream, where a statement each cost a round trip that waited for a CPU
+/// under load. The rows travel as JSON arrays, so the text never changes and SQLite prepares it
+/// once; `jsonb_each` hands each row over as JSONB, which `->>` reads without parsing it again
+/// (`json_each` turned every row back into text, parsed anew by each field's `->>`).
+pub(super) async fn write(
+    db: &Database,
+    batch: &[Reply],
+    urls: &[String],
+) -> DomainResult<BatchWrite> {
+    // Every statement reads the rows as `?1`, and those that stamp the time also read `?2`:
+    // sqlx binds the parameters of each statement of a multi-statement query in turn, and a
+    // statement that skipped a lower number (one that used only `?4`, say) had that parameter
+    // left unbound, NULL, without an error. A message is stamped no earlier than its thread's
+    // last activity, so that time order and id order agree within a thread, and one UPDATE
+    // then moves each thread's time and newest message together.
+    const SQL: &str = "\
+        BEGIN IMMEDIATE; \
+        INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
+            SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
+                MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5 \
+            FROM jsonb_each(?1) r WHERE true \
+            ON CONFLICT (client_id, sender_id) DO NOTHING \
+            RETURNING 'message' AS kind, id, public_id, created_at; \
+        UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
+                (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
+            WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
+        UPDATE participants SET \
+                unread = unread + (SELECT COUNT(*) FROM messages m \
+                    WHERE m.thread_id = participants.thread_id \
+                    AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id), \
+                last_message_id = \
+                    (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id) \
+            WHERE thread_id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r) \
+            RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
+                hidden_before, unread; \
+        SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
+            FROM participants WHERE user_id IN \
+                (SELECT r.value ->> 3 FROM jsonb_each(?1) r WHERE r.value ->> 2 <> r.value ->> 3) \
+            AND unread > 0 GROUP BY user_id; \
+        COMMIT";
+    let rows: Vec<_> = batch
+        .iter()
+        .zip(urls)
+        .map(|(r, url)| {
+            let recipient = recipient_of(r);
+            (
+                url,
+                r.meta.id,
+                r.sender.id,
+                recipient,
+                &r.body,
+                &r.client_id,
+            )
+        })
+        .collect();
+    let values = vec![json(&rows)?.into(), ids::now_micros().into()];
+    let results = db.write_script(SQL, values).await?;
+
+    let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
+    let mut written = BatchWrite {
+        messages: HashMap::with_capacity(batch.len()),
+        participants: Vec::new(),
+        unread: HashMap::new(),
+    };
+    for row in results {
+        let kind: String = row.try_get("", "kind")?;
+        match kind.as_str() {
+            "message" => {
+                let url: String = row.try_get("", "public_id")?;
+                let reply = by_url.get(url.as_str()).ok_or_else(|| {
+                    DomainError::Internal(format!("the batch stored an unknown message {url}"))
+                })?;
+                let stored = message_row(
+                    reply,
+                    &url,
+                    row.try_get("", "id")?,
+                    row.try_get("", "created_at")?,
+                );
+                written.messages.insert(url, stored);
+            }
+            "participant" => written
+                .participants
+                .push(participant::Model::from_query_result(&row, "")?),
+            _ => {
+                written.unread.insert(
+                    row.try_get("", "user_id")?,
+                    UnreadCounts {
+                        messages: row.try_get("", "messages")?,
+                        threads: row.try_get("", "threads")?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// `value` as JSON text, for SQLite's `jsonb_each`.
+fn json(value: &impl serde::Serialize) -> DomainResult<String> {
+    serde_json::to_string(value).map_err(|e| DomainError::Internal(e.to_string()))
+}

@@ -1,0 +1,154 @@
+//! Server assembly: the service's [`App`], the Socket.IO layer (in-process or Redis adapter)
+//! with its notifier, the HTTP router, the background tasks, and graceful shutdown.
+
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::realtime::notify::SocketIoNotifier;
+use crate::service::App;
+
+/// A running server.
+pub struct Server {
+    pub app: App,
+    pub addr: SocketAddr,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Binds `config.bind` and starts serving in the background.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(config.bind).await?;
+        Server::start_on(listener, config).await
+    }
+
+    /// Serves on an already bound listener.
+    pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        let notifier = Arc::new(SocketIoNotifier::default());
+        let app = App::new(config, notifier.clone()).await?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = match app.config.redis_url.clone() {
+            Some(url) => {
+                app.presence
+                    .join_cluster(&url, &app.config.redis_prefix)
+                    .await?;
+                let (layer, io) =
+                    crate::realtime::redis_builder(&app.config, &url, &app.config.redis_prefix)
+                        .await?
+                        .with_state(app.clone())
+                        .with_state(notifier.clone())
+                        .build_layer();
+                assemble(&app, &notifier, layer, io)
+            }
+            None => {
+                let (layer, io) = crate::realtime::local_builder(&app.config)
+                    .with_state(app.clone())
+                    .with_state(notifier.clone())
+                    .build_layer();
+                assemble(&app, &notifier, layer, io)
+            }
+        };
+        let tasks = tasks::CancelOnDrop(tasks::spawn(&app));
+        let handle = tokio::spawn({
+            let app = app.clone();
+            async move {
+                // Small frames go out at once: with Nagle's algorithm a frame written while an
+                // earlier one is unacknowledged waited for the peer's delayed ACK (40 ms).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "TCP_NODELAY was refused");
+                    }
+                });
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown({
+                    let app = app.clone();
+                    async move {
+                        let _ = shutdown_rx.await;
+                        app.notifier.close_all().await;
+                    }
+                })
+                .await?;
+                drop(tasks);
+                app.shutdown().await;
+                Ok(())
+            }
+        });
+        tracing::info!(%addr, "missive listening");
+        Ok(Server {
+            app,
+            addr,
+            handle,
+            shutdown: Some(shutdown_tx),
+        })
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, closes sockets, finishes in-flight requests, leaves the cluster.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.handle).await?
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Registers the namespaces, hands the Socket.IO server to the notifier, and puts the
+/// Socket.IO layer in front of the HTTP router.
+fn assemble<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
+    app: &App,
+    notifier: &SocketIoNotifier,
+    layer: socketioxide::layer::SocketIoLayer<A>,
+    io: SocketIo<A>,
+) -> axum::Router {
+    crate::realtime::install(&io);
+    notifier.attach(io, app.config.redis_url.is_some());
+    crate::http::router(app.clone())
+        .layer(layer)
+        .layer(tower::util::MapRequestLayer::new(
+            crate::realtime::detach_head::<axum::body::Body>,
+        ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

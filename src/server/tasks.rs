@@ -1,0 +1,69 @@
+//! A node's background tasks: the session sweeper, the keep-alive of sessions that have open
+//! sockets, the SQLite checkpointer, the admin stats stream and, in a cluster, the presence
+//! heartbeat. Each calls one service function on a timer.
+
+use std::time::Duration;
+
+use crate::service::App;
+
+/// Aborts background tasks when the server stops.
+pub struct CancelOnDrop(pub Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
+    let sweeper = every(Duration::from_millis(500), app, |app| async move {
+        app.sweep_sessions().await
+    });
+    // An open tab is activity: sessions with sockets on this node are kept alive.
+    let period =
+        (app.config.session_idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    let keepalive = every(
+        period,
+        app,
+        |app| async move { app.keep_sessions_alive().await },
+    );
+    let admin = tokio::spawn(app.clone().stream_admin_stats());
+    let mut tasks = vec![sweeper, keepalive, admin];
+    if app.db.backend() == sea_orm::DbBackend::Sqlite {
+        // Every 100 ms: flat out, the WAL grows by tens of MB a second, and whatever this task
+        // leaves behind the writer copies itself (past 10,000 pages), fsync included, while the
+        // senders of its batch wait. On an idle server each run finds nothing to copy.
+        tasks.push(every(Duration::from_millis(100), app, |app| async move {
+            if let Err(e) = app.db.checkpoint().await {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }));
+    }
+    if app.presence.is_clustered() {
+        tasks.push(every(
+            crate::service::presence::HEARTBEAT,
+            app,
+            |app| async move { app.presence_heartbeat().await },
+        ));
+    }
+    tasks
+}
+
+/// Runs `work` every `period`; a late tick delays the next ones instead of bunching them up.
+fn every<F, Fut>(period: Duration, app: &App, work: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(App) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let app = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            work(app.clone()).await;
+        }
+    })
+}

@@ -1,0 +1,136 @@
+//! Accounts and sessions: registration, login and logout, for password accounts and
+//! Piratchat's key accounts alike.
+
+use std::net::IpAddr;
+
+use super::{App, Identity, ServiceResult};
+use crate::domain::views::AccountView;
+use crate::domain::{DomainError, accounts, piratchat, sessions};
+use crate::metrics::Metrics;
+
+/// A new session: the account and its token.
+pub struct LoggedIn {
+    pub account: AccountView,
+    pub token: String,
+}
+
+impl App {
+    /// Creates a password account.
+    pub async fn register(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> ServiceResult<AccountView> {
+        self.limits.check_registration(client)?;
+        let user = accounts::register(&self.db, username, password).await?;
+        tracing::info!(username = %user.username, "registered");
+        Ok(AccountView::from(&user))
+    }
+
+    /// Checks a password within the login limits and opens a session.
+    pub async fn login(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> ServiceResult<LoggedIn> {
+        let user = self.check_password(client, username, password).await?;
+        let token = self.open_session(&user).await?;
+        tracing::info!(username = %user.username, "logged in");
+        Ok(LoggedIn {
+            account: AccountView::from(&user),
+            token,
+        })
+    }
+
+    /// Creates a Piratchat key account; returns its key (shown once, stored hashed).
+    pub async fn register_key_account(
+        &self,
+        client: IpAddr,
+        username: &str,
+    ) -> ServiceResult<String> {
+        self.limits.check_registration(client)?;
+        let (user, key) = piratchat::register(&self.db.conn, username).await?;
+        tracing::info!(username = %user.username, "registered a key account");
+        Ok(key)
+    }
+
+    /// Opens a session for the account holding `key`; an unknown key is `InvalidCredentials`.
+    pub async fn login_with_key(&self, client: IpAddr, key: &str) -> ServiceResult<LoggedIn> {
+        self.limits.check_address(&client.to_string())?;
+        let Some(user) = piratchat::find_by_key(&self.db.conn, key).await? else {
+            Metrics::inc(&self.metrics.login_failures);
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let token = self.open_session(&user).await?;
+        Ok(LoggedIn {
+            account: AccountView::from(&user),
+            token,
+        })
+    }
+
+    async fn open_session(&self, user: &entity::user::Model) -> ServiceResult<String> {
+        let session = sessions::create(&self.db.conn, user.id, self.config.session_idle).await?;
+        Metrics::inc(&self.metrics.logins);
+        Ok(self.tokens.issue(&user.username, &session.id))
+    }
+
+    /// Ends the caller's session and disconnects its sockets (nothing to end for Basic).
+    pub async fn logout(&self, who: &Identity) -> ServiceResult<()> {
+        if let Some(sid) = &who.session_id {
+            sessions::revoke(&self.db.conn, sid).await?;
+            self.disconnect_sessions(std::slice::from_ref(sid)).await;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the caller, on every device.
+    pub async fn logout_everywhere(&self, who: &Identity) -> ServiceResult<()> {
+        let ended = sessions::revoke_all(&self.db.conn, who.id()).await?;
+        self.disconnect_sessions(&ended).await;
+        Ok(())
+    }
+
+    /// Disconnects the sockets and lobby connections of ended sessions, on every node.
+    pub async fn disconnect_sessions(&self, session_ids: &[String]) {
+        for sid in session_ids {
+            self.notifier.disconnect_session(sid).await;
+            self.lobby.close_session(sid);
+        }
+    }
+
+    /// Deletes idle-expired sessions and disconnects what they had open.
+    pub async fn sweep_sessions(&self) {
+        match sessions::sweep_expired(&self.db.conn).await {
+            Ok(expired) if !expired.is_empty() => {
+                tracing::info!(count = expired.len(), "expired idle sessions");
+                self.disconnect_sessions(&expired).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+
+    /// Keeps alive the sessions that have a socket or lobby connection open on this node: an
+    /// open tab is activity.
+    pub async fn keep_sessions_alive(&self) {
+        let now = crate::ids::now_micros();
+        let mut open = self.presence.sessions_with_sockets();
+        open.extend(self.lobby.sessions());
+        open.sort();
+        open.dedup();
+        if let Err(e) = sessions::touch(&self.db.conn, &open, now, self.config.session_idle).await {
+            tracing::warn!(error = %e, "session keep-alive failed");
+        }
+    }
+
+    /// A user's name as stored, and whether they are online anywhere.
+    pub async fn user_status(&self, username: &str) -> ServiceResult<(String, bool)> {
+        let user = accounts::find_by_username(&self.db.conn, username)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let online = self.presence.is_online(user.id).await;
+        Ok((user.username, online))
+    }
+}

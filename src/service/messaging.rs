@@ -1,0 +1,119 @@
+//! Messaging use cases: send, read, delete, and the lists. Every change is committed by the
+//! domain first and announced through the notifier after, in commit order.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{App, Identity, Notifier, ServiceResult};
+use crate::domain::messaging::{
+    self, Committed, MessageDeleted, ReadOutcome, SendMessage, SendOutcome, ThreadDeleted,
+};
+use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
+use crate::metrics::Metrics;
+
+/// Announces each commit of messages, in commit order, then answers its senders: a sender
+/// hears back only once the participants have been told.
+pub(super) fn start_announcer(
+    mut committed: mpsc::UnboundedReceiver<Committed>,
+    notifier: Arc<dyn Notifier>,
+) {
+    tokio::spawn(async move {
+        while let Some(commit) = committed.recv().await {
+            notifier.messages_sent(&commit.outcomes).await;
+            commit.answer();
+        }
+    });
+}
+
+impl App {
+    /// Sends a message (a new thread or a reply) within the sender's limit; answered once it
+    /// is stored and announced.
+    pub async fn send_message(
+        &self,
+        sender: &Identity,
+        req: SendMessage,
+    ) -> ServiceResult<SendOutcome> {
+        self.limits.check_send(sender.id())?;
+        let outcome = messaging::send(
+            &self.db,
+            &self.threads,
+            &self.replies,
+            &sender.user,
+            req,
+            self.config.max_body,
+        )
+        .await?;
+        if let SendOutcome::Created { .. } = &outcome {
+            Metrics::inc(&self.metrics.messages_sent);
+        }
+        Ok(outcome)
+    }
+
+    /// Marks a thread read, up to the message `up_to` or to the end.
+    pub async fn read_thread(
+        &self,
+        reader: &Identity,
+        thread_id: &str,
+        up_to: Option<&str>,
+    ) -> ServiceResult<ReadOutcome> {
+        let outcome = messaging::read(&self.db, &reader.user, thread_id, up_to).await?;
+        self.notifier.thread_read(&outcome).await;
+        Ok(outcome)
+    }
+
+    /// Hides one message for the caller only.
+    pub async fn delete_message(&self, who: &Identity, url: &str) -> ServiceResult<MessageDeleted> {
+        let outcome = messaging::delete_message(&self.db, &who.user, url).await?;
+        self.notifier.message_deleted(&outcome).await;
+        Ok(outcome)
+    }
+
+    /// Hides a whole thread for the caller only.
+    pub async fn delete_thread(
+        &self,
+        who: &Identity,
+        thread_id: &str,
+    ) -> ServiceResult<ThreadDeleted> {
+        let outcome = messaging::delete_thread(&self.db, &who.user, thread_id).await?;
+        self.notifier.thread_deleted(&outcome).await;
+        Ok(outcome)
+    }
+
+    /// A page of the caller's inbox and the cursor of the next one.
+    pub async fn list_threads(
+        &self,
+        who: &Identity,
+        before: Option<&str>,
+        limit: u64,
+    ) -> ServiceResult<(Vec<ThreadView>, Option<String>)> {
+        Ok(messaging::list_threads(&self.db.conn, who.id(), before, limit).await?)
+    }
+
+    /// One thread as the caller sees it.
+    pub async fn get_thread(&self, who: &Identity, thread_id: &str) -> ServiceResult<ThreadView> {
+        Ok(messaging::get_thread(&self.db.conn, who.id(), thread_id).await?)
+    }
+
+    /// A page of a thread's history, oldest first, and whether older messages remain.
+    pub async fn list_messages(
+        &self,
+        who: &Identity,
+        thread_id: &str,
+        before: Option<&str>,
+        limit: u64,
+    ) -> ServiceResult<(Vec<MessageView>, bool)> {
+        Ok(messaging::list_messages(&self.db.conn, who.id(), thread_id, before, limit).await?)
+    }
+
+    /// The caller's unread totals.
+    pub async fn unread(&self, who: &Identity) -> ServiceResult<UnreadCounts> {
+        Ok(messaging::unread_counts(&self.db.conn, who.id()).await?)
+    }
+
+    /// The thread's public id, when the caller takes part in it and can see it (to join its
+    /// room).
+    pub async fn join_thread(&self, who: &Identity, thread_id: &str) -> ServiceResult<String> {
+        Ok(messaging::ensure_participant(&self.db.conn, who.id(), thread_id).await?)
+    }
+}

@@ -1,0 +1,101 @@
+//! The service layer: every use case, whichever transport asks. Who is asking (one
+//! [`Identity`], built by [`App::authenticate`] with one set of limits and one Origin policy),
+//! registration, login and logout, sending, reading, deleting, presence and the lobby. A
+//! transport decodes, calls one function here and encodes the result; the domain below holds
+//! the rules and queries, and events leave through the [`Notifier`] after each commit.
+
+pub mod accounts;
+pub mod auth;
+mod error;
+mod identity;
+pub mod limits;
+pub mod lobby;
+pub mod messaging;
+pub mod notify;
+pub mod ops;
+pub mod presence;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub use error::{ServiceError, ServiceResult};
+pub use identity::Identity;
+pub use notify::Notifier;
+
+/// The domain's types that transports encode or decode, as the service hands them over.
+pub use crate::domain::DomainError;
+pub use crate::domain::messaging::{
+    MessageDeleted, ReadOutcome, Recipient, SendMessage, SendOutcome, ThreadDeleted,
+};
+pub use crate::domain::views::{
+    AccountView, MessageView, Rendered, ThreadView, UnreadCounts, UserRef,
+};
+
+use crate::config::Config;
+use crate::db::Database;
+use crate::domain::messaging::{Directory, GroupCommit};
+use crate::domain::sessions;
+use crate::metrics::Metrics;
+use auth::{OriginPolicy, Tokens};
+use limits::Limits;
+use lobby::Lobby;
+use presence::Presence;
+
+/// Shared state of one server node.
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Database,
+    pub tokens: Tokens,
+    pub origins: OriginPolicy,
+    pub limits: Limits,
+    pub notifier: Arc<dyn Notifier>,
+    pub presence: Presence,
+    pub lobby: Lobby,
+    threads: Directory,
+    replies: GroupCommit,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Connects to the database, runs migrations, loads the signing secret and starts the
+    /// group commit, whose commits `notifier` announces.
+    pub async fn new(config: Config, notifier: Arc<dyn Notifier>) -> anyhow::Result<App> {
+        let db = Database::connect(&config).await?;
+        db.migrate().await?;
+        let secret = match &config.secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => sessions::signing_secret(&db.conn).await?,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (replies, committed) = GroupCommit::start(db.clone(), metrics.clone());
+        messaging::start_announcer(committed, notifier.clone());
+        Ok(App(Arc::new(AppInner {
+            tokens: Tokens::new(&secret),
+            origins: OriginPolicy::new(&config.allowed_origins),
+            limits: Limits::new(&config, metrics.clone()),
+            replies,
+            notifier,
+            presence: Presence::default(),
+            lobby: Lobby::default(),
+            threads: Directory::default(),
+            metrics,
+            db,
+            config,
+        })))
+    }
+
+    /// Leaves the cluster's presence at once, instead of when the heartbeat expires.
+    pub async fn shutdown(&self) {
+        self.presence.leave_cluster().await;
+    }
+}

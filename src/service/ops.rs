@@ -1,0 +1,76 @@
+//! Operating a node: health, metrics, and the admin dashboard's figures.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::App;
+use crate::domain::sessions;
+
+/// One `stats` event of the admin dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Socket.IO and lobby connections on this node.
+    pub connections: i64,
+    /// Live sessions (all nodes).
+    pub sessions: u64,
+    /// Messages stored by this node during the last second.
+    pub messages_per_second: f64,
+    /// Round trip of `SELECT 1`.
+    pub db_latency_ms: f64,
+    pub timestamp: String,
+}
+
+impl App {
+    /// Whether the database answers within two seconds.
+    pub async fn database_answers(&self) -> bool {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.db.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// The Prometheus text exposition of this node's figures.
+    pub async fn metrics_text(&self) -> String {
+        let sessions = sessions::count_live(&self.db.conn).await.unwrap_or(0);
+        self.metrics
+            .render(sessions, self.presence.local_online_users())
+    }
+
+    /// Sends `stats` to this node's admin dashboards every second while one is connected.
+    pub async fn stream_admin_stats(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = (
+            Instant::now(),
+            self.metrics.messages_sent.load(Ordering::Relaxed),
+        );
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let sent = self.metrics.messages_sent.load(Ordering::Relaxed);
+            let rate = (sent - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(0.001);
+            last = (now, sent);
+            if !self.notifier.has_local_admins() {
+                continue;
+            }
+            let started = Instant::now();
+            let healthy = self.db.ping().await.is_ok();
+            let db_latency_ms = if healthy {
+                started.elapsed().as_secs_f64() * 1000.0
+            } else {
+                -1.0
+            };
+            let stats = Stats {
+                connections: self.metrics.sockets_connected.load(Ordering::Relaxed)
+                    + self.metrics.lobby_connected.load(Ordering::Relaxed),
+                sessions: sessions::count_live(&self.db.conn).await.unwrap_or(0),
+                messages_per_second: (rate * 10.0).round() / 10.0,
+                db_latency_ms: (db_latency_ms * 100.0).round() / 100.0,
+                timestamp: crate::ids::rfc3339(crate::ids::now_micros()),
+            };
+            self.notifier.admin_stats(&stats).await;
+        }
+    }
+}
