@@ -5,7 +5,7 @@ use missive::domain::{DomainError, accounts};
 use missive::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc, for Rust's allocations and, unprefixed, for SQLite's as well (README, Performance).
+/// jemalloc, for Rust's allocations and, unprefixed, for SQLite's as well (docs/performance.md).
 #[cfg(all(unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -315,3 +315,54 @@ async fn the_admin_namespace_streams_to_admins_only() {
         .expect("admin by Basic");
     srv.stop().await;
 }
+
+/// The lobby's status answer to a handshake with Basic credentials (101 once upgraded).
+async fn lobby_with_basic(srv: &TestServer, username: &str, password: &str) -> u16 {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let mut req = format!("{}/ws", srv.url.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Basic {basic}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, response)) => {
+            let _ = ws.close(None).await;
+            response.status().as_u16()
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("the lobby handshake failed: {e}"),
+    }
+}
+
+/// Guessing a password through the `/ws` lobby spends the same per-username budget as the
+/// HTTP login: once it is used up, by either path, both answer 429, even to the right password.
+#[tokio::test]
+async fn password_guesses_on_the_lobby_share_the_login_limits() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.login_failures = 3)
+        .await
+        .unwrap();
+    srv.user("lee").await;
+    assert_eq!(lobby_with_basic(&srv, "lee", "correct horse").await, 101);
+    for _ in 0..2 {
+        assert_eq!(lobby_with_basic(&srv, "lee", "wrong password").await, 401);
+    }
+    let (status, _) = srv
+        .http()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "lee", "password": "wrong password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(lobby_with_basic(&srv, "lee", "correct horse").await, 429);
+    let (status, body) = srv
+        .http()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "lee", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    srv.stop().await;
+}

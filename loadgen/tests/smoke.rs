@@ -1,5 +1,5 @@
 //! Every loadgen scenario, briefly and at tiny sizes, against a real server: proof that the
-//! benchmarks run. No timing is asserted here; the numbers belong in the README.
+//! benchmarks run. No timing is asserted here; the numbers belong in docs/performance.md.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
  * A `client_id`: a UUIDv7, the time in milliseconds followed by 74 random bits. The server
  * indexes every message by client_id, then sender; ids that grow with time all land at that
  * index's end, so each commit writes a page or two of it instead of a page per message
- * (README, Performance).
+ * (docs/performance.md).
  */
 export function newClientId(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
