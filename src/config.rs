@@ -74,7 +74,49 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_SOCKET_BUFFER", default_value_t = 1024)]
     pub socket_buffer: usize,
 
-    /// Use the left-most `X-Forwarded-For` address as the client address (behind a trusted proxy).
+    /// Bytes of packets that may wait to be written to one socket; past that, the socket is
+    /// disconnected (a client that stopped reading cannot grow the server's memory).
+    #[arg(long, env = "MISSIVE_SOCKET_BUFFER_BYTES", default_value_t = 1024 * 1024)]
+    pub socket_buffer_bytes: usize,
+
+    /// Client events (every kind) a socket may emit per second, bursts of twice that; 0: off.
+    #[arg(long, env = "MISSIVE_EVENT_RATE", default_value_t = 50)]
+    pub event_rate: u32,
+
+    /// Client events a user may emit per second over all their sockets (and lobby
+    /// connections), bursts of twice that; 0: off.
+    #[arg(long, env = "MISSIVE_USER_EVENT_RATE", default_value_t = 100)]
+    pub user_event_rate: u32,
+
+    /// Events of one socket being handled at once; past that, new ones are refused at once.
+    #[arg(long, env = "MISSIVE_EVENTS_IN_FLIGHT", default_value_t = 32)]
+    pub events_in_flight: usize,
+
+    /// Sockets (Socket.IO and lobby) one user may hold open on a node; 0: no cap.
+    #[arg(long, env = "MISSIVE_SOCKETS_PER_USER", default_value_t = 64)]
+    pub sockets_per_user: usize,
+
+    /// TCP connections one client address may hold open; 0: no cap. Not applied with
+    /// `--trust-proxy`, where every connection comes from the proxy (cap them there).
+    #[arg(long, env = "MISSIVE_CONNECTIONS_PER_ADDRESS", default_value_t = 512)]
+    pub connections_per_address: usize,
+
+    /// A client must send a request's headers within this long, and an idle keep-alive
+    /// connection is closed after it (slowloris).
+    #[arg(long, env = "MISSIVE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Keys each rate-limit table holds at most (addresses, usernames, users); the least
+    /// recently used are forgotten past it.
+    #[arg(long, env = "MISSIVE_LIMITER_CAPACITY", default_value_t = 100_000)]
+    pub limiter_capacity: usize,
+
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
+    #[arg(long, env = "MISSIVE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Behind a trusted reverse proxy: the client address is the right-most
+    /// `X-Forwarded-For` entry, the one that proxy appended.
     #[arg(long, env = "MISSIVE_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
 
@@ -101,6 +143,15 @@ impl Default for Config {
             send_rate: 20,
             ws_read_buffer: 512,
             socket_buffer: 1024,
+            socket_buffer_bytes: 1024 * 1024,
+            event_rate: 50,
+            user_event_rate: 100,
+            events_in_flight: 32,
+            sockets_per_user: 64,
+            connections_per_address: 512,
+            header_timeout: Duration::from_secs(10),
+            limiter_capacity: 100_000,
+            metrics_token: None,
             trust_proxy: false,
             secure_cookies: false,
         }

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub socket_events: AtomicU64,
     pub sockets_connected: AtomicI64,
     pub sockets_refused: AtomicU64,
+    /// TCP connections refused: their address had too many open.
+    pub connections_refused: AtomicU64,
     pub lobby_connected: AtomicI64,
 }
 
@@ -79,6 +81,11 @@ impl Metrics {
             "missive_sockets_refused_total",
             "Socket.IO connections refused.",
             get(&self.sockets_refused),
+        );
+        counter(
+            "missive_connections_refused_total",
+            "TCP connections refused because their address had too many open.",
+            get(&self.connections_refused),
         );
         let mut gauge = |name: &str, help: &str, value: i64| {
             let _ = writeln!(

@@ -18,6 +18,11 @@ async fn server() -> Server {
         database_url: format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
         login_rate: 100_000,
         send_rate: 0,
+        // loadgen opens many sockets from one address and emits flat out (scripts/bench-server).
+        event_rate: 0,
+        user_event_rate: 0,
+        sockets_per_user: 0,
+        connections_per_address: 0,
         ..missive::Config::default()
     };
     Server {

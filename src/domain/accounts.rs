@@ -172,6 +172,22 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> DomainResult<Opti
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
+/// Which of `user_ids` are admins now.
+pub async fn admins_among(db: &impl ConnectionTrait, user_ids: &[i64]) -> DomainResult<Vec<i64>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    use sea_orm::QuerySelect;
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.is_in(user_ids.to_vec()))
+        .filter(user::Column::IsAdmin.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// Grants or removes the admin role.
 pub async fn set_admin(
     db: &impl ConnectionTrait,

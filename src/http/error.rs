@@ -19,6 +19,8 @@ pub enum ApiError {
     InvalidPayload(String),
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
     #[error("authentication required")]
     Unauthorized { challenge: bool },
     #[error("{0}")]
@@ -67,6 +69,9 @@ impl IntoResponse for ApiError {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::InvalidPayload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Status(status, code, _) => (*status, *code),
         };

@@ -21,6 +21,7 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &App) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
@@ -28,8 +29,36 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
                 ApiError::MalformedJson(e.body_text())
             }
         })?;
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters). A form
+/// (`text/plain`, `application/x-www-form-urlencoded`) is refused even if its text is JSON: a
+/// foreign page can post those without a CORS preflight.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON object body that may also be empty (then `T::default()`): 415 unless it is JSON.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parse_json(bytes)
 }
 
 /// Parses a JSON object body (serde would also read a struct from an array: refused here).
@@ -104,15 +133,20 @@ impl FromRequestParts<App> for ClientAddr {
     }
 }
 
-/// Middleware: a state-changing request without an Authorization header (so cookie-authenticated,
-/// or a login/registration form) from a foreign Origin is refused before any handler runs.
+/// Middleware: a state-changing request from a foreign Origin is refused before any handler
+/// runs, unless it carries a bearer token (which no browser attaches by itself): a cookie,
+/// Basic credentials the browser cached, or none at all (a login or registration form).
 pub async fn origin_guard(
     axum::extract::State(app): axum::extract::State<App>,
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let guarded = !is_safe(req.method()) && !req.headers().contains_key(header::AUTHORIZATION);
+    let bearer = matches!(
+        auth::credential_from_headers(req.headers()),
+        Some(auth::Credential::Token(_))
+    );
+    let guarded = !is_safe(req.method()) && !bearer;
     if guarded && !app.origins.allows(req.headers()) {
         return ApiError::from(ServiceError::ForbiddenOrigin).into_response();
     }

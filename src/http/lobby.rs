@@ -22,6 +22,9 @@ pub fn router() -> Router<App> {
     Router::new().route("/ws", get(lobby))
 }
 
+/// Largest lobby frame read, in bytes.
+const MAX_FRAME: usize = 16 * 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LobbyMessage {
@@ -53,8 +56,12 @@ async fn lobby(
         ServiceError::Unauthorized => ApiError::Unauthorized { challenge: false },
         other => other.into(),
     })?;
+    app.admit_connection(&who)?;
+    // A lobby message is at most 300 characters: 16 KiB holds any legal frame, escapes and all,
+    // and a larger one is refused before it is read whole.
     Ok(ws
-        .max_message_size(64 * 1024)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| run_lobby(app, who, socket)))
 }
 
@@ -62,6 +69,7 @@ async fn run_lobby(app: App, who: Identity, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<LobbyFrame>(256);
     let id = app.lobby_join(&who, tx.clone());
+    let budget = app.limits.budget();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             match frame {
@@ -87,6 +95,14 @@ async fn run_lobby(app: App, who: Identity, socket: WebSocket) {
             _ = tx.closed() => None,
         };
         let Some(Ok(frame)) = frame else { break };
+        // Every frame spends the connection's budget; past it, nothing is read into the lobby.
+        let _permit = match app.limits.admit_event(who.id(), &budget) {
+            Ok(permit) => permit,
+            Err(e) => {
+                ack(json!({ "status": false, "code": e.code(), "message": e.to_string() }));
+                continue;
+            }
+        };
         let text = match frame {
             Message::Text(t) => t,
             Message::Close(_) => break,

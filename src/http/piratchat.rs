@@ -90,11 +90,16 @@ async fn login(
     ))
 }
 
+/// A GET, as Piratchat has it: refused from another site's page (a link or an image there
+/// would log the user out).
 async fn logout(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    if !app.origins.allows_state_changing_get(&headers) {
+        return Err(ServiceError::ForbiddenOrigin.into());
+    }
     if let Ok(who) = session_user(&app, &headers, ip).await {
         app.logout(&who).await?;
     }

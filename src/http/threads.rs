@@ -78,14 +78,11 @@ async fn read(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     // The body is optional: an empty POST reads to the end.
-    let req: ReadRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ReadRequest::default()
-    } else {
-        super::extract::parse_json(&body)?
-    };
+    let req: ReadRequest = super::extract::optional_json(&headers, &body)?;
     let outcome = app
         .read_thread(&who, &thread_id, req.up_to.as_deref())
         .await?;

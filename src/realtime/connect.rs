@@ -12,28 +12,35 @@ use super::events;
 use super::notify::{SocketIoNotifier, legacy_room, session_room, user_room};
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Credential, Presented};
+use crate::service::limits::Budget;
 use crate::service::{App, Identity, ServiceError};
 
 /// The authenticated user of a socket, stored in its extensions by the handshake (in an
 /// [`Arc`], since every event takes a copy of it).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SocketUser {
     pub who: Identity,
     /// Whether the socket hears the legacy Flask-Messaging events too (the default).
     pub legacy: bool,
+    /// What the socket may still emit.
+    pub budget: Arc<Budget>,
 }
 
-/// Why a handshake was refused; the client sees CONNECT_ERROR `{"message": "unauthorized"}`.
+/// Why a handshake was refused, as the client's CONNECT_ERROR says it: `{"message": code}`,
+/// `unauthorized` (no valid credential, or a cookie or Basic from a foreign Origin) or
+/// `rate_limited` (password guesses, or too many sockets of one user).
 #[derive(Debug)]
-pub struct Unauthorized;
+pub struct Refused(&'static str);
 
-impl std::fmt::Display for Unauthorized {
+const UNAUTHORIZED: Refused = Refused("unauthorized");
+
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
+        f.write_str(self.0)
     }
 }
 
-impl std::error::Error for Unauthorized {}
+impl std::error::Error for Refused {}
 
 #[derive(Deserialize)]
 /// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional.
@@ -53,7 +60,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
     State(notifier): State<Arc<SocketIoNotifier>>,
-) -> Result<(), Unauthorized> {
+) -> Result<(), Refused> {
     let me = check(&s, payload.ok(), &app).await?;
     s.join(user_room(me.who.id()));
     if let Some(sid) = &me.who.session_id {
@@ -139,13 +146,13 @@ pub async fn authenticate_admin<A: Adapter>(
     s: SocketRef<A>,
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
-) -> Result<(), Unauthorized> {
+) -> Result<(), Refused> {
     let me = check(&s, payload.ok(), &app).await?;
     if !me.who.is_admin {
         Metrics::inc(&app.metrics.sockets_refused);
-        return Err(Unauthorized);
+        return Err(UNAUTHORIZED);
     }
-    super::admin::admit(&s, me.who.session_id.as_deref());
+    super::admin::admit(&s, me.who.id(), me.who.session_id.as_deref());
     s.extensions.insert(Arc::new(me));
     s.extensions.insert(Counted::new(&app, None));
     Ok(())
@@ -157,10 +164,10 @@ async fn check<A: Adapter>(
     s: &SocketRef<A>,
     payload: Option<AuthPayload>,
     app: &App,
-) -> Result<SocketUser, Unauthorized> {
+) -> Result<SocketUser, Refused> {
     let refuse = || {
         Metrics::inc(&app.metrics.sockets_refused);
-        Unauthorized
+        UNAUTHORIZED
     };
     let parts = s.req_parts();
     let legacy = payload.as_ref().and_then(|p| p.legacy).unwrap_or(true);
@@ -179,13 +186,26 @@ async fn check<A: Adapter>(
         // Cross-site WebSocket hijacking: a cookie sent by a page of a foreign origin.
         guarded: true,
     };
-    match app.authenticate(presented).await {
-        Ok(who) => Ok(SocketUser { who, legacy }),
+    let admitted = match app.authenticate(presented).await {
+        Ok(who) => app.admit_connection(&who).map(|()| who),
+        Err(e) => Err(e),
+    };
+    match admitted {
+        Ok(who) => Ok(SocketUser {
+            who,
+            legacy,
+            budget: app.limits.budget(),
+        }),
         Err(e) => {
-            if let ServiceError::Domain(_) = e {
-                tracing::error!(error = %e, "handshake authentication failed");
+            refuse();
+            match e {
+                ServiceError::RateLimited(_) => Err(Refused("rate_limited")),
+                ServiceError::Domain(_) => {
+                    tracing::error!(error = %e, "handshake authentication failed");
+                    Err(UNAUTHORIZED)
+                }
+                _ => Err(UNAUTHORIZED),
             }
-            Err(refuse())
         }
     }
 }

@@ -114,7 +114,9 @@ fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<Arc<SocketUser>, Refusa
     })
 }
 
-/// Runs one event: who is asking, the parsed payload, then `work`; the ack is answered either way.
+/// Runs one event: who is asking, within the socket's and the user's budget, the parsed
+/// payload, then `work`; the ack is answered either way. An event past the budget is answered
+/// `rate_limited` at once and nothing of it is queued.
 async fn respond<A: Adapter, T, R: Serialize>(
     s: &SocketRef<A>,
     app: &App,
@@ -122,8 +124,12 @@ async fn respond<A: Adapter, T, R: Serialize>(
     data: Result<T, ParserError>,
     work: impl AsyncFnOnce(Arc<SocketUser>, T) -> Result<R, Refusal>,
 ) {
-    let result = match me(s, app).and_then(|me| Ok((me, payload(data)?))) {
-        Ok((me, req)) => work(me, req).await,
+    let admitted = me(s, app).and_then(|me| {
+        let permit = app.limits.admit_event(me.who.id(), &me.budget)?;
+        Ok((me, permit))
+    });
+    let result = match admitted.and_then(|(me, permit)| Ok((me, permit, payload(data)?))) {
+        Ok((me, _permit, req)) => work(me, req).await,
         Err(refusal) => Err(refusal),
     };
     answer(ack, result);

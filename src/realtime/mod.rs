@@ -23,12 +23,24 @@ use crate::config::Config;
 pub const MESSAGING_NAMESPACES: [&str; 2] = ["/messages", "/"];
 
 fn tuned<A: Adapter>(builder: SocketIoBuilder<A>, config: &Config) -> SocketIoBuilder<A> {
+    // A socket whose queue reaches either bound is closed (vendor/engineioxide/PATCHED.md).
+    engineioxide::socket::set_max_buffer_bytes(config.socket_buffer_bytes);
     builder
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .max_payload(1024 * 1024)
+        // The largest legal event (a message of `--max-body` characters, each escaped as
+        // `\uXXXX` at worst, with its subject and client_id) fits; a larger frame is refused
+        // before it is read whole.
+        .ws_max_message_size(max_event_size(config))
+        .ws_max_frame_size(max_event_size(config))
         .ws_read_buffer_size(config.ws_read_buffer.max(64))
         .max_buffer_size(config.socket_buffer.max(4))
+}
+
+/// Bytes of the largest websocket message a legal event makes, with room to spare.
+fn max_event_size(config: &Config) -> usize {
+    config.max_body * 12 + 16 * 1024
 }
 
 /// Single node: rooms live in this process.

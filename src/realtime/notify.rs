@@ -14,6 +14,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
+use super::connect::SocketUser;
 use crate::service::ops::Stats;
 use crate::service::{
     MessageDeleted, Notifier, ReadOutcome, Rendered, SendOutcome, ThreadDeleted, ThreadView,
@@ -61,6 +62,8 @@ trait Rooms: Send + Sync {
     fn disconnect(&self, room: String) -> BoxFuture<'_, ()>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
     fn has_local_admins(&self) -> bool;
+    fn local_admins(&self) -> Vec<i64>;
+    fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()>;
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
@@ -104,6 +107,34 @@ impl<A: Adapter> Rooms for SocketIo<A> {
     fn has_local_admins(&self) -> bool {
         self.of(super::admin::NAMESPACE)
             .is_some_and(|op| !op.local().to(super::admin::ROOM).sockets().is_empty())
+    }
+
+    fn local_admins(&self) -> Vec<i64> {
+        let Some(op) = self.of(super::admin::NAMESPACE) else {
+            return Vec::new();
+        };
+        let mut users: Vec<i64> = op
+            .local()
+            .to(super::admin::ROOM)
+            .sockets()
+            .iter()
+            .filter_map(|s| s.extensions.get::<Arc<SocketUser>>())
+            .map(|me| me.who.id())
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(op) = self.of(super::admin::NAMESPACE) {
+                let room = super::admin::admin_room(user_id);
+                if let Err(e) = op.local().to(room).disconnect().await {
+                    tracing::warn!(error = %e, "closing a demoted admin's sockets failed");
+                }
+            }
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -176,6 +207,21 @@ impl Notifier for SocketIoNotifier {
 
     fn has_local_admins(&self) -> bool {
         self.rooms.get().is_some_and(|r| r.has_local_admins())
+    }
+
+    fn local_admins(&self) -> Vec<i64> {
+        self.rooms
+            .get()
+            .map(|r| r.local_admins())
+            .unwrap_or_default()
+    }
+
+    fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(rooms) = self.rooms.get() {
+                rooms.revoke_admin(user_id).await;
+            }
+        })
     }
 
     /// `stats` to the admin sockets of this node (each node reports its own figures).

@@ -1,12 +1,12 @@
 //! Server assembly: the service's [`App`], the Socket.IO layer (in-process or Redis adapter)
 //! with its notifier, the HTTP router, the background tasks, and graceful shutdown.
 
+mod listen;
 mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio::net::TcpListener;
@@ -58,28 +58,24 @@ impl Server {
             }
         };
         let tasks = tasks::CancelOnDrop(tasks::spawn(&app));
+        let policy = listen::Policy {
+            header_timeout: app.config.header_timeout,
+            // Behind a proxy every connection comes from the proxy: the cap belongs there.
+            per_address: (app.config.connections_per_address > 0 && !app.config.trust_proxy)
+                .then_some(app.config.connections_per_address),
+            metrics: app.metrics.clone(),
+        };
         let handle = tokio::spawn({
             let app = app.clone();
             async move {
-                // Small frames go out at once: with Nagle's algorithm a frame written while an
-                // earlier one is unacknowledged waited for the peer's delayed ACK (40 ms).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "TCP_NODELAY was refused");
-                    }
-                });
-                axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown({
+                let stopping = {
                     let app = app.clone();
                     async move {
                         let _ = shutdown_rx.await;
                         app.notifier.close_all().await;
                     }
-                })
-                .await?;
+                };
+                listen::serve(listener, router, policy, stopping).await;
                 drop(tasks);
                 app.shutdown().await;
                 Ok(())

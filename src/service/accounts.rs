@@ -58,7 +58,7 @@ impl App {
 
     /// Opens a session for the account holding `key`; an unknown key is `InvalidCredentials`.
     pub async fn login_with_key(&self, client: IpAddr, key: &str) -> ServiceResult<LoggedIn> {
-        self.limits.check_address(&client.to_string())?;
+        self.limits.check_address(client, "login")?;
         let Some(user) = piratchat::find_by_key(&self.db.conn, key).await? else {
             Metrics::inc(&self.metrics.login_failures);
             return Err(DomainError::InvalidCredentials.into());

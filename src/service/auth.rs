@@ -81,9 +81,10 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// Cookie credentials are the ones a browser attaches on its own, so the Origin rule applies.
-    pub fn is_cookie(&self) -> bool {
-        matches!(self, Credential::Cookie(_))
+    /// Whether a browser may attach this credential on its own: the cookie, and Basic, which
+    /// browsers cache once a user typed it. The Origin rule applies to those.
+    pub fn browser_attached(&self) -> bool {
+        matches!(self, Credential::Cookie(_) | Credential::Basic { .. })
     }
 }
 
@@ -125,13 +126,15 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// The client's address: the peer, or the left-most `X-Forwarded-For` behind a trusted proxy.
+/// The client's address: the peer, or, behind a trusted proxy, the right-most
+/// `X-Forwarded-For` entry: the one that proxy appended (everything left of it was written
+/// by the client, who may claim any address there).
 pub fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -> IpAddr {
     let forwarded = trust_proxy
-        .then(|| headers.get("x-forwarded-for"))
+        .then(|| headers.get_all("x-forwarded-for").iter().next_back())
         .flatten()
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse().ok());
     forwarded.or(peer).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
@@ -184,7 +187,7 @@ impl App {
                 Identity::of(&user, None)
             }
         };
-        if guarded && credential.is_cookie() && !self.origins.allows(headers) {
+        if guarded && credential.browser_attached() && !self.origins.allows(headers) {
             return Err(ServiceError::ForbiddenOrigin);
         }
         Ok(identity)
@@ -251,6 +254,20 @@ impl OriginPolicy {
         origin
             .split_once("://")
             .is_some_and(|(scheme, rest)| (scheme == "http" || scheme == "https") && rest == host)
+    }
+}
+
+impl OriginPolicy {
+    /// Whether a GET that changes state (Piratchat's `/api/logout`) comes from a page of an
+    /// allowed origin, or from no page at all: browsers say where a request comes from in
+    /// `Sec-Fetch-Site` (a cross-site link or image sends the cookie, SameSite=Lax included),
+    /// and may send an Origin.
+    pub fn allows_state_changing_get(&self, headers: &HeaderMap) -> bool {
+        let site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        matches!(site, "same-origin" | "none") && self.allows(headers)
     }
 }
 

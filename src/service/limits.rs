@@ -1,60 +1,83 @@
-//! Limits: in-memory token buckets keyed by client address, username or user (per node).
+//! Limits: how often a client may try a password, register, send or emit, and how many
+//! sockets a user may hold. Token buckets keyed by a hash of the client address, username or
+//! user, in tables of bounded size (per node).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use hashlink::LruCache;
 
 use super::{ServiceError, ServiceResult};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-/// Every limit of a node: login and registration attempts per address, failed logins per
-/// username, messages per user.
+/// Every limit of a node.
 pub struct Limits {
+    /// Login and registration attempts per client address.
     login_by_addr: RateLimiter,
+    /// Failed logins per username.
     login_by_name: RateLimiter,
-    /// `None` when the send limit is off.
+    /// Messages per user; `None` when the limit is off.
     sends_by_user: Option<RateLimiter>,
+    /// Client events per user, all their sockets together; `None` when off.
+    events_by_user: Option<RateLimiter>,
+    /// Client events per socket, per second (bursts of twice that); 0 when off.
+    event_rate: u32,
+    /// Events of one socket handled at once.
+    events_in_flight: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Limits {
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Limits {
+        let keys = config.limiter_capacity.max(1);
+        let per_user = |rate: u32| {
+            (rate > 0)
+                .then(|| RateLimiter::new(rate.saturating_mul(2), Duration::from_secs(2), keys))
+        };
         Limits {
-            login_by_addr: RateLimiter::new(config.login_rate, Duration::from_secs(60)),
-            login_by_name: RateLimiter::new(config.login_failures, Duration::from_secs(15 * 60)),
-            sends_by_user: (config.send_rate > 0).then(|| {
-                RateLimiter::new(config.send_rate.saturating_mul(2), Duration::from_secs(2))
-            }),
+            login_by_addr: RateLimiter::new(config.login_rate, Duration::from_secs(60), keys),
+            login_by_name: RateLimiter::new(
+                config.login_failures,
+                Duration::from_secs(15 * 60),
+                keys,
+            ),
+            sends_by_user: per_user(config.send_rate),
+            events_by_user: per_user(config.user_event_rate),
+            event_rate: config.event_rate,
+            events_in_flight: config.events_in_flight.max(1),
             metrics,
         }
     }
 
     /// Spends a login attempt for the address and checks the username still has attempts left.
     pub fn check_login(&self, client: IpAddr, username: &str) -> ServiceResult<()> {
-        self.check_address(&client.to_string())?;
+        self.check_address(client, "login")?;
         self.login_by_name
-            .peek(&username.trim().to_lowercase())
+            .peek(&username_key(username))
             .map_err(|wait| self.refused(wait))
     }
 
     /// Spends a registration attempt for the address.
     pub fn check_registration(&self, client: IpAddr) -> ServiceResult<()> {
-        self.check_address(&format!("register:{client}"))
+        self.check_address(client, "register")
     }
 
-    /// Spends an attempt from the per-address bucket `key`.
-    pub fn check_address(&self, key: &str) -> ServiceResult<()> {
+    /// Spends an attempt of `kind` (login, register) from the address's bucket.
+    pub fn check_address(&self, client: IpAddr, kind: &str) -> ServiceResult<()> {
         self.login_by_addr
-            .check(key)
+            .check(&format!("{kind}:{}", address_key(client)))
             .map_err(|wait| self.refused(wait))
     }
 
     /// Counts a failed password against the username.
     pub fn record_login_failure(&self, username: &str) {
         Metrics::inc(&self.metrics.login_failures);
-        let _ = self.login_by_name.check(&username.trim().to_lowercase());
+        let _ = self.login_by_name.check(&username_key(username));
     }
 
     /// Spends one of the user's messages.
@@ -67,17 +90,101 @@ impl Limits {
         }
     }
 
+    /// A new connection's event budget.
+    pub fn budget(&self) -> Arc<Budget> {
+        Arc::new(Budget {
+            bucket: (self.event_rate > 0).then(|| {
+                let capacity = f64::from(self.event_rate.saturating_mul(2));
+                Mutex::new(Bucket::full(capacity))
+            }),
+            per_second: f64::from(self.event_rate),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Admits one client event of `user_id` on the connection of `budget`: within the
+    /// connection's rate and in-flight cap, and the user's rate. A refused event costs nothing
+    /// more: the caller answers `rate_limited` at once and queues nothing.
+    pub fn admit_event(&self, user_id: i64, budget: &Arc<Budget>) -> ServiceResult<EventPermit> {
+        let in_flight = budget.in_flight.fetch_add(1, Ordering::AcqRel);
+        let permit = EventPermit(budget.clone());
+        if in_flight >= self.events_in_flight {
+            return Err(self.refused(Duration::from_millis(100)));
+        }
+        if let Some(bucket) = &budget.bucket {
+            let capacity = f64::from(self.event_rate.saturating_mul(2));
+            let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
+            bucket
+                .spend(capacity, budget.per_second, true)
+                .map_err(|wait| self.refused(wait))?;
+        }
+        if let Some(limiter) = &self.events_by_user {
+            limiter
+                .check(&user_id.to_string())
+                .map_err(|wait| self.refused(wait))?;
+        }
+        Ok(permit)
+    }
+
     fn refused(&self, wait: Duration) -> ServiceError {
         Metrics::inc(&self.metrics.rate_limited);
         ServiceError::RateLimited(wait)
     }
+
+    /// Keys held by each table (for the memory bound's test and /metrics).
+    pub fn keys(&self) -> usize {
+        self.login_by_addr.len()
+            + self.login_by_name.len()
+            + self.sends_by_user.as_ref().map_or(0, RateLimiter::len)
+            + self.events_by_user.as_ref().map_or(0, RateLimiter::len)
+    }
 }
 
-/// A family of token buckets: each key may spend `capacity` tokens, refilled evenly over `period`.
+/// The events budget of one connection (a socket or a lobby connection): a token bucket and
+/// the count of its events being handled.
+pub struct Budget {
+    bucket: Option<Mutex<Bucket>>,
+    per_second: f64,
+    in_flight: AtomicUsize,
+}
+
+/// One admitted event; it leaves the connection's in-flight count when dropped.
+pub struct EventPermit(Arc<Budget>);
+
+impl Drop for EventPermit {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A username as limits key it: trimmed and lowercased, as logins look it up.
+fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+/// A client address as limits key it: IPv4 as is, IPv6 by its /64 (one host usually holds a
+/// whole /64, so keying by the full address would give it 2^64 buckets).
+pub fn address_key(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// A family of token buckets: each key may spend `capacity` tokens, refilled evenly over
+/// `period`. Keys are kept as a keyed hash (a client's long or numerous strings cost the same
+/// as short ones), at most `max_keys` of them: past that the least recently used is forgotten.
 pub struct RateLimiter {
     capacity: f64,
     per_second: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    hasher: RandomState,
+    buckets: Mutex<LruCache<u64, Bucket>>,
 }
 
 struct Bucket {
@@ -85,53 +192,76 @@ struct Bucket {
     updated: Instant,
 }
 
+impl Bucket {
+    fn full(capacity: f64) -> Bucket {
+        Bucket {
+            tokens: capacity,
+            updated: Instant::now(),
+        }
+    }
+
+    /// Refills for the time passed, then spends a token (or only checks one is there).
+    fn spend(&mut self, capacity: f64, per_second: f64, spend: bool) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.updated).as_secs_f64() * per_second)
+            .min(capacity);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            if spend {
+                self.tokens -= 1.0;
+            }
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
+        }
+    }
+}
+
 impl RateLimiter {
-    pub fn new(capacity: u32, period: Duration) -> RateLimiter {
+    pub fn new(capacity: u32, period: Duration, max_keys: usize) -> RateLimiter {
         let capacity = f64::from(capacity.max(1));
         RateLimiter {
             capacity,
             per_second: capacity / period.as_secs_f64(),
-            buckets: Mutex::default(),
+            hasher: RandomState::new(),
+            buckets: Mutex::new(LruCache::new(max_keys.max(1))),
         }
     }
 
     /// Spends one token for `key`; on refusal, says how long until one is back.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.spend(key, true)
+        let hash = self.hasher.hash_one(key);
+        let mut buckets = self.lock();
+        if let Some(bucket) = buckets.get_mut(&hash) {
+            return bucket.spend(self.capacity, self.per_second, true);
+        }
+        let mut bucket = Bucket::full(self.capacity);
+        let spent = bucket.spend(self.capacity, self.per_second, true);
+        // A full table forgets its least recently used key.
+        buckets.insert(hash, bucket);
+        spent
     }
 
-    /// Whether `key` has a token left, without spending it.
+    /// Whether `key` has a token left, without spending it (nor remembering the key).
     pub fn peek(&self, key: &str) -> Result<(), Duration> {
-        self.spend(key, false)
+        let hash = self.hasher.hash_one(key);
+        match self.lock().get_mut(&hash) {
+            Some(bucket) => bucket.spend(self.capacity, self.per_second, false),
+            None => Ok(()),
+        }
     }
 
-    fn spend(&self, key: &str, spend: bool) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() > 100_000 {
-            // Forget full buckets so a flood of addresses cannot grow this without bound.
-            let (cap, rate) = (self.capacity, self.per_second);
-            buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < cap);
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.updated).as_secs_f64() * self.per_second)
-            .min(self.capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            if spend {
-                bucket.tokens -= 1.0;
-            }
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
-            ))
-        }
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<u64, Bucket>> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -141,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_bucket_refuses_after_its_capacity_and_keys_are_independent() {
-        let limiter = RateLimiter::new(3, Duration::from_secs(60));
+        let limiter = RateLimiter::new(3, Duration::from_secs(60), 100);
         for _ in 0..3 {
             assert!(limiter.check("a").is_ok());
         }
@@ -149,5 +279,38 @@ mod tests {
         assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20));
         assert!(limiter.peek("a").is_err());
         assert!(limiter.check("b").is_ok());
+    }
+
+    /// 100,000 distinct usernames (each up to a kilobyte) keep the table at its capacity, and
+    /// looking a key up remembers nothing.
+    #[test]
+    fn the_table_stays_at_its_capacity_and_peeking_stores_nothing() {
+        let limiter = RateLimiter::new(10, Duration::from_secs(900), 1_000);
+        for i in 0..100_000 {
+            assert!(limiter.peek(&format!("guess{i}")).is_ok());
+        }
+        assert_eq!(limiter.len(), 0, "a look-up inserted a key");
+        for i in 0..100_000 {
+            let long_name = format!("{i}{}", "x".repeat(i % 1024));
+            let _ = limiter.check(&long_name);
+        }
+        assert_eq!(limiter.len(), 1_000);
+        // A key in use is remembered in a full table: its bucket still runs out.
+        for _ in 0..10 {
+            assert!(limiter.check("in use").is_ok());
+        }
+        assert!(limiter.check("in use").is_err());
+        assert_eq!(limiter.len(), 1_000);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_ipv4_by_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
+        assert_eq!(address_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1");
+        assert_eq!(address_key("10.0.0.1".parse().unwrap()), "10.0.0.1");
     }
 }

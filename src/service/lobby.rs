@@ -81,13 +81,30 @@ impl Lobby {
     }
 
     /// Sends `text` to every connection but `except`. A connection too slow to keep up is closed.
+    /// The lock is held only to copy the senders: joining, leaving and other broadcasts do not
+    /// wait for this one's copies.
     pub fn broadcast(&self, except: Option<ConnectionId>, text: &str) {
-        let inner = self.lock();
-        for (id, m) in &inner.members {
-            if Some(*id) != except && m.tx.try_send(LobbyFrame::Text(text.to_owned())).is_err() {
-                let _ = m.tx.try_send(LobbyFrame::Close);
+        let receivers: Vec<mpsc::Sender<LobbyFrame>> = self
+            .lock()
+            .members
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(_, m)| m.tx.clone())
+            .collect();
+        for tx in receivers {
+            if tx.try_send(LobbyFrame::Text(text.to_owned())).is_err() {
+                let _ = tx.try_send(LobbyFrame::Close);
             }
         }
+    }
+
+    /// Connections of `user_id` here.
+    pub fn connections_of(&self, user_id: i64) -> usize {
+        self.lock()
+            .members
+            .values()
+            .filter(|m| m.user_id == user_id)
+            .count()
     }
 
     /// Usernames with at least one connection, sorted.

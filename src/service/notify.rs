@@ -32,6 +32,10 @@ pub trait Notifier: Send + Sync + 'static {
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
     /// Whether an admin dashboard is connected to this node.
     fn has_local_admins(&self) -> bool;
+    /// The users of the admin dashboards connected to this node.
+    fn local_admins(&self) -> Vec<i64>;
+    /// Closes the admin dashboards of `user_id` on this node (no longer an admin).
+    fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()>;
     /// This node's figures to the admin dashboards connected to it.
     fn admin_stats<'a>(&'a self, stats: &'a Stats) -> BoxFuture<'a, ()>;
     /// Closes every socket of this node (shutdown), so that clients reconnect elsewhere.

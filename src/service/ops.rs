@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::App;
-use crate::domain::sessions;
+use crate::domain::{accounts, sessions};
 
 /// One `stats` event of the admin dashboard.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +23,21 @@ pub struct Stats {
 }
 
 impl App {
+    /// Closes the dashboards of users who are no longer admins (`missive user demote` runs in
+    /// another process): within a second of the demotion, before the next figures go out.
+    async fn close_demoted_dashboards(&self) {
+        let watching = self.notifier.local_admins();
+        match accounts::admins_among(&self.db.conn, &watching).await {
+            Ok(admins) => {
+                for user_id in watching.iter().filter(|id| !admins.contains(id)) {
+                    tracing::info!(user_id, "closing the admin dashboard of a demoted user");
+                    self.notifier.revoke_admin(*user_id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "admin check failed"),
+        }
+    }
+
     /// Whether the database answers within two seconds.
     pub async fn database_answers(&self) -> bool {
         matches!(
@@ -55,6 +70,7 @@ impl App {
             if !self.notifier.has_local_admins() {
                 continue;
             }
+            self.close_demoted_dashboards().await;
             let started = Instant::now();
             let healthy = self.db.ping().await.is_ok();
             let db_latency_ms = if healthy {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{App, Identity};
+use super::{App, Identity, ServiceError, ServiceResult};
 use crate::domain::views::UserRef;
 use crate::domain::{accounts, messaging};
 
@@ -129,6 +129,11 @@ impl Presence {
         }
     }
 
+    /// Sockets of `user_id` on this node.
+    pub fn local_sockets(&self, user_id: i64) -> usize {
+        self.counts().users.get(&user_id).copied().unwrap_or(0)
+    }
+
     pub fn local_online_users(&self) -> usize {
         self.counts().users.len()
     }
@@ -170,6 +175,18 @@ impl Presence {
 }
 
 impl App {
+    /// Whether `who` may open one more socket or lobby connection on this node: at most
+    /// `--sockets-per-user` of them (each holds buffers; one account must not hold thousands).
+    pub fn admit_connection(&self, who: &Identity) -> ServiceResult<()> {
+        let cap = self.config.sockets_per_user;
+        let open = self.presence.local_sockets(who.id()) + self.lobby.connections_of(who.id());
+        if cap > 0 && open >= cap {
+            crate::metrics::Metrics::inc(&self.metrics.rate_limited);
+            return Err(ServiceError::RateLimited(std::time::Duration::from_secs(1)));
+        }
+        Ok(())
+    }
+
     /// A socket of `who` opened on this node; if they came online, their correspondents hear
     /// it (without holding up the caller).
     pub async fn socket_opened(&self, who: &Identity) {

@@ -1,6 +1,6 @@
 //! Reading a thread: the read mark moves forward, and the unread totals with it.
 
-use entity::{message, participant};
+use entity::{message, participant, thread};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::ReadOutcome;
@@ -17,24 +17,21 @@ pub async fn read(
     thread_id: &str,
     up_to: Option<&str>,
 ) -> DomainResult<ReadOutcome> {
+    // A read that moves nothing writes nothing: it is found out on the readers' pool, without
+    // the write gate, so that a flood of them cannot queue ahead of other users' writes. The
+    // mark only moves forward, so a stale look here never skips a write that was needed.
+    let (thread, me) = visible_membership(&db.conn, reader.id, thread_id).await?;
+    if read_target(&db.conn, &thread, &me, up_to).await? <= me.read_up_to {
+        return Ok(ReadOutcome {
+            reader: reader.clone(),
+            thread_id: thread.public_id,
+            unread: unread_counts(&db.conn, reader.id).await?,
+            changed: false,
+        });
+    }
     let txn = db.begin_write().await?;
     let (thread, me) = visible_membership(&*txn, reader.id, thread_id).await?;
-    let target = match up_to {
-        Some(url) => {
-            let m = find_message(&*txn, url)
-                .await?
-                .filter(|m| m.thread_id == thread.id && m.id > me.hidden_before);
-            m.ok_or_else(|| {
-                DomainError::invalid(
-                    "up_to",
-                    "not_found",
-                    "up_to is not a message of this thread",
-                )
-            })?
-            .id
-        }
-        None => thread.last_message_id.unwrap_or(0),
-    };
+    let target = read_target(&*txn, &thread, &me, up_to).await?;
     let before = unread_counts(&*txn, reader.id).await?;
     let read_up_to = std::cmp::max(me.read_up_to, target);
     let remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
@@ -53,6 +50,30 @@ pub async fn read(
         unread,
         changed: unread != before,
     })
+}
+
+/// The id of the message a read goes up to: `up_to`, which must be a message of the thread
+/// the reader can see, or the thread's newest.
+async fn read_target(
+    db: &impl ConnectionTrait,
+    thread: &thread::Model,
+    me: &participant::Model,
+    up_to: Option<&str>,
+) -> DomainResult<i64> {
+    let Some(url) = up_to else {
+        return Ok(thread.last_message_id.unwrap_or(0));
+    };
+    find_message(db, url)
+        .await?
+        .filter(|m| m.thread_id == thread.id && m.id > me.hidden_before)
+        .map(|m| m.id)
+        .ok_or_else(|| {
+            DomainError::invalid(
+                "up_to",
+                "not_found",
+                "up_to is not a message of this thread",
+            )
+        })
 }
 
 /// Unread messages left for `user_id` after reading up to `read_up_to`.

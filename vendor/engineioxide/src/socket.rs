@@ -59,7 +59,7 @@ use std::{
     fmt::Debug,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -72,6 +72,28 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 /// 32 at a time as soon as it is created, so an unboxed `PacketBuf` (168 bytes) made every
 /// socket pay 5.4 KiB up front; a box costs 8 bytes a slot and one allocation per send.
 pub(crate) type Queued = Box<PacketBuf>;
+
+/// Bytes of messages that may wait in one socket's queue (Missive's patch): past it, the
+/// socket is closed, like a socket whose queue is full of packets, instead of growing.
+static MAX_BUFFER_BYTES: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets the bytes of messages that may wait in each socket's queue (process-wide: the
+/// socketioxide builder has no way to pass a new engine setting).
+pub fn set_max_buffer_bytes(bytes: usize) {
+    MAX_BUFFER_BYTES.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// The bytes of messages in `packets`, as the queue bound counts them.
+pub(crate) fn queued_size(packets: &PacketBuf) -> usize {
+    packets
+        .iter()
+        .map(|p| match p {
+            Packet::Message(m) => m.len(),
+            Packet::Binary(b) | Packet::BinaryV3(b) => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
@@ -121,17 +143,24 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
     inner: mpsc::Permit<'a, Queued>,
+    /// The socket's count of queued bytes.
+    queued: &'a AtomicUsize,
 }
 impl Permit<'_> {
+    fn send(self, packets: Queued) {
+        self.queued
+            .fetch_add(queued_size(&packets), Ordering::Relaxed);
+        self.inner.send(packets);
+    }
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Box::new(smallvec![Packet::Message(msg)]));
+        self.send(Box::new(smallvec![Packet::Message(msg)]));
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(Box::new(smallvec![Packet::Binary(data)]));
+        self.send(Box::new(smallvec![Packet::Binary(data)]));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -143,7 +172,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(Box::new(packets));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -155,7 +184,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(Box::new(packets));
+        self.send(Box::new(packets));
     }
 }
 
@@ -221,6 +250,9 @@ where
     /// Channel to send [PacketBuf] to the internal connection
     pub(crate) internal_tx: mpsc::Sender<Queued>,
 
+    /// Bytes of messages waiting in `internal_tx` (bounded by [`set_max_buffer_bytes`]).
+    pub(crate) queued_bytes: AtomicUsize,
+
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
     /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
     /// message is retained; subsequent volatile sends overwrite the previous one.
@@ -272,6 +304,7 @@ where
 
             internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
+            queued_bytes: AtomicUsize::new(0),
 
             volatile_tx,
 
@@ -293,8 +326,18 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
+        let packets: Queued = Box::new(smallvec![packet]);
+        let size = queued_size(&packets);
+        if size > 0 && self.queue_is_full() {
+            let mut packets = packets;
+            return Err(TrySendError::Full(packets.pop().unwrap()));
+        }
+        self.queued_bytes.fetch_add(size, Ordering::Relaxed);
         self.internal_tx
-            .try_send(Box::new(smallvec![packet]))
+            .try_send(packets)
+            .inspect_err(|_| {
+                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            })
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
                 TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
@@ -447,8 +490,46 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        let permit = self.internal_tx.try_reserve()?;
-        Ok(Permit { inner: permit })
+        if self.queue_is_full() {
+            return Err(TrySendError::Full(()));
+        }
+        let permit = self.internal_tx.try_reserve().inspect_err(|e| {
+            if matches!(e, TrySendError::Full(())) {
+                self.overflowed();
+            }
+        })?;
+        Ok(Permit {
+            inner: permit,
+            queued: &self.queued_bytes,
+        })
+    }
+
+    /// Whether the queue holds its bound of message bytes; if so, the socket is closed.
+    fn queue_is_full(&self) -> bool {
+        let full =
+            self.queued_bytes.load(Ordering::Relaxed) >= MAX_BUFFER_BYTES.load(Ordering::Relaxed);
+        if full {
+            self.overflowed();
+        }
+        full
+    }
+
+    /// A client that does not read what is sent to it is closed rather than kept with a
+    /// growing queue, or one that drops its events silently: it reconnects and catches up.
+    fn overflowed(&self) {
+        if !self.is_closed() {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = %self.id, "send queue full: closing the socket");
+            self.close(DisconnectReason::TransportError);
+        }
+    }
+
+    /// Takes `packets` off the count of queued bytes, once the transport took them.
+    pub(crate) fn dequeued(&self, packets: &PacketBuf) {
+        let size = queued_size(packets);
+        if size > 0 {
+            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        }
     }
 
     /// Emits a message to the client.
@@ -623,6 +704,7 @@ where
 
             internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
             internal_tx,
+            queued_bytes: AtomicUsize::new(0),
 
             volatile_tx,
 

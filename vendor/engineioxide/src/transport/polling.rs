@@ -13,7 +13,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
     DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    handler::EngineIoHandler, socket::{InternalRx, Queued}, transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -125,8 +125,13 @@ where
 
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
+        let dequeued = |packets: &Queued| socket.dequeued(packets);
         let rx_stream = stream::iter(peeked_packet.take())
-            .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx))
+            .chain(rx_stream::EncoderStream::new(
+                buffered_rx,
+                &dequeued,
+                volatile_rx,
+            ))
             .map(|packets| *packets);
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
@@ -234,13 +239,18 @@ mod rx_stream {
 
     /// [`ReceiverStream`] is a stream that wraps a [`mpsc::Receiver`] by reference.
     /// Allowing to use it as a stream even if it is behind a mutex.
+    /// It calls `on_recv` with each item it takes off the channel.
     pub struct ReceiverStream<'a, T> {
         inner: &'a mut mpsc::Receiver<T>,
+        on_recv: &'a (dyn Fn(&T) + Send + Sync),
     }
 
     impl<'a, T> ReceiverStream<'a, T> {
-        pub fn new(inner: &'a mut mpsc::Receiver<T>) -> Self {
-            Self { inner }
+        pub fn new(
+            inner: &'a mut mpsc::Receiver<T>,
+            on_recv: &'a (dyn Fn(&T) + Send + Sync),
+        ) -> Self {
+            Self { inner, on_recv }
         }
     }
 
@@ -248,7 +258,11 @@ mod rx_stream {
         type Item = T;
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.inner.poll_recv(cx)
+            let item = ready!(self.inner.poll_recv(cx));
+            if let Some(item) = &item {
+                (self.on_recv)(item);
+            }
+            Poll::Ready(item)
         }
     }
 
@@ -313,10 +327,11 @@ mod rx_stream {
     impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
         pub fn new(
             rx: &'a mut mpsc::Receiver<T>,
+            on_recv: &'a (dyn Fn(&T) + Send + Sync),
             watch: &'a mut watch::Receiver<Option<T>>,
         ) -> Self {
             Self {
-                rx: ReceiverStream::new(rx),
+                rx: ReceiverStream::new(rx, on_recv),
                 watch: WatchStream::new(watch),
             }
         }

@@ -1,0 +1,604 @@
+//! A hostile client: every way of guessing a password is limited, a browser's stored
+//! credentials cannot be used from a foreign page, every event has a budget, and nothing a
+//! client sends or fails to read grows the server without bound.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Backend, TestServer, WAIT};
+use missive_client::{ConnectError, ConnectOptions, Socket};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn basic(username: &str, password: &str) -> String {
+    let pair = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// Password guesses through the Socket.IO handshake's Basic header spend the same budget as
+/// the HTTP login, and past it the handshake is refused with `rate_limited`.
+#[tokio::test]
+async fn handshake_password_guesses_are_limited_and_say_so() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.login_failures = 3)
+        .await
+        .unwrap();
+    srv.user("lee").await;
+    let attempt = |password: &'static str| {
+        let url = srv.url.clone();
+        async move {
+            let opts = ConnectOptions::namespace("/messages")
+                .header("authorization", &basic("lee", password));
+            Socket::connect(&url, opts).await
+        }
+    };
+    for _ in 0..3 {
+        match attempt("wrong password").await {
+            Err(ConnectError::Refused(v)) => assert_eq!(v["message"], "unauthorized"),
+            other => panic!(
+                "a wrong password connected: {:?}",
+                other.map(|s| s.sid.clone())
+            ),
+        }
+    }
+    match attempt("correct horse").await {
+        Err(ConnectError::Refused(v)) => assert_eq!(v["message"], "rate_limited"),
+        other => panic!(
+            "the fourth guess was not limited: {:?}",
+            other.map(|s| s.sid.clone())
+        ),
+    }
+    srv.stop().await;
+}
+
+/// A page of another site cannot use the Basic credentials a browser cached, nor post a
+/// JSON-looking body as a form: `<form enctype="text/plain">` with `Origin: evil`.
+#[tokio::test]
+async fn a_foreign_form_cannot_send_with_cached_basic_credentials() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let ann = srv.user("ann").await;
+    srv.user("bob").await;
+    let client = reqwest::Client::new();
+    let form = r#"{"recipient": "bob", "subject": "hi", "body": "from evil", "x": "="}"#;
+    let res = client
+        .post(format!("{}/api/v1/messages", srv.url))
+        .header("authorization", basic("ann", "correct horse"))
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden_origin");
+
+    // Without an Origin (a script), a body that is not declared JSON is refused too.
+    let res = client
+        .post(format!("{}/api/v1/messages", srv.url))
+        .header("authorization", format!("Bearer {}", ann.token))
+        .header("content-type", "text/plain")
+        .body(r#"{"recipient": "bob", "subject": "hi", "body": "plain"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    // A bearer token is never attached by a browser: it is accepted from any Origin.
+    let res = client
+        .post(format!("{}/api/v1/messages", srv.url))
+        .header("authorization", format!("Bearer {}", ann.token))
+        .header("origin", "http://elsewhere.example")
+        .json(&json!({"recipient": "bob", "subject": "hi", "body": "token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Nothing was sent but that one.
+    let bob = srv.http().login("bob", "correct horse").await;
+    assert_eq!(bob.unread().await["messages"], 1);
+
+    // The handshake refuses cached Basic from a foreign page as well.
+    let opts = ConnectOptions::namespace("/messages")
+        .header("authorization", &basic("ann", "correct horse"))
+        .header("origin", "http://evil.example");
+    assert!(matches!(
+        Socket::connect(&srv.url, opts).await,
+        Err(ConnectError::Refused(_))
+    ));
+    srv.stop().await;
+}
+
+/// One socket flooding the server with 20,000 `thread:read` events does not hold up another
+/// user's sends: past its budget each event is refused at once and nothing of it is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_events_does_not_slow_another_users_sends() {
+    // The other user sends faster than the message limit allows: it is not what is measured.
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.send_rate = 0)
+        .await
+        .unwrap();
+    let ann = srv.user("ann").await;
+    let bob = srv.user("bob").await;
+    let eve = srv.user("eve").await;
+    let thread = ann.send_new("eve", "flood", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ann_thread = ann.send_new("bob", "calm", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flooder = eve.native_tab().await;
+    let sender = bob.native_tab().await;
+
+    let flood = {
+        let frame = json!(["thread:read", {"thread_id": thread}]).to_string();
+        async move {
+            // Refused by the budget, or never answered: a flooder that does not read its acks
+            // as fast as it emits is disconnected once its queue is full.
+            let mut refused = 0;
+            let started = Instant::now();
+            let mut pending = Vec::with_capacity(20_000);
+            for _ in 0..20_000 {
+                pending.push(flooder.call(&frame, Duration::from_secs(10)));
+            }
+            for ack in futures_util::future::join_all(pending).await {
+                match ack {
+                    Ok(ack) if ack["status"] == true => {}
+                    Ok(ack) => {
+                        assert_eq!(ack["code"], "rate_limited", "{ack}");
+                        refused += 1;
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            (refused, started.elapsed())
+        }
+    };
+    let sends = async {
+        let mut latencies = Vec::new();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..100 {
+            let started = Instant::now();
+            let ack = sender
+                .emit_with_ack(
+                    "message:send",
+                    &json!({"thread_id": ann_thread, "body": format!("calm {i}")}),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("the send is answered");
+            assert_eq!(ack["status"], true, "{ack}");
+            latencies.push(started.elapsed());
+            // Densely enough that most sends overlap the flood (it lasts under a second).
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.sort();
+        latencies[latencies.len() * 99 / 100 - 1]
+    };
+    let ((refused, flood_took), p99) = tokio::join!(flood, sends);
+    eprintln!(
+        "flood: {refused} of 20000 refused in {flood_took:?}; the other user's send p99 {p99:?}"
+    );
+    assert!(
+        refused > 15_000,
+        "only {refused} flooded events were refused"
+    );
+    // 50 ms is the target (README, Security); CI machines are noisy, so the bound has slack.
+    assert!(
+        p99 < Duration::from_millis(150),
+        "send p99 {p99:?} during the flood"
+    );
+    srv.stop().await;
+}
+
+/// Every kind of event spends the budget, and events in flight are capped per socket.
+#[tokio::test]
+async fn every_event_has_a_budget() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.event_rate = 5;
+        c.user_event_rate = 1000;
+    })
+    .await
+    .unwrap();
+    let ann = srv.user("ann").await;
+    let tab = ann.native_tab().await;
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let ack = tab
+            .emit_with_ack("thread:leave", &json!({"thread_id": "x"}), WAIT)
+            .await
+            .unwrap();
+        codes.push(if ack["status"] == true {
+            "ok".to_owned()
+        } else {
+            ack["code"].as_str().unwrap_or_default().to_owned()
+        });
+    }
+    // A burst of twice the rate, then refusals.
+    assert_eq!(codes.iter().filter(|c| *c == "ok").count(), 10, "{codes:?}");
+    assert_eq!(codes[10..], ["rate_limited", "rate_limited"]);
+    // The socket stays usable once the bucket refills.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let ack = tab
+        .emit_with_ack("thread:leave", &json!({"thread_id": "x"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    srv.stop().await;
+}
+
+/// One account cannot hold more than `--sockets-per-user` sockets on a node.
+#[tokio::test]
+async fn sockets_per_user_are_capped() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.sockets_per_user = 2)
+        .await
+        .unwrap();
+    let ann = srv.user("ann").await;
+    let _one = ann.tab().await;
+    let _two = ann.tab().await;
+    let opts = ConnectOptions::namespace("/messages").auth(json!({"token": ann.token}));
+    match Socket::connect(&srv.url, opts).await {
+        Err(ConnectError::Refused(v)) => assert_eq!(v["message"], "rate_limited"),
+        other => panic!(
+            "a third socket connected: {:?}",
+            other.map(|s| s.sid.clone())
+        ),
+    }
+    srv.stop().await;
+}
+
+/// Behind a trusted proxy the client address is the right-most `X-Forwarded-For` entry: a
+/// client that writes addresses of its own to the left still spends its own budget.
+#[tokio::test]
+async fn forged_forwarded_addresses_do_not_escape_the_address_limit() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.trust_proxy = true;
+        c.login_rate = 3;
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let res = client
+            .post(format!("{}/api/v1/auth/login", srv.url))
+            .header("x-forwarded-for", format!("10.9.{i}.1, 203.0.113.7"))
+            .json(&json!({"username": "nobody", "password": "whatever1"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    srv.stop().await;
+}
+
+/// A client that sends its headers slowly, or keeps a connection idle, is cut off.
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.header_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let mut slow = tokio::net::TcpStream::connect(srv.server.addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("the server closes a slow request within its header timeout");
+    assert!(matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).contains("408"));
+
+    let mut idle = tokio::net::TcpStream::connect(srv.server.addr)
+        .await
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "an idle keep-alive connection stayed open");
+    srv.stop().await;
+}
+
+/// One address cannot hold more than `--connections-per-address` connections open.
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.connections_per_address = 3)
+        .await
+        .unwrap();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            tokio::net::TcpStream::connect(srv.server.addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut fourth = tokio::net::TcpStream::connect(srv.server.addr)
+        .await
+        .unwrap();
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), fourth.read(&mut buf))
+        .await
+        .expect("the fourth connection is closed, not kept waiting");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the fourth connection was served"
+    );
+    // Once one closes, the address may connect again.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = srv.http().get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    srv.stop().await;
+}
+
+/// Websocket frames larger than any legal event are refused before they are read whole.
+#[tokio::test]
+async fn oversized_frames_close_the_connection() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let ann = srv.user("ann").await;
+    let tab = ann.native_tab().await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let _ = tab.emit("message:send", &json!({"thread_id": "t", "body": huge}));
+    tab.expect_disconnect(WAIT).await.unwrap();
+    srv.stop().await;
+}
+
+/// A socket that stops reading is closed once its queue holds `--socket-buffer-bytes`: it
+/// cannot grow the server's memory (it reconnects and catches up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_stops_reading_is_closed() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.socket_buffer_bytes = 64 * 1024;
+        c.send_rate = 0;
+    })
+    .await
+    .unwrap();
+    let ann = srv.user("ann").await;
+    let bob = srv.user("bob").await;
+    let thread = ann.send_new("bob", "big", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A websocket whose client never reads: its kernel buffer is small and stays full.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(srv.server.addr).await.unwrap();
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        srv.url.replace("http", "ws")
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    let _open = ws.next().await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(format!(
+        "40/messages,{}",
+        json!({"token": bob.token})
+    )))
+    .await
+    .unwrap();
+    let _connected = ws.next().await;
+    // Stop reading; send bob large messages until the server gives up on that socket.
+    let body = "y".repeat(4000);
+    let mut closed = false;
+    for i in 0..3000 {
+        ann.reply(&thread, &body).await;
+        if i % 50 == 49 {
+            let (_, who) = ann.http.get("/api/v1/users/bob").await;
+            if who["online"] == false {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "the stalled socket was never closed");
+    drop(ws);
+    srv.stop().await;
+}
+
+/// `missive user demote` takes effect on the live admin dashboard of that user.
+#[tokio::test]
+async fn a_demoted_admin_loses_the_dashboard_at_once() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let root = srv.user("root").await;
+    missive::domain::accounts::set_admin(&srv.server.app.db.conn, "root", true)
+        .await
+        .unwrap();
+    let dashboard = Socket::connect(
+        &srv.url,
+        ConnectOptions::namespace("/admin").auth(json!({"token": root.token})),
+    )
+    .await
+    .expect("an admin connects");
+    dashboard.expect("stats", WAIT).await.unwrap();
+    missive::domain::accounts::set_admin(&srv.server.app.db.conn, "root", false)
+        .await
+        .unwrap();
+    dashboard
+        .expect_disconnect(Duration::from_secs(3))
+        .await
+        .unwrap();
+    srv.stop().await;
+}
+
+/// `/metrics` answers only its token when one is set.
+#[tokio::test]
+async fn metrics_can_be_restricted_to_a_token() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.metrics_token = Some("scrape-me".into());
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", srv.url);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = client.get(&url).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = client
+        .get(&url)
+        .bearer_auth("scrape-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("missive_sockets"));
+    srv.stop().await;
+}
+
+/// The web client is served with a Content-Security-Policy and friends.
+#[tokio::test]
+async fn the_web_client_is_served_with_protective_headers() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let res = reqwest::get(format!("{}/", srv.url)).await.unwrap();
+    let h = res.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    srv.stop().await;
+}
+
+/// Piratchat's `GET /api/logout` cannot be triggered by another site (a link or an image).
+#[tokio::test]
+async fn piratchat_logout_is_refused_cross_site() {
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let http = srv.http();
+    let (_, body) = http.post("/api/register", json!({"username": "kim"})).await;
+    let key = body["key"].as_str().unwrap().to_owned();
+    let (status, _) = http.post("/api/login", json!({"key": key})).await;
+    assert_eq!(status, StatusCode::OK);
+    let cross = http
+        .client
+        .get(format!("{}/api/logout", srv.url))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let (status, me) = http.get("/api/user/@me").await;
+    assert_eq!(
+        (status, me["username"].as_str()),
+        (StatusCode::OK, Some("kim"))
+    );
+    let own = http
+        .client
+        .get(format!("{}/api/logout", srv.url))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    let (status, _) = http.get("/api/user/@me").await;
+    assert_ne!(status, StatusCode::OK);
+    srv.stop().await;
+}
+
+/// The `/ws` lobby: a frame larger than any legal message closes the connection before it is
+/// read whole, and a flood of messages is answered `rate_limited` past the budget.
+#[tokio::test]
+async fn the_lobby_bounds_frames_and_budgets_messages() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.event_rate = 5)
+        .await
+        .unwrap();
+    let ann = srv.user("ann").await;
+    let connect = || {
+        let mut req = format!("{}/ws", srv.url.replace("http", "ws"))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", ann.token).parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(req)
+    };
+    let (mut ws, _) = connect().await.unwrap();
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        ws.send(Message::text(
+            json!({"message": format!("hi {i}")}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let ack: Value = loop {
+            match tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                Message::Text(t) => break serde_json::from_str(t.as_str()).unwrap(),
+                _ => continue,
+            }
+        };
+        codes.push(ack["code"].as_str().unwrap_or("ok").to_owned());
+    }
+    assert_eq!(codes.iter().filter(|c| *c == "ok").count(), 10, "{codes:?}");
+    assert_eq!(codes[10..], ["rate_limited", "rate_limited"]);
+
+    let (mut ws, _) = connect().await.unwrap();
+    let big = json!({"message": "x".repeat(1024 * 1024)}).to_string();
+    let _ = ws.send(Message::text(big)).await;
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "a 1 MiB lobby frame was read");
+    srv.stop().await;
+}
+
+/// Rate-limit tables stay at their capacity whatever a client makes up: 100,000 distinct
+/// usernames, each failed once.
+#[test]
+fn the_limiter_table_stays_at_its_cap_after_100000_usernames() {
+    let config = missive::Config {
+        limiter_capacity: 10_000,
+        ..missive::Config::default()
+    };
+    let limits = missive::service::limits::Limits::new(&config, Default::default());
+    for i in 0..100_000 {
+        let name = format!("guess-{i}-{}", "z".repeat(i % 200));
+        let _ = limits.check_login("192.0.2.1".parse().unwrap(), &name);
+        limits.record_login_failure(&name);
+    }
+    // One address bucket, and the usernames' table at its cap.
+    assert_eq!(limits.keys(), 1 + 10_000);
+}
