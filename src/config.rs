@@ -68,9 +68,9 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_WS_READ_BUFFER", default_value_t = 512)]
     pub ws_read_buffer: usize,
 
-    /// Packets that may wait to be written to one socket; past that, events to it are dropped.
-    /// A burst of group-committed messages reaches a tab as one wave of events, so this is
-    /// generous (the queue grows only while a socket is behind).
+    /// Packets that may wait to be written to one socket; past that, the socket is closed (it
+    /// reconnects). A burst of group-committed messages reaches a tab as one wave of events,
+    /// so this is generous (the queue grows only while a socket is behind).
     #[arg(long, env = "MISSIVE_SOCKET_BUFFER", default_value_t = 1024)]
     pub socket_buffer: usize,
 
