@@ -20,6 +20,12 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_DATABASE_SCHEMA")]
     pub database_schema: Option<String>,
 
+    /// SQLite durability: `full` syncs the write-ahead log at every commit (nothing
+    /// acknowledged is lost to a power cut or an OS crash); `normal` syncs at checkpoints only
+    /// (faster; a power cut may lose the last commits, a crash of Missive alone loses nothing).
+    #[arg(long, env = "MISSIVE_SQLITE_SYNCHRONOUS", value_enum, default_value_t = Synchronous::Full)]
+    pub sqlite_synchronous: Synchronous,
+
     /// Maximum database connections in the pool.
     #[arg(long, env = "MISSIVE_DB_POOL", default_value_t = 16)]
     pub db_pool: u32,
@@ -131,6 +137,7 @@ impl Default for Config {
             database_url: "sqlite://missive.db?mode=rwc".into(),
             database_schema: None,
             db_pool: 16,
+            sqlite_synchronous: Synchronous::Full,
             bind: ([127, 0, 0, 1], 8000).into(),
             secret: None,
             redis_url: None,
@@ -154,6 +161,22 @@ impl Default for Config {
             metrics_token: None,
             trust_proxy: false,
             secure_cookies: false,
+        }
+    }
+}
+
+/// SQLite's `synchronous` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
         }
     }
 }

@@ -267,3 +267,56 @@ async fn two_nodes_share_rooms_presence_and_revocation_and_survive_a_kill() {
     assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], false);
     common::drop_postgres_schema(&schema).await;
 }
+
+/// A node paused past its heartbeat (SIGSTOP) is given up for dead and its users swept; when
+/// it resumes, it finds its heartbeat gone and registers its users again: they are online
+/// again for their correspondents on the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_registers_its_users_again_when_it_resumes() {
+    if !redis_available().await {
+        return;
+    }
+    let Some(schema) = common::postgres_schema().await else {
+        return;
+    };
+    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
+    let status = command(&schema, &prefix)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let node1 = Node::start(&schema, &prefix).await;
+    let node2 = Node::start(&schema, &prefix).await;
+    let alice = user(&node1, "alice").await;
+    let bob = user(&node2, "bob").await;
+    let watcher = tab(&node1, &alice).await;
+    let _bob_tab = tab(&node2, &bob).await;
+    let ack = watcher
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "pause", "body": "hi"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+
+    let pid = node2.child.id().expect("running") as i32;
+    // SAFETY: signals to our own child process.
+    assert_eq!(unsafe { libc_kill(pid, 19) }, 0, "SIGSTOP");
+    let offline = watcher
+        .expect("presence", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(offline, json!({"username": "bob", "online": false}));
+    assert_eq!(unsafe { libc_kill(pid, 18) }, 0, "SIGCONT");
+    let online = watcher
+        .expect("presence", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(online, json!({"username": "bob", "online": true}));
+    assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], true);
+    common::drop_postgres_schema(&schema).await;
+}

@@ -8,11 +8,11 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    QueryResult, Statement, TransactionTrait, Value,
+    QueryResult, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::config::Config;
+use crate::config::{Config, Synchronous};
 
 /// The database, plus a gate that serialises write transactions on SQLite.
 ///
@@ -62,8 +62,9 @@ impl Database {
         if sqlite {
             // An embedded connection cannot go stale: no ping before each use (a round trip to
             // its worker thread that every request and every batch of replies used to pay).
+            let sync = config.sqlite_synchronous;
             opts.test_before_acquire(false)
-                .map_sqlx_sqlite_opts(|o| sqlite_options(o, "1000"));
+                .map_sqlx_sqlite_opts(move |o| sqlite_options(o, "1000", sync));
         }
         let conn = sea_orm::Database::connect(opts.clone()).await?;
         if conn.get_database_backend() != DbBackend::Sqlite {
@@ -76,9 +77,10 @@ impl Database {
         // The writer checkpoints only as a safety net; `checkpoint` runs beside it. Its worker
         // thread may hand back a whole batch's rows (a few per reply) without waiting for them
         // to be read: past the default 50 it stopped until this side was scheduled again.
+        let sync = config.sqlite_synchronous;
         opts.max_connections(1)
             .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| sqlite_options(o, "10000").row_buffer_size(4096));
+            .map_sqlx_sqlite_opts(move |o| sqlite_options(o, "10000", sync).row_buffer_size(4096));
         let writer = sea_orm::Database::connect(opts).await?;
         Ok(Database {
             conn,
@@ -101,19 +103,44 @@ impl Database {
             .map(|_| ())
     }
 
-    /// Brings the schema up to date.
+    /// Brings the schema up to date, all pending migrations in one transaction: one that fails
+    /// half-way, or a process stopped during it, leaves the schema as it was (SQLite and
+    /// PostgreSQL both roll DDL back), and the next start migrates from there.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.conn, None).await
+        migrate_atomically::<Migrator>(&self.conn, None).await
     }
 
-    /// Starts a write transaction (queued behind other writers on SQLite).
+    /// Starts a write transaction (queued behind other writers on SQLite). On SQLite it begins
+    /// IMMEDIATE: it takes the write lock at once, waiting for it within the busy timeout,
+    /// where a deferred transaction that read first failed with SQLITE_BUSY, without waiting,
+    /// when another connection had written since its read.
     pub async fn begin_write(&self) -> Result<WriteTxn<'_>, DbErr> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.lock().await),
             None => None,
         };
-        let txn = self.writer.begin().await?;
+        let txn = if gate.is_some() {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            self.writer.begin_with_options(options).await?
+        } else {
+            self.writer.begin().await?
+        };
         Ok(WriteTxn { txn, _gate: gate })
+    }
+
+    /// Runs `work` in a write transaction and commits it; every write of the server goes
+    /// through here or through a write script, so none waits on another outside the gate.
+    pub async fn write<T, E: From<DbErr>>(
+        &self,
+        work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.begin_write().await?;
+        let out = work(&txn).await?;
+        txn.commit().await?;
+        Ok(out)
     }
 
     /// Runs `script`, SQLite statements that begin and commit one write transaction, in a single
@@ -149,13 +176,31 @@ impl Database {
     }
 }
 
+/// Runs `steps` (all when `None`) pending migrations of `M` in one transaction. sea-orm wraps
+/// each migration in a transaction of its own on PostgreSQL only; on SQLite each statement ran
+/// alone, on whichever pooled connection was free.
+pub async fn migrate_atomically<M: MigratorTrait>(
+    conn: &DatabaseConnection,
+    steps: Option<u32>,
+) -> Result<(), DbErr> {
+    let txn = conn.begin().await?;
+    M::up(&txn, steps).await?;
+    txn.commit().await
+}
+
 /// SQLite settings of every connection; `autocheckpoint` is the WAL size, in pages, past which
-/// a commit on that connection checkpoints.
-fn sqlite_options(o: SqliteConnectOptions, autocheckpoint: &'static str) -> SqliteConnectOptions {
+/// a commit on that connection checkpoints. `synchronous=FULL` (the default) syncs the log at
+/// every commit, so an acknowledged message survives a power cut; NORMAL syncs only at
+/// checkpoints (docs/performance.md measures the difference).
+fn sqlite_options(
+    o: SqliteConnectOptions,
+    autocheckpoint: &'static str,
+    synchronous: Synchronous,
+) -> SqliteConnectOptions {
     o.journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        .pragma("synchronous", "NORMAL")
+        .pragma("synchronous", synchronous.pragma())
         // Statement journals of multi-row writes stay in memory, not in temp files.
         .pragma("temp_store", "MEMORY")
         .pragma("wal_autocheckpoint", autocheckpoint)
@@ -265,21 +310,93 @@ mod tests {
             "idx_messages_client_id_sender".to_owned(),
             vec!["client_id".to_owned(), "sender_id".to_owned()],
         )];
-        Migrator::up(&db.conn, Some(2)).await.unwrap();
+        migrate_atomically::<Migrator>(&db.conn, Some(2))
+            .await
+            .unwrap();
         assert_eq!(client_id_indexes(&db.conn).await, old);
         db.migrate().await.unwrap();
         assert_eq!(client_id_indexes(&db.conn).await, new);
-        Migrator::down(&db.conn, Some(1)).await.unwrap();
+        let txn = db.conn.begin().await.unwrap();
+        Migrator::down(&txn, Some(1)).await.unwrap();
+        txn.commit().await.unwrap();
         assert_eq!(client_id_indexes(&db.conn).await, old);
     }
 
-    /// Both the readers' pool and the writer keep the write-ahead log's size bounded.
+    /// A migration that fails half-way (here, after creating a table of its own) leaves the
+    /// schema as it was, and the migrations before it in the same run are undone with it: the
+    /// next start sees them all pending and migrates from there.
     #[tokio::test]
-    async fn every_connection_limits_the_log_kept_on_disk() {
+    async fn a_migration_that_fails_half_way_leaves_the_previous_schema() {
+        use migration::{MigrationTrait, SchemaManager};
+
+        struct Breaks;
+        impl migration::MigrationName for Breaks {
+            fn name(&self) -> &str {
+                "m29990101_000001_breaks"
+            }
+        }
+        #[migration::async_trait::async_trait]
+        impl MigrationTrait for Breaks {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager
+                    .get_connection()
+                    .execute_unprepared("CREATE TABLE half_done (x INTEGER)")
+                    .await?;
+                manager
+                    .get_connection()
+                    .execute_unprepared("CREATE TABLE users (x INTEGER)")
+                    .await
+                    .map(|_| ())
+            }
+        }
+        struct WithBreaks;
+        #[migration::async_trait::async_trait]
+        impl MigratorTrait for WithBreaks {
+            fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+                let mut all = Migrator::migrations();
+                all.push(Box::new(Breaks));
+                all
+            }
+        }
+        let tables = async |conn: &DatabaseConnection| {
+            integer(
+                conn,
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'",
+            )
+            .await
+        };
+
+        let (_dir, db) = fresh_sqlite().await;
+        migrate_atomically::<Migrator>(&db.conn, Some(1))
+            .await
+            .unwrap();
+        let before = tables(&db.conn).await;
+        assert!(
+            migrate_atomically::<WithBreaks>(&db.conn, None)
+                .await
+                .is_err()
+        );
+        assert_eq!(tables(&db.conn).await, before);
+        let applied = integer(&db.conn, "SELECT COUNT(*) FROM seaql_migrations").await;
+        assert_eq!(applied, 1);
+        // The next start migrates what was pending.
+        db.migrate().await.unwrap();
+        assert_eq!(
+            integer(&db.conn, "SELECT COUNT(*) FROM seaql_migrations").await,
+            Migrator::migrations().len() as i64
+        );
+    }
+
+    /// Both the readers' pool and the writer keep the write-ahead log's size bounded, and
+    /// sync it at every commit (FULL = 2) unless told otherwise.
+    #[tokio::test]
+    async fn every_connection_limits_the_log_and_syncs_each_commit() {
         let (_dir, db) = fresh_sqlite().await;
         for conn in [&db.conn, &db.writer] {
             let limit = integer(conn, "PRAGMA journal_size_limit").await;
             assert_eq!(limit, JOURNAL_SIZE_LIMIT);
+            assert_eq!(integer(conn, "PRAGMA synchronous").await, 2);
         }
     }
 }

@@ -113,7 +113,8 @@ pub async fn register(db: &Database, username: &str, password: &str) -> DomainRe
         return Err(DomainError::Invalid(problems));
     };
     let hash = hash_password(password.to_owned()).await?;
-    insert_user(&db.conn, name, Some(hash), None, false).await
+    db.write(async |txn| insert_user(txn, name, Some(hash), None, false).await)
+        .await
 }
 
 /// Inserts a user row; a taken name (even under a concurrent registration) is `UsernameTaken`.

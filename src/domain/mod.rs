@@ -29,8 +29,12 @@ pub enum DomainError {
     UsernameTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// The database cannot be reached (down, restarting, connections cut): nothing was
+    /// written, and the same request succeeds once it is back.
+    #[error("the database is unavailable, retry shortly")]
+    Unavailable,
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,12 +59,52 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::Unavailable => "unavailable",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",
         }
     }
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
+
+impl From<DbErr> for DomainError {
+    fn from(e: DbErr) -> Self {
+        if is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            DomainError::Unavailable
+        } else {
+            DomainError::Db(e)
+        }
+    }
+}
+
+/// Whether `e` says the database could not be reached, rather than that a statement failed:
+/// no connection to be had, a connection lost or cut by the server, PostgreSQL shutting down
+/// or starting.
+fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match e {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(r) | DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return matches!(e, DbErr::Conn(_));
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => true,
+        // Connection exceptions (class 08) and the server shutting down or starting (57P0x).
+        Sqlx::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => matches!(e, DbErr::Conn(_)),
+    }
+}
 
 /// Turns a unique-index violation into a domain error instead of matching on message strings.
 pub trait ResultExt<T> {

@@ -28,12 +28,10 @@ pub async fn create(
     .await?)
 }
 
-/// The live session `sid` and its user. Activity moves the idle deadline, but at most once per
-/// `idle / 20` (capped at a minute), so a busy client does not write on every request.
+/// The live session `sid` and its user (read only: see [`is_stale`]).
 pub async fn resolve(
     db: &impl ConnectionTrait,
     sid: &str,
-    idle: Duration,
 ) -> DomainResult<Option<(session::Model, user::Model)>> {
     let now = ids::now_micros();
     let Some((session, Some(user))) = session::Entity::find_by_id(sid.to_owned())
@@ -46,11 +44,36 @@ pub async fn resolve(
     if session.expires_at <= now {
         return Ok(None);
     }
-    let throttle = micros(idle / 20).min(60_000_000);
-    if now - session.last_seen_at >= throttle {
-        touch(db, std::slice::from_ref(&session.id), now, idle).await?;
-    }
     Ok(Some((session, user)))
+}
+
+/// Whether the session's activity should be recorded now ([`touch`]): activity moves the idle
+/// deadline, but at most once per `idle / 20` (capped at a minute), so a busy client does not
+/// write on every request.
+pub fn is_stale(session: &session::Model, idle: Duration) -> bool {
+    let throttle = micros(idle / 20).min(60_000_000);
+    ids::now_micros() - session.last_seen_at >= throttle
+}
+
+/// Which of `ids` are live sessions.
+pub async fn live_among(
+    db: &impl ConnectionTrait,
+    session_ids: &[String],
+) -> DomainResult<Vec<String>> {
+    let now = ids::now_micros();
+    let mut live = Vec::with_capacity(session_ids.len());
+    for chunk in session_ids.chunks(500) {
+        let found: Vec<String> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::Id.is_in(chunk.to_vec()))
+            .filter(session::Column::ExpiresAt.gt(now))
+            .into_tuple()
+            .all(db)
+            .await?;
+        live.extend(found);
+    }
+    Ok(live)
 }
 
 /// Marks sessions as active now (sessions with open sockets), a few hundred per statement.

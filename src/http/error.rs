@@ -56,6 +56,7 @@ impl IntoResponse for ApiError {
                 DomainError::NotFound => (StatusCode::NOT_FOUND, e.code()),
                 DomainError::UsernameTaken => (StatusCode::CONFLICT, e.code()),
                 DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
+                DomainError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {
                     tracing::error!(error = %e, "request failed");
                     return error_body(
@@ -77,6 +78,11 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_body(status, code, &self.to_string(), fields);
         match self {
+            ApiError::Service(ServiceError::Domain(DomainError::Unavailable)) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
             ApiError::Service(ServiceError::RateLimited(wait)) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {

@@ -15,13 +15,22 @@ pub fn router() -> Router<App> {
         .route("/metrics", get(metrics))
 }
 
-/// 200 when the database answers within two seconds, else 503.
+/// `{status, database, redis?}`. 200 while the database answers (`status: "degraded"` when
+/// Redis does not: this node still serves its own sockets), 503 when it does not, so a load
+/// balancer takes a node out only when it cannot store messages.
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
-    if app.database_answers().await {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+    let health = app.health().await;
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let (status, overall) = match (health.database, health.redis) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, Some(false)) => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ok"),
+    };
+    let mut body = serde_json::json!({ "status": overall, "database": word(health.database) });
+    if let Some(redis) = health.redis {
+        body["redis"] = word(redis).into();
     }
+    (status, axum::Json(body))
 }
 
 /// The Prometheus exposition; with `--metrics-token`, for that bearer token only.

@@ -29,8 +29,13 @@ pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         app,
         |app| async move { app.keep_sessions_alive().await },
     );
+    // A socket whose session ended elsewhere is closed within this period even if the
+    // disconnect message never reached this node.
+    let revalidate = every(Duration::from_secs(5), app, |app| async move {
+        app.revalidate_sessions().await
+    });
     let admin = tokio::spawn(app.clone().stream_admin_stats());
-    let mut tasks = vec![sweeper, keepalive, admin];
+    let mut tasks = vec![sweeper, keepalive, revalidate, admin];
     if app.db.backend() == sea_orm::DbBackend::Sqlite {
         // Every 100 ms: flat out, the WAL grows by tens of MB a second, and whatever this task
         // leaves behind the writer copies itself (past 10,000 pages), fsync included, while the
@@ -42,10 +47,15 @@ pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     if app.presence.is_clustered() {
+        let beat = crate::service::presence::HEARTBEAT;
+        tasks.push(every(beat, app, |app| async move {
+            app.presence_heartbeat().await
+        }));
+        // Apart from the heartbeat: sweeping a large node takes a while.
         tasks.push(every(
-            crate::service::presence::HEARTBEAT,
+            beat,
             app,
-            |app| async move { app.presence_heartbeat().await },
+            |app| async move { app.presence_sweep().await },
         ));
     }
     tasks

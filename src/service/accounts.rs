@@ -51,7 +51,10 @@ impl App {
         username: &str,
     ) -> ServiceResult<String> {
         self.limits.check_registration(client)?;
-        let (user, key) = piratchat::register(&self.db.conn, username).await?;
+        let (user, key) = self
+            .db
+            .write(async |txn| piratchat::register(txn, username).await)
+            .await?;
         tracing::info!(username = %user.username, "registered a key account");
         Ok(key)
     }
@@ -71,7 +74,11 @@ impl App {
     }
 
     async fn open_session(&self, user: &entity::user::Model) -> ServiceResult<String> {
-        let session = sessions::create(&self.db.conn, user.id, self.config.session_idle).await?;
+        let idle = self.config.session_idle;
+        let session = self
+            .db
+            .write(async |txn| sessions::create(txn, user.id, idle).await)
+            .await?;
         Metrics::inc(&self.metrics.logins);
         Ok(self.tokens.issue(&user.username, &session.id))
     }
@@ -79,7 +86,9 @@ impl App {
     /// Ends the caller's session and disconnects its sockets (nothing to end for Basic).
     pub async fn logout(&self, who: &Identity) -> ServiceResult<()> {
         if let Some(sid) = &who.session_id {
-            sessions::revoke(&self.db.conn, sid).await?;
+            self.db
+                .write(async |txn| sessions::revoke(txn, sid).await)
+                .await?;
             self.disconnect_sessions(std::slice::from_ref(sid)).await;
         }
         Ok(())
@@ -87,7 +96,10 @@ impl App {
 
     /// Ends every session of the caller, on every device.
     pub async fn logout_everywhere(&self, who: &Identity) -> ServiceResult<()> {
-        let ended = sessions::revoke_all(&self.db.conn, who.id()).await?;
+        let ended = self
+            .db
+            .write(async |txn| sessions::revoke_all(txn, who.id()).await)
+            .await?;
         self.disconnect_sessions(&ended).await;
         Ok(())
     }
@@ -102,7 +114,11 @@ impl App {
 
     /// Deletes idle-expired sessions and disconnects what they had open.
     pub async fn sweep_sessions(&self) {
-        match sessions::sweep_expired(&self.db.conn).await {
+        match self
+            .db
+            .write(async |txn| sessions::sweep_expired(txn).await)
+            .await
+        {
             Ok(expired) if !expired.is_empty() => {
                 tracing::info!(count = expired.len(), "expired idle sessions");
                 self.disconnect_sessions(&expired).await;
@@ -120,8 +136,37 @@ impl App {
         open.extend(self.lobby.sessions());
         open.sort();
         open.dedup();
-        if let Err(e) = sessions::touch(&self.db.conn, &open, now, self.config.session_idle).await {
+        let idle = self.config.session_idle;
+        let touched = self
+            .db
+            .write(async |txn| sessions::touch(txn, &open, now, idle).await)
+            .await;
+        if let Err(e) = touched {
             tracing::warn!(error = %e, "session keep-alive failed");
+        }
+    }
+
+    /// Closes the sockets and lobby connections of this node whose session ended (logout on
+    /// another node whose disconnect message was lost, a row deleted by hand, expiry): each
+    /// node checks its own every few seconds, whatever reached it or not.
+    pub async fn revalidate_sessions(&self) {
+        let mut open = self.presence.sessions_with_sockets();
+        open.extend(self.lobby.sessions());
+        open.sort();
+        open.dedup();
+        if open.is_empty() {
+            return;
+        }
+        match sessions::live_among(&self.db.conn, &open).await {
+            Ok(live) => {
+                let live: std::collections::HashSet<String> = live.into_iter().collect();
+                let ended: Vec<String> = open.into_iter().filter(|s| !live.contains(s)).collect();
+                if !ended.is_empty() {
+                    tracing::info!(count = ended.len(), "closing sockets of ended sessions");
+                    self.disconnect_sessions(&ended).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "session revalidation failed"),
         }
     }
 

@@ -168,10 +168,17 @@ impl App {
                     .tokens
                     .session_id(token)
                     .ok_or(ServiceError::Unauthorized)?;
-                let (session, user) =
-                    sessions::resolve(&self.db.conn, &sid, self.config.session_idle)
-                        .await?
-                        .ok_or(ServiceError::Unauthorized)?;
+                let (session, user) = sessions::resolve(&self.db.conn, &sid)
+                    .await?
+                    .ok_or(ServiceError::Unauthorized)?;
+                let idle = self.config.session_idle;
+                if sessions::is_stale(&session, idle) {
+                    let now = crate::ids::now_micros();
+                    let ids = std::slice::from_ref(&session.id);
+                    self.db
+                        .write(async |txn| sessions::touch(txn, ids, now, idle).await)
+                        .await?;
+                }
                 Identity::of(&user, Some(session.id))
             }
             Credential::Basic { username, password } => {

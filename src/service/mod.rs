@@ -74,7 +74,10 @@ impl App {
         db.migrate().await?;
         let secret = match &config.secret {
             Some(s) if !s.is_empty() => s.clone(),
-            _ => sessions::signing_secret(&db.conn).await?,
+            _ => {
+                db.write(async |txn| sessions::signing_secret(txn).await)
+                    .await?
+            }
         };
         let metrics = Arc::new(Metrics::default());
         let (replies, committed) = GroupCommit::start(db.clone(), metrics.clone());

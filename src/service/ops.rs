@@ -8,6 +8,14 @@ use serde::Serialize;
 use super::App;
 use crate::domain::{accounts, sessions};
 
+/// What `/healthz` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Health {
+    pub database: bool,
+    /// `None` on a single node (no Redis configured).
+    pub redis: Option<bool>,
+}
+
 /// One `stats` event of the admin dashboard.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -38,12 +46,26 @@ impl App {
         }
     }
 
-    /// Whether the database answers within two seconds.
-    pub async fn database_answers(&self) -> bool {
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), self.db.ping()).await,
-            Ok(Ok(()))
-        )
+    /// Whether the database answers within two seconds, and Redis (when configured) too.
+    pub async fn health(&self) -> Health {
+        let database = async {
+            matches!(
+                tokio::time::timeout(Duration::from_secs(2), self.db.ping()).await,
+                Ok(Ok(()))
+            )
+        };
+        let redis = async {
+            match self.presence.is_clustered() {
+                true => Some(
+                    tokio::time::timeout(Duration::from_secs(2), self.presence.ping())
+                        .await
+                        .is_ok_and(|ok| ok),
+                ),
+                false => None,
+            }
+        };
+        let (database, redis) = tokio::join!(database, redis);
+        Health { database, redis }
     }
 
     /// The Prometheus text exposition of this node's figures.

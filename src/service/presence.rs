@@ -143,15 +143,43 @@ impl Presence {
         self.counts().sessions.keys().cloned().collect()
     }
 
-    /// Heartbeats, and sweeps nodes that stopped; returns the users who went offline with them.
-    pub async fn tick(&self) -> Vec<i64> {
+    /// Says this node is alive. If its heartbeat had expired (a pause, a Redis restart), the
+    /// others may have swept its users: it registers all of them again and returns them (they
+    /// are online again).
+    pub async fn heartbeat(&self) -> Vec<i64> {
         let Some(cluster) = self.cluster.get() else {
             return Vec::new();
         };
-        if let Err(e) = cluster.heartbeat().await {
-            tracing::warn!(error = %e, "presence heartbeat failed");
-            return Vec::new();
+        match cluster.heartbeat().await {
+            Ok(true) => Vec::new(),
+            Ok(false) => {
+                let users: Vec<(i64, usize)> =
+                    self.counts().users.iter().map(|(u, n)| (*u, *n)).collect();
+                match cluster.register(&users).await {
+                    Ok(()) => {
+                        tracing::info!(users = users.len(), "presence registered again");
+                        users.into_iter().map(|(u, _)| u).collect()
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "presence registration failed");
+                        Vec::new()
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "presence heartbeat failed");
+                Vec::new()
+            }
         }
+    }
+
+    /// Sweeps the nodes that stopped heartbeating; returns the users who went offline with
+    /// them. Runs apart from the heartbeat, so that a large sweep cannot make this node miss
+    /// its own heartbeat and be swept next.
+    pub async fn sweep(&self) -> Vec<i64> {
+        let Some(cluster) = self.cluster.get() else {
+            return Vec::new();
+        };
         cluster.sweep_dead_nodes().await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "presence sweep failed");
             Vec::new()
@@ -167,6 +195,18 @@ impl Presence {
                 .query_async(&mut redis)
                 .await;
         }
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> bool {
+        let Some(cluster) = self.cluster.get() else {
+            return false;
+        };
+        let mut redis = cluster.redis.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut redis)
+            .await
+            .is_ok()
     }
 
     pub fn is_clustered(&self) -> bool {
@@ -212,12 +252,24 @@ impl App {
         }
     }
 
-    /// Heartbeats this node, and announces the users who went offline with stopped nodes.
+    /// Heartbeats this node; if it had been given up for dead, its users are registered and
+    /// announced again.
     pub async fn presence_heartbeat(&self) {
-        for user_id in self.presence.tick().await {
-            if let Ok(Some(user)) = accounts::find_by_id(&self.db.conn, user_id).await {
-                self.announce_presence(&UserRef::from(&user), false).await;
-            }
+        for user_id in self.presence.heartbeat().await {
+            self.announce_user(user_id, true).await;
+        }
+    }
+
+    /// Sweeps stopped nodes and announces the users who went offline with them.
+    pub async fn presence_sweep(&self) {
+        for user_id in self.presence.sweep().await {
+            self.announce_user(user_id, false).await;
+        }
+    }
+
+    async fn announce_user(&self, user_id: i64, online: bool) {
+        if let Ok(Some(user)) = accounts::find_by_id(&self.db.conn, user_id).await {
+            self.announce_presence(&UserRef::from(&user), online).await;
         }
     }
 
@@ -239,21 +291,44 @@ impl Cluster {
         format!("{}:{suffix}", self.prefix)
     }
 
-    async fn heartbeat(&self) -> redis::RedisResult<()> {
+    /// Renews this node's heartbeat; says whether it was still alive before.
+    async fn heartbeat(&self) -> redis::RedisResult<bool> {
         let mut redis = self.redis.clone();
-        redis::pipe()
+        let (previous,): (Option<String>,) = redis::pipe()
             .cmd("SET")
             .arg(self.key(&format!("node:{}", self.node)))
             .arg(1)
             .arg("EX")
             .arg(HEARTBEAT_TTL_SECS)
-            .ignore()
+            .arg("GET")
             .cmd("SADD")
             .arg(self.key("nodes"))
             .arg(&self.node)
             .ignore()
             .query_async(&mut redis)
-            .await
+            .await?;
+        Ok(previous.is_some())
+    }
+
+    /// Writes this node's socket counts of `users` again, a hundred users per round trip.
+    async fn register(&self, users: &[(i64, usize)]) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        for chunk in users.chunks(100) {
+            let mut pipe = redis::pipe();
+            for (user_id, n) in chunk {
+                pipe.cmd("HSET")
+                    .arg(self.key(&format!("presence:{user_id}")))
+                    .arg(&self.node)
+                    .arg(*n)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(self.key(&format!("node_users:{}", self.node)))
+                    .arg(*user_id)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut redis).await?;
+        }
+        Ok(())
     }
 
     /// Adds `delta` to this node's count for the user; returns the user's live total.

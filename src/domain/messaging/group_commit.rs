@@ -62,14 +62,33 @@ impl GroupCommit {
                 match store_replies(&db, replies).await {
                     Ok(outcomes) => {
                         Metrics::inc(&metrics.reply_commits);
-                        let _ = to_announcer.send(Committed { outcomes, waiters });
+                        let mut commit = Committed {
+                            outcomes: Vec::with_capacity(outcomes.len()),
+                            waiters: Vec::with_capacity(outcomes.len()),
+                        };
+                        for (waiter, outcome) in waiters.into_iter().zip(outcomes) {
+                            match outcome {
+                                Ok(outcome) => {
+                                    commit.outcomes.push(outcome);
+                                    commit.waiters.push(waiter);
+                                }
+                                Err(e) => {
+                                    let _ = waiter.send(Err(e));
+                                }
+                            }
+                        }
+                        let _ = to_announcer.send(commit);
                     }
                     Err(e) => {
+                        // Nothing of the batch was committed: each sender may retry.
                         tracing::error!(error = %e, "storing a batch of replies failed");
+                        let unavailable = matches!(e, DomainError::Unavailable);
                         for waiter in waiters {
-                            let _ = waiter.send(Err(DomainError::Internal(
-                                "the message could not be stored".into(),
-                            )));
+                            let _ = waiter.send(Err(if unavailable {
+                                DomainError::Unavailable
+                            } else {
+                                DomainError::Internal("the message could not be stored".into())
+                            }));
                         }
                     }
                 }

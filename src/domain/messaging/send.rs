@@ -187,7 +187,14 @@ pub struct Reply {
 /// batch size: stamp (and on PostgreSQL row-lock) the threads, insert the messages, move the
 /// threads' and participants' newest message and unread counts, read the recipients' totals.
 /// A reply whose `client_id` was already used is not stored again and answers with the first.
-pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec<SendOutcome>> {
+///
+/// The outer error means nothing was committed. Once the batch is committed, each reply gets
+/// an outcome of its own: a stored message is never reported as failed because a later
+/// look-up (the first copy of another reply's repeated `client_id`) failed.
+pub async fn store_replies(
+    db: &Database,
+    batch: Vec<Reply>,
+) -> DomainResult<Vec<DomainResult<SendOutcome>>> {
     let urls: Vec<String> = batch.iter().map(|_| ids::message_url()).collect();
     let mut written = if db.backend() == DbBackend::Sqlite {
         sqlite_batch::write(db, &batch, &urls).await?
@@ -201,19 +208,19 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
     }
     let mut outcomes = Vec::with_capacity(batch.len());
     for (reply, url) in batch.into_iter().zip(urls) {
-        match written.messages.remove(&url) {
+        outcomes.push(match written.messages.remove(&url) {
             Some(message) => {
                 let rows = rows_of.get(&reply.meta.id).cloned().unwrap_or_default();
-                outcomes.push(delivered(&reply.meta, &message, rows, &written.unread)?);
+                delivered(&reply.meta, &message, rows, &written.unread)
             }
             None => {
                 let client_id = reply.client_id.unwrap_or_default();
-                let first = find_by_client_id(&db.conn, reply.sender.id, &client_id)
-                    .await?
-                    .ok_or(DomainError::NotFound)?;
-                outcomes.push(SendOutcome::Repeated { message: first });
+                find_by_client_id(&db.conn, reply.sender.id, &client_id)
+                    .await
+                    .and_then(|first| first.ok_or(DomainError::NotFound))
+                    .map(|message| SendOutcome::Repeated { message })
             }
-        }
+        });
     }
     Ok(outcomes)
 }
@@ -346,9 +353,12 @@ mod tests {
             body: body.into(),
             client_id: Some("again".into()),
         };
-        let outcomes = store_replies(&db, vec![reply("one"), reply("two")])
+        let outcomes: Vec<SendOutcome> = store_replies(&db, vec![reply("one"), reply("two")])
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         let (
             SendOutcome::Created {
                 message: stored, ..
@@ -361,7 +371,7 @@ mod tests {
         assert_eq!((stored.body.as_str(), &stored.url), ("one", &repeated.url));
         let later = store_replies(&db, vec![reply("three")]).await.unwrap();
         assert!(
-            matches!(&later[0], SendOutcome::Repeated { message } if message.url == stored.url)
+            matches!(&later[0], Ok(SendOutcome::Repeated { message }) if message.url == stored.url)
         );
         let count = message::Entity::find().count(&db.conn).await.unwrap();
         assert_eq!(count, 2);
