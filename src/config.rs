@@ -107,6 +107,15 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_CONNECTIONS_PER_ADDRESS", default_value_t = 512)]
     pub connections_per_address: usize,
 
+    /// How often the server pings an idle socket (Socket.IO and the `/ws` lobby).
+    #[arg(long, env = "MISSIVE_PING_INTERVAL", default_value = "25s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A socket that does not answer a ping within this long is closed (a half-open
+    /// connection must not keep its session alive).
+    #[arg(long, env = "MISSIVE_PING_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub ping_timeout: Duration,
+
     /// A client must send a request's headers within this long, and an idle keep-alive
     /// connection is closed after it (slowloris).
     #[arg(long, env = "MISSIVE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -157,6 +166,8 @@ impl Default for Config {
             sockets_per_user: 64,
             connections_per_address: 512,
             header_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
             limiter_capacity: 100_000,
             metrics_token: None,
             trust_proxy: false,

@@ -323,3 +323,47 @@ async fn all_bodies(http: &Http, thread: &str, first: &Value) -> HashSet<String>
     }
     bodies
 }
+
+/// A lobby connection whose client vanished without closing (a half-open connection) is
+/// closed once a ping goes unanswered: it no longer keeps its user in the lobby.
+#[tokio::test]
+async fn a_silent_lobby_connection_is_closed_after_an_unanswered_ping() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.ping_interval = Duration::from_millis(300);
+        c.ping_timeout = Duration::from_millis(300);
+    })
+    .await
+    .unwrap();
+    let connect = |token: String| {
+        let mut req = format!("{}/ws", srv.url.replace("http", "ws"))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let (ann, bob) = (srv.user("ann").await, srv.user("bob").await);
+    // Ann's client never reads again, so it never answers a ping.
+    let (_silent, _) = connect(ann.token.clone()).await.unwrap();
+    let (mut listener, _) = connect(bob.token.clone()).await.unwrap();
+    let left = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match listener.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v == json!({"event": "leave", "username": "ann"}) {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the listener's connection ended: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(left.is_ok(), "ann's silent connection stayed in the lobby");
+    srv.stop().await;
+}

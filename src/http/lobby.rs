@@ -2,6 +2,8 @@
 //! upgrade; the frames are read and written here, and joining, speaking and leaving are the
 //! service's.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -11,11 +13,11 @@ use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ClientAddr;
 use crate::service::auth::{self, Credential, PIRATCHAT_COOKIE, Presented};
-use crate::service::lobby::LobbyFrame;
 use crate::service::{App, Identity, ServiceError};
 
 pub fn router() -> Router<App> {
@@ -67,34 +69,50 @@ async fn lobby(
 
 async fn run_lobby(app: App, who: Identity, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<LobbyFrame>(256);
-    let id = app.lobby_join(&who, tx.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
+    let closed = CancellationToken::new();
+    let id = app.lobby_join(&who, tx.clone(), closed.clone());
     let budget = app.limits.budget();
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            match frame {
-                LobbyFrame::Text(text) => {
-                    if sink.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
-                }
-                LobbyFrame::Close => {
-                    let _ = sink.send(Message::Close(None)).await;
-                    break;
+    let (interval, timeout) = (app.config.ping_interval, app.config.ping_timeout);
+    let writer = tokio::spawn({
+        let closed = closed.clone();
+        async move {
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            loop {
+                let frame = tokio::select! {
+                    biased;
+                    () = closed.cancelled() => break,
+                    text = rx.recv() => match text {
+                        Some(text) => Message::text(text),
+                        None => break,
+                    },
+                    _ = ping.tick() => Message::Ping(Default::default()),
+                };
+                // A peer that stopped reading cannot hold this task: the close ends the send.
+                tokio::select! {
+                    sent = sink.send(frame) => if sent.is_err() { break },
+                    () = closed.cancelled() => break,
                 }
             }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
         }
     });
     let ack = |v: Value| {
-        let _ = tx.try_send(LobbyFrame::Text(v.to_string()));
+        let _ = tx.try_send(v.to_string());
     };
+    // Any frame from the client (a pong included) proves it is there; a half-open connection
+    // is closed once a ping has gone unanswered for `timeout`.
+    let mut deadline = tokio::time::Instant::now() + interval + timeout;
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
-            // The writer ends on Close (logout, expiry, slow consumer): stop reading too.
-            _ = tx.closed() => None,
+            () = closed.cancelled() => None,
+            () = tokio::time::sleep_until(deadline) => None,
         };
         let Some(Ok(frame)) = frame else { break };
+        deadline = tokio::time::Instant::now() + interval + timeout;
         // Every frame spends the connection's budget; past it, nothing is read into the lobby.
         let _permit = match app.limits.admit_event(who.id(), &budget) {
             Ok(permit) => permit,
@@ -125,10 +143,8 @@ async fn run_lobby(app: App, who: Identity, socket: WebSocket) {
                 }
             },
         }
-        if writer.is_finished() {
-            break;
-        }
     }
-    writer.abort();
+    closed.cancel();
+    let _ = writer.await;
     app.lobby_leave(id);
 }

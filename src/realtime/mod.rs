@@ -26,8 +26,8 @@ fn tuned<A: Adapter>(builder: SocketIoBuilder<A>, config: &Config) -> SocketIoBu
     // A socket whose queue reaches either bound is closed (vendor/engineioxide/PATCHED.md).
     engineioxide::socket::set_max_buffer_bytes(config.socket_buffer_bytes);
     builder
-        .ping_interval(Duration::from_secs(25))
-        .ping_timeout(Duration::from_secs(20))
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
         .max_payload(1024 * 1024)
         // The largest legal event (a message of `--max-body` characters, each escaped as
         // `\uXXXX` at worst, with its subject and client_id) fits; a larger frame is refused

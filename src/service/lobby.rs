@@ -7,19 +7,13 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::{App, Identity, ServiceResult};
 use crate::domain::DomainError;
 
 /// Longest lobby message, in characters.
 pub const MAX_LOBBY_MESSAGE: usize = 300;
-
-/// What the lobby sends down a connection.
-#[derive(Debug, Clone)]
-pub enum LobbyFrame {
-    Text(String),
-    Close,
-}
 
 /// A connection's handle in the lobby.
 pub type ConnectionId = u64;
@@ -28,7 +22,11 @@ struct Member {
     user_id: i64,
     username: String,
     session_id: Option<String>,
-    tx: mpsc::Sender<LobbyFrame>,
+    /// Frames to the connection.
+    tx: mpsc::Sender<String>,
+    /// Cancelled to close the connection: logout, expiry, a consumer too slow to keep up. A
+    /// token, not a frame in `tx`: a close must not be lost when that queue is full.
+    closed: CancellationToken,
 }
 
 /// Connections of this node, several per user allowed (tabs); join/leave is per user.
@@ -54,7 +52,8 @@ impl Lobby {
         user_id: i64,
         username: &str,
         session_id: Option<String>,
-        tx: mpsc::Sender<LobbyFrame>,
+        tx: mpsc::Sender<String>,
+        closed: CancellationToken,
     ) -> (ConnectionId, bool) {
         let mut inner = self.lock();
         inner.next += 1;
@@ -67,6 +66,7 @@ impl Lobby {
                 username: username.to_owned(),
                 session_id,
                 tx,
+                closed,
             },
         );
         (id, first)
@@ -84,16 +84,16 @@ impl Lobby {
     /// The lock is held only to copy the senders: joining, leaving and other broadcasts do not
     /// wait for this one's copies.
     pub fn broadcast(&self, except: Option<ConnectionId>, text: &str) {
-        let receivers: Vec<mpsc::Sender<LobbyFrame>> = self
+        let receivers: Vec<(mpsc::Sender<String>, CancellationToken)> = self
             .lock()
             .members
             .iter()
             .filter(|(id, _)| Some(**id) != except)
-            .map(|(_, m)| m.tx.clone())
+            .map(|(_, m)| (m.tx.clone(), m.closed.clone()))
             .collect();
-        for tx in receivers {
-            if tx.try_send(LobbyFrame::Text(text.to_owned())).is_err() {
-                let _ = tx.try_send(LobbyFrame::Close);
+        for (tx, closed) in receivers {
+            if tx.try_send(text.to_owned()).is_err() {
+                closed.cancel();
             }
         }
     }
@@ -124,7 +124,7 @@ impl Lobby {
             .values()
             .filter(|m| m.session_id.as_deref() == Some(session_id))
         {
-            let _ = m.tx.try_send(LobbyFrame::Close);
+            m.closed.cancel();
         }
     }
 
@@ -149,11 +149,16 @@ impl Lobby {
 impl App {
     /// Adds a lobby connection of `who` that frames are sent down through `tx`; the others
     /// hear that they joined, if it is their first connection.
-    pub fn lobby_join(&self, who: &Identity, tx: mpsc::Sender<LobbyFrame>) -> ConnectionId {
+    pub fn lobby_join(
+        &self,
+        who: &Identity,
+        tx: mpsc::Sender<String>,
+        closed: CancellationToken,
+    ) -> ConnectionId {
         let username = &who.user.username;
         let (id, first) = self
             .lobby
-            .join(who.id(), username, who.session_id.clone(), tx);
+            .join(who.id(), username, who.session_id.clone(), tx, closed);
         self.metrics.lobby_connected.fetch_add(1, Ordering::Relaxed);
         if first {
             let joined = json!({ "event": "join", "username": username });
