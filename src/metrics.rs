@@ -27,8 +27,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition; `sessions` and `online_users` are read at scrape time.
-    pub fn render(&self, sessions: u64, online_users: usize) -> String {
+    /// The text exposition; `sessions`, `online_users` and `adapter_failures` are read at scrape
+    /// time.
+    pub fn render(&self, sessions: u64, online_users: usize, adapter_failures: u64) -> String {
         let mut out = String::with_capacity(1024);
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -81,6 +82,11 @@ impl Metrics {
             "missive_sockets_refused_total",
             "Socket.IO connections refused.",
             get(&self.sockets_refused),
+        );
+        counter(
+            "missive_adapter_failures_total",
+            "Emits and disconnects the Redis adapter could not spread to other nodes (done on this node only).",
+            adapter_failures,
         );
         counter(
             "missive_connections_refused_total",

@@ -23,8 +23,12 @@ struct Node {
 
 impl Node {
     async fn start(schema: &str, prefix: &str) -> Node {
+        Node::start_with_redis(schema, prefix, REDIS_URL).await
+    }
+
+    async fn start_with_redis(schema: &str, prefix: &str, redis_url: &str) -> Node {
         let mut child = command(schema, prefix)
-            .env("MISSIVE_REDIS_URL", REDIS_URL)
+            .env("MISSIVE_REDIS_URL", redis_url)
             .env("MISSIVE_REDIS_PREFIX", prefix)
             .env("MISSIVE_BIND", "127.0.0.1:0")
             .stdout(Stdio::piped())
@@ -318,5 +322,159 @@ async fn a_paused_node_registers_its_users_again_when_it_resumes() {
         .unwrap();
     assert_eq!(online, json!({"username": "bob", "online": true}));
     assert_eq!(alice.http.get("/api/v1/users/bob").await.1["online"], true);
+    common::drop_postgres_schema(&schema).await;
+}
+
+/// A Redis server of the test's own, on a free port, that it may kill and start again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    async fn start() -> Option<OwnRedis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = OwnRedis { port, child: None };
+        if let Err(e) = redis.run().await {
+            common::service_missing("redis-server (to start a Redis of the test's own)", e);
+            return None;
+        }
+        Some(redis)
+    }
+
+    async fn run(&mut self) -> std::io::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(std::io::Error::other("redis-server did not listen"))
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Redis killed and started again under two nodes: meanwhile each node still delivers to its
+/// own sockets; once Redis is back, cross-node delivery, cross-node logout and presence are
+/// whole again within seconds, without restarting a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_heals_without_restarting_the_nodes() {
+    let Some(mut redis) = OwnRedis::start().await else {
+        return;
+    };
+    let Some(schema) = common::postgres_schema().await else {
+        return;
+    };
+    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
+    let status = command(&schema, &prefix)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let node1 = Node::start_with_redis(&schema, &prefix, &redis.url()).await;
+    let node2 = Node::start_with_redis(&schema, &prefix, &redis.url()).await;
+    let alice = user(&node1, "alice").await;
+    let bob = user(&node2, "bob").await;
+    let (a1, a1b) = (tab(&node1, &alice).await, tab(&node1, &alice).await);
+    let b2 = tab(&node2, &bob).await;
+    let ack = a1
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "outage", "body": "before"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let thread_id = ack["message"]["thread_id"].as_str().unwrap().to_owned();
+    for t in [&a1b, &b2] {
+        t.expect("message:new", WAIT).await.unwrap();
+    }
+
+    redis.kill().await;
+    // Alice's other tab, on the same node, still hears her message.
+    let ack = a1
+        .emit_with_ack(
+            "message:send",
+            &json!({"thread_id": thread_id, "body": "during"}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let during = a1b.expect("message:new", WAIT).await.unwrap();
+    assert_eq!(during["message"]["body"], "during");
+    let (status, health) = alice.http.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    redis.run().await.unwrap();
+    // Within 5 s of Redis being back, an event crosses nodes again.
+    let healed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let ack = a1
+                .emit_with_ack(
+                    "message:send",
+                    &json!({"thread_id": thread_id, "body": "after"}),
+                    WAIT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(ack["status"], true, "{ack}");
+            if let Ok(m) = b2.expect("message:new", Duration::from_millis(500)).await
+                && m["message"]["body"] == "after"
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(healed.is_ok(), "cross-node delivery did not come back");
+    // Presence is whole again: bob is online for alice's node.
+    let online = tokio::time::timeout(Duration::from_secs(10), async {
+        while alice.http.get("/api/v1/users/bob").await.1["online"] != true {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(online.is_ok(), "bob's presence did not come back");
+    // Logout through node 2 closes bob's session's socket... and node 1 follows a logout of
+    // alice's session made on node 2.
+    let alice_on_2 = Http::new(&node2.url);
+    let (status, _) = alice_on_2
+        .send(
+            alice_on_2
+                .client
+                .post(format!("{}/api/v1/auth/logout", node2.url))
+                .bearer_auth(&alice.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    a1.expect_disconnect(Duration::from_secs(3)).await.unwrap();
     common::drop_postgres_schema(&schema).await;
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod connect;
 pub mod events;
 pub mod notify;
+pub mod redis_driver;
 
 use std::time::Duration;
 
@@ -15,7 +16,12 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
-use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+
+use redis_driver::HealingDriver;
+
+/// The Redis adapter on [`HealingDriver`].
+pub type RedisAdapter = CustomRedisAdapter<socketioxide::adapter::Emitter, HealingDriver>;
 
 use crate::config::Config;
 
@@ -53,7 +59,7 @@ pub async fn redis_builder(
     config: &Config,
     url: &str,
     prefix: &str,
-) -> anyhow::Result<SocketIoBuilder<RedisAdapter<socketioxide::adapter::Emitter>>> {
+) -> anyhow::Result<SocketIoBuilder<RedisAdapter>> {
     let url = if url.contains("protocol=") {
         url.to_owned()
     } else if url.contains('?') {
@@ -65,8 +71,8 @@ pub async fn redis_builder(
     let adapter = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_request_timeout(Duration::from_secs(2));
-    let ctr = RedisAdapterCtr::new_with_redis_config(&client, adapter).await?;
-    Ok(tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter<_>>(ctr))
+    let ctr = RedisAdapterCtr::new_with_driver(HealingDriver::new(client).await?, adapter);
+    Ok(tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter>(ctr))
 }
 
 /// Registers every namespace on `io`.

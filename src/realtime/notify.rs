@@ -3,7 +3,7 @@
 //! whole namespace).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures_util::future::{BoxFuture, join_all};
@@ -58,8 +58,8 @@ trait Rooms: Send + Sync {
         rooms: Vec<String>,
         event: &'a str,
         payload: &'a RawValue,
-    ) -> BoxFuture<'a, ()>;
-    fn disconnect(&self, room: String) -> BoxFuture<'_, ()>;
+    ) -> BoxFuture<'a, u64>;
+    fn disconnect(&self, room: String) -> BoxFuture<'_, u64>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
     fn has_local_admins(&self) -> bool;
     fn local_admins(&self) -> Vec<i64>;
@@ -74,25 +74,39 @@ impl<A: Adapter> Rooms for SocketIo<A> {
         rooms: Vec<String>,
         event: &'a str,
         payload: &'a RawValue,
-    ) -> BoxFuture<'a, ()> {
+    ) -> BoxFuture<'a, u64> {
         Box::pin(async move {
+            let mut failures = 0;
             for ns in namespaces {
-                if let Some(op) = self.of(ns)
-                    && let Err(e) = op.to(rooms.clone()).emit(event, payload).await
-                {
-                    tracing::warn!(error = %e, event, "emit failed");
+                let Some(op) = self.of(ns) else { continue };
+                if let Err(e) = op.to(rooms.clone()).emit(event, payload).await {
+                    // The adapter publishes to the other nodes first and emits here only if
+                    // that worked: with Redis away, this node's own sockets still hear it.
+                    tracing::warn!(error = %e, event, "emit failed; emitting on this node");
+                    failures += 1;
+                    if let Some(op) = self.of(ns) {
+                        let _ = op.local().to(rooms.clone()).emit(event, payload).await;
+                    }
                 }
             }
+            failures
         })
     }
 
-    fn disconnect(&self, room: String) -> BoxFuture<'_, ()> {
+    fn disconnect(&self, room: String) -> BoxFuture<'_, u64> {
         Box::pin(async move {
-            for ns in self.nsps() {
+            let mut failures = 0;
+            for (i, ns) in self.nsps().into_iter().enumerate() {
                 if let Err(e) = ns.to(room.clone()).disconnect().await {
-                    tracing::warn!(error = %e, "disconnect failed");
+                    // Here at least; the other nodes close theirs when they revalidate.
+                    tracing::warn!(error = %e, "disconnect failed; disconnecting on this node");
+                    failures += 1;
+                    if let Some(ns) = self.nsps().into_iter().nth(i) {
+                        let _ = ns.local().to(room.clone()).disconnect().await;
+                    }
                 }
             }
+            failures
         })
     }
 
@@ -152,6 +166,8 @@ pub struct SocketIoNotifier {
     local_sockets: [AtomicUsize; MESSAGING_NAMESPACES.len()],
     /// Sockets of this node that hear the legacy events.
     local_legacy_sockets: AtomicUsize,
+    /// Emits and disconnects the adapter could not spread to the other nodes (Redis away).
+    adapter_failures: AtomicU64,
 }
 
 impl Notifier for SocketIoNotifier {
@@ -200,7 +216,8 @@ impl Notifier for SocketIoNotifier {
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(rooms) = self.rooms.get() {
-                rooms.disconnect(session_room(session_id)).await;
+                let failures = rooms.disconnect(session_room(session_id)).await;
+                self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
             }
         })
     }
@@ -214,6 +231,10 @@ impl Notifier for SocketIoNotifier {
             .get()
             .map(|r| r.local_admins())
             .unwrap_or_default()
+    }
+
+    fn adapter_failures(&self) -> u64 {
+        self.adapter_failures.load(Ordering::Relaxed)
     }
 
     fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()> {
@@ -306,7 +327,10 @@ impl SocketIoNotifier {
         }
         // Serialised once, then copied into each namespace's packet.
         match serde_json::value::to_raw_value(payload) {
-            Ok(raw) => io.emit(namespaces, rooms, event, &raw).await,
+            Ok(raw) => {
+                let failures = io.emit(namespaces, rooms, event, &raw).await;
+                self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
+            }
             Err(e) => tracing::error!(error = %e, event, "payload did not serialise"),
         }
     }

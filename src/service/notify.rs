@@ -30,6 +30,9 @@ pub trait Notifier: Send + Sync + 'static {
     ) -> BoxFuture<'a, ()>;
     /// Disconnects every socket of a session, on every node.
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
+    /// Events and disconnects that could not reach the other nodes (and were applied on this
+    /// one only), since the start.
+    fn adapter_failures(&self) -> u64;
     /// Whether an admin dashboard is connected to this node.
     fn has_local_admins(&self) -> bool;
     /// The users of the admin dashboards connected to this node.

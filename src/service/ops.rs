@@ -71,8 +71,11 @@ impl App {
     /// The Prometheus text exposition of this node's figures.
     pub async fn metrics_text(&self) -> String {
         let sessions = sessions::count_live(&self.db.conn).await.unwrap_or(0);
-        self.metrics
-            .render(sessions, self.presence.local_online_users())
+        self.metrics.render(
+            sessions,
+            self.presence.local_online_users(),
+            self.notifier.adapter_failures(),
+        )
     }
 
     /// Sends `stats` to this node's admin dashboards every second while one is connected.
