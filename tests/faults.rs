@@ -367,3 +367,43 @@ async fn a_silent_lobby_connection_is_closed_after_an_unanswered_ping() {
     assert!(left.is_ok(), "ann's silent connection stayed in the lobby");
     srv.stop().await;
 }
+
+/// A graceful shutdown answers the sends in flight, closes every socket (its client
+/// reconnects elsewhere) and stops accepting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_answers_sends_in_flight_then_closes_sockets() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.send_rate = 0;
+        c.event_rate = 0;
+        c.user_event_rate = 0;
+        c.events_in_flight = 1000;
+    })
+    .await
+    .unwrap();
+    let ann = srv.user("ann").await;
+    srv.user("bob").await;
+    let thread = ann.send_new("bob", "bye", "first").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = ann.native_tab().await;
+    let addr = srv.server.addr;
+    let frames: Vec<String> = (0..200)
+        .map(|i| {
+            json!(["message:send", {"thread_id": thread, "body": format!("m {i}")}]).to_string()
+        })
+        .collect();
+    let sends = futures_util::future::join_all(frames.iter().map(|f| tab.call(f, WAIT)));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        srv.stop().await;
+    };
+    let (acks, ()) = tokio::join!(sends, stop);
+    // Each send was answered as stored, or not at all (the socket closed before it was read):
+    // never refused half-way.
+    for ack in acks.into_iter().flatten() {
+        assert_eq!(ack["status"], true, "{ack}");
+    }
+    tab.expect_disconnect(WAIT).await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -30,12 +30,14 @@ pub struct Policy {
     pub metrics: Arc<Metrics>,
 }
 
-/// Serves `router` until `shutdown` completes, then lets open requests finish.
+/// Serves `router` until `shutdown` completes; then stops accepting, runs `stopping` (which
+/// closes the sockets), and lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     policy: Policy,
     shutdown: impl Future<Output = ()>,
+    stopping: impl Future<Output = ()>,
 ) {
     let slots = Slots::default();
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
@@ -92,6 +94,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    stopping.await;
     drop(close_rx);
     let _ = close_tx.send(());
     // Every connection task holds a receiver: this returns once the last has finished.

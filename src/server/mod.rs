@@ -68,14 +68,19 @@ impl Server {
         let handle = tokio::spawn({
             let app = app.clone();
             async move {
+                let signal = async move {
+                    let _ = shutdown_rx.await;
+                };
+                // Accepting has stopped: the sends in flight are answered, then every socket
+                // is closed so that its client reconnects to another node.
                 let stopping = {
                     let app = app.clone();
                     async move {
-                        let _ = shutdown_rx.await;
+                        app.settle_sends().await;
                         app.notifier.close_all().await;
                     }
                 };
-                listen::serve(listener, router, policy, stopping).await;
+                listen::serve(listener, router, policy, signal, stopping).await;
                 drop(tasks);
                 app.shutdown().await;
                 Ok(())

@@ -97,6 +97,12 @@ impl App {
         })))
     }
 
+    /// Lets the sends in flight commit and be answered (at most 5 s), before the sockets
+    /// close at shutdown.
+    pub async fn settle_sends(&self) {
+        self.replies.settle(std::time::Duration::from_secs(5)).await;
+    }
+
     /// Leaves the cluster's presence at once, instead of when the heartbeat expires.
     pub async fn shutdown(&self) {
         self.presence.leave_cluster().await;

@@ -8,6 +8,7 @@
 //! conversation never overtake each other.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +28,8 @@ type Job = (Reply, Waiter);
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Job>,
     committed: mpsc::UnboundedSender<Committed>,
+    /// Sends submitted and not answered yet (graceful shutdown waits for them).
+    pending: Arc<AtomicUsize>,
 }
 
 /// The messages of one commit, oldest first, on their way to be announced; their senders are
@@ -94,22 +97,43 @@ impl GroupCommit {
                 }
             }
         });
-        (GroupCommit { queue, committed }, announced)
+        let pending = Arc::default();
+        (
+            GroupCommit {
+                queue,
+                committed,
+                pending,
+            },
+            announced,
+        )
     }
 
     /// Queues a reply and waits until it is committed and announced.
     pub async fn submit(&self, reply: Reply) -> DomainResult<SendOutcome> {
         let (done, outcome) = oneshot::channel();
+        let _pending = Pending::new(&self.pending);
         self.queue
             .send((reply, done))
             .map_err(|_| DomainError::Internal("the writer has stopped".into()))?;
         Self::answer(outcome).await
     }
 
+    /// Waits, at most `limit`, until every send submitted so far has been answered: a
+    /// stopping server lets the batch in flight commit and be announced.
+    pub async fn settle(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.pending.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+
     /// Queues a message committed elsewhere (a new thread's first) to be announced in turn
     /// with the replies, and waits until it is.
     pub async fn announce(&self, outcome: SendOutcome) -> DomainResult<SendOutcome> {
         let (done, answer) = oneshot::channel();
+        let _pending = Pending::new(&self.pending);
         self.committed
             .send(Committed {
                 outcomes: vec![outcome],
@@ -125,5 +149,21 @@ impl GroupCommit {
         outcome
             .await
             .map_err(|_| DomainError::Internal("the group commit has stopped".into()))?
+    }
+}
+
+/// One send between its submission and its answer.
+struct Pending<'a>(&'a AtomicUsize);
+
+impl<'a> Pending<'a> {
+    fn new(count: &'a AtomicUsize) -> Pending<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Pending(count)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
