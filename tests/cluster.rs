@@ -10,7 +10,6 @@ use common::{Http, QUIET, User, WAIT, names};
 use missive_client::{ConnectOptions, Socket};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -27,31 +26,10 @@ impl Node {
     }
 
     async fn start_with_redis(schema: &str, prefix: &str, redis_url: &str) -> Node {
-        let mut child = command(schema, prefix)
-            .env("MISSIVE_REDIS_URL", redis_url)
-            .env("MISSIVE_REDIS_PREFIX", prefix)
-            .env("MISSIVE_BIND", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("missive starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .filter(|_| line.contains("missive listening"))
-                {
-                    return format!("http://{}", addr.split_whitespace().next().unwrap());
-                }
-            }
-            panic!("node exited before listening");
-        })
-        .await
-        .expect("node listens within 30 s");
-        // Keep draining the log so the node never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut cmd = command(schema, prefix);
+        cmd.env("MISSIVE_REDIS_URL", redis_url)
+            .env("MISSIVE_REDIS_PREFIX", prefix);
+        let (child, url) = common::spawn_missive(cmd).await;
         Node { child, url }
     }
 
@@ -75,10 +53,23 @@ fn command(schema: &str, _prefix: &str) -> Command {
         "postgres://postgres@127.0.0.1:5432/test",
     )
     .env("MISSIVE_DATABASE_SCHEMA", schema)
-    .env("MISSIVE_LOGIN_RATE", "1000")
-    .env("MISSIVE_LOG", "info")
-    .env("NO_COLOR", "1");
+    .env("MISSIVE_LOGIN_RATE", "1000");
     cmd
+}
+
+/// A fresh PostgreSQL schema, migrated once before the nodes roll out, and a Redis prefix of
+/// the test's own; `None` when PostgreSQL is absent and not required.
+async fn migrated_schema() -> Option<(String, String)> {
+    let schema = common::postgres_schema().await?;
+    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
+    let status = command(&schema, &prefix)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    Some((schema, prefix))
 }
 
 async fn redis_available() -> bool {
@@ -120,18 +111,9 @@ async fn two_nodes_share_rooms_presence_and_revocation_and_survive_a_kill() {
     if !redis_available().await {
         return;
     }
-    let Some(schema) = common::postgres_schema().await else {
+    let Some((schema, prefix)) = migrated_schema().await else {
         return;
     };
-    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
-    // Migrations run once, before the nodes roll out.
-    let status = command(&schema, &prefix)
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
     let node1 = Node::start(&schema, &prefix).await;
     let mut node2 = Node::start(&schema, &prefix).await;
 
@@ -280,17 +262,9 @@ async fn a_paused_node_registers_its_users_again_when_it_resumes() {
     if !redis_available().await {
         return;
     }
-    let Some(schema) = common::postgres_schema().await else {
+    let Some((schema, prefix)) = migrated_schema().await else {
         return;
     };
-    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
-    let status = command(&schema, &prefix)
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
     let node1 = Node::start(&schema, &prefix).await;
     let node2 = Node::start(&schema, &prefix).await;
     let alice = user(&node1, "alice").await;
@@ -385,17 +359,9 @@ async fn a_redis_restart_heals_without_restarting_the_nodes() {
     let Some(mut redis) = OwnRedis::start().await else {
         return;
     };
-    let Some(schema) = common::postgres_schema().await else {
+    let Some((schema, prefix)) = migrated_schema().await else {
         return;
     };
-    let prefix = format!("missive_test_{}", missive::ids::random_hex::<6>());
-    let status = command(&schema, &prefix)
-        .arg("migrate")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
     let node1 = Node::start_with_redis(&schema, &prefix, &redis.url()).await;
     let node2 = Node::start_with_redis(&schema, &prefix, &redis.url()).await;
     let alice = user(&node1, "alice").await;

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Backend, Http, TestServer, WAIT};
@@ -12,7 +11,6 @@ use missive_client::{ConnectOptions, Socket};
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A socket whose session row disappears without a disconnect reaching its node (a lost
@@ -162,36 +160,14 @@ struct Process {
 
 impl Process {
     async fn start(db: &std::path::Path) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
-            .env(
-                "MISSIVE_DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", db.display()),
-            )
-            .env("MISSIVE_BIND", "127.0.0.1:0")
-            .env("MISSIVE_LOGIN_RATE", "1000")
-            .env("MISSIVE_SEND_RATE", "0")
-            .env("MISSIVE_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("missive starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .filter(|_| line.contains("missive listening"))
-                {
-                    return format!("http://{}", addr.split_whitespace().next().unwrap());
-                }
-            }
-            panic!("missive exited before listening");
-        })
-        .await
-        .expect("missive listens within 30 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_missive"));
+        cmd.env(
+            "MISSIVE_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", db.display()),
+        )
+        .env("MISSIVE_LOGIN_RATE", "1000")
+        .env("MISSIVE_SEND_RATE", "0");
+        let (child, url) = common::spawn_missive(cmd).await;
         Process { child, url }
     }
 

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ClientAddr;
-use crate::service::auth::{self, Credential, PIRATCHAT_COOKIE, Presented};
+use crate::service::auth::{self, Credential, Presented};
 use crate::service::{App, Identity, ServiceError};
 
 pub fn router() -> Router<App> {
@@ -43,9 +43,7 @@ async fn lobby(
 ) -> ApiResult<Response> {
     let credential = match auth::credential_from_headers(&headers) {
         Some(credential @ (Credential::Token(_) | Credential::Basic { .. })) => credential,
-        _ => auth::cookie_value(&headers, PIRATCHAT_COOKIE)
-            .or_else(|| auth::cookie_value(&headers, auth::SESSION_COOKIE))
-            .map(Credential::Cookie)
+        _ => auth::piratchat_session(&headers)
             .ok_or_else(|| ApiError::InvalidPayload("session cookie required".into()))?,
     };
     let presented = Presented {

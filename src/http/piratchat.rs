@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::auth::{clear_cookie, session_cookie, with_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::ClientAddr;
-use crate::service::auth::{self, Credential, PIRATCHAT_COOKIE, Presented};
+use crate::service::auth::{self, PIRATCHAT_COOKIE, Presented};
 use crate::service::{App, DomainError, Identity, ServiceError};
 
 pub fn router() -> Router<App> {
@@ -139,11 +139,10 @@ async fn session_user(
     headers: &HeaderMap,
     client: std::net::IpAddr,
 ) -> ApiResult<Identity> {
-    let token = auth::cookie_value(headers, PIRATCHAT_COOKIE)
-        .or_else(|| auth::cookie_value(headers, auth::SESSION_COOKIE))
+    let credential = auth::piratchat_session(headers)
         .ok_or_else(|| ApiError::InvalidPayload("session cookie required".into()))?;
     let presented = Presented {
-        credential: Credential::Cookie(token),
+        credential,
         headers,
         client,
         guarded: false,

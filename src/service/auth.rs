@@ -114,6 +114,13 @@ pub fn credential_from_headers(headers: &HeaderMap) -> Option<Credential> {
         .map(Credential::Cookie)
 }
 
+/// Piratchat's session credential: its own cookie, else the native one.
+pub fn piratchat_session(headers: &HeaderMap) -> Option<Credential> {
+    cookie_value(headers, PIRATCHAT_COOKIE)
+        .or_else(|| cookie_value(headers, SESSION_COOKIE))
+        .map(Credential::Cookie)
+}
+
 /// The value of cookie `name`, if sent.
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

@@ -332,3 +332,35 @@ pub async fn expect_all(
     }
     seen
 }
+
+/// Spawns a `missive` process from `cmd` (its environment set by the caller) and waits until
+/// it listens; returns it and its `http://addr`. Its log is read and dropped, so that it never
+/// blocks on a full pipe.
+pub async fn spawn_missive(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .env("MISSIVE_BIND", "127.0.0.1:0")
+        .env("MISSIVE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("missive starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("missive listening"))
+            {
+                return format!("http://{}", addr.split_whitespace().next().unwrap());
+            }
+        }
+        panic!("missive exited before listening");
+    })
+    .await
+    .expect("missive listens within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
