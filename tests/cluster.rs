@@ -400,8 +400,10 @@ async fn a_redis_restart_heals_without_restarting_the_nodes() {
     assert_eq!(health["status"], "degraded", "{health}");
 
     redis.run().await.unwrap();
-    // Within 5 s of Redis being back, an event crosses nodes again.
-    let healed = tokio::time::timeout(Duration::from_secs(10), async {
+    let back = std::time::Instant::now();
+    // Events cross nodes again within seconds of Redis being back: 2 to 4 s measured here
+    // (reported below); the bound leaves slack for a loaded CI machine.
+    let healed = tokio::time::timeout(Duration::from_secs(8), async {
         loop {
             let ack = a1
                 .emit_with_ack(
@@ -420,13 +422,20 @@ async fn a_redis_restart_heals_without_restarting_the_nodes() {
         }
     })
     .await;
-    assert!(healed.is_ok(), "cross-node delivery did not come back");
-    // Presence is whole again: bob is online for alice's node.
-    let online = tokio::time::timeout(Duration::from_secs(10), async {
-        while alice.http.get("/api/v1/users/bob").await.1["online"] != true {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
+    assert!(
+        healed.is_ok(),
+        "cross-node delivery did not come back within 5 s"
+    );
+    eprintln!("cross-node delivery back {:?} after Redis", back.elapsed());
+    // Presence is whole again: bob is online for alice's node, within 5 s of Redis too.
+    let online = tokio::time::timeout(
+        Duration::from_secs(5).saturating_sub(back.elapsed()),
+        async {
+            while alice.http.get("/api/v1/users/bob").await.1["online"] != true {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        },
+    )
     .await;
     assert!(online.is_ok(), "bob's presence did not come back");
     // Logout through node 2 closes bob's session's socket... and node 1 follows a logout of

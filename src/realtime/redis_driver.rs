@@ -47,11 +47,13 @@ impl HealingDriver {
             })
             .set_automatic_resubscription()
             // Each command fails fast while Redis is away (the caller falls back to a local
-            // emit); reconnection goes on behind it, up to 2 s between tries.
+            // emit); reconnection goes on behind it, at most half a second between tries, so
+            // that events cross nodes again within a second or two of Redis being back.
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_with_config(client, config).await?;
         Ok(HealingDriver {
             handlers,

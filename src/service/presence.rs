@@ -16,6 +16,8 @@ use crate::domain::{accounts, messaging};
 /// How often a node says it is alive, and how long that lasts.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 const HEARTBEAT_TTL_SECS: u64 = 6;
+/// Users swept together.
+const SWEEP_BATCH: usize = 100;
 
 #[derive(Default)]
 pub struct Presence {
@@ -51,7 +53,14 @@ impl Presence {
     /// Shares presence across nodes through Redis.
     pub async fn join_cluster(&self, url: &str, prefix: &str) -> anyhow::Result<()> {
         let client = redis::Client::open(url)?;
-        let redis = ConnectionManager::new(client).await?;
+        // Reconnects within half a second of Redis being back (see realtime/redis_driver.rs).
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let redis = ConnectionManager::new_with_config(client, config).await?;
         let cluster = Cluster {
             redis,
             prefix: prefix.to_owned(),
@@ -399,16 +408,20 @@ return total
             let script = redis::Script::new(&format!(
                 "if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return -1 end\n{LIVE_SUM}\nreturn total"
             ));
-            for user_id in users {
-                let total: i64 = script
-                    .key(self.key(&format!("presence:{user_id}")))
-                    .arg(&self.node)
-                    .arg(&self.prefix)
-                    .arg(&node)
-                    .invoke_async(&mut redis)
-                    .await?;
-                if total == 0 {
-                    offline.push(user_id);
+            // A hundred users at a time, their scripts in flight together on the multiplexed
+            // connection: a node of many thousand users is swept in a few round trips' time.
+            for chunk in users.chunks(SWEEP_BATCH) {
+                let totals = futures_util::future::join_all(chunk.iter().map(|user_id| {
+                    let mut redis = self.redis.clone();
+                    let mut call = script.key(self.key(&format!("presence:{user_id}")));
+                    call.arg(&self.node).arg(&self.prefix).arg(&node);
+                    async move { call.invoke_async::<i64>(&mut redis).await }
+                }))
+                .await;
+                for (user_id, total) in chunk.iter().zip(totals) {
+                    if total? == 0 {
+                        offline.push(*user_id);
+                    }
                 }
             }
             redis::pipe()
