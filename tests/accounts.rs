@@ -575,3 +575,72 @@ async fn the_signing_secret_survives_a_restart() {
     assert_eq!(status, StatusCode::OK);
     second.shutdown().await.unwrap();
 }
+
+/// An account imported from Flask-Messaging logs in with its old password under the name it
+/// had, in any case, though native registration would refuse that name; the first login
+/// replaces the werkzeug hash with an argon2id one, and a werkzeug string in a native
+/// account's hash is never accepted.
+#[tokio::test]
+async fn an_imported_werkzeug_password_logs_in_and_is_upgraded_at_once() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    const HASH: &str = "pbkdf2:sha256:150000$s4ltS4lt$84fbb972ca6e1b9eeb964646afe8d0c61374b64021fc579d1d9d87b2c394c280";
+    let srv = TestServer::start(Backend::Sqlite).await.unwrap();
+    let db = &srv.server.app.db.conn;
+    let row = |name: &str, legacy: Option<&str>, native: Option<&str>, ws: &str| {
+        entity::user::ActiveModel {
+            username: Set(name.to_owned()),
+            password_hash: Set(native.map(str::to_owned)),
+            legacy_password_hash: Set(legacy.map(str::to_owned)),
+            key_hash: Set(None),
+            websocket_id: Set(ws.to_owned()),
+            is_admin: Set(false),
+            created_at: Set(0),
+            ..Default::default()
+        }
+    };
+    let imported = row("jos\u{e9}7", Some(HASH), None, &"a".repeat(32))
+        .insert(db)
+        .await
+        .unwrap();
+    row("native7", None, Some(HASH), &"b".repeat(32))
+        .insert(db)
+        .await
+        .unwrap();
+    let http = srv.http();
+    let login = |name: &'static str, password: &'static str| {
+        let http = http.clone();
+        async move {
+            http.post(
+                "/api/v1/auth/login",
+                json!({"username": name, "password": password}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        login("JOS\u{c9}7", "wrong password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = login("JOS\u{c9}7", "password-jos\u{e9}7").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["username"], "jos\u{e9}7");
+    assert_eq!(body["user"]["websocket_id"], "a".repeat(32));
+    let after = entity::user::Entity::find_by_id(imported.id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.legacy_password_hash.is_none());
+    assert!(after.password_hash.unwrap().starts_with("$argon2id$"));
+    // Now an argon2id account like any other.
+    assert_eq!(
+        login("jos\u{e9}7", "password-jos\u{e9}7").await.0,
+        StatusCode::OK
+    );
+    // The same werkzeug string as a native account's hash lets nobody in.
+    assert_eq!(
+        login("native7", "password-jos\u{e9}7").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    srv.stop().await;
+}

@@ -16,6 +16,9 @@ pub struct Model {
     pub websocket_id: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// A werkzeug `pbkdf2:sha256:<rounds>$<salt>$<hex>` hash imported from Flask-Messaging,
+    /// until its first login replaces it with `password_hash`. Never set for a native account.
+    pub legacy_password_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_accounts;
 mod m20261123_000002_create_messaging;
 mod m20261126_000003_client_id_first;
+mod m20261130_000004_legacy_password_hash;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_accounts::Migration),
             Box::new(m20261123_000002_create_messaging::Migration),
             Box::new(m20261126_000003_client_id_first::Migration),
+            Box::new(m20261130_000004_legacy_password_hash::Migration),
         ]
     }
 }

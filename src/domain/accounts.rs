@@ -139,24 +139,96 @@ pub async fn insert_user(
     .on_unique_violation(|| DomainError::UsernameTaken)
 }
 
-/// Checks a username and password; unknown users and wrong passwords fail alike, in alike time.
+/// Longest username looked up at login: imported accounts keep the names they had (e-mail
+/// addresses, accents, long names, up to the original app's 80 characters).
+const MAX_LOGIN_NAME: usize = 80;
+
+/// Checks a username (any case) and password; unknown users and wrong passwords fail alike,
+/// in alike time. An account imported from Flask-Messaging is checked against its werkzeug
+/// hash once, and that login replaces it with an argon2id hash.
 pub async fn authenticate(
-    db: &impl ConnectionTrait,
+    db: &Database,
     username: &str,
     password: &str,
 ) -> DomainResult<user::Model> {
     let name = username.trim().to_lowercase();
-    let found = if normalize_username(&name).is_ok() {
-        find_by_username(db, &name).await?
+    let found = if (1..=MAX_LOGIN_NAME).contains(&name.chars().count()) {
+        find_by_username(&db.conn, &name).await?
     } else {
         None
     };
+    let legacy = found
+        .as_ref()
+        .filter(|u| u.password_hash.is_none())
+        .and_then(|u| u.legacy_password_hash.clone());
+    if let (Some(user), Some(legacy)) = (&found, legacy) {
+        if !verify_werkzeug(password.to_owned(), legacy).await {
+            return Err(DomainError::InvalidCredentials);
+        }
+        return upgrade_legacy_hash(db, user, password).await;
+    }
     let hash = found.as_ref().and_then(|u| u.password_hash.clone());
     if verify_password(password.to_owned(), hash).await {
         found.ok_or(DomainError::InvalidCredentials)
     } else {
         Err(DomainError::InvalidCredentials)
     }
+}
+
+/// Replaces an imported account's werkzeug hash by an argon2id hash of the same password.
+async fn upgrade_legacy_hash(
+    db: &Database,
+    user: &user::Model,
+    password: &str,
+) -> DomainResult<user::Model> {
+    let hash = hash_password(password.to_owned()).await?;
+    let mut active: user::ActiveModel = user.clone().into();
+    active.password_hash = Set(Some(hash));
+    active.legacy_password_hash = Set(None);
+    let upgraded = db
+        .write(async |txn| Ok::<_, DomainError>(active.update(txn).await?))
+        .await?;
+    tracing::info!(username = %upgraded.username, "upgraded an imported password hash");
+    Ok(upgraded)
+}
+
+/// Checks `password` against a werkzeug `pbkdf2:sha256:<rounds>$<salt>$<hex digest>` string
+/// (digest = PBKDF2-HMAC-SHA256 of the password, the salt's text as salt), on the blocking
+/// pool like argon2. Anything else is refused.
+async fn verify_werkzeug(password: String, hash: String) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || werkzeug_matches(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+fn werkzeug_matches(password: &str, hash: &str) -> bool {
+    let Some(rest) = hash.strip_prefix("pbkdf2:sha256:") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, '$');
+    let (Some(rounds), Some(salt), Some(digest)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    // Rounds beyond any werkzeug release's would only let a crafted row burn the CPU.
+    let Ok(rounds) = rounds.parse::<u32>() else {
+        return false;
+    };
+    if !(1..=2_000_000).contains(&rounds) || digest.len() != 64 {
+        return false;
+    }
+    let mut derived = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), rounds, &mut derived);
+    let derived = ids::hex(&derived);
+    derived.len() == digest.len()
+        && derived
+            .bytes()
+            .zip(digest.to_ascii_lowercase().bytes())
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
 }
 
 pub async fn find_by_username(
@@ -201,4 +273,28 @@ pub async fn set_admin(
     let mut active: user::ActiveModel = user.into();
     active.is_admin = Set(admin);
     Ok(active.update(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Made with Python's `hashlib.pbkdf2_hmac`, as werkzeug does.
+    const JOSE: &str = "pbkdf2:sha256:150000$s4ltS4lt$84fbb972ca6e1b9eeb964646afe8d0c61374b64021fc579d1d9d87b2c394c280";
+
+    #[test]
+    fn werkzeug_hashes_are_checked_as_werkzeug_made_them() {
+        assert!(werkzeug_matches("password-jos\u{e9}7", JOSE));
+        assert!(!werkzeug_matches("password-jose7", JOSE));
+        assert!(!werkzeug_matches(
+            "password-jos\u{e9}7",
+            &JOSE.replace("150000", "150001")
+        ));
+        assert!(!werkzeug_matches("x", "pbkdf2:sha1:1000$a$b"));
+        assert!(!werkzeug_matches("x", "pbkdf2:sha256:99999999$a$00"));
+        assert!(!werkzeug_matches(
+            "x",
+            "$argon2id$v=19$m=19456,t=2,p=1$abc$def"
+        ));
+    }
 }

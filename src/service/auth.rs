@@ -215,7 +215,7 @@ impl App {
         password: &str,
     ) -> ServiceResult<user::Model> {
         self.limits.check_login(client, username)?;
-        match accounts::authenticate(&self.db.conn, username, password).await {
+        match accounts::authenticate(&self.db, username, password).await {
             Ok(user) => Ok(user),
             Err(DomainError::InvalidCredentials) => {
                 self.limits.record_login_failure(username);
