@@ -34,10 +34,26 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
     },
+    /// Take over the database of another messaging app (everything in one transaction).
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// An original Flask-Messaging database: users (with their passwords and websocket_ids)
+    /// and messages (with their urls, thread_ids, read and deletion state). Running it again
+    /// on the same database changes nothing.
+    FlaskMessaging {
+        /// The original SQLite file (`database.db`), or a `sqlite://` or `postgres://` URL.
+        path: String,
     },
 }
 
@@ -50,6 +66,8 @@ enum UserAction {
         #[arg(long)]
         admin: bool,
     },
+    /// Set an account's password (read like `add`'s) and end its sessions.
+    Password { username: String },
     /// Make an existing account an administrator.
     Promote { username: String },
     /// Remove administrator rights.
@@ -75,6 +93,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { action } => manage_user(cli.config, action).await,
+        Command::Import {
+            from: ImportFrom::FlaskMessaging { path },
+        } => import_flask_messaging(&cli.config, &path).await,
         Command::Seed {
             users,
             threads,
@@ -98,18 +119,22 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
     db.migrate().await?;
     let result = match action {
         UserAction::Add { username, admin } => {
-            let password = match std::env::var("MISSIVE_NEW_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
+            let password = new_password()?;
             accounts::register(&db, &username, &password)
                 .await
                 .map(|u| u.username)
                 .map(|name| (name, admin))
+        }
+        UserAction::Password { username } => {
+            let password = new_password()?;
+            return match accounts::set_password(&db, &username, &password).await {
+                Ok(name) => {
+                    println!("{name}: password set, sessions ended");
+                    Ok(())
+                }
+                Err(DomainError::NotFound) => anyhow::bail!("no account is named {username}"),
+                Err(e) => anyhow::bail!("{e}"),
+            };
         }
         UserAction::Promote { username } => accounts::find_by_username(&db.conn, &username)
             .await
@@ -126,6 +151,80 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
         }
         Err(e) => anyhow::bail!("{e}"),
     }
+}
+
+/// `missive import flask-messaging PATH`: a progress bar on a terminal (phase lines otherwise),
+/// then a summary with every repair.
+async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<()> {
+    use missive::domain::import::{ImportError, Progress, import_flask_messaging};
+
+    struct Bar(indicatif::ProgressBar);
+    impl Progress for Bar {
+        fn phase(&self, name: &str, total: u64) {
+            if self.0.is_hidden() {
+                eprintln!("{name}...");
+            }
+            self.0.set_message(name.to_owned());
+            self.0.set_length(total);
+            self.0.set_position(0);
+        }
+        fn advance(&self, steps: u64) {
+            self.0.inc(steps);
+        }
+    }
+
+    let db = missive::db::Database::connect(config).await?;
+    db.migrate().await?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:18} [{bar:40}] {human_pos}/{human_len} ({elapsed})",
+        )?
+        .progress_chars("=> "),
+    );
+    let result = import_flask_messaging(&db, path, &Bar(bar.clone())).await;
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e @ (ImportError::Source(_) | ImportError::NotFlaskMessaging(_))) => {
+            anyhow::bail!("{e}\nnothing was imported")
+        }
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    if summary.already_imported {
+        println!("{path} was imported already: nothing changed");
+        return Ok(());
+    }
+    println!(
+        "imported {} users, {} threads, {} messages in {:.1?}",
+        summary.users, summary.threads, summary.messages, summary.elapsed
+    );
+    println!(
+        "  {} placeholder accounts, {} messages hidden for one side, {} unread below a read mark",
+        summary.placeholders, summary.hidden, summary.unread_below_mark
+    );
+    if summary.repairs.total() == 0 {
+        println!("no repairs were needed");
+    } else {
+        println!("repairs ({}):", summary.repairs.total());
+        for (kind, rows) in &summary.repairs.0 {
+            println!("  {kind}: {}", rows.len());
+            for row in rows {
+                println!("    {row}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new password, from MISSIVE_NEW_PASSWORD or a line of standard input.
+fn new_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("MISSIVE_NEW_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Every socket is a file descriptor: lift the soft limit to the hard one.

@@ -7,4 +7,5 @@ pub mod participant;
 pub mod session;
 pub mod setting;
 pub mod thread;
+pub mod unread_below_mark;
 pub mod user;

@@ -143,6 +143,16 @@ pub async fn insert_user(
 /// addresses, accents, long names, up to the original app's 80 characters).
 const MAX_LOGIN_NAME: usize = 80;
 
+/// A name as typed at login or as a recipient, ready to look up: trimmed and lowercased, at
+/// most 80 characters, or `None`. Wider than [`normalize_username`]: imported accounts keep
+/// the names the original app allowed.
+pub fn lookup_name(raw: &str) -> Option<String> {
+    let name = raw.trim().to_lowercase();
+    (1..=MAX_LOGIN_NAME)
+        .contains(&name.chars().count())
+        .then_some(name)
+}
+
 /// Checks a username (any case) and password; unknown users and wrong passwords fail alike,
 /// in alike time. An account imported from Flask-Messaging is checked against its werkzeug
 /// hash once, and that login replaces it with an argon2id hash.
@@ -151,11 +161,9 @@ pub async fn authenticate(
     username: &str,
     password: &str,
 ) -> DomainResult<user::Model> {
-    let name = username.trim().to_lowercase();
-    let found = if (1..=MAX_LOGIN_NAME).contains(&name.chars().count()) {
-        find_by_username(&db.conn, &name).await?
-    } else {
-        None
+    let found = match lookup_name(username) {
+        Some(name) => find_by_username(&db.conn, &name).await?,
+        None => None,
     };
     let legacy = found
         .as_ref()
@@ -259,6 +267,26 @@ pub async fn admins_among(db: &impl ConnectionTrait, user_ids: &[i64]) -> Domain
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// Sets a new password (the operator's `missive user password`): replaces any imported hash
+/// and ends every session of the account. Returns the account's name.
+pub async fn set_password(db: &Database, username: &str, password: &str) -> DomainResult<String> {
+    check_password(password).map_err(|p| DomainError::Invalid(vec![p]))?;
+    let name = lookup_name(username).ok_or(DomainError::NotFound)?;
+    let user = find_by_username(&db.conn, &name)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let hash = hash_password(password.to_owned()).await?;
+    let mut active: user::ActiveModel = user.into();
+    active.password_hash = Set(Some(hash));
+    active.legacy_password_hash = Set(None);
+    db.write(async |txn| {
+        let user = active.update(txn).await?;
+        super::sessions::revoke_all(txn, user.id).await?;
+        Ok::<_, DomainError>(user.username)
+    })
+    .await
 }
 
 /// Grants or removes the admin role.

@@ -1,6 +1,6 @@
 //! Per-user deletion: a message or a whole thread disappears for the caller only.
 
-use entity::{message_hide, participant, thread};
+use entity::{message_hide, participant, thread, unread_below_mark};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
@@ -10,6 +10,7 @@ use super::list::unread_counts;
 use super::queries::{
     find_message, membership, visible_membership, visible_messages, visible_threads,
 };
+use super::read::below_mark_of;
 use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;
 use crate::domain::views::UserRef;
@@ -42,7 +43,17 @@ pub async fn delete_message(
     }
     .insert(&*txn)
     .await?;
-    if message.sender_id != user.id && message.id > me.read_up_to && me.unread > 0 {
+    let counted_unread = message.sender_id != user.id
+        && me.unread > 0
+        && (message.id > me.read_up_to
+            || unread_below_mark::Entity::delete_many()
+                .filter(below_mark_of(&me))
+                .filter(unread_below_mark::Column::MessageId.eq(message.id))
+                .exec(&*txn)
+                .await?
+                .rows_affected
+                > 0);
+    if counted_unread {
         participant::Entity::update_many()
             .col_expr(
                 participant::Column::Unread,
@@ -110,6 +121,12 @@ async fn hide_thread_until(
         .filter(participant::Column::UserId.eq(me.user_id))
         .exec(db)
         .await?;
+    if me.unread > 0 {
+        unread_below_mark::Entity::delete_many()
+            .filter(below_mark_of(me))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 
 use super::MAX_PAGE;
 use super::queries::{
-    find_message, newest_visible, thread_context, thread_contexts, visible_membership,
-    visible_messages, visible_threads,
+    find_message, message_views, newest_visible, thread_context, thread_contexts,
+    visible_membership, visible_messages, visible_threads,
 };
 use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
 use crate::domain::{DomainError, DomainResult};
@@ -56,7 +56,7 @@ pub async fn list_threads(
         .all(db)
         .await?;
 
-    let mut views = Vec::with_capacity(rows.len());
+    let mut shown = Vec::with_capacity(rows.len());
     for row in &rows {
         let Some(ctx) = contexts.get(&row.thread_id) else {
             continue;
@@ -66,8 +66,23 @@ pub async fn list_threads(
         } else {
             lasts.remove(&row.last_message_id)
         };
-        views.push(ctx.thread_view(user_id, last.as_ref()));
+        shown.push((ctx, last));
     }
+    let mut last_views = message_views(
+        db,
+        shown
+            .iter()
+            .filter_map(|(ctx, last)| Some((*ctx, last.as_ref()?))),
+    )
+    .await?
+    .into_iter();
+    let views = shown
+        .iter()
+        .map(|(ctx, last)| {
+            let last = last.as_ref().and_then(|_| last_views.next());
+            ctx.thread_view_with(user_id, last)
+        })
+        .collect();
     let next = match (more, rows.last()) {
         (true, Some(row)) => message::Entity::find_by_id(row.last_message_id)
             .one(db)
@@ -87,7 +102,11 @@ pub async fn get_thread(
     let (thread, me) = visible_membership(db, user_id, thread_id).await?;
     let ctx = thread_context(db, thread.id).await?;
     let last = newest_visible(db, user_id, &me).await?;
-    Ok(ctx.thread_view(user_id, last.as_ref()))
+    let last = match &last {
+        Some(m) => message_views(db, [(&ctx, m)]).await?.pop(),
+        None => None,
+    };
+    Ok(ctx.thread_view_with(user_id, last))
 }
 
 /// A page of a thread's history, oldest first, ending just before `before` (or at the newest).
@@ -123,7 +142,7 @@ pub async fn list_messages(
     page.truncate(limit as usize);
     page.reverse();
     let ctx = thread_context(db, thread.id).await?;
-    Ok((page.iter().map(|m| ctx.message_view(m)).collect(), more))
+    Ok((message_views(db, page.iter().map(|m| (&ctx, m))).await?, more))
 }
 
 /// A user's unread totals.

@@ -1,8 +1,8 @@
 //! Lookups and subqueries shared by the messaging files (and `seed`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use entity::{message, message_hide, participant, thread, user};
+use entity::{message, message_hide, participant, thread, unread_below_mark, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, Query, SubQueryStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -202,6 +202,47 @@ pub(super) async fn thread_contexts(
         ctx.members.sort_by_key(|(p, _)| p.user_id);
     }
     Ok(out)
+}
+
+/// Views of `messages` (each with its thread), read as their recipient left them: a message
+/// below the recipient's read mark is read, unless an import listed it in `unread_below_mark`
+/// (looked up only for recipients who still have something unread in the thread).
+pub(super) async fn message_views<'a>(
+    db: &impl ConnectionTrait,
+    messages: impl IntoIterator<Item = (&'a ThreadContext, &'a message::Model)>,
+) -> DomainResult<Vec<MessageView>> {
+    let messages: Vec<_> = messages.into_iter().collect();
+    let suspects: Vec<i64> = messages
+        .iter()
+        .filter(|(ctx, m)| {
+            m.sender_id != m.recipient_id
+                && ctx
+                    .member(m.recipient_id)
+                    .is_some_and(|p| p.unread > 0 && p.read_up_to >= m.id)
+        })
+        .map(|(_, m)| m.id)
+        .collect();
+    let unread: HashSet<i64> = if suspects.is_empty() {
+        HashSet::new()
+    } else {
+        unread_below_mark::Entity::find()
+            .select_only()
+            .column(unread_below_mark::Column::MessageId)
+            .filter(unread_below_mark::Column::MessageId.is_in(suspects))
+            .into_tuple::<i64>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(messages
+        .into_iter()
+        .map(|(ctx, m)| {
+            let mut view = ctx.message_view(m);
+            view.read &= !unread.contains(&m.id);
+            view
+        })
+        .collect())
 }
 
 /// The alias of `messages` in the subqueries below.

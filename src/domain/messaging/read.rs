@@ -1,6 +1,6 @@
 //! Reading a thread: the read mark moves forward, and the unread totals with it.
 
-use entity::{message, participant, thread};
+use entity::{message, participant, thread, unread_below_mark};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::ReadOutcome;
@@ -21,7 +21,8 @@ pub async fn read(
     // the write gate, so that a flood of them cannot queue ahead of other users' writes. The
     // mark only moves forward, so a stale look here never skips a write that was needed.
     let (thread, me) = visible_membership(&db.conn, reader.id, thread_id).await?;
-    if read_target(&db.conn, &thread, &me, up_to).await? <= me.read_up_to {
+    let target = read_target(&db.conn, &thread, &me, up_to).await?;
+    if target <= me.read_up_to && !unread_below(&db.conn, &me, target).await? {
         return Ok(ReadOutcome {
             reader: reader.clone(),
             thread_id: thread.public_id,
@@ -34,7 +35,20 @@ pub async fn read(
     let target = read_target(&*txn, &thread, &me, up_to).await?;
     let before = unread_counts(&*txn, reader.id).await?;
     let read_up_to = std::cmp::max(me.read_up_to, target);
-    let remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
+    let mut remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
+    if me.unread > 0 {
+        // Imported messages the original app still had unread below the mark (none otherwise).
+        unread_below_mark::Entity::delete_many()
+            .filter(below_mark_of(&me))
+            .filter(unread_below_mark::Column::MessageId.lte(target))
+            .exec(&*txn)
+            .await?;
+        let left = unread_below_mark::Entity::find()
+            .filter(below_mark_of(&me))
+            .count(&*txn)
+            .await?;
+        remaining = remaining.saturating_add(i32::try_from(left).unwrap_or(i32::MAX));
+    }
     participant::Entity::update_many()
         .col_expr(participant::Column::ReadUpTo, read_up_to.into())
         .col_expr(participant::Column::Unread, remaining.into())
@@ -74,6 +88,31 @@ async fn read_target(
                 "up_to is not a message of this thread",
             )
         })
+}
+
+/// Whether `me` has an imported message up to `up_to` still unread below their read mark.
+/// Such messages count in `unread`, so a participant with nothing unread has none.
+async fn unread_below(
+    db: &impl ConnectionTrait,
+    me: &participant::Model,
+    up_to: i64,
+) -> DomainResult<bool> {
+    if me.unread == 0 {
+        return Ok(false);
+    }
+    let n = unread_below_mark::Entity::find()
+        .filter(below_mark_of(me))
+        .filter(unread_below_mark::Column::MessageId.lte(up_to))
+        .count(db)
+        .await?;
+    Ok(n > 0)
+}
+
+/// The rows of `unread_below_mark` of one participant.
+pub(super) fn below_mark_of(me: &participant::Model) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(unread_below_mark::Column::UserId.eq(me.user_id))
+        .add(unread_below_mark::Column::ThreadId.eq(me.thread_id))
 }
 
 /// Unread messages left for `user_id` after reading up to `read_up_to`.

@@ -87,9 +87,9 @@ async fn start_thread(
     } = first;
     let txn = db.begin_write().await?;
     let now = ids::now_micros();
-    let recipient = match accounts::normalize_username(&recipient) {
-        Ok(name) => accounts::find_by_username(&*txn, &name).await?,
-        Err(_) => None,
+    let recipient = match accounts::lookup_name(&recipient) {
+        Some(name) => accounts::find_by_username(&*txn, &name).await?,
+        None => None,
     }
     .ok_or_else(|| {
         DomainError::invalid(
