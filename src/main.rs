@@ -156,7 +156,7 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
 /// `missive import flask-messaging PATH`: a progress bar on a terminal (phase lines otherwise),
 /// then a summary with every repair.
 async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<()> {
-    use missive::domain::import::{ImportError, Progress, import_flask_messaging};
+    use missive::domain::import::{ImportError, Progress, check_source, import_flask_messaging};
 
     struct Bar(indicatif::ProgressBar);
     impl Progress for Bar {
@@ -173,6 +173,9 @@ async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<(
         }
     }
 
+    if let Err(e) = check_source(path).await {
+        anyhow::bail!("{e}\nnothing was imported");
+    }
     let db = missive::db::Database::connect(config).await?;
     db.migrate().await?;
     let bar = indicatif::ProgressBar::new(0);

@@ -18,9 +18,21 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(UnreadBelowMark::Table)
-                    .col(ColumnDef::new(UnreadBelowMark::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(UnreadBelowMark::MessageId).big_integer().not_null())
-                    .col(ColumnDef::new(UnreadBelowMark::ThreadId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(UnreadBelowMark::UserId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UnreadBelowMark::MessageId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(UnreadBelowMark::ThreadId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .primary_key(
                         Index::create()
                             .col(UnreadBelowMark::UserId)

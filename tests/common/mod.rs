@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 pub const QUIET: Duration = Duration::from_millis(600);
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -363,4 +363,36 @@ pub async fn spawn_missive(mut cmd: tokio::process::Command) -> (tokio::process:
     .expect("missive listens within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, url)
+}
+
+/// The original Flask-Messaging sample database (`../shared/flask-messaging/sample.db`, beside
+/// this repository): 12 users with passwords `password-<username>`, 302 messages.
+pub fn flask_sample() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/flask-messaging/sample.db");
+    assert!(
+        path.exists(),
+        "{} is missing: the shared Flask-Messaging sample sits beside the repository",
+        path.display()
+    );
+    path
+}
+
+/// Runs `missive import flask-messaging <source>` into `database_url` (and PostgreSQL
+/// `schema`), returning its output.
+pub async fn run_import(
+    database_url: &str,
+    schema: Option<&str>,
+    source: &str,
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"));
+    cmd.args(["import", "flask-messaging", source])
+        .env("MISSIVE_DATABASE_URL", database_url)
+        .env("MISSIVE_LOG", "warn")
+        .env_remove("MISSIVE_DATABASE_SCHEMA")
+        .stdin(std::process::Stdio::null());
+    if let Some(schema) = schema {
+        cmd.env("MISSIVE_DATABASE_SCHEMA", schema);
+    }
+    cmd.output().await.expect("missive import runs")
 }

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use entity::{message, message_hide, participant, setting, thread, unread_below_mark, user};
 use sea_orm::sea_query::{Alias, Expr, Func, IntoIden, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Value,
 };
 use sha2::{Digest, Sha256};
 
@@ -69,6 +68,11 @@ pub struct Summary {
 const RECORD: &str = "import.flask-messaging.";
 /// Rows per INSERT: under SQLite's 32,766 bound parameters at eight columns.
 const CHUNK: usize = 2000;
+
+/// Checks that `path` opens as a Flask-Messaging database, before anything is done to Missive's.
+pub async fn check_source(path: &str) -> Result<(), ImportError> {
+    Source::open(path).await.map(|_| ())
+}
 
 /// Imports the Flask-Messaging database at `path` into `db`.
 pub async fn import_flask_messaging(
@@ -303,7 +307,12 @@ async fn existing<E: EntityTrait>(
 
 /// The first few of `values`, for a message.
 fn sample(values: &[String]) -> String {
-    let mut shown = values.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let mut shown = values
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if values.len() > 5 {
         shown.push_str(", ...");
     }
@@ -311,13 +320,26 @@ fn sample(values: &[String]) -> String {
 }
 
 /// Writes the whole plan (inside the caller's transaction).
-async fn write(db: &impl ConnectionTrait, plan: &Plan, progress: &dyn Progress) -> Result<(), DbErr> {
+async fn write(
+    db: &impl ConnectionTrait,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<(), DbErr> {
     use message::Column as M;
     use user::Column as U;
     insert(
         db,
         user::Entity,
-        [U::Id, U::Username, U::PasswordHash, U::KeyHash, U::WebsocketId, U::IsAdmin, U::CreatedAt, U::LegacyPasswordHash],
+        [
+            U::Id,
+            U::Username,
+            U::PasswordHash,
+            U::KeyHash,
+            U::WebsocketId,
+            U::IsAdmin,
+            U::CreatedAt,
+            U::LegacyPasswordHash,
+        ],
         plan.users.iter().map(|u| {
             vec![
                 u.id.into(),
@@ -337,7 +359,14 @@ async fn write(db: &impl ConnectionTrait, plan: &Plan, progress: &dyn Progress) 
     insert(
         db,
         thread::Entity,
-        [T::Id, T::PublicId, T::Subject, T::CreatedAt, T::UpdatedAt, T::LastMessageId],
+        [
+            T::Id,
+            T::PublicId,
+            T::Subject,
+            T::CreatedAt,
+            T::UpdatedAt,
+            T::LastMessageId,
+        ],
         plan.threads.iter().map(|t| {
             vec![
                 t.id.into(),
@@ -354,7 +383,16 @@ async fn write(db: &impl ConnectionTrait, plan: &Plan, progress: &dyn Progress) 
     insert(
         db,
         message::Entity,
-        [M::Id, M::PublicId, M::ThreadId, M::SenderId, M::RecipientId, M::Body, M::CreatedAt, M::ClientId],
+        [
+            M::Id,
+            M::PublicId,
+            M::ThreadId,
+            M::SenderId,
+            M::RecipientId,
+            M::Body,
+            M::CreatedAt,
+            M::ClientId,
+        ],
         plan.messages.iter().map(|m| {
             vec![
                 m.id.into(),
@@ -374,7 +412,14 @@ async fn write(db: &impl ConnectionTrait, plan: &Plan, progress: &dyn Progress) 
     insert(
         db,
         participant::Entity,
-        [P::ThreadId, P::UserId, P::LastMessageId, P::ReadUpTo, P::HiddenBefore, P::Unread],
+        [
+            P::ThreadId,
+            P::UserId,
+            P::LastMessageId,
+            P::ReadUpTo,
+            P::HiddenBefore,
+            P::Unread,
+        ],
         plan.participants.iter().map(|p| {
             vec![
                 p.thread_id.into(),
@@ -391,7 +436,10 @@ async fn write(db: &impl ConnectionTrait, plan: &Plan, progress: &dyn Progress) 
     insert(
         db,
         message_hide::Entity,
-        [message_hide::Column::UserId, message_hide::Column::MessageId],
+        [
+            message_hide::Column::UserId,
+            message_hide::Column::MessageId,
+        ],
         plan.hides
             .iter()
             .map(|h| vec![h.user_id.into(), h.message_id.into()]),

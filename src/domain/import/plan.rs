@@ -76,7 +76,11 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
                 let t = previous_time.unwrap_or(now);
                 plan.repairs.note(
                     "timestamp missing or unreadable: the previous message's time taken",
-                    format!("message {} ({:?})", m.id, m.timestamp.as_deref().unwrap_or("NULL")),
+                    format!(
+                        "message {} ({:?})",
+                        m.id,
+                        m.timestamp.as_deref().unwrap_or("NULL")
+                    ),
                 );
                 t
             }
@@ -93,7 +97,11 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
                 };
                 plan.repairs.note(
                     kind,
-                    format!("message {} ({:?} -> {fresh})", m.id, m.url.as_deref().unwrap_or("NULL")),
+                    format!(
+                        "message {} ({:?} -> {fresh})",
+                        m.id,
+                        m.url.as_deref().unwrap_or("NULL")
+                    ),
                 );
                 urls.insert(fresh.clone());
                 fresh
@@ -118,7 +126,8 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
             }
         }
         if m.body.is_none() {
-            plan.repairs.note("body NULL: taken as empty", format!("message {}", m.id));
+            plan.repairs
+                .note("body NULL: taken as empty", format!("message {}", m.id));
         }
         let sender_del = m.sender_del.unwrap_or(false);
         let recipient_del = m.recipient_del.unwrap_or(false);
@@ -149,8 +158,7 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
         state.settle(&mut plan);
     }
     plan.threads.sort_by_key(|t| t.id);
-    plan.participants
-        .sort_by_key(|p| (p.thread_id, p.user_id));
+    plan.participants.sort_by_key(|p| (p.thread_id, p.user_id));
     plan.placeholders = accounts.placeholders;
     plan.users = accounts.finish(now);
     plan
@@ -160,10 +168,14 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
 /// in Unix microseconds.
 fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .map(|t| t.and_utc().timestamp_micros())
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .map(|t| t.and_utc().timestamp_micros())
 }
 
 /// The accounts being imported, by lowercased name.
@@ -187,7 +199,12 @@ impl Accounts {
     }
 
     fn add_original(&mut self, u: &SourceUser, repairs: &mut Repairs) {
-        let Some(name) = u.username.as_deref().map(str::trim).filter(|n| !n.is_empty()) else {
+        let Some(name) = u
+            .username
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        else {
             repairs.note(
                 "user without a username: not imported (no message can name it)",
                 format!("user {}", u.id),
@@ -227,14 +244,20 @@ impl Accounts {
             }
         };
         let websocket_id = match u.websocket_id.as_deref() {
-            Some(w) if !w.is_empty() && w.len() <= 32 && self.websocket_ids.insert(w.to_owned()) => {
+            Some(w)
+                if !w.is_empty() && w.len() <= 32 && self.websocket_ids.insert(w.to_owned()) =>
+            {
                 w.to_owned()
             }
             other => {
                 let fresh = self.fresh_websocket_id();
                 repairs.note(
                     "websocket_id NULL, over 32 characters or repeated: a fresh one given",
-                    format!("user {} ({name}, {:?} -> {fresh})", u.id, other.unwrap_or("NULL")),
+                    format!(
+                        "user {} ({name}, {:?} -> {fresh})",
+                        u.id,
+                        other.unwrap_or("NULL")
+                    ),
                 );
                 fresh
             }
@@ -361,7 +384,10 @@ impl Threads {
         repairs: &mut Repairs,
     ) -> i64 {
         let pair = [sender.min(recipient), sender.max(recipient)];
-        let original = m.thread_id.as_deref().filter(|t| !t.is_empty() && t.len() <= 32);
+        let original = m
+            .thread_id
+            .as_deref()
+            .filter(|t| !t.is_empty() && t.len() <= 32);
         if let Some(t) = original
             && let Some(&id) = self.by_key.get(&(t.to_owned(), pair))
         {
@@ -386,7 +412,12 @@ impl Threads {
                 fresh
             }
         };
-        let subject = match m.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let subject = match m
+            .subject
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(s) if s.chars().count() > MAX_SUBJECT => {
                 repairs.note(
                     "subject over 280 characters: cut",
@@ -446,7 +477,9 @@ impl Threads {
     }
 
     fn state_mut(&mut self, thread: i64) -> &mut ThreadState {
-        self.states.get_mut(&thread).expect("a thread made by thread_of")
+        self.states
+            .get_mut(&thread)
+            .expect("a thread made by thread_of")
     }
 }
 
@@ -477,12 +510,11 @@ impl ThreadState {
                 hidden_before: 0,
                 unread: 0,
             };
-            if self.messages.iter().all(hidden) {
-                row.hidden_before = last;
-                row.read_up_to = last;
-            } else if self.members.len() == 1 {
+            if self.members.len() == 1 {
                 row.read_up_to = last;
             } else {
+                // The mark at the newest message read; what is unread below it is listed, so
+                // that the sender still sees it unread (deleted or not, as in the original).
                 row.read_up_to = self
                     .messages
                     .iter()
@@ -491,11 +523,7 @@ impl ThreadState {
                     .map(|m| m.id)
                     .max()
                     .unwrap_or(0);
-                for m in self.messages.iter().filter(received) {
-                    if m.read || hidden(m) {
-                        continue;
-                    }
-                    row.unread += 1;
+                for m in self.messages.iter().filter(received).filter(|m| !m.read) {
                     if m.id < row.read_up_to {
                         plan.unread_below_mark.push(unread_below_mark::Model {
                             user_id: member,
@@ -503,7 +531,14 @@ impl ThreadState {
                             message_id: m.id,
                         });
                     }
+                    row.unread += i32::from(!hidden(m));
                 }
+            }
+            if self.messages.iter().all(hidden) {
+                // Out of the inbox until someone writes again, as Missive hides a thread
+                // whose every message its reader deleted.
+                row.hidden_before = last;
+                row.unread = 0;
             }
             plan.participants.push(row);
         }

@@ -37,13 +37,15 @@ pub struct Source {
     conn: DatabaseConnection,
 }
 
-const USERS: &str = "SELECT id, username, password, websocket_id FROM users";
+const USERS: &str = "SELECT CAST(id AS BIGINT) AS id, username, password, websocket_id FROM users";
 // Timestamps as text on both backends (SQLite stores text; PostgreSQL has a `timestamp`);
-// booleans as integers (SQLite stores 0/1, PostgreSQL a `boolean`).
-const MESSAGES: &str = "SELECT id, url, sender_id, recipient_id, subject, body, \
-    CAST(\"timestamp\" AS TEXT) AS timestamp, CAST(\"read\" AS INTEGER) AS read, thread_id, \
-    CAST(sender_del AS INTEGER) AS sender_del, CAST(recipient_del AS INTEGER) AS recipient_del \
-    FROM messages";
+// booleans and ids as 64-bit integers (SQLite stores 0/1, PostgreSQL a `boolean`, which
+// casts only to a 32-bit integer).
+const MESSAGES: &str = "SELECT CAST(id AS BIGINT) AS id, url, sender_id, recipient_id, subject, \
+    body, CAST(\"timestamp\" AS TEXT) AS timestamp, \
+    CAST(CAST(\"read\" AS INTEGER) AS BIGINT) AS read, thread_id, \
+    CAST(CAST(sender_del AS INTEGER) AS BIGINT) AS sender_del, \
+    CAST(CAST(recipient_del AS INTEGER) AS BIGINT) AS recipient_del FROM messages";
 /// Rows read per query: the source is read in pages of ids, never whole into one result.
 const PAGE: u64 = 20_000;
 
@@ -129,7 +131,7 @@ impl Source {
                 sender_del: flag(row, "sender_del")?,
                 recipient_del: flag(row, "recipient_del")?,
             });
-            if messages.len() as u64 % 1000 == 0 {
+            if messages.len().is_multiple_of(1000) {
                 progress(1000);
             }
             Ok(())
@@ -147,7 +149,9 @@ impl Source {
     ) -> Result<(), ImportError> {
         let mut after: Option<i64> = None;
         loop {
-            let from = after.map(|id| format!("WHERE id > {id}")).unwrap_or_default();
+            let from = after
+                .map(|id| format!("WHERE id > {id}"))
+                .unwrap_or_default();
             let sql = format!("{select} {from} ORDER BY id LIMIT {PAGE}");
             let rows = self.query(&sql).await.map_err(read_error)?;
             for row in &rows {
@@ -177,7 +181,10 @@ fn source_url(path: &str) -> Result<String, ImportError> {
     let mut head = [0u8; 16];
     match std::fs::File::open(file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ImportError::Source(format!("{}: no such file", file.display())));
+            return Err(ImportError::Source(format!(
+                "{}: no such file",
+                file.display()
+            )));
         }
         Err(e) => return Err(ImportError::Source(format!("{}: {e}", file.display()))),
         Ok(mut f) => {

@@ -43,16 +43,17 @@ pub async fn delete_message(
     }
     .insert(&*txn)
     .await?;
+    // Unread, it counted in the reader's unread messages: above the read mark, or listed
+    // below it by an import (where the row stays: the sender still sees it unread).
     let counted_unread = message.sender_id != user.id
         && me.unread > 0
         && (message.id > me.read_up_to
-            || unread_below_mark::Entity::delete_many()
+            || unread_below_mark::Entity::find()
                 .filter(below_mark_of(&me))
                 .filter(unread_below_mark::Column::MessageId.eq(message.id))
-                .exec(&*txn)
+                .one(&*txn)
                 .await?
-                .rows_affected
-                > 0);
+                .is_some());
     if counted_unread {
         participant::Entity::update_many()
             .col_expr(

@@ -142,7 +142,10 @@ pub async fn list_messages(
     page.truncate(limit as usize);
     page.reverse();
     let ctx = thread_context(db, thread.id).await?;
-    Ok((message_views(db, page.iter().map(|m| (&ctx, m))).await?, more))
+    Ok((
+        message_views(db, page.iter().map(|m| (&ctx, m))).await?,
+        more,
+    ))
 }
 
 /// A user's unread totals.

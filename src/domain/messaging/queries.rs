@@ -205,8 +205,7 @@ pub(super) async fn thread_contexts(
 }
 
 /// Views of `messages` (each with its thread), read as their recipient left them: a message
-/// below the recipient's read mark is read, unless an import listed it in `unread_below_mark`
-/// (looked up only for recipients who still have something unread in the thread).
+/// below the recipient's read mark is read, unless an import listed it in `unread_below_mark`.
 pub(super) async fn message_views<'a>(
     db: &impl ConnectionTrait,
     messages: impl IntoIterator<Item = (&'a ThreadContext, &'a message::Model)>,
@@ -218,7 +217,7 @@ pub(super) async fn message_views<'a>(
             m.sender_id != m.recipient_id
                 && ctx
                     .member(m.recipient_id)
-                    .is_some_and(|p| p.unread > 0 && p.read_up_to >= m.id)
+                    .is_some_and(|p| p.read_up_to >= m.id)
         })
         .map(|(_, m)| m.id)
         .collect();

@@ -1,6 +1,7 @@
 //! Reading a thread: the read mark moves forward, and the unread totals with it.
 
 use entity::{message, participant, thread, unread_below_mark};
+use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::ReadOutcome;
@@ -43,8 +44,16 @@ pub async fn read(
             .filter(unread_below_mark::Column::MessageId.lte(target))
             .exec(&*txn)
             .await?;
-        let left = unread_below_mark::Entity::find()
-            .filter(below_mark_of(&me))
+        let left = visible_messages(reader.id, &me, thread.id)
+            .filter(
+                message::Column::Id.in_subquery(
+                    Query::select()
+                        .column(unread_below_mark::Column::MessageId)
+                        .from(unread_below_mark::Entity)
+                        .cond_where(below_mark_of(&me))
+                        .to_owned(),
+                ),
+            )
             .count(&*txn)
             .await?;
         remaining = remaining.saturating_add(i32::try_from(left).unwrap_or(i32::MAX));
