@@ -137,3 +137,72 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
     }
     srv.stop().await;
 }
+
+/// After the import, an original page (socket.io-client 3.0.4, `io.connect('/messages')` with
+/// the cookie of its login) hears `<websocket_id>_newmsg` under the websocket_id the user had
+/// in the original database, for a reply in an imported thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_page_of_an_imported_user_hears_its_events() {
+    if !node_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
+    let sample = common::flask_sample();
+    let output = common::run_import(&url, None, sample.to_str().unwrap()).await;
+    assert!(output.status.success(), "{output:?}");
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = url.clone())
+        .await
+        .unwrap();
+    // user7_8 and jane.doe7@example.com share thread vfdssugl in the sample.
+    let original = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", sample.display()))
+        .await
+        .unwrap();
+    use sea_orm::ConnectionTrait;
+    let row = original
+        .query_one_raw(sea_orm::Statement::from_string(
+            original.get_database_backend(),
+            "SELECT websocket_id FROM users WHERE username = 'user7_8'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let websocket_id: String = row.try_get("", "websocket_id").unwrap();
+
+    let bob = srv.http().login("user7_8", "password-user7_8").await;
+    assert_eq!(bob.websocket_id, websocket_id);
+    let jane = srv
+        .http()
+        .login("Jane.Doe7@example.com", "password-jane.doe7@example.com")
+        .await;
+    let newmsg = format!("{websocket_id}_newmsg");
+    let cookie = format!("missive_session={}", bob.token);
+    let (mut child, first, mut lines) = listen(
+        3,
+        &srv.url,
+        &cookie,
+        "websocket",
+        &[&newmsg, "vfdssugl"],
+    )
+    .await;
+    assert_eq!(first["connected"], true, "{first}");
+    let sent = jane.reply("vfdssugl", "hello after the move").await;
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut heard = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        heard.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert!(status.success(), "heard {heard:?}");
+    let data = |name: &str| {
+        heard
+            .iter()
+            .find(|f| f["event"] == name)
+            .map(|f| f["data"].clone())
+    };
+    assert_eq!(data(&newmsg), Some(json!({"message_url": sent["url"]})));
+    assert_eq!(data("vfdssugl"), Some(json!({"message_url": sent["url"]})));
+    srv.stop().await;
+}
