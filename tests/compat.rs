@@ -177,14 +177,8 @@ async fn an_original_page_of_an_imported_user_hears_its_events() {
         .await;
     let newmsg = format!("{websocket_id}_newmsg");
     let cookie = format!("missive_session={}", bob.token);
-    let (mut child, first, mut lines) = listen(
-        3,
-        &srv.url,
-        &cookie,
-        "websocket",
-        &[&newmsg, "vfdssugl"],
-    )
-    .await;
+    let (mut child, first, mut lines) =
+        listen(3, &srv.url, &cookie, "websocket", &[&newmsg, "vfdssugl"]).await;
     assert_eq!(first["connected"], true, "{first}");
     let sent = jane.reply("vfdssugl", "hello after the move").await;
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())

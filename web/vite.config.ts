@@ -6,7 +6,13 @@ const backend = process.env.MISSIVE_DEV_SERVER ?? 'http://127.0.0.1:8000';
 
 export default defineConfig({
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022' },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    // The client, and the API reference page served at /api/v1/docs.
+    rollupOptions: { input: { main: 'index.html', docs: 'docs.html' } },
+  },
   server: {
     proxy: {
       '/api': backend,

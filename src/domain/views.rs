@@ -9,7 +9,9 @@ use serde_json::value::RawValue;
 use crate::ids;
 
 /// `message` in DESIGN.md.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+#[schema(as = Message)]
+#[ts(rename = "Message")]
 pub struct MessageView {
     pub url: String,
     pub thread_id: String,
@@ -17,6 +19,7 @@ pub struct MessageView {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    /// RFC 3339, UTC, milliseconds.
     pub timestamp: String,
     /// Whether the recipient has read it.
     pub read: bool,
@@ -42,25 +45,35 @@ impl Serialize for Rendered {
 
 /// `thread` in DESIGN.md, as one participant sees it; its last message is a [`MessageView`],
 /// or the same [`Rendered`] once.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+#[schema(as = Thread, bound = "")]
+#[ts(rename = "Thread", concrete(M = MessageView))]
 pub struct ThreadView<M = MessageView> {
     pub thread_id: String,
     pub subject: String,
     pub participants: Vec<String>,
+    #[schema(value_type = Option<MessageView>)]
     pub last_message: Option<M>,
+    /// Unread messages for this participant.
     pub unread: i32,
+    /// Time of the newest message (RFC 3339).
     pub updated_at: String,
 }
 
 /// A user's unread totals: messages, and threads holding at least one.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default, utoipa::ToSchema, ts_rs::TS)]
+#[schema(as = Unread)]
+#[ts(rename = "Unread")]
 pub struct UnreadCounts {
+    #[ts(type = "number")]
     pub messages: i64,
+    #[ts(type = "number")]
     pub threads: i64,
 }
 
 /// `{username, websocket_id, created_at}`: what a user may know of their own account.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct AccountView {
     pub username: String,
     pub websocket_id: String,

@@ -1,43 +1,67 @@
 //! Registration, login and logout.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Auth, ClientAddr};
-use crate::service::App;
 use crate::service::auth::SESSION_COOKIE;
+use crate::service::{AccountView, App};
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// Registration: 1 to 32 of a-z, 0-9 and _ (any case, stored lowercase). Login: the name
+    /// in any case (imported accounts keep theirs, up to 80 characters).
     username: String,
+    /// 8 to 256 characters.
     password: String,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct UserBody {
+    user: AccountView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginBody {
+    user: AccountView,
+    /// The session token, also set as the `missive_session` cookie.
+    token: String,
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
+    responses(
+        (status = 201, description = "Created", body = UserBody),
+        (status = 409, description = "username_taken", body = super::openapi::ErrorBody),
+    ))]
 async fn register(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     ApiJson(req): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
     let account = app.register(ip, &req.username, &req.password).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "user": account }))).into_response())
+    Ok((StatusCode::CREATED, Json(UserBody { user: account })).into_response())
 }
 
+/// Starts a session: the token in the body and in the `missive_session` cookie.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, description = "Logged in", body = LoginBody)))]
 async fn login(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -46,10 +70,17 @@ async fn login(
 ) -> ApiResult<Response> {
     let session = app.login(ip, &req.username, &req.password).await?;
     let cookie = session_cookie(&app, &headers, SESSION_COOKIE, &session.token);
-    let body = json!({ "user": session.account, "token": session.token });
+    let body = LoginBody {
+        user: session.account,
+        token: session.token,
+    };
     Ok(with_cookie(Json(body).into_response(), &cookie))
 }
 
+/// Ends this session (its sockets are disconnected).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 204, description = "Logged out")))]
 async fn logout(
     State(app): State<App>,
     headers: HeaderMap,
@@ -60,6 +91,10 @@ async fn logout(
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }
 
+/// Ends every session of the user.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 204, description = "Every session ended")))]
 async fn logout_all(
     State(app): State<App>,
     headers: HeaderMap,

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,8 +18,8 @@ use super::extract::ClientAddr;
 use crate::service::auth::{self, Credential, Presented};
 use crate::service::{App, Identity, ServiceError};
 
-pub fn router() -> Router<App> {
-    Router::new().route("/ws", get(lobby))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<App> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(lobby))
 }
 
 /// Largest lobby frame read, in bytes.
@@ -35,6 +33,12 @@ struct LobbyMessage {
 
 /// A bearer token or Basic in the Authorization header, else a session cookie (422 without
 /// one, as Piratchat answers); a cookie must come from an allowed Origin.
+#[utoipa::path(get, path = "/ws", tag = "piratchat",
+    description = "Piratchat's lobby, a plain WebSocket: send `{\"message\": \"...\"}`, \
+        everyone else receives `{message, author}`; acks `{status: true}` or \
+        `{status: false, code}`; `{event: join|leave, username}` as people come and go.",
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 101, description = "Switching to the WebSocket protocol")))]
 async fn lobby(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,

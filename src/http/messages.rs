@@ -1,23 +1,36 @@
 //! Sending and deleting messages.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
-use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Auth};
-use crate::service::{App, SendMessage, SendOutcome};
+use crate::service::{App, MessageView, SendMessage, SendOutcome};
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/messages", post(send))
-        .route("/messages/{url}", delete(remove))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(remove))
 }
 
-/// 201 with the new message, or 200 with the first one when `client_id` repeats.
+#[derive(Serialize, ToSchema)]
+pub struct MessageBody {
+    message: MessageView,
+}
+
+/// Sends a message: a new thread (`recipient` and `subject`) or a reply (`thread_id`).
+#[utoipa::path(post, path = "/messages", tag = "messages", request_body = SendMessage,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "Sent", body = MessageBody),
+        (status = 200, description = "`client_id` repeated: the message it sent first", body = MessageBody),
+    ))]
 async fn send(
     State(app): State<App>,
     Auth(who): Auth,
@@ -25,14 +38,19 @@ async fn send(
 ) -> ApiResult<Response> {
     Ok(match app.send_message(&who, req).await? {
         SendOutcome::Created { message, .. } => {
-            (StatusCode::CREATED, Json(json!({ "message": message }))).into_response()
+            (StatusCode::CREATED, Json(MessageBody { message })).into_response()
         }
         SendOutcome::Repeated { message } => {
-            (StatusCode::OK, Json(json!({ "message": message }))).into_response()
+            (StatusCode::OK, Json(MessageBody { message })).into_response()
         }
     })
 }
 
+/// Hides a message for the caller only.
+#[utoipa::path(delete, path = "/messages/{url}", tag = "messages",
+    params(("url" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 204, description = "Deleted for the caller")))]
 async fn remove(
     State(app): State<App>,
     Auth(who): Auth,

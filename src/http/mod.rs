@@ -7,35 +7,75 @@ pub mod error;
 pub mod extract;
 pub mod lobby;
 pub mod messages;
+pub mod openapi;
 pub mod ops;
 pub mod piratchat;
 pub mod threads;
 pub mod users;
 pub mod web;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::App;
 
 /// Largest accepted request body.
 pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-pub fn router(app: App) -> Router {
-    let api = Router::new()
+/// Every documented route (those of `/api/v1`, the others), with the OpenAPI document
+/// gathered from them.
+fn documented() -> (Router<App>, Router<App>, utoipa::openapi::OpenApi) {
+    let (api, api_doc) = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(threads::router())
         .merge(messages::router())
-        .fallback(ops::api_not_found);
-
-    let mut router = Router::new()
-        .nest("/api/v1", api)
+        .split_for_parts();
+    let (rest, rest_doc) = OpenApiRouter::new()
         .merge(piratchat::router())
         .merge(lobby::router())
         .merge(ops::router())
+        .split_for_parts();
+    let doc = openapi::ApiDoc::openapi()
+        .nest("/api/v1", api_doc)
+        .merge_from(rest_doc);
+    (api, rest, openapi::with_errors(doc))
+}
+
+/// The OpenAPI document of the HTTP API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented().2
+}
+
+pub fn router(app: App) -> Router {
+    let (api, rest, doc) = documented();
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let api_extra = Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route("/docs", get(web::api_docs))
+        .fallback(ops::api_not_found);
+
+    let mut router = Router::new()
+        .nest("/api/v1", api.merge(api_extra))
+        .merge(rest)
         .fallback(web::serve)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

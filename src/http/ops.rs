@@ -1,23 +1,41 @@
 //! Service endpoints: health, metrics, and the API's 404.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use crate::service::App;
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (Redis does not answer) or `unavailable` (the database does not).
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    database: &'static str,
+    /// `ok` or `unavailable`; absent without Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
 }
 
 /// `{status, database, redis?}`. 200 while the database answers (`status: "degraded"` when
 /// Redis does not: this node still serves its own sockets), 503 when it does not, so a load
 /// balancer takes a node out only when it cannot store messages.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses(
+        (status = 200, description = "Serving (perhaps degraded)", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ))]
 async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let health = app.health().await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
@@ -26,14 +44,20 @@ async fn healthz(State(app): State<App>) -> impl IntoResponse {
         (true, Some(false)) => (StatusCode::OK, "degraded"),
         (true, _) => (StatusCode::OK, "ok"),
     };
-    let mut body = serde_json::json!({ "status": overall, "database": word(health.database) });
-    if let Some(redis) = health.redis {
-        body["redis"] = word(redis).into();
-    }
+    let body = Health {
+        status: overall,
+        database: word(health.database),
+        redis: health.redis.map(word),
+    };
     (status, axum::Json(body))
 }
 
 /// The Prometheus exposition; with `--metrics-token`, for that bearer token only.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    ))]
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = app.config.metrics_token.as_deref() {
         let presented = headers

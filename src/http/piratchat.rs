@@ -1,15 +1,16 @@
 //! Piratchat's API, at its original paths: key accounts and cookie sessions (its `/ws` lobby
 //! is a transport of its own, `crate::lobby`).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{clear_cookie, session_cookie, with_cookie};
 use super::error::{ApiError, ApiResult};
@@ -17,25 +18,53 @@ use super::extract::ClientAddr;
 use crate::service::auth::{self, PIRATCHAT_COOKIE, Presented};
 use crate::service::{App, DomainError, Identity, ServiceError};
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/register", post(register))
-        .route("/api/login", post(login))
-        .route("/api/logout", get(logout))
-        .route("/api/online", get(online))
-        .route("/api/user/{username}", get(user))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(online))
+        .routes(routes!(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = piratchat::Register)]
 struct Register {
+    /// Letters and digits, 1 to 32 (one namespace with native accounts).
     username: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = piratchat::Login)]
 struct Login {
     key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = piratchat::Key)]
+struct Key {
+    /// 256 random bits; the account's only credential (stored hashed).
+    key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = piratchat::Username)]
+struct Username {
+    username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = piratchat::Status)]
+struct Status {
+    status: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = piratchat::Online)]
+struct Online {
+    online_clients: Vec<String>,
 }
 
 /// Piratchat answers 422 to any body that is not exactly the expected object.
@@ -46,6 +75,13 @@ fn exact_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     })
 }
 
+/// Creates a key account (Piratchat).
+#[utoipa::path(post, path = "/api/register", tag = "piratchat",
+    request_body(content = Register, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = Key),
+        (status = 409, description = "username_taken", body = super::openapi::ErrorBody),
+    ))]
 async fn register(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -63,9 +99,13 @@ async fn register(
         }
         other => other?,
     };
-    Ok((StatusCode::CREATED, Json(json!({ "key": key }))).into_response())
+    Ok((StatusCode::CREATED, Json(Key { key })).into_response())
 }
 
+/// Starts a session with a key: the `session` cookie (Piratchat).
+#[utoipa::path(post, path = "/api/login", tag = "piratchat",
+    request_body(content = Login, content_type = "application/json"),
+    responses((status = 200, description = "Logged in; `session` cookie set", body = Username)))]
 async fn login(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -85,13 +125,19 @@ async fn login(
     };
     let cookie = session_cookie(&app, &headers, PIRATCHAT_COOKIE, &session.token);
     Ok(with_cookie(
-        Json(json!({ "username": session.account.username })).into_response(),
+        Json(Username {
+            username: session.account.username,
+        })
+        .into_response(),
         &cookie,
     ))
 }
 
 /// A GET, as Piratchat has it: refused from another site's page (a link or an image there
 /// would log the user out).
+#[utoipa::path(get, path = "/api/logout", tag = "piratchat",
+    security(("cookie" = [])),
+    responses((status = 200, description = "Logged out (also without a session)", body = Status)))]
 async fn logout(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
@@ -105,32 +151,45 @@ async fn logout(
     }
     let cookie = clear_cookie(&app, &headers, PIRATCHAT_COOKIE);
     Ok(with_cookie(
-        Json(json!({ "status": true })).into_response(),
+        Json(Status { status: true }).into_response(),
         &cookie,
     ))
 }
 
+/// Who is in the `/ws` lobby now (422 without a session cookie).
+#[utoipa::path(get, path = "/api/online", tag = "piratchat",
+    security(("cookie" = [])),
+    responses((status = 200, description = "Usernames in the lobby", body = Online)))]
 async fn online(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Online>> {
     session_user(&app, &headers, ip).await?;
-    Ok(Json(json!({ "online_clients": app.lobby.online() })))
+    Ok(Json(Online {
+        online_clients: app.lobby.online(),
+    }))
 }
 
+/// A user by name, or the caller as `@me` (422 without a session cookie).
+#[utoipa::path(get, path = "/api/user/{username}", tag = "piratchat",
+    params(("username" = String, Path, description = "A name, or `@me`")),
+    security(("cookie" = [])),
+    responses((status = 200, description = "The user", body = Username)))]
 async fn user(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Username>> {
     let who = session_user(&app, &headers, ip).await?;
     if name == "@me" {
-        return Ok(Json(json!({ "username": who.user.username })));
+        return Ok(Json(Username {
+            username: who.user.username,
+        }));
     }
     let (username, _) = app.user_status(&name).await?;
-    Ok(Json(json!({ "username": username })))
+    Ok(Json(Username { username }))
 }
 
 /// The caller by session cookie (Piratchat's or the native one): 422 without one, 401 if dead.

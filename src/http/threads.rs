@@ -1,62 +1,110 @@
 //! Threads: inbox, one thread, its history, reading and deleting.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiResult;
 use super::extract::{ApiQuery, Auth};
-use crate::service::{App, UnreadCounts};
+use crate::service::{App, MessageView, ThreadView, UnreadCounts};
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/unread", get(unread))
-        .route("/threads", get(list))
-        .route("/threads/{thread_id}", get(show).delete(delete))
-        .route("/threads/{thread_id}/messages", get(messages))
-        .route("/threads/{thread_id}/read", post(read))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(unread))
+        .routes(routes!(list))
+        .routes(routes!(show, delete))
+        .routes(routes!(messages))
+        .routes(routes!(read))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// The cursor: `next` of the previous page of threads, or the `url` of the oldest message
+    /// of the previous page of history.
     before: Option<String>,
+    /// At most 100 (threads: 20 by default; messages: 50).
     limit: Option<u64>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ThreadPage {
+    /// Newest activity first.
+    threads: Vec<ThreadView>,
+    /// The `before` of the next page; null on the last.
+    next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ThreadBody {
+    thread: ThreadView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    /// Oldest first, ending just before `before` (or at the newest).
+    messages: Vec<MessageView>,
+    has_more: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReadBody {
+    unread: UnreadCounts,
+}
+
+/// The caller's unread totals.
+#[utoipa::path(get, path = "/unread", tag = "threads",
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "Unread messages and threads", body = UnreadCounts)))]
 async fn unread(State(app): State<App>, Auth(who): Auth) -> ApiResult<Json<UnreadCounts>> {
     Ok(Json(app.unread(&who).await?))
 }
 
+/// A page of the caller's inbox.
+#[utoipa::path(get, path = "/threads", tag = "threads", params(Page),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "A page of threads", body = ThreadPage)))]
 async fn list(
     State(app): State<App>,
     Auth(who): Auth,
     ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ThreadPage>> {
     let (threads, next) = app
         .list_threads(&who, page.before.as_deref(), page.limit.unwrap_or(20))
         .await?;
-    Ok(Json(json!({ "threads": threads, "next": next })))
+    Ok(Json(ThreadPage { threads, next }))
 }
 
+/// One thread, as the caller sees it.
+#[utoipa::path(get, path = "/threads/{thread_id}", tag = "threads",
+    params(("thread_id" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "The thread", body = ThreadBody)))]
 async fn show(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ThreadBody>> {
     let thread = app.get_thread(&who, &thread_id).await?;
-    Ok(Json(json!({ "thread": thread })))
+    Ok(Json(ThreadBody { thread }))
 }
 
+/// A page of a thread's history.
+#[utoipa::path(get, path = "/threads/{thread_id}/messages", tag = "threads",
+    params(("thread_id" = String, Path), Page),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "A page of messages", body = MessagePage)))]
 async fn messages(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessagePage>> {
     let (messages, has_more) = app
         .list_messages(
             &who,
@@ -65,30 +113,44 @@ async fn messages(
             page.limit.unwrap_or(50),
         )
         .await?;
-    Ok(Json(json!({ "messages": messages, "has_more": has_more })))
+    Ok(Json(MessagePage { messages, has_more }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadRequest {
+    /// A message of the thread (`url`); without it, the thread is read to its end.
     up_to: Option<String>,
 }
 
+/// Marks the thread read, to `up_to` or to the end (the body is optional).
+#[utoipa::path(post, path = "/threads/{thread_id}/read", tag = "threads",
+    params(("thread_id" = String, Path)),
+    request_body(content = Option<ReadRequest>, content_type = "application/json"),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "The caller's unread totals after", body = ReadBody)))]
 async fn read(
     State(app): State<App>,
     Auth(who): Auth,
     Path(thread_id): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReadBody>> {
     // The body is optional: an empty POST reads to the end.
     let req: ReadRequest = super::extract::optional_json(&headers, &body)?;
     let outcome = app
         .read_thread(&who, &thread_id, req.up_to.as_deref())
         .await?;
-    Ok(Json(json!({ "unread": outcome.unread })))
+    Ok(Json(ReadBody {
+        unread: outcome.unread,
+    }))
 }
 
+/// Hides the thread for the caller only (until someone writes in it again).
+#[utoipa::path(delete, path = "/threads/{thread_id}", tag = "threads",
+    params(("thread_id" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 204, description = "Deleted for the caller")))]
 async fn delete(
     State(app): State<App>,
     Auth(who): Auth,

@@ -40,6 +40,11 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
     protected(asset(method, uri))
 }
 
+/// `/api/v1/docs`: the page that renders `/api/v1/openapi.json` (web/docs.html).
+pub async fn api_docs() -> Response {
+    protected(page("docs.html"))
+}
+
 fn asset(method: Method, uri: Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return StatusCode::NOT_FOUND.into_response();
@@ -65,7 +70,12 @@ fn asset(method: Method, uri: Uri) -> Response {
     if path.starts_with("assets/") || path.contains('.') {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match Assets::get("index.html") {
+    page("index.html")
+}
+
+/// One of the client's HTML pages, never cached.
+fn page(name: &str) -> Response {
+    match Assets::get(name) {
         Some(file) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),

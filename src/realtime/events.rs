@@ -3,53 +3,25 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::connect::SocketUser;
 use super::notify::thread_room;
+use super::protocol::*;
 use crate::metrics::Metrics;
-use crate::service::{
-    App, DomainError, MessageView, Rendered, SendMessage, SendOutcome, ServiceError,
-};
+use crate::service::{App, DomainError, SendMessage, SendOutcome, ServiceError};
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
-    s.on("message:send", on_send::<A>);
-    s.on("thread:join", on_join::<A>);
-    s.on("thread:leave", on_leave::<A>);
-    s.on("thread:read", on_read::<A>);
-    s.on("message:delete", on_delete_message::<A>);
-    s.on("thread:delete", on_delete_thread::<A>);
-    s.on("typing", on_typing::<A>);
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ThreadRef {
-    thread_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadRequest {
-    thread_id: String,
-    up_to: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessageRef {
-    url: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Typing {
-    thread_id: String,
-    typing: bool,
+    s.on(MESSAGE_SEND, on_send::<A>);
+    s.on(THREAD_JOIN, on_join::<A>);
+    s.on(THREAD_LEAVE, on_leave::<A>);
+    s.on(THREAD_READ, on_read::<A>);
+    s.on(MESSAGE_DELETE, on_delete_message::<A>);
+    s.on(THREAD_DELETE, on_delete_thread::<A>);
+    s.on(TYPING, on_typing::<A>);
 }
 
 /// An event's failure, as its ack carries it.
@@ -87,14 +59,6 @@ fn payload<T>(data: Result<T, ParserError>) -> Result<T, Refusal> {
     })
 }
 
-/// A successful ack: `{status: true}` and the fields of `T` (an object).
-#[derive(Serialize)]
-struct Done<T> {
-    status: bool,
-    #[serde(flatten)]
-    fields: T,
-}
-
 /// Sends the ack: `{status: true}` with the fields of the result, or the refusal.
 fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refusal>) {
     let _ = match result {
@@ -102,7 +66,11 @@ fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refusal>
             status: true,
             fields,
         }),
-        Err(r) => ack.send(&json!({ "status": false, "code": r.code, "message": r.message })),
+        Err(r) => ack.send(&Refused {
+            status: false,
+            code: r.code,
+            message: r.message,
+        }),
     };
 }
 
@@ -141,18 +109,16 @@ async fn on_send<A: Adapter>(
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
-    /// `{message}`, rendered once for all the events of a new message, or the first message
-    /// of a repeated `client_id`.
-    #[derive(Serialize)]
-    #[serde(untagged)]
-    enum Sent {
-        Created { message: Rendered },
-        Repeated { message: MessageView },
-    }
     respond(&s, &app, ack, req, async |me, req| {
-        Ok(match app.send_message(&me.who, req).await? {
-            SendOutcome::Created { rendered, .. } => Sent::Created { message: rendered },
-            SendOutcome::Repeated { message } => Sent::Repeated { message },
+        let outcome = app.send_message(&me.who, req).await?;
+        // Serialised here, while the outcome it borrows from lives.
+        let message = match &outcome {
+            SendOutcome::Created { rendered, .. } => Sent::Created(rendered),
+            SendOutcome::Repeated { message } => Sent::Repeated(message),
+        };
+        serde_json::to_value(MessageAck { message }).map_err(|e| Refusal {
+            code: "internal",
+            message: e.to_string(),
         })
     })
     .await;
@@ -167,7 +133,7 @@ async fn on_join<A: Adapter>(
     respond(&s, &app, ack, req, async |me, req| {
         let thread_id = app.join_thread(&me.who, &req.thread_id).await?;
         s.join(thread_room(&thread_id));
-        Ok(json!({ "thread_id": thread_id }))
+        Ok(ThreadAck { thread_id })
     })
     .await;
 }
@@ -180,7 +146,9 @@ async fn on_leave<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |_, req| {
         s.leave(thread_room(&req.thread_id));
-        Ok(json!({ "thread_id": req.thread_id }))
+        Ok(ThreadAck {
+            thread_id: req.thread_id,
+        })
     })
     .await;
 }
@@ -195,7 +163,10 @@ async fn on_read<A: Adapter>(
         let outcome = app
             .read_thread(&me.who, &req.thread_id, req.up_to.as_deref())
             .await?;
-        Ok(json!({ "thread_id": outcome.thread_id, "unread": outcome.unread }))
+        Ok(ThreadRead {
+            thread_id: outcome.thread_id,
+            unread: outcome.unread,
+        })
     })
     .await;
 }
@@ -208,7 +179,11 @@ async fn on_delete_message<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |me, req| {
         let d = app.delete_message(&me.who, &req.url).await?;
-        Ok(json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }))
+        Ok(MessageDeleted {
+            url: d.url,
+            thread_id: d.thread_id,
+            total_messages: d.total_messages,
+        })
     })
     .await;
 }
@@ -221,7 +196,10 @@ async fn on_delete_thread<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |me, req| {
         let d = app.delete_thread(&me.who, &req.thread_id).await?;
-        Ok(json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }))
+        Ok(ThreadDeleted {
+            thread_id: d.thread_id,
+            total_threads: d.total_threads,
+        })
     })
     .await;
 }
@@ -229,7 +207,7 @@ async fn on_delete_thread<A: Adapter>(
 /// Relayed (volatile) to the thread's room, except the sender; only from a socket that joined it.
 async fn on_typing<A: Adapter>(
     s: SocketRef<A>,
-    TryData(req): TryData<Typing>,
+    TryData(req): TryData<TypingRequest>,
     ack: AckSender<A>,
     State(app): State<App>,
 ) {
@@ -238,9 +216,13 @@ async fn on_typing<A: Adapter>(
         if !s.rooms().iter().any(|r| *r == room) {
             return Err(DomainError::NotFound.into());
         }
-        let event = json!({ "thread_id": req.thread_id, "username": me.who.user.username, "typing": req.typing });
-        let _ = s.to(room).volatile().emit("typing", &event).await;
-        Ok(json!({}))
+        let event = Typing {
+            thread_id: &req.thread_id,
+            username: &me.who.user.username,
+            typing: req.typing,
+        };
+        let _ = s.to(room).volatile().emit(TYPING, &event).await;
+        Ok(Empty {})
     })
     .await;
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod connect;
 pub mod events;
 pub mod notify;
+pub mod protocol;
 pub mod redis_driver;
 
 use std::time::Duration;

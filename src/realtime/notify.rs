@@ -8,17 +8,19 @@ use std::sync::{Arc, OnceLock};
 
 use futures_util::future::{BoxFuture, join_all};
 use serde::Serialize;
-use serde_json::json;
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use super::MESSAGING_NAMESPACES;
 use super::connect::SocketUser;
+use super::protocol::{
+    self, LegacyDeletion, LegacyNewMessage, LegacyNotify, MESSAGE_DELETED, MESSAGE_NEW, NewMessage,
+    PRESENCE, Presence, STATS, THREAD_DELETED, THREAD_READ, ThreadRead, UNREAD,
+};
 use crate::service::ops::Stats;
 use crate::service::{
-    MessageDeleted, Notifier, ReadOutcome, Rendered, SendOutcome, ThreadDeleted, ThreadView,
-    UnreadCounts, UserRef,
+    MessageDeleted, Notifier, ReadOutcome, SendOutcome, ThreadDeleted, UnreadCounts, UserRef,
 };
 
 /// Room of every socket of one user.
@@ -40,14 +42,6 @@ pub fn session_room(session_id: &str) -> String {
 /// Room of sockets viewing one thread (joined after a participant check).
 pub fn thread_room(thread_id: &str) -> String {
     format!("thread:{thread_id}")
-}
-
-/// `message:new`, serialised straight from the views (no intermediate JSON tree), the message
-/// (here and as the thread's last) as rendered once.
-#[derive(Serialize)]
-struct NewMessage<'a> {
-    message: &'a Rendered,
-    thread: &'a ThreadView<Rendered>,
 }
 
 /// What the notifier needs from Socket.IO, whatever the adapter.
@@ -252,7 +246,7 @@ impl Notifier for SocketIoNotifier {
                 return;
             };
             if let Ok(raw) = serde_json::value::to_raw_value(stats) {
-                rooms.emit_admins("stats", &raw).await;
+                rooms.emit_admins(STATS, &raw).await;
             }
         })
     }
@@ -362,15 +356,15 @@ impl SocketIoNotifier {
         };
         // Decided once: the legacy payload and event names are built only if someone hears
         // them (this runs for every message, on the announcer's single task).
-        let legacy = self
-            .legacy_heard()
-            .then(|| json!({ "message_url": message.url }));
+        let legacy = self.legacy_heard().then(|| LegacyNewMessage {
+            message_url: &message.url,
+        });
         for p in participants {
             let new = NewMessage {
                 message: rendered,
                 thread: &p.thread,
             };
-            self.to_user(&p.user, "message:new", &new).await;
+            self.to_user(&p.user, MESSAGE_NEW, &new).await;
             if let Some(legacy) = &legacy {
                 let event = format!("{}_newmsg", p.user.websocket_id);
                 self.emit(legacy_room(p.user.id), &event, legacy).await;
@@ -390,19 +384,26 @@ impl SocketIoNotifier {
     async fn emit_thread_read(&self, r: &ReadOutcome) {
         self.to_user(
             &r.reader,
-            "thread:read",
-            &json!({ "thread_id": r.thread_id, "unread": r.unread }),
+            THREAD_READ,
+            &ThreadRead {
+                thread_id: r.thread_id.clone(),
+                unread: r.unread,
+            },
         )
         .await;
         let notify = format!("{}_notify", r.reader.websocket_id);
         self.to_legacy(
             &r.reader,
             &notify,
-            &json!({ "type": "thread", "notify": "false", "thread_id": r.thread_id }),
+            &LegacyNotify {
+                kind: "thread",
+                notify: "false",
+                thread_id: Some(&r.thread_id),
+            },
         )
         .await;
         if r.changed {
-            self.to_user(&r.reader, "unread", &r.unread).await;
+            self.to_user(&r.reader, UNREAD, &r.unread).await;
         }
         if r.unread.messages == 0 {
             self.mailbox_empty(&r.reader).await;
@@ -415,14 +416,18 @@ impl SocketIoNotifier {
         self.to_legacy(
             user,
             &notify,
-            &json!({ "type": "mailbox", "notify": "false" }),
+            &LegacyNotify {
+                kind: "mailbox",
+                notify: "false",
+                thread_id: None,
+            },
         )
         .await;
     }
 
     /// New unread totals after a deletion, and the legacy mailbox notice if they reached zero.
     async fn unread_after_deletion(&self, user: &UserRef, unread: &UnreadCounts) {
-        self.to_user(user, "unread", unread).await;
+        self.to_user(user, UNREAD, unread).await;
         if unread.messages == 0 {
             self.mailbox_empty(user).await;
         }
@@ -432,14 +437,24 @@ impl SocketIoNotifier {
     async fn emit_message_deleted(&self, d: &MessageDeleted) {
         self.to_user(
             &d.user,
-            "message:deleted",
-            &json!({ "url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
+            MESSAGE_DELETED,
+            &protocol::MessageDeleted {
+                url: d.url.clone(),
+                thread_id: d.thread_id.clone(),
+                total_messages: d.total_messages,
+            },
         )
         .await;
         self.to_legacy(
             &d.user,
             &format!("{}_notify_deletion", d.user.websocket_id),
-            &json!({ "type": "message", "message_url": d.url, "thread_id": d.thread_id, "total_messages": d.total_messages }),
+            &LegacyDeletion {
+                kind: "message",
+                message_url: Some(&d.url),
+                thread_id: &d.thread_id,
+                total_messages: Some(d.total_messages),
+                total_threads: None,
+            },
         )
         .await;
         if d.unread_changed {
@@ -451,14 +466,23 @@ impl SocketIoNotifier {
     async fn emit_thread_deleted(&self, d: &ThreadDeleted) {
         self.to_user(
             &d.user,
-            "thread:deleted",
-            &json!({ "thread_id": d.thread_id, "total_threads": d.total_threads }),
+            THREAD_DELETED,
+            &protocol::ThreadDeleted {
+                thread_id: d.thread_id.clone(),
+                total_threads: d.total_threads,
+            },
         )
         .await;
         self.to_legacy(
             &d.user,
             &format!("{}_notify_deletion", d.user.websocket_id),
-            &json!({ "type": "thread", "thread_id": d.thread_id, "total_threads": d.total_threads }),
+            &LegacyDeletion {
+                kind: "thread",
+                message_url: None,
+                thread_id: &d.thread_id,
+                total_messages: None,
+                total_threads: Some(d.total_threads),
+            },
         )
         .await;
         if d.unread_changed {
@@ -468,9 +492,9 @@ impl SocketIoNotifier {
 
     /// `presence` about `username` to each of `watchers`.
     async fn emit_presence(&self, username: &str, online: bool, watchers: &[i64]) {
-        let payload = json!({ "username": username, "online": online });
+        let payload = Presence { username, online };
         for id in watchers {
-            self.emit(user_room(*id), "presence", &payload).await;
+            self.emit(user_room(*id), PRESENCE, &payload).await;
         }
     }
 }

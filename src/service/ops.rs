@@ -17,11 +17,13 @@ pub struct Health {
 }
 
 /// One `stats` event of the admin dashboard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct Stats {
     /// Socket.IO and lobby connections on this node.
+    #[ts(type = "number")]
     pub connections: i64,
     /// Live sessions (all nodes).
+    #[ts(type = "number")]
     pub sessions: u64,
     /// Messages stored by this node during the last second.
     pub messages_per_second: f64,

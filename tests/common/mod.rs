@@ -194,14 +194,22 @@ impl Http {
         }
     }
 
+    /// Sends `req`; every answer of a documented route is checked against the OpenAPI
+    /// document (its status is documented, its JSON body fits the schema).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = req.send().await.expect("request");
+        let (client, req) = req.build_split();
+        let req = req.expect("request builds");
+        let (method, url) = (req.method().clone(), req.url().clone());
+        let res = client.execute(req).await.expect("request");
         let status = res.status();
+        let json = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
         let text = res.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        openapi::check(&method, url.path(), status, json.then_some(&body));
+        (status, body)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -395,4 +403,83 @@ pub async fn run_import(
         cmd.env("MISSIVE_DATABASE_SCHEMA", schema);
     }
     cmd.output().await.expect("missive import runs")
+}
+
+/// Answers checked against the server's own OpenAPI document.
+pub mod openapi {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+
+    pub static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+        serde_json::to_value(missive::http::openapi_document()).expect("document serialises")
+    });
+
+    type Validators = HashMap<(String, String, u16), Option<Arc<jsonschema::Validator>>>;
+    static VALIDATORS: LazyLock<Mutex<Validators>> = LazyLock::new(Default::default);
+
+    /// The documented path template that `path` is an instance of (literal segments first).
+    pub fn template(path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let paths = DOCUMENT["paths"].as_object()?;
+        paths
+            .keys()
+            .filter(|t| {
+                let parts: Vec<&str> = t.split('/').collect();
+                parts.len() == segments.len()
+                    && parts.iter().zip(&segments).all(|(p, s)| {
+                        p == s || (p.starts_with('{') && p.ends_with('}') && !s.is_empty())
+                    })
+            })
+            .min_by_key(|t| t.matches('{').count())
+            .cloned()
+    }
+
+    /// Panics when a documented route answers a status its document does not list, or JSON
+    /// that does not fit the listed schema.
+    pub fn check(method: &Method, path: &str, status: StatusCode, json: Option<&Value>) {
+        let Some(template) = template(path) else {
+            return;
+        };
+        let method = method.as_str().to_lowercase();
+        if DOCUMENT["paths"][&template][&method].is_null() {
+            return;
+        }
+        let key = (template.clone(), method.clone(), status.as_u16());
+        let validator = VALIDATORS
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert_with(|| {
+                let response = &DOCUMENT["paths"][&template][&method]["responses"]
+                    [status.as_str()];
+                assert!(
+                    !response.is_null(),
+                    "{method} {template} answered {status}, which its OpenAPI document does not list"
+                );
+                let schema = &response["content"]["application/json"]["schema"];
+                if schema.is_null() {
+                    return None;
+                }
+                let mut root = schema.clone();
+                let mut wrapped = json!({ "allOf": [root.take()] });
+                wrapped["components"] = DOCUMENT["components"].clone();
+                Some(Arc::new(
+                    jsonschema::validator_for(&wrapped).expect("the document's schema compiles"),
+                ))
+            })
+            .clone();
+        if let (Some(validator), Some(body)) = (validator, json) {
+            let problems: Vec<String> = validator
+                .iter_errors(body)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                problems.is_empty(),
+                "{method} {template} {status}: the body does not fit the OpenAPI schema: {problems:?}\n{body}"
+            );
+        }
+    }
 }

@@ -6,30 +6,9 @@ export interface User {
   created_at?: string;
 }
 
-export interface Message {
-  url: string;
-  thread_id: string;
-  sender: string;
-  recipient: string;
-  subject: string;
-  body: string;
-  timestamp: string;
-  read: boolean;
-}
-
-export interface Thread {
-  thread_id: string;
-  subject: string;
-  participants: string[];
-  last_message: Message | null;
-  unread: number;
-  updated_at: string;
-}
-
-export interface Unread {
-  messages: number;
-  threads: number;
-}
+// Shared with the realtime events: generated from the server's Rust types.
+import type { Message, Thread, Unread } from './generated/events';
+export type { Message, Thread, Unread };
 
 export interface UserStatus {
   username: string;

@@ -2,20 +2,15 @@
 // itself, and announcing every reconnect so views can catch up on what they missed.
 
 import { io, type Socket } from 'socket.io-client';
-import type { Message, Thread, Unread } from './api';
+import type { Ack, ClientToServerEvents, ServerToClientEvents } from './generated/events';
 
-/** Server -> client events of the native protocol. */
-export interface ServerEvents {
-  'message:new': (p: { message: Message; thread?: Thread }) => void;
-  'thread:read': (p: { thread_id: string; unread?: Unread }) => void;
-  'message:deleted': (p: { url: string; thread_id: string; total_messages?: number }) => void;
-  'thread:deleted': (p: { thread_id: string; total_threads?: number }) => void;
-  unread: (p: Unread) => void;
-  presence: (p: { username: string; online: boolean }) => void;
-  typing: (p: { thread_id: string; username: string; typing: boolean }) => void;
-}
+/** Server -> client events of the native protocol (generated from the server's Rust types). */
+export type ServerEvents = ServerToClientEvents;
+export type { Ack };
 
-export type Ack<T = object> = ({ status: true } & T) | { status: false; code: string; message: string };
+/** What the ack of client event `E` carries when it succeeds. */
+type AckOf<E extends keyof ClientToServerEvents> =
+  Parameters<Parameters<ClientToServerEvents[E]>[1]>[0] extends Ack<infer T> ? T : never;
 
 export type ConnectionState = 'connecting' | 'online' | 'offline';
 
@@ -23,7 +18,7 @@ export type ConnectionState = 'connecting' | 'online' | 'offline';
 type Fn = (...args: any[]) => void;
 
 export class Realtime {
-  readonly socket: Socket;
+  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private connectedBefore = false;
   private stateListeners = new Set<(s: ConnectionState) => void>();
   private resyncListeners = new Set<() => void>();
@@ -68,8 +63,9 @@ export class Realtime {
 
   /** Subscribes to a server event; returns the unsubscribe function. */
   on<E extends keyof ServerEvents>(event: E, fn: ServerEvents[E]): () => void {
-    this.socket.on(event as string, fn as Fn);
-    return () => this.socket.off(event as string, fn as Fn);
+    const socket = this.socket as unknown as Socket;
+    socket.on(event as string, fn as Fn);
+    return () => socket.off(event as string, fn as Fn);
   }
 
   onState(fn: (s: ConnectionState) => void): () => void {
@@ -109,12 +105,17 @@ export class Realtime {
    * Emits an event that takes an ack and resolves with the ack. Waits briefly for a connection
    * rather than buffering: a request is either answered or reported as failed, never sent later.
    */
-  async request<T = object>(event: string, payload: unknown, timeoutMs = 10_000): Promise<Ack<T>> {
+  async request<E extends keyof ClientToServerEvents>(
+    event: E,
+    payload: Parameters<ClientToServerEvents[E]>[0],
+    timeoutMs = 10_000,
+  ): Promise<Ack<AckOf<E>>> {
     if (!(await this.waitConnected(5_000))) {
       return { status: false, code: 'offline', message: 'Not connected to the server. Reconnecting; try again in a moment.' };
     }
     try {
-      const ack = (await this.socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<T> | null;
+      const socket = this.socket as unknown as Socket;
+      const ack = (await socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<AckOf<E>> | null;
       if (ack && typeof ack === 'object' && 'status' in ack) return ack;
       return { status: false, code: 'invalid_ack', message: 'Unexpected answer from the server.' };
     } catch {
@@ -123,8 +124,9 @@ export class Realtime {
   }
 
   /** Fire-and-forget (used for typing notifications, which are volatile anyway). */
-  emit(event: string, payload: unknown): void {
-    if (this.socket.connected) this.socket.volatile.emit(event, payload);
+  emit<E extends keyof ClientToServerEvents>(event: E, payload: Parameters<ClientToServerEvents[E]>[0]): void {
+    const socket = this.socket as unknown as Socket;
+    if (socket.connected) socket.volatile.emit(event, payload);
   }
 
   close(): void {

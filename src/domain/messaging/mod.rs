@@ -38,13 +38,22 @@ pub const MAX_PAGE: u64 = 100;
 
 /// A new thread (`recipient` + `subject`) or a reply (`thread_id`), as POST /messages and
 /// `message:send` take it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
+    /// A new thread: who to (with `subject`).
+    #[ts(optional)]
     pub recipient: Option<String>,
+    /// A new thread's subject, 1 to 70 characters.
+    #[ts(optional)]
     pub subject: Option<String>,
+    /// A reply: the thread.
+    #[ts(optional)]
     pub thread_id: Option<String>,
+    /// 1 to MISSIVE_MAX_BODY characters after trimming.
     pub body: String,
+    /// Chosen by the sender: a repeat is answered with the first message, nothing stored.
+    #[ts(optional)]
     pub client_id: Option<String>,
 }
 

@@ -2,15 +2,8 @@
 
 import { io } from 'socket.io-client';
 import { h, replaceChildren, svg } from '../dom';
+import type { Stats } from '../generated/events';
 import type { View } from '../router';
-
-interface Stats {
-  connections: number;
-  sessions: number;
-  messages_per_second: number;
-  db_latency_ms: number;
-  timestamp: string | number;
-}
 
 const WINDOW_MS = 60_000;
 const W = 300;
@@ -19,7 +12,6 @@ const H = 100;
 type Sample = { t: number; v: number };
 
 function toMillis(ts: Stats['timestamp']): number {
-  if (typeof ts === 'number') return ts > 1e12 ? ts : ts * 1000;
   const t = Date.parse(ts);
   return Number.isNaN(t) ? Date.now() : t;
 }

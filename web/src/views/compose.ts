@@ -1,6 +1,6 @@
 // Start a new conversation: recipient (checked as you type), subject, body.
 
-import { ApiError, api, type Message } from '../api';
+import { ApiError, api } from '../api';
 import { field, showFieldErrors } from '../components';
 import { Scope, debounce, h, replaceChildren } from '../dom';
 import { newClientId } from '../ids';
@@ -97,7 +97,7 @@ export function composeView(ctx: Ctx, prefill: URLSearchParams): View {
     if (!pending || pending.key !== key) pending = { key, clientId: newClientId() };
     submit.disabled = true;
     try {
-      const ack = await ctx.rt.request<{ message: Message; fields?: Record<string, string[]> }>('message:send', {
+      const ack = await ctx.rt.request('message:send', {
         recipient: to,
         subject: subj,
         body: text,

@@ -334,7 +334,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
     sendBtn.disabled = true;
     stopTyping();
     try {
-      const ack = await ctx.rt.request<{ message: Message }>('message:send', { thread_id: threadId, body, client_id: pending.clientId });
+      const ack = await ctx.rt.request('message:send', { thread_id: threadId, body, client_id: pending.clientId });
       if (!scope.alive) return;
       if (ack.status) {
         liveAt.set(ack.message.url, performance.now());

@@ -1,0 +1,147 @@
+// Generated from Missive's Rust types (src/realtime/protocol.rs); do not edit.
+// A test fails when this file is stale; MISSIVE_WRITE_TYPES=1 cargo nextest run -E 'test(typescript)' rewrites it.
+
+export type Message = { url: string, thread_id: string, sender: string, recipient: string, subject: string, body: string, 
+/**
+ * RFC 3339, UTC, milliseconds.
+ */
+timestamp: string, 
+/**
+ * Whether the recipient has read it.
+ */
+read: boolean, };
+
+export type Thread = { thread_id: string, subject: string, participants: Array<string>, last_message: Message | null, 
+/**
+ * Unread messages for this participant.
+ */
+unread: number, 
+/**
+ * Time of the newest message (RFC 3339).
+ */
+updated_at: string, };
+
+export type Unread = { messages: number, threads: number, };
+
+export type SendMessage = { 
+/**
+ * A new thread: who to (with `subject`).
+ */
+recipient?: string, 
+/**
+ * A new thread's subject, 1 to 70 characters.
+ */
+subject?: string, 
+/**
+ * A reply: the thread.
+ */
+thread_id?: string, 
+/**
+ * 1 to MISSIVE_MAX_BODY characters after trimming.
+ */
+body: string, 
+/**
+ * Chosen by the sender: a repeat is answered with the first message, nothing stored.
+ */
+client_id?: string, };
+
+export type ThreadRef = { thread_id: string, };
+
+export type ReadRequest = { thread_id: string, up_to?: string, };
+
+export type MessageRef = { url: string, };
+
+export type TypingRequest = { thread_id: string, typing: boolean, };
+
+export type Refused = { status: false, 
+/**
+ * `invalid_payload`, `not_found`, `rate_limited`, `unavailable`, a validation code, ...
+ */
+code: string, message: string, };
+
+export type MessageAck = { message: Message, };
+
+export type ThreadAck = { thread_id: string, };
+
+export type ThreadRead = { thread_id: string, unread: Unread, };
+
+export type MessageDeleted = { url: string, thread_id: string, 
+/**
+ * Messages left in the thread for the deleter.
+ */
+total_messages: number, };
+
+export type ThreadDeleted = { thread_id: string, 
+/**
+ * Threads left in the deleter's inbox.
+ */
+total_threads: number, };
+
+export type NewMessage = { message: Message, thread: Thread, };
+
+export type Presence = { username: string, online: boolean, };
+
+export type Typing = { thread_id: string, username: string, typing: boolean, };
+
+export type Empty = object;
+
+export type LegacyNewMessage = { message_url: string, };
+
+export type LegacyNotify = { type: "thread" | "mailbox", notify: "false", thread_id?: string, };
+
+export type LegacyDeletion = { type: "message" | "thread", message_url?: string, thread_id: string, total_messages?: number, total_threads?: number, };
+
+export type Stats = { 
+/**
+ * Socket.IO and lobby connections on this node.
+ */
+connections: number, 
+/**
+ * Live sessions (all nodes).
+ */
+sessions: number, 
+/**
+ * Messages stored by this node during the last second.
+ */
+messages_per_second: number, 
+/**
+ * Round trip of `SELECT 1`.
+ */
+db_latency_ms: number, timestamp: string, };
+
+/** An event's ack: `{status: true}` and its fields, or a refusal. */
+export type Ack<T> = ({ status: true } & T) | Refused;
+
+/** Events the server emits on `/messages` (and `stats` on `/admin`). */
+export interface ServerToClientEvents {
+  'message:new': (payload: NewMessage) => void;
+  'thread:read': (payload: ThreadRead) => void;
+  'message:deleted': (payload: MessageDeleted) => void;
+  'thread:deleted': (payload: ThreadDeleted) => void;
+  'unread': (payload: Unread) => void;
+  'presence': (payload: Presence) => void;
+  'typing': (payload: Typing) => void;
+  'stats': (payload: Stats) => void;
+}
+
+/** Events a client sends on `/messages`, each answered by its ack. */
+export interface ClientToServerEvents {
+  'message:send': (payload: SendMessage, ack: (answer: Ack<MessageAck>) => void) => void;
+  'thread:join': (payload: ThreadRef, ack: (answer: Ack<ThreadAck>) => void) => void;
+  'thread:leave': (payload: ThreadRef, ack: (answer: Ack<ThreadAck>) => void) => void;
+  'thread:read': (payload: ReadRequest, ack: (answer: Ack<ThreadRead>) => void) => void;
+  'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
+  'thread:delete': (payload: ThreadRef, ack: (answer: Ack<ThreadDeleted>) => void) => void;
+  'typing': (payload: TypingRequest, ack: (answer: Ack<Empty>) => void) => void;
+}
+
+/**
+ * The original Flask-Messaging events, named after the user's `websocket_id` (W), sent
+ * to sockets that did not connect with `legacy: false`. `<thread_id>` (a thread's id as
+ * the event name) carries a LegacyNewMessage too.
+ */
+export interface LegacyServerToClientEvents {
+  [event: `${string}_newmsg`]: (payload: LegacyNewMessage) => void;
+  [event: `${string}_notify`]: (payload: LegacyNotify) => void;
+  [event: `${string}_notify_deletion`]: (payload: LegacyDeletion) => void;
+}
