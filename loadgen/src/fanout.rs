@@ -20,6 +20,10 @@ pub struct FanoutArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
+    /// Other nodes of the same cluster: each user's tabs take turns across `--url` and these,
+    /// so the senders and every user's deliveries are split across the nodes.
+    #[arg(long)]
+    pub also: Vec<String>,
     /// Users online.
     #[arg(long, default_value_t = 500)]
     pub users: usize,
@@ -145,9 +149,13 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
 
     let bar = crate::bar((args.users * args.tabs) as u64, "tabs");
     let mut tabs = Vec::with_capacity(args.users * args.tabs);
+    let nodes: Vec<&str> = std::iter::once(args.url.as_str())
+        .chain(args.also.iter().map(String::as_str))
+        .collect();
     for user in &users {
-        for _ in 0..args.tabs {
-            tabs.push(Arc::new(target.connect(user).await?));
+        for tab in 0..args.tabs {
+            let node = nodes[(user.index + tab) % nodes.len()];
+            tabs.push(Arc::new(target.connect_at(node, user).await?));
             bar.inc(1);
         }
     }

@@ -152,11 +152,16 @@ impl Target {
     /// delivery, so the load generator leaves the CPU it would spend on them to the server under
     /// test, which shares the machine.
     pub async fn connect(&self, user: &LoadUser) -> anyhow::Result<Socket> {
+        self.connect_at(self.url(), user).await
+    }
+
+    /// The same, on the node at `url` (of the same cluster).
+    pub async fn connect_at(&self, url: &str, user: &LoadUser) -> anyhow::Result<Socket> {
         let opts = ConnectOptions::namespace("/messages")
             .auth(user.auth.clone())
             .only_events(&["message:new"])
             .raw_payloads();
-        tokio::time::timeout(Duration::from_secs(30), Socket::connect(self.url(), opts))
+        tokio::time::timeout(Duration::from_secs(30), Socket::connect(url, opts))
             .await
             .context("handshake timed out")?
             .map_err(|e| anyhow::anyhow!("{e}"))
