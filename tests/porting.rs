@@ -490,7 +490,8 @@ async fn a_second_import_and_bad_inputs_change_nothing() {
     let first = run_import(&url, None, source).await;
     assert!(first.status.success(), "{}", text(&first));
     let imported = dump(&url).await;
-    let again = run_import(&url, None, source).await;
+    // The same file again, named by URL this time.
+    let again = run_import(&url, None, &format!("sqlite://{source}")).await;
     assert!(again.status.success(), "{}", text(&again));
     assert!(
         text(&again).contains("was imported already: nothing changed"),
