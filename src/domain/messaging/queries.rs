@@ -211,7 +211,8 @@ pub(super) async fn message_views<'a>(
     messages: impl IntoIterator<Item = (&'a ThreadContext, &'a message::Model)>,
 ) -> DomainResult<Vec<MessageView>> {
     let messages: Vec<_> = messages.into_iter().collect();
-    let suspects: Vec<i64> = messages
+    // (recipient, thread, message) of each message below its recipient's read mark.
+    let suspects: Vec<(i64, i64, i64)> = messages
         .iter()
         .filter(|(ctx, m)| {
             m.sender_id != m.recipient_id
@@ -219,15 +220,24 @@ pub(super) async fn message_views<'a>(
                     .member(m.recipient_id)
                     .is_some_and(|p| p.read_up_to >= m.id)
         })
-        .map(|(_, m)| m.id)
+        .map(|(_, m)| (m.recipient_id, m.thread_id, m.id))
         .collect();
     let unread: HashSet<i64> = if suspects.is_empty() {
         HashSet::new()
     } else {
+        let of = |f: fn(&(i64, i64, i64)) -> i64| -> Vec<i64> {
+            let mut v: Vec<i64> = suspects.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        // Within the key's (user, thread) prefix: the table may hold an import's many rows.
         unread_below_mark::Entity::find()
             .select_only()
             .column(unread_below_mark::Column::MessageId)
-            .filter(unread_below_mark::Column::MessageId.is_in(suspects))
+            .filter(unread_below_mark::Column::UserId.is_in(of(|s| s.0)))
+            .filter(unread_below_mark::Column::ThreadId.is_in(of(|s| s.1)))
+            .filter(unread_below_mark::Column::MessageId.is_in(of(|s| s.2)))
             .into_tuple::<i64>()
             .all(db)
             .await?
