@@ -333,37 +333,7 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
         result["errors"]
     );
     stats::write_json(&args.out, &name, &result)?;
-    let series = |key: &str, label: &str| Series {
-        label: label.to_owned(),
-        points: result["timeline"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .map(|p| {
-                        (
-                            p["second"].as_f64().unwrap_or(0.0),
-                            p[key].as_f64().unwrap_or(0.0),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    stats::chart(
-        &args.out,
-        &name,
-        &format!(
-            "{name}: {} users x {} tabs, {senders} senders",
-            args.users, args.tabs
-        ),
-        "second",
-        "per second",
-        &[
-            series("acked", "acked sends"),
-            series("delivered", "deliveries (message:new)"),
-        ],
-        false,
-    )?;
+    timeline_chart(&args.out, &name, &result)?;
     Ok(result)
 }
 
@@ -414,4 +384,137 @@ mod tests {
         assert_eq!(&random[12..13], "4");
         assert_ne!(client_id(false), client_id(false));
     }
+}
+
+/// What a result's name says it measured, for chart titles.
+fn target_of(name: &str) -> &'static str {
+    if name.starts_with("baseline") {
+        "Bare socketioxide (no auth, no database)"
+    } else if name.starts_with("pg-two") {
+        "Missive, two nodes on PostgreSQL + Redis"
+    } else if name.starts_with("pg-") {
+        "Missive on PostgreSQL"
+    } else {
+        "Missive on SQLite"
+    }
+}
+
+/// The per-second chart of a fanout result, titled with what ran and its shape.
+pub fn timeline_chart(out: &std::path::Path, name: &str, result: &Value) -> anyhow::Result<()> {
+    let series = |key: &str, label: &str| Series {
+        label: label.to_owned(),
+        points: result["timeline"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|p| {
+                        (
+                            p["second"].as_f64().unwrap_or(0.0),
+                            p[key].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let load = match result["target_rate"].as_f64() {
+        Some(rate) => format!("at {} sends/s", stats::number(rate)),
+        None => format!("x {} in flight", result["inflight"]),
+    };
+    let mut extras = String::new();
+    if result["legacy"] == true {
+        extras.push_str(", legacy events");
+    }
+    if result["random_client_ids"] == true {
+        extras.push_str(", random client_ids");
+    }
+    stats::chart(
+        out,
+        name,
+        &format!(
+            "{}: {} users x {} tabs, {} senders {load}{extras}",
+            target_of(name),
+            result["users"],
+            result["tabs"],
+            result["senders"],
+        ),
+        "second",
+        "per second",
+        &[
+            series("acked", "acked sends"),
+            series("delivered", "deliveries (message:new)"),
+        ],
+        false,
+    )
+}
+
+/// Redraws the charts of every fanout result in `dir`, and `targets.png`: the best fanout of
+/// each target side by side.
+pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut best: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    for sub in ["paired-2026-11-30-postgres"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    for path in files {
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let Ok(result) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path)?) else {
+            continue;
+        };
+        if result["scenario"] == "history" {
+            crate::history::chart(path.parent().unwrap_or(dir), &result)?;
+            continue;
+        }
+        if result["timeline"].is_null() {
+            continue;
+        }
+        timeline_chart(path.parent().unwrap_or(dir), &name, &result)?;
+        // The comparison takes flat-out runs of the standard shape only.
+        let standard = result["target_rate"].is_null()
+            && result["legacy"] != true
+            && result["random_client_ids"] != true
+            && result["inflight"] == 8
+            && result["users"] == 500;
+        if !standard || name.starts_with("pg-old") {
+            continue;
+        }
+        let entry = best.entry(target_of(&name)).or_default();
+        let acked = result["acked_per_s"].as_f64().unwrap_or(0.0);
+        if acked > entry.0 {
+            *entry = (acked, result["deliveries_per_s"].as_f64().unwrap_or(0.0));
+        }
+    }
+    let order = [
+        "Bare socketioxide (no auth, no database)",
+        "Missive on SQLite",
+        "Missive on PostgreSQL",
+        "Missive, two nodes on PostgreSQL + Redis",
+    ];
+    let short = ["bare socketioxide", "SQLite", "PostgreSQL", "2 nodes, PostgreSQL + Redis"];
+    let groups: Vec<stats::Group> = order
+        .iter()
+        .zip(short)
+        .filter_map(|(target, label)| {
+            let (acked, delivered) = best.get(target)?;
+            Some(stats::Group {
+                label: label.to_owned(),
+                values: vec![*acked, *delivered],
+            })
+        })
+        .collect();
+    stats::bars(
+        dir,
+        "targets",
+        "Fanout by target: 500 users x 2 tabs, 100 senders x 8 in flight, best run of each",
+        "per second",
+        &["acked sends", "deliveries (message:new)"],
+        &groups,
+    )
 }

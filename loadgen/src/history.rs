@@ -142,6 +142,13 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<Value> {
     }
     let result = json!({ "scenario": "history", "threads": args.threads, "points": points });
     stats::write_json(&args.out, "history", &result)?;
+    chart(&args.out, &result)?;
+    Ok(result)
+}
+
+/// The chart of a history result: each listing's p50 and p99 as the database grows.
+pub fn chart(out: &std::path::Path, result: &Value) -> anyhow::Result<()> {
+    let points = result["points"].as_array().cloned().unwrap_or_default();
     let series = |key: &str, q: &str, label: &str| Series {
         label: label.to_owned(),
         points: points
@@ -155,9 +162,12 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<Value> {
             .collect(),
     };
     stats::chart(
-        &args.out,
+        out,
         "history",
-        "listing latency as history grows",
+        &format!(
+            "History listings on SQLite as the database grows ({} threads)",
+            stats::number(result["threads"].as_f64().unwrap_or(0.0))
+        ),
         "messages in the database",
         "ms",
         &[
@@ -167,6 +177,5 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<Value> {
             series("messages_page", "p99_ms", "GET /threads/{id}/messages p99"),
         ],
         true,
-    )?;
-    Ok(result)
+    )
 }

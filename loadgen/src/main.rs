@@ -32,6 +32,12 @@ enum Scenario {
     IdleBaseline(idle::IdleArgs),
     /// Seed a growing history and time the listings at each size.
     History(history::HistoryArgs),
+    /// Redraw the charts of the results in a directory (default docs/perf), with `targets.png`
+    /// comparing the targets side by side.
+    Chart {
+        #[arg(default_value = "docs/perf")]
+        dir: std::path::PathBuf,
+    },
     /// Run the bare socketioxide server alone (used by `baseline`).
     ServeBaseline {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -54,6 +60,7 @@ pub fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
 async fn main() -> anyhow::Result<()> {
     stats::raise_fd_limit();
     match Cli::parse().scenario {
+        Scenario::Chart { dir } => fanout::redraw(&dir)?,
         Scenario::Fanout(args) => {
             let target = target::Target::missive(&args.url, args.legacy);
             let out = args.out.clone();

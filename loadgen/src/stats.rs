@@ -129,7 +129,9 @@ pub fn chart(
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let y1 = ys.fold(0.0f64, f64::max) * 1.15 + 1e-9;
+    // Headroom above the highest point for the legend, a line of it per series: the legend
+    // sits in the upper right, above the data, never over a line.
+    let y1 = ys.fold(0.0f64, f64::max) * (1.12 + 0.08 * series.len() as f64) + 1e-9;
     let x1 = if x1 <= x0 { x0 + 1.0 } else { x1 };
     let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     // The two axis kinds have different types, so the shared drawing is a macro.
@@ -138,10 +140,16 @@ pub fn chart(
             let mut c = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 26))
                 .margin(16)
+                .margin_right(48)
                 .x_label_area_size(44)
                 .y_label_area_size(70)
                 .build_cartesian_2d($x_axis, 0.0..y1)?;
-            c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+            c.configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&|x| number(*x))
+                .y_label_formatter(&|y| number(*y))
+                .draw()?;
             for (i, s) in series.iter().enumerate() {
                 let color = colors[i % colors.len()];
                 c.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
@@ -154,8 +162,9 @@ pub fn chart(
                 }
             }
             c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
+                .background_style(WHITE)
                 .draw()?;
         }};
     }
@@ -165,6 +174,109 @@ pub fn chart(
     } else {
         draw!(x0..x1, false);
     }
+    root.present()?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// An axis or bar value as people write it: `12,000`, `2.5`, `0.25`, never `12000.0`.
+pub fn number(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        let n = v.round() as i64;
+        let digits = n.unsigned_abs().to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if n < 0 {
+            out.insert(0, '-');
+        }
+        out
+    } else {
+        let text = format!("{v:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// One group of bars in [`bars`]: a target and its values, one per measure.
+pub struct Group {
+    pub label: String,
+    pub values: Vec<f64>,
+}
+
+/// A bar chart comparing `groups` side by side, one bar per measure (`measures`) in each,
+/// the value written above each bar and the group's name under it.
+pub fn bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    y_label: &str,
+    measures: &[&str],
+    groups: &[Group],
+) -> anyhow::Result<()> {
+    if !load_font() {
+        println!("no TrueType font found (install fonts-dejavu-core): chart {name}.png skipped");
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.png"));
+    let root = BitMapBackend::new(&path, (1100, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = groups
+        .iter()
+        .flat_map(|g| g.values.iter().copied())
+        .fold(0.0f64, f64::max)
+        * (1.15 + 0.08 * measures.len() as f64)
+        + 1e-9;
+    let n = groups.len() as f64;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..n, 0.0..top)?;
+    let names: Vec<String> = groups.iter().map(|g| g.label.clone()).collect();
+    c.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < names.len() {
+                names[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_label)
+        .y_label_formatter(&|y| number(*y))
+        .draw()?;
+    let colors = [BLUE, RED, GREEN, MAGENTA];
+    let width = 0.8 / measures.len() as f64;
+    for (m, measure) in measures.iter().enumerate() {
+        let color = colors[m % colors.len()];
+        let bars = groups.iter().enumerate().filter_map(|(i, g)| {
+            let v = *g.values.get(m)?;
+            let x0 = i as f64 + 0.1 + width * m as f64;
+            Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], color.mix(0.75).filled()))
+        });
+        c.draw_series(bars)?
+            .label(*measure)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+        let labels = groups.iter().enumerate().filter_map(|(i, g)| {
+            let v = *g.values.get(m)?;
+            let x0 = i as f64 + 0.1 + width * m as f64;
+            Some(Text::new(number(v), (x0, v + top * 0.01), ("sans-serif", 14)))
+        });
+        c.draw_series(labels)?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
     root.present()?;
     println!("wrote {}", path.display());
     Ok(())
