@@ -337,55 +337,6 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
     Ok(result)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{client_id, now_micros, refusal, sent_at};
-
-    #[test]
-    fn the_send_time_is_read_from_the_body_alone() {
-        let missive = r#"["message:new",{"message":{"url":"u","body":"1700000000000000 3.1.7","read":false},"thread":{"subject":"s \"q\""}}]"#;
-        assert_eq!(sent_at(missive), Some(1_700_000_000_000_000));
-        let escaped = r#"["message:new",{"message":{"body":"42 caf\u00e9"}}]"#;
-        assert_eq!(sent_at(escaped), Some(42));
-        assert_eq!(
-            sent_at(r#"["message:new",{"message":{"body":"hello"}}]"#),
-            None
-        );
-        assert_eq!(sent_at(r#"["message:new",{}]"#), None);
-    }
-
-    #[test]
-    fn an_ack_is_judged_by_its_status_and_code() {
-        let sent = r#"[{"status":true,"message":{"url":"u","body":"b \"q\" {"}}]"#;
-        assert_eq!(refusal(sent), None);
-        let refused = r#"[{"status":false,"code":"rate_limited","message":"slow down"}]"#;
-        assert_eq!(refusal(refused).as_deref(), Some("rate_limited"));
-        assert_eq!(refusal(r#"[{"status":false}]"#).as_deref(), Some("?"));
-        assert!(
-            refusal(r#"[{"ok":true}]"#)
-                .unwrap()
-                .starts_with("unreadable ack")
-        );
-        assert!(refusal("[]").unwrap().starts_with("unreadable ack"));
-    }
-
-    #[test]
-    fn client_ids_are_uuids_that_start_with_the_time_unless_random() {
-        let before = format!("{:012x}", now_micros() / 1000);
-        let id = client_id(false);
-        let after = format!("{:012x}", now_micros() / 1000);
-        let (hex, groups): (String, Vec<usize>) =
-            (id.replace('-', ""), id.split('-').map(str::len).collect());
-        assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
-        assert!(hex[..12] >= *before && hex[..12] <= *after, "{id}");
-        assert_eq!(&hex[12..13], "7");
-        assert!("89ab".contains(&hex[16..17]));
-        let random = client_id(true).replace('-', "");
-        assert_eq!(&random[12..13], "4");
-        assert_ne!(client_id(false), client_id(false));
-    }
-}
-
 /// What a result's name says it measured, for chart titles.
 fn target_of(name: &str) -> &'static str {
     if name.starts_with("baseline") {
@@ -464,7 +415,11 @@ pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let Ok(result) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path)?) else {
             continue;
         };
@@ -497,7 +452,12 @@ pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
         "Missive on PostgreSQL",
         "Missive, two nodes on PostgreSQL + Redis",
     ];
-    let short = ["bare socketioxide", "SQLite", "PostgreSQL", "2 nodes, PostgreSQL + Redis"];
+    let short = [
+        "bare socketioxide",
+        "SQLite",
+        "PostgreSQL",
+        "2 nodes, PostgreSQL + Redis",
+    ];
     let groups: Vec<stats::Group> = order
         .iter()
         .zip(short)
@@ -517,4 +477,53 @@ pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
         &["acked sends", "deliveries (message:new)"],
         &groups,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{client_id, now_micros, refusal, sent_at};
+
+    #[test]
+    fn the_send_time_is_read_from_the_body_alone() {
+        let missive = r#"["message:new",{"message":{"url":"u","body":"1700000000000000 3.1.7","read":false},"thread":{"subject":"s \"q\""}}]"#;
+        assert_eq!(sent_at(missive), Some(1_700_000_000_000_000));
+        let escaped = r#"["message:new",{"message":{"body":"42 caf\u00e9"}}]"#;
+        assert_eq!(sent_at(escaped), Some(42));
+        assert_eq!(
+            sent_at(r#"["message:new",{"message":{"body":"hello"}}]"#),
+            None
+        );
+        assert_eq!(sent_at(r#"["message:new",{}]"#), None);
+    }
+
+    #[test]
+    fn an_ack_is_judged_by_its_status_and_code() {
+        let sent = r#"[{"status":true,"message":{"url":"u","body":"b \"q\" {"}}]"#;
+        assert_eq!(refusal(sent), None);
+        let refused = r#"[{"status":false,"code":"rate_limited","message":"slow down"}]"#;
+        assert_eq!(refusal(refused).as_deref(), Some("rate_limited"));
+        assert_eq!(refusal(r#"[{"status":false}]"#).as_deref(), Some("?"));
+        assert!(
+            refusal(r#"[{"ok":true}]"#)
+                .unwrap()
+                .starts_with("unreadable ack")
+        );
+        assert!(refusal("[]").unwrap().starts_with("unreadable ack"));
+    }
+
+    #[test]
+    fn client_ids_are_uuids_that_start_with_the_time_unless_random() {
+        let before = format!("{:012x}", now_micros() / 1000);
+        let id = client_id(false);
+        let after = format!("{:012x}", now_micros() / 1000);
+        let (hex, groups): (String, Vec<usize>) =
+            (id.replace('-', ""), id.split('-').map(str::len).collect());
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+        assert!(hex[..12] >= *before && hex[..12] <= *after, "{id}");
+        assert_eq!(&hex[12..13], "7");
+        assert!("89ab".contains(&hex[16..17]));
+        let random = client_id(true).replace('-', "");
+        assert_eq!(&random[12..13], "4");
+        assert_ne!(client_id(false), client_id(false));
+    }
 }

@@ -118,12 +118,9 @@ pub fn chart(
     series: &[Series],
     log_x: bool,
 ) -> anyhow::Result<()> {
-    if !load_font() {
-        println!("no TrueType font found (install fonts-dejavu-core): chart {name}.png skipped");
+    let Some(path) = png(dir, name)? else {
         return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{name}.png"));
+    };
     let root = BitMapBackend::new(&path, (960, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
@@ -217,12 +214,9 @@ pub fn bars(
     measures: &[&str],
     groups: &[Group],
 ) -> anyhow::Result<()> {
-    if !load_font() {
-        println!("no TrueType font found (install fonts-dejavu-core): chart {name}.png skipped");
+    let Some(path) = png(dir, name)? else {
         return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{name}.png"));
+    };
     let root = BitMapBackend::new(&path, (1100, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let top = groups
@@ -260,7 +254,10 @@ pub fn bars(
         let bars = groups.iter().enumerate().filter_map(|(i, g)| {
             let v = *g.values.get(m)?;
             let x0 = i as f64 + 0.1 + width * m as f64;
-            Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], color.mix(0.75).filled()))
+            Some(Rectangle::new(
+                [(x0, 0.0), (x0 + width * 0.9, v)],
+                color.mix(0.75).filled(),
+            ))
         });
         c.draw_series(bars)?
             .label(*measure)
@@ -268,7 +265,11 @@ pub fn bars(
         let labels = groups.iter().enumerate().filter_map(|(i, g)| {
             let v = *g.values.get(m)?;
             let x0 = i as f64 + 0.1 + width * m as f64;
-            Some(Text::new(number(v), (x0, v + top * 0.01), ("sans-serif", 14)))
+            Some(Text::new(
+                number(v),
+                (x0, v + top * 0.01),
+                ("sans-serif", 14),
+            ))
         });
         c.draw_series(labels)?;
     }
@@ -280,6 +281,16 @@ pub fn bars(
     root.present()?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Where chart `name` goes in `dir` (made if need be), or `None` without a font to draw text.
+fn png(dir: &Path, name: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if !load_font() {
+        println!("no TrueType font found (install fonts-dejavu-core): chart {name}.png skipped");
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(Some(dir.join(format!("{name}.png"))))
 }
 
 fn load_font() -> bool {

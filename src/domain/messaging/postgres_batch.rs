@@ -11,15 +11,11 @@
 //! before it. The totals therefore add the rows this statement moved (from its RETURNING) to
 //! the untouched rows of the other threads.
 
-use std::collections::HashMap;
-
-use entity::participant;
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
-use super::send::{BatchWrite, Reply, message_row, recipient_of};
+use super::send::{BatchWrite, Reply, read_batch, recipient_of};
 use crate::db::Database;
-use crate::domain::views::UnreadCounts;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
 
@@ -113,41 +109,5 @@ pub(super) async fn write(
     );
     let results = db.conn.query_all_raw(statement).await?;
 
-    let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
-    let mut written = BatchWrite {
-        messages: HashMap::with_capacity(batch.len()),
-        participants: Vec::new(),
-        unread: HashMap::new(),
-    };
-    for row in results {
-        let kind: String = row.try_get("", "kind")?;
-        match kind.as_str() {
-            "message" => {
-                let url: String = row.try_get("", "public_id")?;
-                let reply = by_url.get(url.as_str()).ok_or_else(|| {
-                    DomainError::Internal(format!("the batch stored an unknown message {url}"))
-                })?;
-                let stored = message_row(
-                    reply,
-                    &url,
-                    row.try_get("", "id")?,
-                    row.try_get("", "created_at")?,
-                );
-                written.messages.insert(url, stored);
-            }
-            "participant" => written
-                .participants
-                .push(participant::Model::from_query_result(&row, "")?),
-            _ => {
-                written.unread.insert(
-                    row.try_get("", "user_id")?,
-                    UnreadCounts {
-                        messages: row.try_get("", "messages")?,
-                        threads: row.try_get("", "threads")?,
-                    },
-                );
-            }
-        }
-    }
-    Ok(written)
+    read_batch(results, batch, urls)
 }

@@ -235,6 +235,54 @@ pub(super) struct BatchWrite {
     pub unread: HashMap<i64, UnreadCounts>,
 }
 
+/// What a batch's statements hand back, on SQLite and PostgreSQL alike: rows whose `kind` says
+/// each is a stored message (`id`, `public_id`, `created_at`), a participant row after the
+/// batch, or a recipient's unread totals (`user_id`, `messages`, `threads`).
+pub(super) fn read_batch(
+    results: Vec<sea_orm::QueryResult>,
+    batch: &[Reply],
+    urls: &[String],
+) -> DomainResult<BatchWrite> {
+    use sea_orm::FromQueryResult;
+    let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
+    let mut written = BatchWrite {
+        messages: HashMap::with_capacity(batch.len()),
+        participants: Vec::new(),
+        unread: HashMap::new(),
+    };
+    for row in results {
+        let kind: String = row.try_get("", "kind")?;
+        match kind.as_str() {
+            "message" => {
+                let url: String = row.try_get("", "public_id")?;
+                let reply = by_url.get(url.as_str()).ok_or_else(|| {
+                    DomainError::Internal(format!("the batch stored an unknown message {url}"))
+                })?;
+                let stored = message_row(
+                    reply,
+                    &url,
+                    row.try_get("", "id")?,
+                    row.try_get("", "created_at")?,
+                );
+                written.messages.insert(url, stored);
+            }
+            "participant" => written
+                .participants
+                .push(participant::Model::from_query_result(&row, "")?),
+            _ => {
+                written.unread.insert(
+                    row.try_get("", "user_id")?,
+                    UnreadCounts {
+                        messages: row.try_get("", "messages")?,
+                        threads: row.try_get("", "threads")?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(written)
+}
+
 /// The row of `reply` stored under `url`; `id` and `created_at` come from the database.
 pub(super) fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) -> message::Model {
     message::Model {

@@ -1,13 +1,7 @@
 //! One batch of replies on SQLite: a single script that begins, writes and commits.
 
-use std::collections::HashMap;
-
-use entity::participant;
-use sea_orm::FromQueryResult;
-
-use super::send::{BatchWrite, Reply, message_row, recipient_of};
+use super::send::{BatchWrite, Reply, read_batch, recipient_of};
 use crate::db::Database;
-use crate::domain::views::UnreadCounts;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
 
@@ -71,43 +65,7 @@ pub(super) async fn write(
     let values = vec![json(&rows)?.into(), ids::now_micros().into()];
     let results = db.write_script(SQL, values).await?;
 
-    let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
-    let mut written = BatchWrite {
-        messages: HashMap::with_capacity(batch.len()),
-        participants: Vec::new(),
-        unread: HashMap::new(),
-    };
-    for row in results {
-        let kind: String = row.try_get("", "kind")?;
-        match kind.as_str() {
-            "message" => {
-                let url: String = row.try_get("", "public_id")?;
-                let reply = by_url.get(url.as_str()).ok_or_else(|| {
-                    DomainError::Internal(format!("the batch stored an unknown message {url}"))
-                })?;
-                let stored = message_row(
-                    reply,
-                    &url,
-                    row.try_get("", "id")?,
-                    row.try_get("", "created_at")?,
-                );
-                written.messages.insert(url, stored);
-            }
-            "participant" => written
-                .participants
-                .push(participant::Model::from_query_result(&row, "")?),
-            _ => {
-                written.unread.insert(
-                    row.try_get("", "user_id")?,
-                    UnreadCounts {
-                        messages: row.try_get("", "messages")?,
-                        threads: row.try_get("", "threads")?,
-                    },
-                );
-            }
-        }
-    }
-    Ok(written)
+    read_batch(results, batch, urls)
 }
 
 /// `value` as JSON text, for SQLite's `jsonb_each`.
