@@ -110,16 +110,11 @@ async fn on_send<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let outcome = app.send_message(&me.who, req).await?;
-        // Serialised here, while the outcome it borrows from lives.
-        let message = match &outcome {
+        let message = match app.send_message(&me.who, req).await? {
             SendOutcome::Created { rendered, .. } => Sent::Created(rendered),
             SendOutcome::Repeated { message } => Sent::Repeated(message),
         };
-        serde_json::to_value(MessageAck { message }).map_err(|e| Refusal {
-            code: "internal",
-            message: e.to_string(),
-        })
+        Ok(MessageAck { message })
     })
     .await;
 }

@@ -81,18 +81,18 @@ pub struct Done<T> {
 
 /// `message:send`'s ack.
 #[derive(Serialize, TS)]
-pub struct MessageAck<'a> {
+pub struct MessageAck {
     #[ts(as = "MessageView")]
-    pub message: Sent<'a>,
+    pub message: Sent,
 }
 
 /// A message as sent: rendered once for all the events of a new message, or the view of the
 /// first message of a repeated `client_id`.
 #[derive(Serialize)]
 #[serde(untagged)]
-pub enum Sent<'a> {
-    Created(&'a Rendered),
-    Repeated(&'a MessageView),
+pub enum Sent {
+    Created(Rendered),
+    Repeated(MessageView),
 }
 
 /// `thread:join` and `thread:leave`'s ack.
