@@ -156,7 +156,7 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
 /// `missive import flask-messaging PATH`: a progress bar on a terminal (phase lines otherwise),
 /// then a summary with every repair.
 async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<()> {
-    use missive::domain::import::{ImportError, Progress, check_source, import_flask_messaging};
+    use missive::domain::import::{ImportError, Progress, Source, import_flask_messaging};
 
     struct Bar(indicatif::ProgressBar);
     impl Progress for Bar {
@@ -173,9 +173,10 @@ async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<(
         }
     }
 
-    if let Err(e) = check_source(path).await {
-        anyhow::bail!("{e}\nnothing was imported");
-    }
+    let source = match Source::open(path).await {
+        Ok(source) => source,
+        Err(e) => anyhow::bail!("{e}\nnothing was imported"),
+    };
     let db = missive::db::Database::connect(config).await?;
     db.migrate().await?;
     let bar = indicatif::ProgressBar::new(0);
@@ -185,7 +186,7 @@ async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<(
         )?
         .progress_chars("=> "),
     );
-    let result = import_flask_messaging(&db, path, &Bar(bar.clone())).await;
+    let result = import_flask_messaging(&db, source, path, &Bar(bar.clone())).await;
     bar.finish_and_clear();
     let summary = match result {
         Ok(summary) => summary,

@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 pub use plan::Repairs;
 use plan::{IdBase, Plan};
-use source::{Source, SourceMessage, SourceUser};
+pub use source::Source;
+use source::{SourceMessage, SourceUser};
 
 use crate::db::Database;
 use crate::ids;
@@ -69,19 +70,16 @@ const RECORD: &str = "import.flask-messaging.";
 /// Rows per INSERT: under SQLite's 32,766 bound parameters at eight columns.
 const CHUNK: usize = 2000;
 
-/// Checks that `path` opens as a Flask-Messaging database, before anything is done to Missive's.
-pub async fn check_source(path: &str) -> Result<(), ImportError> {
-    Source::open(path).await.map(|_| ())
-}
-
-/// Imports the Flask-Messaging database at `path` into `db`.
+/// Imports the Flask-Messaging database `source` (opened from `path`, which the import record
+/// keeps) into `db`. Open it with [`Source::open`] before touching Missive's database, so that
+/// a bad source changes nothing, not even the schema.
 pub async fn import_flask_messaging(
     db: &Database,
+    source: Source,
     path: &str,
     progress: &dyn Progress,
 ) -> Result<Summary, ImportError> {
     let started = Instant::now();
-    let source = Source::open(path).await?;
     progress.phase("reading users", 0);
     let users = source.users().await?;
     progress.phase("reading messages", source.count("messages").await?);
