@@ -68,6 +68,31 @@ async fn listen(
     )
 }
 
+/// Waits for the JS client to exit (it does once it heard every awaited event, or after 15 s)
+/// and returns whether it succeeded, with every fact it reported.
+async fn heard(
+    mut child: tokio::process::Child,
+    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> (bool, Vec<Value>) {
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut facts = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        facts.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    (status.success(), facts)
+}
+
+/// The payload of the first `name` event among `facts`.
+fn data(facts: &[Value], name: &str) -> Option<Value> {
+    facts
+        .iter()
+        .find(|f| f["event"] == name)
+        .map(|f| f["data"].clone())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_socket_io_client_generation_receives_the_legacy_events() {
     if !node_ready() {
@@ -85,7 +110,7 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
 
     for version in [2u8, 3, 4] {
         for transport in ["websocket", "polling"] {
-            let (mut child, first, mut lines) = listen(
+            let (child, first, lines) = listen(
                 version,
                 &srv.url,
                 &cookie,
@@ -100,28 +125,16 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
             let sent = alice
                 .reply(&thread_id, &format!("to v{version} {transport}"))
                 .await;
-            let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-                .await
-                .unwrap()
-                .unwrap();
-            let mut heard = Vec::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                heard.push(serde_json::from_str::<Value>(&line).unwrap());
-            }
+            let (ok, heard) = heard(child, lines).await;
             assert!(
-                status.success(),
+                ok,
                 "socket.io-client {version} over {transport} heard {heard:?}"
             );
-            let data = |name: &str| {
-                heard
-                    .iter()
-                    .find(|f| f["event"] == name)
-                    .map(|f| f["data"].clone())
-            };
-            assert_eq!(data(&newmsg), Some(json!({"message_url": sent["url"]})));
-            assert_eq!(data(&thread_id), Some(json!({"message_url": sent["url"]})));
+            let url = json!({"message_url": sent["url"]});
+            assert_eq!(data(&heard, &newmsg), Some(url.clone()));
+            assert_eq!(data(&heard, &thread_id), Some(url));
             assert_eq!(
-                data("message:new").unwrap()["message"]["body"],
+                data(&heard, "message:new").unwrap()["message"]["body"],
                 sent["body"]
             );
         }
@@ -177,26 +190,14 @@ async fn an_original_page_of_an_imported_user_hears_its_events() {
         .await;
     let newmsg = format!("{websocket_id}_newmsg");
     let cookie = format!("missive_session={}", bob.token);
-    let (mut child, first, mut lines) =
+    let (child, first, lines) =
         listen(3, &srv.url, &cookie, "websocket", &[&newmsg, "vfdssugl"]).await;
     assert_eq!(first["connected"], true, "{first}");
     let sent = jane.reply("vfdssugl", "hello after the move").await;
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut heard = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        heard.push(serde_json::from_str::<Value>(&line).unwrap());
-    }
-    assert!(status.success(), "heard {heard:?}");
-    let data = |name: &str| {
-        heard
-            .iter()
-            .find(|f| f["event"] == name)
-            .map(|f| f["data"].clone())
-    };
-    assert_eq!(data(&newmsg), Some(json!({"message_url": sent["url"]})));
-    assert_eq!(data("vfdssugl"), Some(json!({"message_url": sent["url"]})));
+    let (ok, heard) = heard(child, lines).await;
+    assert!(ok, "heard {heard:?}");
+    let url = json!({"message_url": sent["url"]});
+    assert_eq!(data(&heard, &newmsg), Some(url.clone()));
+    assert_eq!(data(&heard, "vfdssugl"), Some(url));
     srv.stop().await;
 }

@@ -403,12 +403,14 @@ pub fn timeline_chart(out: &std::path::Path, name: &str, result: &Value) -> anyh
 /// each target side by side.
 pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut best: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    for sub in ["paired-2026-11-30-postgres"] {
-        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
-            files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    // `dir` and its subdirectories (one per recorded comparison).
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path)?.filter_map(|e| e.ok().map(|e| e.path())));
+        } else {
+            files.push(path);
         }
     }
     for path in files {

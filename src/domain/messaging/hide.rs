@@ -8,9 +8,8 @@ use sea_orm::{
 
 use super::list::unread_counts;
 use super::queries::{
-    find_message, membership, visible_membership, visible_messages, visible_threads,
+    below_mark_of, find_message, membership, visible_membership, visible_messages, visible_threads,
 };
-use super::read::below_mark_of;
 use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;
 use crate::domain::views::UserRef;

@@ -254,6 +254,13 @@ pub(super) async fn message_views<'a>(
         .collect())
 }
 
+/// The rows of `unread_below_mark` of one participant.
+pub(super) fn below_mark_of(me: &participant::Model) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(unread_below_mark::Column::UserId.eq(me.user_id))
+        .add(unread_below_mark::Column::ThreadId.eq(me.thread_id))
+}
+
 /// The alias of `messages` in the subqueries below.
 fn m() -> Alias {
     Alias::new("m")

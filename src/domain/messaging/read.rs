@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::ReadOutcome;
 use super::list::unread_counts;
-use super::queries::{find_message, visible_membership, visible_messages};
+use super::queries::{below_mark_of, find_message, visible_membership, visible_messages};
 use crate::db::Database;
 use crate::domain::views::UserRef;
 use crate::domain::{DomainError, DomainResult};
@@ -115,13 +115,6 @@ async fn unread_below(
         .count(db)
         .await?;
     Ok(n > 0)
-}
-
-/// The rows of `unread_below_mark` of one participant.
-pub(super) fn below_mark_of(me: &participant::Model) -> sea_orm::Condition {
-    sea_orm::Condition::all()
-        .add(unread_below_mark::Column::UserId.eq(me.user_id))
-        .add(unread_below_mark::Column::ThreadId.eq(me.thread_id))
 }
 
 /// Unread messages left for `user_id` after reading up to `read_up_to`.
