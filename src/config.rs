@@ -138,6 +138,16 @@ pub struct Config {
     /// Mark the session cookie `Secure` (set it when clients reach Missive over HTTPS).
     #[arg(long, env = "MISSIVE_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+
+    /// How long the events sent to each user are kept so that a client that reconnects is
+    /// sent what it missed (connection state recovery, `sync`); `0` turns the log off.
+    #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub recovery_window: Duration,
+
+    /// Most missed events replayed to a reconnecting socket; a longer gap is reported as not
+    /// recovered (the client reloads).
+    #[arg(long, env = "MISSIVE_RECOVERY_MAX", default_value_t = 10_000)]
+    pub recovery_max: u64,
 }
 
 impl Default for Config {
@@ -172,6 +182,8 @@ impl Default for Config {
             metrics_token: None,
             trust_proxy: false,
             secure_cookies: false,
+            recovery_window: Duration::from_secs(24 * 3600),
+            recovery_max: 10_000,
         }
     }
 }

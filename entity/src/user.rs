@@ -19,6 +19,8 @@ pub struct Model {
     /// A werkzeug `pbkdf2:sha256:<rounds>$<salt>$<hex>` hash imported from Flask-Messaging,
     /// until its first login replaces it with `password_hash`. Never set for a native account.
     pub legacy_password_hash: Option<String>,
+    /// The newest position of the user's event log (connection state recovery); 0 before any.
+    pub log_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

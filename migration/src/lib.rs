@@ -7,6 +7,7 @@ mod m20261123_000002_create_messaging;
 mod m20261126_000003_client_id_first;
 mod m20261130_000004_legacy_password_hash;
 mod m20261130_000005_imported_unread;
+mod m20261130_000006_event_log;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_client_id_first::Migration),
             Box::new(m20261130_000004_legacy_password_hash::Migration),
             Box::new(m20261130_000005_imported_unread::Migration),
+            Box::new(m20261130_000006_event_log::Migration),
         ]
     }
 }

@@ -26,6 +26,8 @@ pub struct Database {
     pub conn: DatabaseConnection,
     writer: DatabaseConnection,
     write_gate: Option<Arc<Mutex<()>>>,
+    /// Whether changes write their events to the per-user event log (recovery is on).
+    pub log_events: bool,
 }
 
 /// A write transaction; on SQLite it holds the write gate until commit or drop.
@@ -72,6 +74,7 @@ impl Database {
                 writer: conn.clone(),
                 conn,
                 write_gate: None,
+                log_events: !config.recovery_window.is_zero(),
             });
         }
         // The writer checkpoints only as a safety net; `checkpoint` runs beside it. Its worker
@@ -86,6 +89,7 @@ impl Database {
             conn,
             writer,
             write_gate: Some(Arc::new(Mutex::new(()))),
+            log_events: !config.recovery_window.is_zero(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! these; nothing here knows a transport or emits an event.
 
 pub mod accounts;
+pub mod event_log;
 pub mod import;
 pub mod messaging;
 pub mod piratchat;

@@ -492,7 +492,7 @@ impl SocketIoNotifier {
 
     /// `presence` about `username` to each of `watchers`.
     async fn emit_presence(&self, username: &str, online: bool, watchers: &[i64]) {
-        let payload = Presence { username, online };
+        let payload = Presence { username: username.to_owned(), online };
         for id in watchers {
             self.emit(user_room(*id), PRESENCE, &payload).await;
         }

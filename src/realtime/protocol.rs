@@ -101,31 +101,12 @@ pub struct ThreadAck {
     pub thread_id: String,
 }
 
-/// `thread:read`'s ack, and the `thread:read` event to the reader's tabs.
-#[derive(Serialize, TS)]
-pub struct ThreadRead {
-    pub thread_id: String,
-    pub unread: UnreadCounts,
-}
-
-/// `message:delete`'s ack, and the `message:deleted` event to the deleter's tabs.
-#[derive(Serialize, TS)]
-pub struct MessageDeleted {
-    pub url: String,
-    pub thread_id: String,
-    /// Messages left in the thread for the deleter.
-    #[ts(type = "number")]
-    pub total_messages: u64,
-}
-
-/// `thread:delete`'s ack, and the `thread:deleted` event to the deleter's tabs.
-#[derive(Serialize, TS)]
-pub struct ThreadDeleted {
-    pub thread_id: String,
-    /// Threads left in the deleter's inbox.
-    #[ts(type = "number")]
-    pub total_threads: u64,
-}
+/// `thread:read`'s ack and event, `message:delete`'s and `thread:delete`'s acks and the
+/// events of the same names: the domain writes these to the event log too.
+pub use crate::service::{
+    MessageDeletedEvent as MessageDeleted, ThreadDeletedEvent as ThreadDeleted,
+    ThreadReadEvent as ThreadRead,
+};
 
 /// `typing`'s ack.
 #[derive(Serialize, TS)]
@@ -143,12 +124,7 @@ pub struct NewMessage<'a> {
     pub thread: &'a ThreadView<Rendered>,
 }
 
-/// `presence`, to the users who share a thread with `username`.
-#[derive(Serialize, TS)]
-pub struct Presence<'a> {
-    pub username: &'a str,
-    pub online: bool,
-}
+pub use crate::service::PresenceEvent as Presence;
 
 /// `typing`, to the other sockets that joined the thread (volatile).
 #[derive(Serialize, TS)]

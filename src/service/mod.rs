@@ -28,7 +28,8 @@ pub use crate::domain::messaging::{
     MessageDeleted, ReadOutcome, Recipient, SendMessage, SendOutcome, ThreadDeleted,
 };
 pub use crate::domain::views::{
-    AccountView, MessageView, Rendered, ThreadView, UnreadCounts, UserRef,
+    AccountView, MessageDeletedEvent, MessageView, PresenceEvent, Rendered, ThreadDeletedEvent,
+    ThreadReadEvent, ThreadView, UnreadCounts, UserRef,
 };
 
 use crate::config::Config;

@@ -286,6 +286,7 @@ impl Accounts {
             is_admin: false,
             created_at: i64::MAX,
             legacy_password_hash: legacy,
+            log_seq: 0,
         });
         self.next_id += 1;
         index

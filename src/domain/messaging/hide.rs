@@ -8,11 +8,13 @@ use sea_orm::{
 
 use super::list::unread_counts;
 use super::queries::{
-    below_mark_of, find_message, membership, visible_membership, visible_messages, visible_threads,
+    below_mark_of, find_message, log_with_unread, membership, visible_membership,
+    visible_messages, visible_threads,
 };
 use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;
-use crate::domain::views::UserRef;
+use crate::domain::event_log;
+use crate::domain::views::{MessageDeletedEvent, ThreadDeletedEvent, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
 /// Hides one message for `user` only.
@@ -72,14 +74,30 @@ pub async fn delete_message(
         hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
     }
     let unread = unread_counts(&*txn, user.id).await?;
-    txn.commit().await?;
-    Ok(MessageDeleted {
-        user: user.clone(),
+    let unread_changed = unread != before;
+    let event = MessageDeletedEvent {
         url: message.public_id,
         thread_id: thread.public_id,
         total_messages,
+    };
+    let (offset, unread_offset) = log_with_unread(
+        db,
+        &*txn,
+        user.id,
+        (event_log::MESSAGE_DELETED, &event),
+        unread_changed.then_some(&unread),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(MessageDeleted {
+        user: user.clone(),
+        url: event.url,
+        thread_id: event.thread_id,
+        total_messages,
         unread,
-        unread_changed: unread != before,
+        unread_changed,
+        offset,
+        unread_offset,
     })
 }
 
@@ -95,13 +113,28 @@ pub async fn delete_thread(
     hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
     let total_threads = visible_threads(user.id).count(&*txn).await?;
     let unread = unread_counts(&*txn, user.id).await?;
+    let unread_changed = unread != before;
+    let event = ThreadDeletedEvent {
+        thread_id: thread.public_id,
+        total_threads,
+    };
+    let (offset, unread_offset) = log_with_unread(
+        db,
+        &*txn,
+        user.id,
+        (event_log::THREAD_DELETED, &event),
+        unread_changed.then_some(&unread),
+    )
+    .await?;
     txn.commit().await?;
     Ok(ThreadDeleted {
         user: user.clone(),
-        thread_id: thread.public_id,
+        thread_id: event.thread_id,
         total_threads,
         unread,
-        unread_changed: unread != before,
+        unread_changed,
+        offset,
+        unread_offset,
     })
 }
 

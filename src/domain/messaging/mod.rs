@@ -66,6 +66,10 @@ pub struct Recipient {
     /// The participant's unread totals after the commit; `None` for the sender, whose totals
     /// did not change.
     pub unread: Option<UnreadCounts>,
+    /// Positions of this participant's `message:new` and `unread` in their event log (`None`
+    /// with the log off).
+    pub offset: Option<i64>,
+    pub unread_offset: Option<i64>,
 }
 
 /// The result of a send.
@@ -89,6 +93,10 @@ pub struct ReadOutcome {
     pub thread_id: String,
     pub unread: UnreadCounts,
     pub changed: bool,
+    /// Positions of `thread:read` and `unread` in the reader's event log (`None` when nothing
+    /// was written, or with the log off).
+    pub offset: Option<i64>,
+    pub unread_offset: Option<i64>,
 }
 
 /// After a message deletion.
@@ -100,6 +108,9 @@ pub struct MessageDeleted {
     pub total_messages: u64,
     pub unread: UnreadCounts,
     pub unread_changed: bool,
+    /// Positions of this event and of `unread` in the user's event log.
+    pub offset: Option<i64>,
+    pub unread_offset: Option<i64>,
 }
 
 /// After a thread deletion.
@@ -110,4 +121,7 @@ pub struct ThreadDeleted {
     pub total_threads: u64,
     pub unread: UnreadCounts,
     pub unread_changed: bool,
+    /// Positions of this event and of `unread` in the user's event log.
+    pub offset: Option<i64>,
+    pub unread_offset: Option<i64>,
 }

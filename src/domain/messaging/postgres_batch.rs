@@ -11,6 +11,8 @@
 //! before it. The totals therefore add the rows this statement moved (from its RETURNING) to
 //! the untouched rows of the other threads.
 
+use std::sync::LazyLock;
+
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
@@ -19,7 +21,8 @@ use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
 
-const SQL: &str = "\
+/// The batch's writes and totals, up to its event log entries.
+const WRITE: &str = "\
 WITH input AS ( \
     SELECT * FROM ROWS FROM (json_to_recordset($1::json) \
         AS (public_id text, thread_id int8, sender_id int8, recipient_id int8, body text, \
@@ -58,18 +61,56 @@ WITH input AS ( \
         WHERE p.user_id IN (SELECT user_id FROM recipients) \
             AND p.thread_id NOT IN (SELECT thread_id FROM newest) \
     ) u WHERE u.unread > 0 GROUP BY u.user_id \
-) \
+)";
+
+/// The event log entries (when recovery is on): each stored message's `message:new` to each
+/// participant of its thread, then one `unread` to each recipient, at the users' next
+/// positions. The users' rows are locked in id order before `log_seq` moves, as the threads'
+/// are.
+const LOG: &str = "\
+, entries AS ( \
+    SELECT mv.user_id, i.id AS ord, 'message:new'::text AS event, i.id AS ref_id \
+    FROM inserted i JOIN moved mv ON mv.thread_id = i.thread_id \
+    UNION ALL \
+    SELECT user_id, 9223372036854775807, 'unread', NULL FROM recipients \
+), locked_users AS ( \
+    SELECT id FROM users WHERE id IN (SELECT user_id FROM entries) ORDER BY id FOR UPDATE \
+), heads AS ( \
+    UPDATE users u SET log_seq = u.log_seq + c.n \
+    FROM (SELECT user_id, COUNT(*) AS n FROM entries GROUP BY user_id) c \
+    WHERE u.id = c.user_id AND u.id IN (SELECT id FROM locked_users) \
+    RETURNING u.id, u.log_seq - c.n AS base \
+), logged AS ( \
+    INSERT INTO event_log (user_id, seq, event, ref_id, created_at) \
+    SELECT e.user_id, h.base + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord), \
+        e.event, e.ref_id, $2::int8 \
+    FROM entries e JOIN heads h ON h.id = e.user_id \
+    RETURNING user_id, seq, ref_id \
+)";
+
+/// The rows handed back: stored messages, participants, totals (and log entries).
+const SELECT: &str = "\
 SELECT 'message' AS kind, id, public_id, created_at, NULL::int8 AS thread_id, \
     NULL::int8 AS user_id, NULL::int8 AS last_message_id, NULL::int8 AS read_up_to, \
     NULL::int8 AS hidden_before, NULL::int4 AS unread, NULL::int8 AS messages, \
-    NULL::int8 AS threads \
+    NULL::int8 AS threads, NULL::int8 AS seq, NULL::int8 AS ref_id \
 FROM inserted \
 UNION ALL \
 SELECT 'participant', NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
-    hidden_before, unread, NULL, NULL FROM moved \
+    hidden_before, unread, NULL, NULL, NULL, NULL FROM moved \
 UNION ALL \
-SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, messages, threads \
+SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, messages, threads, \
+    NULL, NULL \
 FROM totals";
+
+const SELECT_LOG: &str = "\
+UNION ALL \
+SELECT 'log', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, seq, ref_id \
+FROM logged";
+
+static LOGGED: LazyLock<String> =
+    LazyLock::new(|| format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}"));
+static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE} {SELECT}"));
 
 /// One reply as the statement reads it.
 #[derive(Serialize)]
@@ -104,7 +145,11 @@ pub(super) async fn write(
     let rows = serde_json::to_string(&rows).map_err(|e| DomainError::Internal(e.to_string()))?;
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        SQL,
+        if db.log_events {
+            LOGGED.as_str()
+        } else {
+            UNLOGGED.as_str()
+        },
         [rows.into(), ids::now_micros().into()],
     );
     let results = db.conn.query_all_raw(statement).await?;

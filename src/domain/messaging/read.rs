@@ -6,9 +6,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::ReadOutcome;
 use super::list::unread_counts;
-use super::queries::{below_mark_of, find_message, visible_membership, visible_messages};
+use super::queries::{
+    below_mark_of, find_message, log_with_unread, visible_membership, visible_messages,
+};
 use crate::db::Database;
-use crate::domain::views::UserRef;
+use crate::domain::event_log;
+use crate::domain::views::{ThreadReadEvent, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
 /// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end.
@@ -29,6 +32,8 @@ pub async fn read(
             thread_id: thread.public_id,
             unread: unread_counts(&db.conn, reader.id).await?,
             changed: false,
+            offset: None,
+            unread_offset: None,
         });
     }
     let txn = db.begin_write().await?;
@@ -66,12 +71,27 @@ pub async fn read(
         .exec(&*txn)
         .await?;
     let unread = unread_counts(&*txn, reader.id).await?;
+    let changed = unread != before;
+    let event = ThreadReadEvent {
+        thread_id: thread.public_id,
+        unread,
+    };
+    let (offset, unread_offset) = log_with_unread(
+        db,
+        &*txn,
+        reader.id,
+        (event_log::THREAD_READ, &event),
+        changed.then_some(&unread),
+    )
+    .await?;
     txn.commit().await?;
     Ok(ReadOutcome {
         reader: reader.clone(),
-        thread_id: thread.public_id,
+        thread_id: event.thread_id,
         unread,
-        changed: unread != before,
+        changed,
+        offset,
+        unread_offset,
     })
 }
 

@@ -15,6 +15,7 @@ use super::validate::{Target, validate_send};
 use super::{Recipient, SendMessage, SendOutcome, postgres_batch, sqlite_batch};
 use crate::db::Database;
 use crate::domain::views::{Rendered, ThreadContext, UnreadCounts, UserRef};
+use crate::domain::event_log::{self, Entry};
 use crate::domain::{DomainError, DomainResult, accounts};
 use crate::ids;
 
@@ -162,6 +163,29 @@ async fn start_thread(
     } else {
         UnreadCounts::default()
     };
+    let mut offsets = Offsets::new();
+    if db.log_events {
+        let mut entries: Vec<Entry> = members
+            .iter()
+            .map(|m| Entry {
+                user_id: m.id,
+                event: event_log::MESSAGE_NEW,
+                ref_id: Some(message.id),
+                payload: None,
+            })
+            .collect();
+        if recipient.id != sender.id {
+            entries.push(Entry::json(
+                recipient.id,
+                event_log::UNREAD,
+                &recipient_unread,
+            ));
+        }
+        let seqs = event_log::append(&*txn, &entries, now).await?;
+        for (e, seq) in entries.iter().zip(seqs) {
+            offsets.insert((e.user_id, e.ref_id), seq);
+        }
+    }
     txn.commit().await?;
 
     let meta = directory.put(ThreadMeta {
@@ -172,8 +196,12 @@ async fn start_thread(
         members,
     });
     let unread = HashMap::from([(recipient.id, recipient_unread)]);
-    delivered(&meta, &message, rows, &unread)
+    delivered(&meta, &message, rows, &unread, &offsets)
 }
+
+/// Positions in the event log of a write's entries, by user and message: a `message:new`
+/// under `(user, Some(message))`, an `unread` under `(user, None)`.
+pub(super) type Offsets = HashMap<(i64, Option<i64>), i64>;
 
 /// One reply waiting for the group commit.
 pub struct Reply {
@@ -211,7 +239,13 @@ pub async fn store_replies(
         outcomes.push(match written.messages.remove(&url) {
             Some(message) => {
                 let rows = rows_of.get(&reply.meta.id).cloned().unwrap_or_default();
-                delivered(&reply.meta, &message, rows, &written.unread)
+                delivered(
+                    &reply.meta,
+                    &message,
+                    rows,
+                    &written.unread,
+                    &written.offsets,
+                )
             }
             None => {
                 let client_id = reply.client_id.unwrap_or_default();
@@ -233,11 +267,14 @@ pub(super) struct BatchWrite {
     pub participants: Vec<participant::Model>,
     /// Unread totals of the recipients (users with nothing unread are absent).
     pub unread: HashMap<i64, UnreadCounts>,
+    /// Positions of the batch's event log entries.
+    pub offsets: Offsets,
 }
 
 /// What a batch's statements hand back, on SQLite and PostgreSQL alike: rows whose `kind` says
 /// each is a stored message (`id`, `public_id`, `created_at`), a participant row after the
-/// batch, or a recipient's unread totals (`user_id`, `messages`, `threads`).
+/// batch, an event log entry (`user_id`, `seq`, `ref_id`) or a recipient's unread totals
+/// (`user_id`, `messages`, `threads`).
 pub(super) fn read_batch(
     results: Vec<sea_orm::QueryResult>,
     batch: &[Reply],
@@ -249,6 +286,7 @@ pub(super) fn read_batch(
         messages: HashMap::with_capacity(batch.len()),
         participants: Vec::new(),
         unread: HashMap::new(),
+        offsets: Offsets::new(),
     };
     for row in results {
         let kind: String = row.try_get("", "kind")?;
@@ -269,6 +307,12 @@ pub(super) fn read_batch(
             "participant" => written
                 .participants
                 .push(participant::Model::from_query_result(&row, "")?),
+            "log" => {
+                written.offsets.insert(
+                    (row.try_get("", "user_id")?, row.try_get("", "ref_id")?),
+                    row.try_get("", "seq")?,
+                );
+            }
             _ => {
                 written.unread.insert(
                     row.try_get("", "user_id")?,
@@ -314,6 +358,7 @@ fn delivered(
     message: &message::Model,
     rows: Vec<participant::Model>,
     unread: &HashMap<i64, UnreadCounts>,
+    offsets: &Offsets,
 ) -> DomainResult<SendOutcome> {
     let ctx = ThreadContext {
         thread: thread::Model {
@@ -344,6 +389,8 @@ fn delivered(
             thread: ctx.thread_view_with(member.id, Some(rendered.clone())),
             unread: (member.id != message.sender_id)
                 .then(|| unread.get(&member.id).copied().unwrap_or_default()),
+            offset: offsets.get(&(member.id, Some(message.id))).copied(),
+            unread_offset: offsets.get(&(member.id, None)).copied(),
         })
         .collect();
     Ok(SendOutcome::Created {

@@ -1,28 +1,14 @@
 //! One batch of replies on SQLite: a single script that begins, writes and commits.
 
+use std::sync::LazyLock;
+
 use super::send::{BatchWrite, Reply, read_batch, recipient_of};
 use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
 
-/// The batch on SQLite, as one multi-statement query that also begins and commits its
-/// transaction: the whole batch goes to the connection's worker thread in one message and its
-/// rows come back in one stream, where a statement each cost a round trip that waited for a CPU
-/// under load. The rows travel as JSON arrays, so the text never changes and SQLite prepares it
-/// once; `jsonb_each` hands each row over as JSONB, which `->>` reads without parsing it again
-/// (`json_each` turned every row back into text, parsed anew by each field's `->>`).
-pub(super) async fn write(
-    db: &Database,
-    batch: &[Reply],
-    urls: &[String],
-) -> DomainResult<BatchWrite> {
-    // Every statement reads the rows as `?1`, and those that stamp the time also read `?2`:
-    // sqlx binds the parameters of each statement of a multi-statement query in turn, and a
-    // statement that skipped a lower number (one that used only `?4`, say) had that parameter
-    // left unbound, NULL, without an error. A message is stamped no earlier than its thread's
-    // last activity, so that time order and id order agree within a thread, and one UPDATE
-    // then moves each thread's time and newest message together.
-    const SQL: &str = "\
+/// The batch up to its event log entries.
+const WRITE: &str = "\
         BEGIN IMMEDIATE; \
         INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
@@ -42,11 +28,61 @@ pub(super) async fn write(
             WHERE thread_id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r) \
             RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
                 hidden_before, unread; \
+";
+
+/// The event log entries of the batch (written when recovery is on): each stored message's
+/// `message:new` to each participant of its thread, then one `unread` to each recipient, at the
+/// users' next positions (the writer is alone, behind `BEGIN IMMEDIATE`).
+const LOG: &str = "\
+        INSERT INTO event_log (user_id, seq, event, ref_id, created_at) \
+            SELECT e.user_id, \
+                u.log_seq + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord), \
+                e.event, e.ref_id, ?2 \
+            FROM ( \
+                SELECT p.user_id AS user_id, m.id AS ord, 'message:new' AS event, m.id AS ref_id \
+                    FROM messages m JOIN participants p ON p.thread_id = m.thread_id \
+                    WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
+                UNION ALL \
+                SELECT DISTINCT m.recipient_id, 9223372036854775807, 'unread', NULL FROM messages m \
+                    WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
+                    AND m.sender_id <> m.recipient_id \
+            ) e JOIN users u ON u.id = e.user_id \
+            RETURNING 'log' AS kind, user_id, seq, ref_id; \
+        UPDATE users SET log_seq = \
+                MAX(log_seq, COALESCE((SELECT MAX(l.seq) FROM event_log l WHERE l.user_id = users.id), 0)) \
+            WHERE id IN (SELECT r.value ->> 2 FROM jsonb_each(?1) r \
+                UNION SELECT r.value ->> 3 FROM jsonb_each(?1) r); \
+";
+
+/// The recipients' totals, and the commit.
+const TOTALS: &str = "\
         SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
             FROM participants WHERE user_id IN \
                 (SELECT r.value ->> 3 FROM jsonb_each(?1) r WHERE r.value ->> 2 <> r.value ->> 3) \
             AND unread > 0 GROUP BY user_id; \
         COMMIT";
+
+static LOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{LOG}{TOTALS}"));
+static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{TOTALS}"));
+
+/// The batch on SQLite, as one multi-statement query that also begins and commits its
+/// transaction: the whole batch goes to the connection's worker thread in one message and its
+/// rows come back in one stream, where a statement each cost a round trip that waited for a CPU
+/// under load. The rows travel as JSON arrays, so the text never changes and SQLite prepares it
+/// once; `jsonb_each` hands each row over as JSONB, which `->>` reads without parsing it again
+/// (`json_each` turned every row back into text, parsed anew by each field's `->>`).
+pub(super) async fn write(
+    db: &Database,
+    batch: &[Reply],
+    urls: &[String],
+) -> DomainResult<BatchWrite> {
+    // Every statement reads the rows as `?1`, and those that stamp the time also read `?2`:
+    // sqlx binds the parameters of each statement of a multi-statement query in turn, and a
+    // statement that skipped a lower number (one that used only `?4`, say) had that parameter
+    // left unbound, NULL, without an error. A message is stamped no earlier than its thread's
+    // last activity, so that time order and id order agree within a thread, and one UPDATE
+    // then moves each thread's time and newest message together.
+
     let rows: Vec<_> = batch
         .iter()
         .zip(urls)
@@ -63,7 +99,12 @@ pub(super) async fn write(
         })
         .collect();
     let values = vec![json(&rows)?.into(), ids::now_micros().into()];
-    let results = db.write_script(SQL, values).await?;
+    let script: &'static str = if db.log_events {
+        LOGGED.as_str()
+    } else {
+        UNLOGGED.as_str()
+    };
+    let results = db.write_script(script, values).await?;
 
     read_batch(results, batch, urls)
 }

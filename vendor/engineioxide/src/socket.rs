@@ -504,6 +504,15 @@ where
         })
     }
 
+    /// Whether the queue has room for a message of `bytes` with half of each bound (packets
+    /// and bytes) left free, for a sender that can wait rather than fill the queue and have
+    /// the socket closed (Missive: a replay of missed events).
+    pub fn has_room(&self, bytes: usize) -> bool {
+        let max = MAX_BUFFER_BYTES.load(Ordering::Relaxed);
+        self.internal_tx.capacity() > self.internal_tx.max_capacity() / 2
+            && self.queued_bytes.load(Ordering::Relaxed).saturating_add(bytes) <= max / 2
+    }
+
     /// Whether the queue holds its bound of message bytes; if so, the socket is closed.
     fn queue_is_full(&self) -> bool {
         let full =

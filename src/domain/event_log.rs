@@ -1,0 +1,267 @@
+//! The per-user event log behind connection state recovery and `sync`: every native event
+//! sent to a user's rooms has a position (`seq`, 1, 2, 3, ... per user), written in the
+//! transaction of the change it reports, so that an acknowledged change can always be sent
+//! again to a client that missed it.
+//!
+//! Positions come from `users.log_seq`: taking the next ones updates (and so locks) the user's
+//! row, so they are handed out in commit order on PostgreSQL as on SQLite, and a client that
+//! heard position `n` has heard everything before it. Entries older than the recovery window
+//! are pruned; `log_seq` still says where the user's log stands.
+//!
+//! A `message:new` entry names its message (`ref_id`) and is rendered when replayed, with the
+//! thread as the user sees it then; an `unread` entry without a payload is the user's totals
+//! at replay time; the other events keep their JSON.
+
+use std::collections::HashMap;
+
+use entity::{event_log, message, user};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::value::RawValue;
+
+use super::messaging::{queries, unread_counts};
+use super::views::{Rendered, ThreadView, UnreadCounts};
+use super::{DomainError, DomainResult};
+
+pub const MESSAGE_NEW: &str = "message:new";
+pub const THREAD_READ: &str = "thread:read";
+pub const MESSAGE_DELETED: &str = "message:deleted";
+pub const THREAD_DELETED: &str = "thread:deleted";
+pub const UNREAD: &str = "unread";
+pub const PRESENCE: &str = "presence";
+
+/// An event to write to one user's log.
+#[derive(Debug)]
+pub struct Entry {
+    pub user_id: i64,
+    pub event: &'static str,
+    /// The message of a `message:new`.
+    pub ref_id: Option<i64>,
+    /// The event's JSON (`None` for a `message:new`, or an `unread` rendered when replayed).
+    pub payload: Option<String>,
+}
+
+impl Entry {
+    /// `event` with `payload` serialised.
+    pub fn json(user_id: i64, event: &'static str, payload: &impl serde::Serialize) -> Entry {
+        Entry {
+            user_id,
+            event,
+            ref_id: None,
+            payload: serde_json::to_string(payload).ok(),
+        }
+    }
+}
+
+/// Writes `entries` (in the caller's transaction) and returns the position of each, in order.
+/// The users' rows are locked in id order.
+pub async fn append(
+    db: &impl ConnectionTrait,
+    entries: &[Entry],
+    now: i64,
+) -> DomainResult<Vec<i64>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counts: Vec<(i64, i64)> = Vec::new();
+    for e in entries {
+        match counts.iter_mut().find(|(u, _)| *u == e.user_id) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((e.user_id, 1)),
+        }
+    }
+    counts.sort_unstable();
+    // The next position of each user: its last before this write, plus one.
+    let mut next: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
+    for (user_id, n) in counts {
+        let statement = Query::update()
+            .table(user::Entity)
+            .value(user::Column::LogSeq, Expr::col(user::Column::LogSeq).add(n))
+            .and_where(user::Column::Id.eq(user_id))
+            .returning_col(user::Column::LogSeq)
+            .to_owned();
+        let row = db
+            .query_one(&statement)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let last: i64 = row.try_get_by_index(0)?;
+        next.insert(user_id, last - n + 1);
+    }
+    let mut seqs = Vec::with_capacity(entries.len());
+    let rows: Vec<event_log::ActiveModel> = entries
+        .iter()
+        .map(|e| {
+            let slot = next.get_mut(&e.user_id).expect("counted above");
+            let seq = *slot;
+            *slot += 1;
+            seqs.push(seq);
+            event_log::ActiveModel {
+                user_id: sea_orm::Set(e.user_id),
+                seq: sea_orm::Set(seq),
+                event: sea_orm::Set(e.event.to_owned()),
+                ref_id: sea_orm::Set(e.ref_id),
+                payload: sea_orm::Set(e.payload.clone()),
+                created_at: sea_orm::Set(now),
+            }
+        })
+        .collect();
+    event_log::Entity::insert_many(rows).exec(db).await?;
+    Ok(seqs)
+}
+
+/// Whether the events of `user_id` after position `after` can all be sent again: none of them
+/// pruned or older than `window`, no more than `max` of them, and `after` not beyond the log.
+pub async fn recoverable(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    after: i64,
+    window_start: i64,
+    max: u64,
+) -> DomainResult<bool> {
+    let head = head(db, user_id).await?;
+    if after < 0 || after > head {
+        return Ok(false);
+    }
+    if after == head {
+        return Ok(true);
+    }
+    if (head - after) as u64 > max {
+        return Ok(false);
+    }
+    let first = event_log::Entity::find_by_id((user_id, after + 1))
+        .one(db)
+        .await?;
+    Ok(first.is_some_and(|e| e.created_at >= window_start))
+}
+
+/// The newest position of `user_id`'s log (0 before any event).
+pub async fn head(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<i64> {
+    let head: Option<i64> = user::Entity::find_by_id(user_id)
+        .select_only()
+        .column(user::Column::LogSeq)
+        .into_tuple()
+        .one(db)
+        .await?;
+    head.ok_or(DomainError::NotFound)
+}
+
+/// Up to `limit` entries of `user_id` after position `after`, oldest first.
+pub async fn entries_after(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    after: i64,
+    limit: u64,
+) -> DomainResult<Vec<event_log::Model>> {
+    Ok(event_log::Entity::find()
+        .filter(event_log::Column::UserId.eq(user_id))
+        .filter(event_log::Column::Seq.gt(after))
+        .order_by_asc(event_log::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// An entry made ready to send again.
+pub struct Replayed {
+    pub seq: i64,
+    pub event: String,
+    pub payload: ReplayedPayload,
+}
+
+/// What a replayed event carries.
+pub enum ReplayedPayload {
+    /// `message:new`: the message, and its thread as the user sees it now.
+    NewMessage {
+        message: Rendered,
+        thread: ThreadView<Rendered>,
+    },
+    /// `unread`: the user's totals now.
+    Unread(UnreadCounts),
+    /// Any other event, as it was sent.
+    Json(Box<RawValue>),
+}
+
+/// Renders `entries` of `user_id` for sending again. A `message:new` whose message no longer
+/// exists is skipped.
+pub async fn render(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    entries: Vec<event_log::Model>,
+) -> DomainResult<Vec<Replayed>> {
+    let ids: Vec<i64> = entries.iter().filter_map(|e| e.ref_id).collect();
+    let messages: HashMap<i64, message::Model> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        message::Entity::find()
+            .filter(message::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect()
+    };
+    let mut thread_ids: Vec<i64> = messages.values().map(|m| m.thread_id).collect();
+    thread_ids.sort_unstable();
+    thread_ids.dedup();
+    let contexts = queries::thread_contexts(db, &thread_ids).await?;
+    let mut ordered: Vec<&message::Model> = messages.values().collect();
+    ordered.sort_unstable_by_key(|m| m.id);
+    let views = queries::message_views(
+        db,
+        ordered
+            .iter()
+            .filter_map(|m| Some((contexts.get(&m.thread_id)?, *m))),
+    )
+    .await?;
+    let mut rendered: HashMap<i64, Rendered> = HashMap::with_capacity(views.len());
+    let with_context = ordered
+        .iter()
+        .filter(|m| contexts.contains_key(&m.thread_id));
+    for (m, view) in with_context.zip(&views) {
+        let r = Rendered::of(view).map_err(|e| DomainError::Internal(e.to_string()))?;
+        rendered.insert(m.id, r);
+    }
+    let mut unread = None;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let payload = match (e.ref_id, e.payload) {
+            (Some(id), _) => {
+                let (Some(m), Some(r)) = (messages.get(&id), rendered.get(&id)) else {
+                    continue;
+                };
+                let Some(ctx) = contexts.get(&m.thread_id) else {
+                    continue;
+                };
+                ReplayedPayload::NewMessage {
+                    message: r.clone(),
+                    thread: ctx.thread_view_with(user_id, Some(r.clone())),
+                }
+            }
+            (None, Some(json)) => match RawValue::from_string(json) {
+                Ok(raw) => ReplayedPayload::Json(raw),
+                Err(_) => continue,
+            },
+            (None, None) => {
+                if unread.is_none() {
+                    unread = Some(unread_counts(db, user_id).await?);
+                }
+                ReplayedPayload::Unread(unread.unwrap_or_default())
+            }
+        };
+        out.push(Replayed {
+            seq: e.seq,
+            event: e.event,
+            payload,
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes the entries written before `before` (microseconds); returns how many.
+pub async fn prune(db: &impl ConnectionTrait, before: i64) -> DomainResult<u64> {
+    let done = event_log::Entity::delete_many()
+        .filter(event_log::Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
