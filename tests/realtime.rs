@@ -314,10 +314,10 @@ async fn concurrent_socket_senders_are_all_acknowledged_and_stored(backend: Back
     let mut unread = Vec::new();
     while heard.len() < 50 || unread.last() != Some(&json!({"messages": 26, "threads": 1})) {
         match listener.next(WAIT).await {
-            Some(Incoming::Event { name, data }) if name == "message:new" => {
+            Some(Incoming::Event { name, data, .. }) if name == "message:new" => {
                 heard.push(data["message"]["url"].clone())
             }
-            Some(Incoming::Event { name, data }) if name == "unread" => unread.push(data),
+            Some(Incoming::Event { name, data, .. }) if name == "unread" => unread.push(data),
             Some(Incoming::Event { .. }) => {}
             other => panic!(
                 "heard {} messages, unread {unread:?}, then {other:?}; GET /unread: {:?}",

@@ -23,6 +23,9 @@ pub enum Incoming {
     Event {
         name: String,
         data: Value,
+        /// The event's position in the user's event log (its last argument, when a string,
+        /// as socket.io's connection state recovery has it).
+        offset: Option<String>,
     },
     /// An event left undecoded ([`ConnectOptions::raw_payloads`]): `json` is the packet's whole
     /// `["name", payload]` array.
@@ -123,6 +126,8 @@ pub struct Socket {
     events: Mutex<mpsc::UnboundedReceiver<Incoming>>,
     /// The socket id the server gave in its CONNECT answer.
     pub sid: String,
+    /// The private session id of connection state recovery, when the CONNECT answer has one.
+    pub pid: Option<String>,
 }
 
 impl Socket {
@@ -178,7 +183,7 @@ impl Socket {
             .await
             .map_err(|e| ConnectError::Transport(e.into()))?;
 
-        let sid = loop {
+        let (sid, pid) = loop {
             let text = next_text(&mut stream)
                 .await
                 .map_err(ConnectError::Transport)?;
@@ -193,11 +198,8 @@ impl Socket {
                 .and_then(|r| r.strip_prefix(ns_prefix.as_str()))
             {
                 let v: Value = serde_json::from_str(rest).unwrap_or(Value::Null);
-                break v
-                    .get("sid")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let field = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+                break (field("sid").unwrap_or_default(), field("pid"));
             }
             if let Some(rest) = text
                 .strip_prefix("44")
@@ -272,12 +274,16 @@ impl Socket {
                                 continue;
                             }
                             let name = items.remove(0).as_str().unwrap_or_default().to_owned();
+                            let offset = match items.as_slice() {
+                                [_, .., Value::String(o)] => Some(o.clone()),
+                                _ => None,
+                            };
                             let data = if items.is_empty() {
                                 Value::Null
                             } else {
                                 items.remove(0)
                             };
-                            let _ = ev_tx.send(Incoming::Event { name, data });
+                            let _ = ev_tx.send(Incoming::Event { name, data, offset });
                         }
                     }
                     Some('3') => {
@@ -301,6 +307,7 @@ impl Socket {
             next_ack: AtomicU64::new(1),
             events: Mutex::new(ev_rx),
             sid,
+            pid,
         })
     }
 
@@ -380,7 +387,7 @@ impl Socket {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
-                Some(Incoming::Event { name: n, data }) if n == name => return Ok(data),
+                Some(Incoming::Event { name: n, data, .. }) if n == name => return Ok(data),
                 Some(Incoming::Event { .. } | Incoming::Raw { .. }) => continue,
                 Some(Incoming::Disconnected) => bail!("disconnected while waiting for {name}"),
                 None => bail!("no {name} event within {timeout:?}"),
@@ -395,7 +402,7 @@ impl Socket {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
-                Some(Incoming::Event { name, data }) => seen.push((name, data)),
+                Some(Incoming::Event { name, data, .. }) => seen.push((name, data)),
                 _ => return seen,
             }
         }

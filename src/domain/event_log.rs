@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 
 use super::messaging::{queries, unread_counts};
 use super::views::{Rendered, ThreadView, UnreadCounts};
+use crate::db::Database;
 use super::{DomainError, DomainResult};
 
 pub const MESSAGE_NEW: &str = "message:new";
@@ -107,6 +108,25 @@ pub async fn append(
         .collect();
     event_log::Entity::insert_many(rows).exec(db).await?;
     Ok(seqs)
+}
+
+/// Writes one event, the same `payload` for each of `users`, in a transaction of its own (an
+/// event that reports no write of its own, such as `presence`); returns each user's position,
+/// or none with the log off.
+pub async fn append_to_each(
+    db: &Database,
+    users: &[i64],
+    event: &'static str,
+    payload: &impl serde::Serialize,
+) -> DomainResult<Vec<Option<i64>>> {
+    if !db.log_events || users.is_empty() {
+        return Ok(vec![None; users.len()]);
+    }
+    let entries: Vec<Entry> = users.iter().map(|u| Entry::json(*u, event, payload)).collect();
+    let seqs = db
+        .write(async |txn| append(txn, &entries, crate::ids::now_micros()).await)
+        .await?;
+    Ok(seqs.into_iter().map(Some).collect())
 }
 
 /// Whether the events of `user_id` after position `after` can all be sent again: none of them

@@ -9,10 +9,12 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::events;
+use super::recovery::{self, ReplayFrom};
 use super::notify::{SocketIoNotifier, legacy_room, session_room, user_room};
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Credential, Presented};
 use crate::service::limits::Budget;
+use crate::service::recovery::Resume;
 use crate::service::{App, Identity, ServiceError};
 
 /// The authenticated user of a socket, stored in its extensions by the handshake (in an
@@ -43,11 +45,15 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 #[derive(Deserialize)]
-/// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional.
+/// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional, and
+/// `pid` and `offset` from a socket.io client that reconnects (connection state recovery).
 pub struct AuthPayload {
     pub token: Option<String>,
     /// `false`: a native client, which wants no legacy events (`W_newmsg`, `<thread_id>`, ...).
     pub legacy: Option<bool>,
+    /// Read leniently: a bad one means only that the socket does not recover.
+    pub pid: Option<serde_json::Value>,
+    pub offset: Option<serde_json::Value>,
 }
 
 /// Connect middleware: token in the CONNECT payload, else Authorization header or cookie.
@@ -61,7 +67,22 @@ pub async fn authenticate<A: Adapter>(
     State(app): State<App>,
     State(notifier): State<Arc<SocketIoNotifier>>,
 ) -> Result<(), Refused> {
-    let me = check(&s, payload.ok(), &app).await?;
+    let payload = payload.ok();
+    let (pid, offset) = payload
+        .as_ref()
+        .map_or((None, None), |p| (p.pid.clone(), p.offset.clone()));
+    let me = check(&s, payload, &app).await?;
+    // Decided before the socket joins its rooms: a recovering socket holds back what is
+    // broadcast to them until the replay (on_connect) has been sent.
+    match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
+        Resume::Recovered { pid, after } => {
+            s.set_recovery_pid(pid);
+            s.hold_broadcasts();
+            s.extensions.insert(Arc::new(ReplayFrom(after)));
+        }
+        Resume::Fresh { pid } => s.set_recovery_pid(pid),
+        Resume::Off => {}
+    }
     s.join(user_room(me.who.id()));
     if let Some(sid) = &me.who.session_id {
         s.join(session_room(sid));
@@ -210,5 +231,17 @@ async fn check<A: Adapter>(
     }
 }
 
-/// The connect handler of every namespace: its middleware already set the socket up.
-pub async fn on_connect() {}
+/// The connect handler of the messaging namespaces, run once the CONNECT answer is sent: its
+/// middleware already set the socket up; a recovering socket is sent what it missed.
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(app): State<App>) {
+    let (Some(from), Some(me)) = (
+        s.extensions.get::<Arc<ReplayFrom>>(),
+        s.extensions.get::<Arc<SocketUser>>(),
+    ) else {
+        return;
+    };
+    recovery::replay(&s, &app, &me.who, from.0).await;
+}
+
+/// The connect handler of `/admin`: its middleware did everything.
+pub async fn on_admin_connect() {}

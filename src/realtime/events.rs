@@ -22,6 +22,7 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(MESSAGE_DELETE, on_delete_message::<A>);
     s.on(THREAD_DELETE, on_delete_thread::<A>);
     s.on(TYPING, on_typing::<A>);
+    s.on(SYNC, on_sync::<A>);
 }
 
 /// An event's failure, as its ack carries it.
@@ -218,6 +219,22 @@ async fn on_typing<A: Adapter>(
         };
         let _ = s.to(room).volatile().emit(TYPING, &event).await;
         Ok(Empty {})
+    })
+    .await;
+}
+
+/// `sync`: the user's events after `since`, a page at a time, for clients that recover
+/// without socket.io's own protocol.
+async fn on_sync<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<SyncRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        Ok(app
+            .sync(&me.who, req.since.as_ref(), super::recovery::payload)
+            .await?)
     })
     .await;
 }

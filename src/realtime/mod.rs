@@ -6,6 +6,7 @@ pub mod connect;
 pub mod events;
 pub mod notify;
 pub mod protocol;
+pub mod recovery;
 pub mod redis_driver;
 
 use std::time::Duration;
@@ -79,12 +80,12 @@ pub async fn redis_builder(
 /// Registers every namespace on `io`.
 pub fn install<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
     for ns in MESSAGING_NAMESPACES {
-        io.ns(ns, connect::on_connect.with(connect::authenticate::<A>))
+        io.ns(ns, connect::on_connect::<A>.with(connect::authenticate::<A>))
             .spawn();
     }
     io.ns(
         admin::NAMESPACE,
-        connect::on_connect.with(connect::authenticate_admin::<A>),
+        connect::on_admin_connect.with(connect::authenticate_admin::<A>),
     )
     .spawn();
 }

@@ -52,6 +52,7 @@ trait Rooms: Send + Sync {
         rooms: Vec<String>,
         event: &'a str,
         payload: &'a RawValue,
+        offset: Option<&'a str>,
     ) -> BoxFuture<'a, u64>;
     fn disconnect(&self, room: String) -> BoxFuture<'_, u64>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
@@ -68,18 +69,29 @@ impl<A: Adapter> Rooms for SocketIo<A> {
         rooms: Vec<String>,
         event: &'a str,
         payload: &'a RawValue,
+        offset: Option<&'a str>,
     ) -> BoxFuture<'a, u64> {
         Box::pin(async move {
             let mut failures = 0;
             for ns in namespaces {
                 let Some(op) = self.of(ns) else { continue };
-                if let Err(e) = op.to(rooms.clone()).emit(event, payload).await {
+                // A logged event carries its position as a last argument, as socket.io's
+                // connection state recovery has it (a tuple is spread into arguments).
+                let sent = match offset {
+                    Some(offset) => op.to(rooms.clone()).emit(event, &(payload, offset)).await,
+                    None => op.to(rooms.clone()).emit(event, payload).await,
+                };
+                if let Err(e) = sent {
                     // The adapter publishes to the other nodes first and emits here only if
                     // that worked: with Redis away, this node's own sockets still hear it.
                     tracing::warn!(error = %e, event, "emit failed; emitting on this node");
                     failures += 1;
                     if let Some(op) = self.of(ns) {
-                        let _ = op.local().to(rooms.clone()).emit(event, payload).await;
+                        let local = op.local().to(rooms.clone());
+                        let _ = match offset {
+                            Some(offset) => local.emit(event, &(payload, offset)).await,
+                            None => local.emit(event, payload).await,
+                        };
                     }
                 }
             }
@@ -180,9 +192,10 @@ impl Notifier for SocketIoNotifier {
                     SendOutcome::Repeated { .. } => None,
                 })
                 .flatten()
-                .filter_map(|p| Some((&p.user, p.unread.as_ref()?)))
-                .filter(|(user, _)| announced.insert(user.id));
-            join_all(unread.map(|(user, counts)| self.to_user(user, "unread", counts))).await;
+                .filter_map(|p| Some((p, p.unread.as_ref()?)))
+                .filter(|(p, _)| announced.insert(p.user.id));
+            join_all(unread.map(|(p, counts)| self.to_user(&p.user, UNREAD, counts, p.unread_offset)))
+                .await;
         })
     }
 
@@ -200,11 +213,10 @@ impl Notifier for SocketIoNotifier {
 
     fn presence<'a>(
         &'a self,
-        username: &'a str,
-        online: bool,
-        watchers: &'a [i64],
+        event: &'a Presence,
+        watchers: &'a [(i64, Option<i64>)],
     ) -> BoxFuture<'a, ()> {
-        Box::pin(self.emit_presence(username, online, watchers))
+        Box::pin(self.emit_presence(event, watchers))
     }
 
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
@@ -314,6 +326,17 @@ impl SocketIoNotifier {
     }
 
     async fn emit_to(&self, rooms: Vec<String>, event: &str, payload: &impl Serialize) {
+        self.emit_at(rooms, event, payload, None).await;
+    }
+
+    /// Emits `payload` to `rooms`, with its position in their user's event log if it has one.
+    async fn emit_at(
+        &self,
+        rooms: Vec<String>,
+        event: &str,
+        payload: &impl Serialize,
+        offset: Option<i64>,
+    ) {
         let Some(io) = self.rooms.get() else { return };
         let namespaces = self.namespaces();
         if namespaces.is_empty() {
@@ -322,7 +345,10 @@ impl SocketIoNotifier {
         // Serialised once, then copied into each namespace's packet.
         match serde_json::value::to_raw_value(payload) {
             Ok(raw) => {
-                let failures = io.emit(namespaces, rooms, event, &raw).await;
+                let offset = offset.map(|o| o.to_string());
+                let failures = io
+                    .emit(namespaces, rooms, event, &raw, offset.as_deref())
+                    .await;
                 self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
             }
             Err(e) => tracing::error!(error = %e, event, "payload did not serialise"),
@@ -333,8 +359,16 @@ impl SocketIoNotifier {
         self.emit_to(vec![room], event, payload).await;
     }
 
-    async fn to_user(&self, user: &UserRef, event: &str, payload: &impl Serialize) {
-        self.emit(user_room(user.id), event, payload).await;
+    /// An event to every socket of `user`, at `offset` in their event log.
+    async fn to_user(
+        &self,
+        user: &UserRef,
+        event: &str,
+        payload: &impl Serialize,
+        offset: Option<i64>,
+    ) {
+        self.emit_at(vec![user_room(user.id)], event, payload, offset)
+            .await;
     }
 
     /// A legacy event to the user's sockets that hear them.
@@ -364,7 +398,7 @@ impl SocketIoNotifier {
                 message: rendered,
                 thread: &p.thread,
             };
-            self.to_user(&p.user, MESSAGE_NEW, &new).await;
+            self.to_user(&p.user, MESSAGE_NEW, &new, p.offset).await;
             if let Some(legacy) = &legacy {
                 let event = format!("{}_newmsg", p.user.websocket_id);
                 self.emit(legacy_room(p.user.id), &event, legacy).await;
@@ -389,6 +423,7 @@ impl SocketIoNotifier {
                 thread_id: r.thread_id.clone(),
                 unread: r.unread,
             },
+            r.offset,
         )
         .await;
         let notify = format!("{}_notify", r.reader.websocket_id);
@@ -403,7 +438,8 @@ impl SocketIoNotifier {
         )
         .await;
         if r.changed {
-            self.to_user(&r.reader, UNREAD, &r.unread).await;
+            self.to_user(&r.reader, UNREAD, &r.unread, r.unread_offset)
+                .await;
         }
         if r.unread.messages == 0 {
             self.mailbox_empty(&r.reader).await;
@@ -426,8 +462,8 @@ impl SocketIoNotifier {
     }
 
     /// New unread totals after a deletion, and the legacy mailbox notice if they reached zero.
-    async fn unread_after_deletion(&self, user: &UserRef, unread: &UnreadCounts) {
-        self.to_user(user, UNREAD, unread).await;
+    async fn unread_after_deletion(&self, user: &UserRef, unread: &UnreadCounts, offset: Option<i64>) {
+        self.to_user(user, UNREAD, unread, offset).await;
         if unread.messages == 0 {
             self.mailbox_empty(user).await;
         }
@@ -443,6 +479,7 @@ impl SocketIoNotifier {
                 thread_id: d.thread_id.clone(),
                 total_messages: d.total_messages,
             },
+            d.offset,
         )
         .await;
         self.to_legacy(
@@ -458,7 +495,8 @@ impl SocketIoNotifier {
         )
         .await;
         if d.unread_changed {
-            self.unread_after_deletion(&d.user, &d.unread).await;
+            self.unread_after_deletion(&d.user, &d.unread, d.unread_offset)
+                .await;
         }
     }
 
@@ -471,6 +509,7 @@ impl SocketIoNotifier {
                 thread_id: d.thread_id.clone(),
                 total_threads: d.total_threads,
             },
+            d.offset,
         )
         .await;
         self.to_legacy(
@@ -486,15 +525,16 @@ impl SocketIoNotifier {
         )
         .await;
         if d.unread_changed {
-            self.unread_after_deletion(&d.user, &d.unread).await;
+            self.unread_after_deletion(&d.user, &d.unread, d.unread_offset)
+                .await;
         }
     }
 
-    /// `presence` about `username` to each of `watchers`.
-    async fn emit_presence(&self, username: &str, online: bool, watchers: &[i64]) {
-        let payload = Presence { username: username.to_owned(), online };
-        for id in watchers {
-            self.emit(user_room(*id), PRESENCE, &payload).await;
+    /// `presence` to each of `watchers`, at its position in each one's log.
+    async fn emit_presence(&self, event: &Presence, watchers: &[(i64, Option<i64>)]) {
+        for (id, offset) in watchers {
+            self.emit_at(vec![user_room(*id)], PRESENCE, event, *offset)
+                .await;
         }
     }
 }

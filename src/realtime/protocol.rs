@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::service::ops::Stats;
+pub use crate::service::recovery::SyncPage;
 use crate::service::{MessageView, Rendered, SendMessage, ThreadView, UnreadCounts};
 
 // ---- event names
@@ -18,6 +19,7 @@ pub const THREAD_READ: &str = "thread:read";
 pub const MESSAGE_DELETE: &str = "message:delete";
 pub const THREAD_DELETE: &str = "thread:delete";
 pub const TYPING: &str = "typing";
+pub const SYNC: &str = "sync";
 
 pub const MESSAGE_NEW: &str = "message:new";
 pub const MESSAGE_DELETED: &str = "message:deleted";
@@ -49,6 +51,15 @@ pub struct ReadRequest {
 #[serde(deny_unknown_fields)]
 pub struct MessageRef {
     pub url: String,
+}
+
+/// `sync`: the events after `since` (an offset, as events carry it); without it, only where
+/// the log stands (`head`).
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    #[ts(optional, type = "string")]
+    pub since: Option<serde_json::Value>,
 }
 
 /// `typing` (from a socket that joined the thread).
@@ -191,6 +202,8 @@ pub fn typescript() -> String {
         ReadRequest::decl(),
         MessageRef::decl(),
         TypingRequest::decl(),
+        SyncRequest::decl(),
+        SyncPage::decl(),
         Refused::decl(),
         MessageAck::decl(),
         ThreadAck::decl(),
@@ -215,6 +228,8 @@ pub fn typescript() -> String {
         "/** An event's ack: `{status: true}` and its fields, or a refusal. */\n\
          export type Ack<T> = ({ status: true } & T) | Refused;\n\n",
     );
+    // Events written to the user's event log carry their offset as a last argument.
+    let logged = [MESSAGE_NEW, THREAD_READ, MESSAGE_DELETED, THREAD_DELETED, UNREAD, PRESENCE];
     let server: [(&str, String); 8] = [
         (MESSAGE_NEW, NewMessage::name()),
         (THREAD_READ, ThreadRead::name()),
@@ -229,10 +244,15 @@ pub fn typescript() -> String {
     out.push_str("/** Events the server emits on `/messages` (and `stats` on `/admin`). */\n");
     out.push_str("export interface ServerToClientEvents {\n");
     for (name, payload) in server {
-        out.push_str(&format!("  '{name}': (payload: {payload}) => void;\n"));
+        let offset = if logged.contains(&name) {
+            ", offset?: string"
+        } else {
+            ""
+        };
+        out.push_str(&format!("  '{name}': (payload: {payload}{offset}) => void;\n"));
     }
     out.push_str("}\n\n");
-    let client: [(&str, String, String); 7] = [
+    let client: [(&str, String, String); 8] = [
         (MESSAGE_SEND, SendMessage::name(), MessageAck::name()),
         (THREAD_JOIN, ThreadRef::name(), ThreadAck::name()),
         (THREAD_LEAVE, ThreadRef::name(), ThreadAck::name()),
@@ -240,6 +260,7 @@ pub fn typescript() -> String {
         (MESSAGE_DELETE, MessageRef::name(), MessageDeleted::name()),
         (THREAD_DELETE, ThreadRef::name(), ThreadDeleted::name()),
         (TYPING, TypingRequest::name(), Empty::name()),
+        (SYNC, SyncRequest::name(), SyncPage::name()),
     ];
     out.push_str("/** Events a client sends on `/messages`, each answered by its ack. */\n");
     out.push_str("export interface ClientToServerEvents {\n");

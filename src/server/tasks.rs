@@ -1,6 +1,6 @@
 //! A node's background tasks: the session sweeper, the keep-alive of sessions that have open
-//! sockets, the SQLite checkpointer, the admin stats stream and, in a cluster, the presence
-//! heartbeat. Each calls one service function on a timer.
+//! sockets, the SQLite checkpointer, the admin stats stream, the event log's pruning and, in a
+//! cluster, the presence heartbeat. Each calls one service function on a timer.
 
 use std::time::Duration;
 
@@ -36,6 +36,18 @@ pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     });
     let admin = tokio::spawn(app.clone().stream_admin_stats());
     let mut tasks = vec![sweeper, keepalive, revalidate, admin];
+    if app.db.log_events {
+        // Entries past the recovery window go within a quarter of it (a minute at most).
+        let period = (app.config.recovery_window / 4)
+            .clamp(Duration::from_millis(250), Duration::from_secs(60));
+        tasks.push(every(period, app, |app| async move {
+            match app.prune_event_log().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(entries = n, "event log pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning the event log failed"),
+            }
+        }));
+    }
     if app.db.backend() == sea_orm::DbBackend::Sqlite {
         // Every 100 ms: flat out, the WAL grows by tens of MB a second, and whatever this task
         // leaves behind the writer copies itself (past 10,000 pages), fsync included, while the

@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod notify;
 pub mod ops;
 pub mod presence;
+pub mod recovery;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use auth::{OriginPolicy, Tokens};
 use limits::Limits;
 use lobby::Lobby;
 use presence::Presence;
+use recovery::Recovery;
 
 /// Shared state of one server node.
 #[derive(Clone)]
@@ -55,6 +57,7 @@ pub struct AppInner {
     pub notifier: Arc<dyn Notifier>,
     pub presence: Presence,
     pub lobby: Lobby,
+    pub recovery: Recovery,
     threads: Directory,
     replies: GroupCommit,
     pub metrics: Arc<Metrics>,
@@ -85,6 +88,7 @@ impl App {
         messaging::start_announcer(committed, notifier.clone());
         Ok(App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
+            recovery: Recovery::new(&secret),
             origins: OriginPolicy::new(&config.allowed_origins),
             limits: Limits::new(&config, metrics.clone()),
             replies,

@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::ops::Stats;
 use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
+use crate::domain::views::PresenceEvent;
 
 /// Emits events to the users concerned, on every node.
 pub trait Notifier: Send + Sync + 'static {
@@ -21,12 +22,12 @@ pub trait Notifier: Send + Sync + 'static {
     fn message_deleted<'a>(&'a self, outcome: &'a MessageDeleted) -> BoxFuture<'a, ()>;
     /// A thread was hidden: to the deleter's tabs.
     fn thread_deleted<'a>(&'a self, outcome: &'a ThreadDeleted) -> BoxFuture<'a, ()>;
-    /// `username` came online or went offline: to each of `watchers` (user ids).
+    /// A user came online or went offline: to each of `watchers` (user ids, with the event's
+    /// position in each one's log).
     fn presence<'a>(
         &'a self,
-        username: &'a str,
-        online: bool,
-        watchers: &'a [i64],
+        event: &'a PresenceEvent,
+        watchers: &'a [(i64, Option<i64>)],
     ) -> BoxFuture<'a, ()>;
     /// Disconnects every socket of a session, on every node.
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;

@@ -329,7 +329,7 @@ pub async fn expect_all(
     while wanted.iter().any(|w| !seen.contains_key(*w)) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tab.next(left).await {
-            Some(missive_client::Incoming::Event { name, data }) => {
+            Some(missive_client::Incoming::Event { name, data, .. }) => {
                 seen.entry(name).or_insert(data);
             }
             other => panic!(

@@ -1,0 +1,118 @@
+//! Connection state recovery on the socket: the replay of missed events to a socket that
+//! reconnected with `{pid, offset}`, and `sync` for clients that ask for them themselves.
+//!
+//! The handshake (`connect::authenticate`) decides whether the socket recovers and, if so,
+//! holds back the broadcasts to it before it joins its rooms. Once socketioxide has sent the
+//! CONNECT answer, [`replay`] sends every missed event from the user's log, in order, then
+//! releases the held broadcasts, dropping those the replay already carried: a client hears each
+//! event once, the missed ones before any new one.
+
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide_core::Value;
+
+use super::protocol::NewMessage;
+use crate::domain::event_log::{Replayed, ReplayedPayload};
+use crate::service::{App, Identity};
+
+/// Events read from the log at a time during a replay.
+const PAGE: u64 = 500;
+
+/// Set by the handshake on a socket that recovers: the position after which to replay.
+pub struct ReplayFrom(pub i64);
+
+/// Sends `who`'s events after `after` to `s`, then lets the held broadcasts through (those with
+/// a position up to the last one replayed are dropped, now and later). On a failure the socket
+/// is closed: its client reconnects and asks again.
+pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut after: i64) {
+    loop {
+        let (page, last) = match app.missed(who, after, PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "replaying missed events failed");
+                let _ = s.clone().disconnect();
+                return;
+            }
+        };
+        for replayed in &page {
+            let Some(payload) = payload(replayed) else {
+                continue;
+            };
+            // Waits for room in the socket's queue rather than fill it (a full queue closes
+            // the socket); live broadcasts are held meanwhile, so the wait holds nothing up.
+            while !s.has_room(payload.get().len() + 64) {
+                if !s.connected() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let offset = replayed.seq.to_string();
+            if s.emit(replayed.event.as_str(), &(&payload, offset)).is_err() {
+                return;
+            }
+        }
+        // Positions are consecutive: fewer than a page of them means the log's end was reached.
+        let done = last - after < PAGE as i64;
+        after = last;
+        if done {
+            break;
+        }
+    }
+    s.release_broadcasts(move |packet| offset_of(packet).is_none_or(|o| o > after));
+}
+
+/// The JSON an entry is sent with (`None` if it does not serialise).
+pub fn payload(replayed: &Replayed) -> Option<Box<RawValue>> {
+    let raw = match &replayed.payload {
+        ReplayedPayload::NewMessage { message, thread } => {
+            serde_json::value::to_raw_value(&NewMessage { message, thread })
+        }
+        ReplayedPayload::Unread(counts) => serde_json::value::to_raw_value(counts),
+        ReplayedPayload::Json(raw) => Ok(raw.clone()),
+    };
+    raw.ok()
+}
+
+/// The position an encoded event packet carries as its last argument, if any:
+/// `2/messages,["message:new",{...},"42"]` -> 42.
+fn offset_of(packet: &Value) -> Option<i64> {
+    let Value::Str(text, _) = packet else {
+        return None;
+    };
+    let body = text.as_str().strip_suffix("\"]")?;
+    let start = body.rfind('"')?;
+    let digits = &body[start + 1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    body[..start].ends_with(',').then(|| digits.parse().ok())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(text: &str) -> Value {
+        Value::Str(text.to_owned().into(), None)
+    }
+
+    #[test]
+    fn the_offset_is_the_last_string_argument() {
+        assert_eq!(
+            offset_of(&packet(r#"2/messages,["message:new",{"a":"1"},"42"]"#)),
+            Some(42)
+        );
+        assert_eq!(offset_of(&packet(r#"2["unread",{"messages":1},"7"]"#)), Some(7));
+        for none in [
+            r#"2/messages,["message:new",{"a":"1"}]"#,
+            r#"2["x","y"]"#.replace("y", "12a").as_str(),
+            r#"2["typing",{"thread_id":"42"}]"#,
+            r#"2["x",{"a":"b,"}]"#,
+        ] {
+            assert_eq!(offset_of(&packet(none)), None, "{none}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Connection state recovery: a reconnecting client is sent, in order, the events of its user
+//! that it missed, from the user's durable event log (`domain::event_log`).
+//!
+//! A socket is given a private session id (`pid`) when it connects: a random nonce with a MAC
+//! over the user, the login session and that nonce, under a key derived from the signing
+//! secret. A reconnecting client presents the pid and the position (`offset`) of the last
+//! event it heard; the pid must have been made for the same user and session, else the client
+//! is told it did not recover. Nothing about a pid is stored: any node can check it.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{App, Identity, ServiceResult};
+use crate::domain::event_log::{self, Replayed};
+
+/// Events of one `sync` page at most.
+pub const SYNC_PAGE: u64 = 500;
+
+/// The key of the pids' MACs.
+pub struct Recovery {
+    key: [u8; 32],
+}
+
+impl Recovery {
+    pub fn new(secret: &str) -> Recovery {
+        let mut hash = Sha256::new();
+        hash.update(b"missive connection state recovery pid\0");
+        hash.update(secret.as_bytes());
+        Recovery { key: hash.finalize().into() }
+    }
+
+    fn mac(&self, who: &Identity, nonce: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        let session = who.session_id.as_deref().unwrap_or("");
+        mac.update(format!("{}\0{session}\0{nonce}", who.id()).as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// A new pid for a socket of `who`.
+    pub fn new_pid(&self, who: &Identity) -> String {
+        let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+        let mac = self.mac(who, &nonce);
+        format!("{nonce}.{mac}")
+    }
+
+    /// Whether `pid` was made for `who` (same user, same login session).
+    pub fn owns(&self, who: &Identity, pid: &str) -> bool {
+        let Some((nonce, mac)) = pid.split_once('.') else {
+            return false;
+        };
+        let expected = self.mac(who, nonce);
+        // Compared in constant time: a pid is a credential of sorts.
+        expected.len() == mac.len()
+            && expected
+                .bytes()
+                .zip(mac.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+/// What a CONNECT that may be a reconnection gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Every event after `after` can be sent again: the socket keeps its `pid`.
+    Recovered { pid: String, after: i64 },
+    /// A new session: a new `pid`, and the client reloads what it shows.
+    Fresh { pid: String },
+    /// The event log is off: no `pid` at all.
+    Off,
+}
+
+/// A page of `sync`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema, ts_rs::TS)]
+#[ts(rename = "SyncPage")]
+pub struct SyncPage {
+    /// The missed events, oldest first (empty when `complete` is false).
+    #[ts(type = "Array<{ offset: string, event: string, data: unknown }>")]
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<SyncEvent>,
+    /// Whether every event after `since` could be sent: false when some were pruned (older
+    /// than the recovery window), when `since` is not a position of the log, or with the log
+    /// off; the client then reloads what it shows.
+    pub complete: bool,
+    /// More events follow: ask again with the last event's offset.
+    pub more: bool,
+    /// The newest position of the log.
+    pub head: String,
+}
+
+/// One event of a `sync` page.
+#[derive(Debug, Serialize)]
+pub struct SyncEvent {
+    pub offset: String,
+    pub event: String,
+    pub data: Box<serde_json::value::RawValue>,
+}
+
+impl App {
+    /// How a CONNECT of `who` presenting `pid` and `offset` (as the client sent them, if it
+    /// did) resumes.
+    pub async fn resume(
+        &self,
+        who: &Identity,
+        pid: Option<&serde_json::Value>,
+        offset: Option<&serde_json::Value>,
+    ) -> Resume {
+        let fresh = || Resume::Fresh {
+            pid: self.recovery.new_pid(who),
+        };
+        if !self.db.log_events {
+            return Resume::Off;
+        }
+        let (Some(pid), Some(after)) = (
+            pid.and_then(serde_json::Value::as_str),
+            offset.and_then(parse_offset),
+        ) else {
+            return fresh();
+        };
+        if !self.recovery.owns(who, pid) {
+            return fresh();
+        }
+        match self.recoverable(who, after).await {
+            Ok(true) => Resume::Recovered {
+                pid: pid.to_owned(),
+                after,
+            },
+            Ok(false) => fresh(),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking a recovery failed");
+                fresh()
+            }
+        }
+    }
+
+    async fn recoverable(&self, who: &Identity, after: i64) -> ServiceResult<bool> {
+        let window = self.config.recovery_window;
+        let start = crate::ids::now_micros() - micros(window);
+        Ok(event_log::recoverable(
+            &self.db.conn,
+            who.id(),
+            after,
+            start,
+            self.config.recovery_max,
+        )
+        .await?)
+    }
+
+    /// Up to `limit` events of `who` after position `after`, rendered to be sent again, and
+    /// the last position read (`after` if none).
+    pub async fn missed(
+        &self,
+        who: &Identity,
+        after: i64,
+        limit: u64,
+    ) -> ServiceResult<(Vec<Replayed>, i64)> {
+        let entries = event_log::entries_after(&self.db.conn, who.id(), after, limit).await?;
+        // Rendering may skip an entry (its message gone): the page ends at the last one read.
+        let last = entries.last().map_or(after, |e| e.seq);
+        Ok((event_log::render(&self.db.conn, who.id(), entries).await?, last))
+    }
+
+    /// `sync`: the events of `who` after `since` (a position, as a string or a number; none:
+    /// only where the log stands), a page at a time.
+    pub async fn sync(
+        &self,
+        who: &Identity,
+        since: Option<&serde_json::Value>,
+        render: impl Fn(&Replayed) -> Option<Box<serde_json::value::RawValue>>,
+    ) -> ServiceResult<SyncPage> {
+        let head = if self.db.log_events {
+            event_log::head(&self.db.conn, who.id()).await?
+        } else {
+            0
+        };
+        let page = |events, complete, more| SyncPage {
+            events,
+            complete,
+            more,
+            head: head.to_string(),
+        };
+        let Some(since) = since else {
+            return Ok(page(Vec::new(), self.db.log_events, false));
+        };
+        let Some(after) = parse_offset(since) else {
+            return Ok(page(Vec::new(), false, false));
+        };
+        // `recovery_max` bounds a replay to one socket; `sync` pages, so only the window and
+        // the log's bounds apply.
+        let start = crate::ids::now_micros() - micros(self.config.recovery_window);
+        let complete = self.db.log_events
+            && event_log::recoverable(&self.db.conn, who.id(), after, start, u64::MAX).await?;
+        if !complete {
+            return Ok(page(Vec::new(), false, false));
+        }
+        let (missed, last) = self.missed(who, after, SYNC_PAGE).await?;
+        let events = missed
+            .iter()
+            .filter_map(|r| {
+                Some(SyncEvent {
+                    offset: r.seq.to_string(),
+                    event: r.event.clone(),
+                    data: render(r)?,
+                })
+            })
+            .collect();
+        Ok(page(events, true, last < head))
+    }
+
+    /// Deletes the log entries older than the recovery window (a background task calls this).
+    pub async fn prune_event_log(&self) -> ServiceResult<u64> {
+        let before = crate::ids::now_micros() - micros(self.config.recovery_window);
+        Ok(self
+            .db
+            .write(async |txn| event_log::prune(txn, before).await)
+            .await?)
+    }
+}
+
+/// A position as a client sends it: a decimal string (socket.io's offsets are strings) or a
+/// number. Anything else is not a position.
+pub fn parse_offset(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 19 => {
+            s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())?
+        }
+        serde_json::Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
+        _ => None,
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn offsets_are_decimal_positions() {
+        assert_eq!(parse_offset(&json!("42")), Some(42));
+        assert_eq!(parse_offset(&json!(42)), Some(42));
+        for bad in [
+            json!(""),
+            json!("-1"),
+            json!("4a"),
+            json!(-3),
+            json!(1.5),
+            json!("99999999999999999999"),
+            json!(null),
+            json!({"a": 1}),
+        ] {
+            assert_eq!(parse_offset(&bad), None, "{bad}");
+        }
+    }
+}
