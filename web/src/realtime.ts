@@ -1,5 +1,8 @@
 // The Socket.IO connection to the `/messages` namespace: cookie-authenticated, reconnecting by
-// itself, and announcing every reconnect so views can catch up on what they missed.
+// itself. A reconnect normally recovers: the server replays every event the tab missed (socket.io's
+// connection state recovery, from Missive's durable event log), so nothing needs refetching. Only
+// a reconnect that did not recover (the gap was too old, the session changed) is announced, so
+// that views reload what they show.
 
 import { io, type Socket } from 'socket.io-client';
 import type { Ack, ClientToServerEvents, ServerToClientEvents } from './generated/events';
@@ -20,6 +23,9 @@ type Fn = (...args: any[]) => void;
 export class Realtime {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private connectedBefore = false;
+  /** Reconnects that recovered every missed event, and those that made the views reload. */
+  recoveries = 0;
+  resyncs = 0;
   private stateListeners = new Set<(s: ConnectionState) => void>();
   private resyncListeners = new Set<() => void>();
   private connectListeners = new Set<() => void>();
@@ -41,8 +47,17 @@ export class Realtime {
     this.socket.on('connect', () => {
       this.setState('online');
       for (const fn of this.connectListeners) fn();
-      if (this.connectedBefore) for (const fn of this.resyncListeners) fn();
+      if (this.connectedBefore) {
+        if (this.socket.recovered) {
+          this.recoveries++;
+        } else {
+          this.resyncs++;
+          for (const fn of this.resyncListeners) fn();
+        }
+      }
       this.connectedBefore = true;
+      document.documentElement.dataset.recoveries = String(this.recoveries);
+      document.documentElement.dataset.resyncs = String(this.resyncs);
     });
     this.socket.on('disconnect', (reason) => {
       this.setState('offline');
@@ -73,7 +88,7 @@ export class Realtime {
     return () => this.stateListeners.delete(fn);
   }
 
-  /** Runs after every reconnect (not the first connect): refetch whatever may have been missed. */
+  /** Runs after a reconnect that did not recover the missed events: refetch what is shown. */
   onResync(fn: () => void): () => void {
     this.resyncListeners.add(fn);
     return () => this.resyncListeners.delete(fn);

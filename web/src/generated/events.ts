@@ -53,6 +53,28 @@ export type MessageRef = { url: string, };
 
 export type TypingRequest = { thread_id: string, typing: boolean, };
 
+export type SyncRequest = { since?: string, };
+
+export type SyncPage = { 
+/**
+ * The missed events, oldest first (empty when `complete` is false).
+ */
+events: Array<{ offset: string, event: string, data: unknown }>, 
+/**
+ * Whether every event after `since` could be sent: false when some were pruned (older
+ * than the recovery window), when `since` is not a position of the log, or with the log
+ * off; the client then reloads what it shows.
+ */
+complete: boolean, 
+/**
+ * More events follow: ask again with the last event's offset.
+ */
+more: boolean, 
+/**
+ * The newest position of the log.
+ */
+head: string, };
+
 export type Refused = { status: false, 
 /**
  * `invalid_payload`, `not_found`, `rate_limited`, `unavailable`, a validation code, ...
@@ -114,12 +136,12 @@ export type Ack<T> = ({ status: true } & T) | Refused;
 
 /** Events the server emits on `/messages` (and `stats` on `/admin`). */
 export interface ServerToClientEvents {
-  'message:new': (payload: NewMessage) => void;
-  'thread:read': (payload: ThreadRead) => void;
-  'message:deleted': (payload: MessageDeleted) => void;
-  'thread:deleted': (payload: ThreadDeleted) => void;
-  'unread': (payload: Unread) => void;
-  'presence': (payload: Presence) => void;
+  'message:new': (payload: NewMessage, offset?: string) => void;
+  'thread:read': (payload: ThreadRead, offset?: string) => void;
+  'message:deleted': (payload: MessageDeleted, offset?: string) => void;
+  'thread:deleted': (payload: ThreadDeleted, offset?: string) => void;
+  'unread': (payload: Unread, offset?: string) => void;
+  'presence': (payload: Presence, offset?: string) => void;
   'typing': (payload: Typing) => void;
   'stats': (payload: Stats) => void;
 }
@@ -133,6 +155,7 @@ export interface ClientToServerEvents {
   'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
   'thread:delete': (payload: ThreadRef, ack: (answer: Ack<ThreadDeleted>) => void) => void;
   'typing': (payload: TypingRequest, ack: (answer: Ack<Empty>) => void) => void;
+  'sync': (payload: SyncRequest, ack: (answer: Ack<SyncPage>) => void) => void;
 }
 
 /**
