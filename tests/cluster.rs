@@ -453,3 +453,77 @@ async fn a_redis_restart_heals_without_restarting_the_nodes() {
     a1.expect_disconnect(Duration::from_secs(3)).await.unwrap();
     common::drop_postgres_schema(&schema).await;
 }
+
+/// Connection state recovery across nodes: a tab of node 1 drops, the gap's messages are sent
+/// and read through node 2, and the tab reconnects to node 2 with its pid and last offset: it
+/// hears every missed event once, in order, then live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_recovers_on_another_node() {
+    if !redis_available().await {
+        return;
+    }
+    let Some((schema, prefix)) = migrated_schema().await else {
+        return;
+    };
+    let one = Node::start(&schema, &prefix).await;
+    let two = Node::start(&schema, &prefix).await;
+    let alice = user(&one, "alice").await;
+    let bob = user(&two, "bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connect = |url: &str, auth: serde_json::Value| {
+        let url = url.to_owned();
+        async move {
+            Socket::connect(&url, ConnectOptions::namespace("/messages").auth(auth))
+                .await
+                .expect("socket connects")
+        }
+    };
+    let tab = connect(&one.url, json!({"token": alice.token, "legacy": false})).await;
+    let pid = tab.pid.clone().expect("pid");
+    bob.reply(&thread, "live").await;
+    assert_eq!(tab.expect("message:new", WAIT).await.unwrap()["message"]["body"], "live");
+    tab.expect("unread", WAIT).await.unwrap();
+    let sync = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
+    let offset = sync["head"].as_str().unwrap().to_owned();
+    tab.close();
+
+    let mut urls = Vec::new();
+    for i in 0..10 {
+        urls.push(bob.reply(&thread, &format!("missed {i}")).await["url"].clone());
+    }
+    // Another browser of alice's, on node 2.
+    let alice_on_two = Http::new(&two.url).login("alice", "correct horse").await;
+    let (status, _) = alice_on_two
+        .http
+        .post(&format!("/api/v1/threads/{thread}/read"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let back = connect(
+        &two.url,
+        json!({"token": alice.token, "legacy": false, "pid": pid, "offset": offset}),
+    )
+    .await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered on node 2");
+    let replayed = back.drain(QUIET).await;
+    let expected: Vec<&str> = std::iter::repeat_n(["message:new", "unread"], 10)
+        .flatten()
+        .chain(["thread:read", "unread"])
+        .collect();
+    assert_eq!(names(&replayed), expected);
+    let new: Vec<&serde_json::Value> = replayed
+        .iter()
+        .filter(|(n, _)| n == "message:new")
+        .map(|(_, d)| &d["message"]["url"])
+        .collect();
+    assert_eq!(new, urls.iter().collect::<Vec<_>>());
+
+    // Live events follow through Redis, once each: one from each node.
+    bob.reply(&thread, "after").await;
+    let live = back.drain(QUIET).await;
+    assert_eq!(names(&live), ["message:new", "unread"]);
+    common::drop_postgres_schema(&schema).await;
+}

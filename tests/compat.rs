@@ -201,3 +201,109 @@ async fn an_original_page_of_an_imported_user_hears_its_events() {
     assert_eq!(data(&heard, "vfdssugl"), Some(url));
     srv.stop().await;
 }
+
+/// A stock socket.io-client 4.x page, with no recovery code of its own, recovers after its
+/// transport drops: `socket.recovered` is true and it hears every event of the gap once, in
+/// order (its offsets consecutive), then live events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_io_4_page_recovers_what_it_missed() {
+    use tokio::io::AsyncWriteExt;
+    if !node_ready() {
+        return;
+    }
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.send_rate = 0)
+        .await
+        .unwrap();
+    let alice = srv.user("alice").await;
+    let bob = srv.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut child = Command::new("node")
+        .arg(compat_dir().join("recover.mjs"))
+        .args([&srv.url, &format!("missive_session={}", alice.token)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the page reports within 20 s")
+            .unwrap()
+            .expect("the page is running");
+        serde_json::from_str(&line).unwrap()
+    };
+    let connected = next().await;
+    assert_eq!(connected, json!({"connected": true, "recovered": false}));
+    bob.reply(&thread, "live").await;
+    for name in ["message:new", "unread"] {
+        assert_eq!(next().await["event"], name);
+    }
+
+    stdin.write_all(b"drop\n").await.unwrap();
+    assert!(next().await["disconnected"].is_string());
+    let mut urls = Vec::new();
+    for i in 0..50 {
+        urls.push(bob.reply(&thread, &format!("missed {i}")).await["url"].clone());
+    }
+    let (status, _) = alice
+        .http
+        .post(
+            &format!("/api/v1/threads/{thread}/read"),
+            json!({"up_to": urls[9]}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (status, _) = alice
+        .http
+        .delete(&format!("/api/v1/messages/{}", urls[20].as_str().unwrap()))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    stdin.write_all(b"reconnect\n").await.unwrap();
+    assert_eq!(
+        next().await,
+        json!({"connected": true, "recovered": true}),
+        "socket.recovered"
+    );
+    let mut replayed = Vec::new();
+    while replayed.len() < 50 * 2 + 2 * 2 {
+        replayed.push(next().await);
+    }
+    let offsets: Vec<i64> = replayed
+        .iter()
+        .map(|f| {
+            let args = f["args"].as_array().unwrap();
+            args.last().unwrap().as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive: {offsets:?}"
+    );
+    let new: Vec<&Value> = replayed
+        .iter()
+        .filter(|f| f["event"] == "message:new")
+        .map(|f| &f["args"][0]["message"]["url"])
+        .collect();
+    assert_eq!(new, urls.iter().collect::<Vec<_>>());
+    let tail: Vec<&Value> = replayed[100..].iter().map(|f| &f["event"]).collect();
+    assert_eq!(tail, ["thread:read", "unread", "message:deleted", "unread"]);
+
+    let after = bob.reply(&thread, "after").await;
+    let live = next().await;
+    assert_eq!(live["event"], "message:new");
+    assert_eq!(live["args"][0]["message"]["url"], after["url"]);
+    assert_eq!(
+        live["args"][1],
+        json!((offsets.last().unwrap() + 1).to_string())
+    );
+    assert_eq!(next().await["event"], "unread");
+    stdin.write_all(b"quit\n").await.unwrap();
+    let _ = child.wait().await;
+}

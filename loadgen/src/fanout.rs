@@ -73,7 +73,15 @@ fn sent_at(packet_json: &str) -> Option<u64> {
         #[serde(borrow)]
         body: std::borrow::Cow<'a, str>,
     }
-    let (_, new): (IgnoredAny, NewMessage) = serde_json::from_str(packet_json).ok()?;
+    /// `["message:new", payload]`, or with the event's offset after the payload (Missive with its
+    /// event log on).
+    #[derive(Deserialize)]
+    struct Packet<'a>(
+        IgnoredAny,
+        #[serde(borrow)] NewMessage<'a>,
+        #[serde(default)] Option<IgnoredAny>,
+    );
+    let Packet(_, new, _) = serde_json::from_str(packet_json).ok()?;
     let sent = new.message.body.split(' ').next()?.parse().ok()?;
     (sent > 0).then_some(sent)
 }
@@ -491,6 +499,8 @@ mod tests {
         assert_eq!(sent_at(missive), Some(1_700_000_000_000_000));
         let escaped = r#"["message:new",{"message":{"body":"42 caf\u00e9"}}]"#;
         assert_eq!(sent_at(escaped), Some(42));
+        let with_offset = r#"["message:new",{"message":{"body":"42 x"}},"17"]"#;
+        assert_eq!(sent_at(with_offset), Some(42));
         assert_eq!(
             sent_at(r#"["message:new",{"message":{"body":"hello"}}]"#),
             None

@@ -15,7 +15,7 @@ use socketioxide::extract::SocketRef;
 use socketioxide_core::Value;
 
 use super::protocol::NewMessage;
-use crate::domain::event_log::{Replayed, ReplayedPayload};
+use crate::service::recovery::{Replayed, ReplayedPayload};
 use crate::service::{App, Identity};
 
 /// Events read from the log at a time during a replay.

@@ -15,6 +15,8 @@ pub struct Identity {
     pub session_id: Option<String>,
     /// When the account was created (`/me`).
     pub created_at: i64,
+    /// Where the user's event log stood when they were authenticated.
+    pub log_seq: i64,
 }
 
 impl Identity {
@@ -25,6 +27,7 @@ impl Identity {
             is_admin: user.is_admin,
             session_id,
             created_at: user.created_at,
+            log_seq: user.log_seq,
         }
     }
 

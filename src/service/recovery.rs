@@ -1,11 +1,13 @@
 //! Connection state recovery: a reconnecting client is sent, in order, the events of its user
 //! that it missed, from the user's durable event log (`domain::event_log`).
 //!
-//! A socket is given a private session id (`pid`) when it connects: a random nonce with a MAC
-//! over the user, the login session and that nonce, under a key derived from the signing
-//! secret. A reconnecting client presents the pid and the position (`offset`) of the last
-//! event it heard; the pid must have been made for the same user and session, else the client
-//! is told it did not recover. Nothing about a pid is stored: any node can check it.
+//! A socket is given a private session id (`pid`) when it connects: where the user's log stood
+//! then, a random nonce, and a MAC over both, the user and the login session, under a key
+//! derived from the signing secret. A reconnecting client presents the pid and the position
+//! (`offset`) of the last event it heard, or no offset if it heard none (then the pid's
+//! position is where it stopped). The pid must have been made for the same user and session,
+//! else the client is told it did not recover. Nothing about a pid is stored: any node can
+//! check it.
 
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{App, Identity, ServiceResult};
-use crate::domain::event_log::{self, Replayed};
+use crate::domain::event_log;
+pub use crate::domain::event_log::{Replayed, ReplayedPayload};
 
 /// Events of one `sync` page at most.
 pub const SYNC_PAGE: u64 = 500;
@@ -34,33 +37,37 @@ impl Recovery {
         Recovery { key: hash.finalize().into() }
     }
 
-    fn mac(&self, who: &Identity, nonce: &str) -> String {
+    fn mac(&self, who: &Identity, head: &str, nonce: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         let session = who.session_id.as_deref().unwrap_or("");
-        mac.update(format!("{}\0{session}\0{nonce}", who.id()).as_bytes());
+        mac.update(format!("{}\0{session}\0{head}\0{nonce}", who.id()).as_bytes());
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
     }
 
-    /// A new pid for a socket of `who`.
+    /// A new pid for a socket of `who`, whose log stood at `who.log_seq`.
     pub fn new_pid(&self, who: &Identity) -> String {
+        let head = who.log_seq.to_string();
         let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
-        let mac = self.mac(who, &nonce);
-        format!("{nonce}.{mac}")
+        let mac = self.mac(who, &head, &nonce);
+        format!("{head}.{nonce}.{mac}")
     }
 
-    /// Whether `pid` was made for `who` (same user, same login session).
-    pub fn owns(&self, who: &Identity, pid: &str) -> bool {
-        let Some((nonce, mac)) = pid.split_once('.') else {
-            return false;
-        };
-        let expected = self.mac(who, nonce);
+    /// The position `pid` was made at, if it was made for `who` (same user, same session).
+    pub fn owns(&self, who: &Identity, pid: &str) -> Option<i64> {
+        let mut parts = pid.splitn(3, '.');
+        let (head, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let expected = self.mac(who, head, nonce);
         // Compared in constant time: a pid is a credential of sorts.
-        expected.len() == mac.len()
+        let same = expected.len() == mac.len()
             && expected
                 .bytes()
                 .zip(mac.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+                == 0;
+        if !same {
+            return None;
+        }
+        parse_offset(&serde_json::Value::String(head.to_owned()))
     }
 }
 
@@ -116,15 +123,20 @@ impl App {
         if !self.db.log_events {
             return Resume::Off;
         }
-        let (Some(pid), Some(after)) = (
-            pid.and_then(serde_json::Value::as_str),
-            offset.and_then(parse_offset),
-        ) else {
+        let Some(pid) = pid.and_then(serde_json::Value::as_str) else {
             return fresh();
         };
-        if !self.recovery.owns(who, pid) {
+        let Some(made_at) = self.recovery.owns(who, pid) else {
             return fresh();
-        }
+        };
+        // No offset: the client heard nothing since it was given the pid.
+        let after = match offset {
+            None | Some(serde_json::Value::Null) => Some(made_at),
+            Some(offset) => parse_offset(offset),
+        };
+        let Some(after) = after else {
+            return fresh();
+        };
         match self.recoverable(who, after).await {
             Ok(true) => Resume::Recovered {
                 pid: pid.to_owned(),

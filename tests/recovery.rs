@@ -1,0 +1,425 @@
+//! Connection state recovery: a socket that reconnects with its `pid` and the offset of the last
+//! event it heard is sent every event it missed, once, in order, before any new one; `sync`
+//! answers the same to clients that ask for it; a pid of someone else, a bad offset, a gap
+//! older than the window or longer than the bound does not recover.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, QUIET, TestServer, User, WAIT};
+use missive_client::{ConnectOptions, Incoming, Socket};
+use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+on_every_backend!(missed_events_are_replayed_once_in_order_then_live_ones_follow);
+
+/// One event as a socket heard it.
+#[derive(Debug, Clone, PartialEq)]
+struct Heard {
+    name: String,
+    data: Value,
+    offset: Option<String>,
+}
+
+impl Heard {
+    /// What identifies the event whatever the state it was rendered in: a replayed
+    /// `message:new` carries its thread as it is at replay time, an `unread` the totals then.
+    fn key(&self) -> (String, String, Option<String>) {
+        let d = &self.data;
+        let what = match self.name.as_str() {
+            "message:new" => d["message"]["url"].to_string(),
+            "message:deleted" => d["url"].to_string(),
+            "thread:read" | "thread:deleted" => d["thread_id"].to_string(),
+            "presence" => format!("{} {}", d["username"], d["online"]),
+            _ => String::new(),
+        };
+        (self.name.clone(), what, self.offset.clone())
+    }
+}
+
+/// Everything `s` hears until it has been quiet for [`QUIET`].
+async fn heard(s: &Socket) -> Vec<Heard> {
+    let mut out = Vec::new();
+    while let Some(incoming) = s.next(QUIET).await {
+        match incoming {
+            Incoming::Event { name, data, offset } => out.push(Heard { name, data, offset }),
+            Incoming::Disconnected => break,
+            Incoming::Raw { .. } => {}
+        }
+    }
+    out
+}
+
+/// A native tab of `user` that presents `pid` and `offset` (as given) when it connects.
+async fn reconnect(base: &str, user: &User, pid: Option<&str>, offset: Value) -> Socket {
+    let mut auth = json!({"token": user.token, "legacy": false});
+    if let Some(pid) = pid {
+        auth["pid"] = json!(pid);
+        auth["offset"] = offset;
+    }
+    Socket::connect(base, ConnectOptions::namespace("/messages").auth(auth))
+        .await
+        .expect("socket connects")
+}
+
+fn last_offset(events: &[Heard]) -> String {
+    events
+        .iter()
+        .rev()
+        .find_map(|h| h.offset.clone())
+        .expect("an event with an offset")
+}
+
+/// Sends `n` replies from `from` in `thread`; returns their urls.
+async fn replies(from: &User, thread: &str, n: usize, label: &str) -> Vec<String> {
+    let mut urls = Vec::with_capacity(n);
+    for i in 0..n {
+        let m = from.reply(thread, &format!("{label} {i}")).await;
+        urls.push(m["url"].as_str().unwrap().to_owned());
+    }
+    urls
+}
+
+/// The acceptance scenario: a tab drops, 50 messages arrive and some are read and deleted
+/// elsewhere, the tab comes back with its pid and last offset and hears exactly what a tab
+/// that stayed heard, in the same order with the same offsets, then live events again.
+async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend: Backend) {
+    let Some(server) = TestServer::start_with(backend, |c| c.send_rate = 0).await else {
+        return;
+    };
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let first = bob.send_new("alice", "trip", "hello").await;
+    let thread = first["thread_id"].as_str().unwrap().to_owned();
+
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().expect("the CONNECT answer carries a pid");
+    let witness = alice.native_tab().await;
+    bob.reply(&thread, "while connected").await;
+    let before = heard(&tab).await;
+    assert_eq!(
+        before.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["message:new", "unread"]
+    );
+    let offset = last_offset(&before);
+    heard(&witness).await;
+    tab.close();
+
+    let urls = replies(&bob, &thread, 50, "missed").await;
+    let (status, _) = alice
+        .http
+        .post(
+            &format!("/api/v1/threads/{thread}/read"),
+            json!({"up_to": urls[24]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for url in [&urls[3], &urls[40]] {
+        let (status, body) = alice.http.delete(&format!("/api/v1/messages/{url}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let expected = heard(&witness).await;
+    // 50 x (message:new, unread), a read (thread:read, unread), a read message deleted
+    // (message:deleted) and an unread one (message:deleted, unread).
+    assert_eq!(expected.len(), 50 * 2 + 2 + 1 + 2, "{expected:?}");
+
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered: same pid");
+    let replayed = heard(&back).await;
+    let keys = |events: &[Heard]| events.iter().map(Heard::key).collect::<Vec<_>>();
+    assert_eq!(keys(&replayed), keys(&expected));
+    // Positions follow on from the last one heard, without a gap or a repeat.
+    let first_missed: i64 = offset.parse::<i64>().unwrap() + 1;
+    for (i, h) in replayed.iter().enumerate() {
+        assert_eq!(h.offset, Some((first_missed + i as i64).to_string()), "{h:?}");
+    }
+    // What does not depend on when it is rendered is identical.
+    for (r, e) in replayed.iter().zip(&expected) {
+        match r.name.as_str() {
+            "message:new" => assert_eq!(r.data["message"]["body"], e.data["message"]["body"]),
+            "unread" => {}
+            _ => assert_eq!(r.data, e.data),
+        }
+    }
+
+    // Live events follow, once each.
+    let after = bob.reply(&thread, "after").await;
+    let live = heard(&back).await;
+    assert_eq!(
+        live.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["message:new", "unread"]
+    );
+    assert_eq!(live[0].data["message"]["url"], after["url"]);
+    assert_eq!(
+        live[0].offset,
+        Some((first_missed + replayed.len() as i64).to_string())
+    );
+    server.stop().await;
+}
+
+/// Another user's pid, a pid of another login, a forged or altered pid, an offset that is
+/// garbage or from the future: none of them recovers (a new pid) and nothing is replayed; the
+/// socket still works. The right pid and offset then do recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pid_of_someone_else_or_a_bad_offset_does_not_recover() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    let bobs_pid = bob.native_tab().await.pid.clone().unwrap();
+    bob.reply(&thread, "one").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    bob.reply(&thread, "missed").await;
+
+    let again = alice.http.login("alice", "correct horse").await;
+    let (head, rest) = pid.split_once('.').unwrap();
+    let altered = format!("{}.{rest}", head.parse::<i64>().unwrap() + 1);
+    let cases: [(&User, &str, Value); 6] = [
+        (&alice, &bobs_pid, json!(offset)),
+        (&again, &pid, json!(offset)),
+        (&alice, "forged.pid.value", json!(offset)),
+        (&alice, &altered, Value::Null),
+        (&alice, &pid, json!("abc")),
+        (&alice, &pid, json!("999999")),
+    ];
+    for (who, presented, offset) in cases {
+        let s = reconnect(&server.url, who, Some(presented), offset.clone()).await;
+        let got = s.pid.clone().unwrap();
+        assert!(
+            got != presented && got != bobs_pid,
+            "{presented} with {offset} must not recover"
+        );
+        assert_eq!(heard(&s).await, [], "nothing replayed for {presented} {offset}");
+        // The socket works as a fresh one.
+        let ack = s
+            .emit_with_ack("sync", &json!({}), WAIT)
+            .await
+            .expect("sync answers");
+        assert_eq!(ack["status"], true, "{ack}");
+        s.close();
+    }
+
+    let s = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(s.pid.as_deref(), Some(pid.as_str()));
+    let replayed = heard(&s).await;
+    assert!(
+        replayed
+            .iter()
+            .any(|h| h.name == "message:new" && h.data["message"]["body"] == "missed"),
+        "{replayed:?}"
+    );
+    server.stop().await;
+}
+
+/// A tab that heard nothing since it connected presents its pid without an offset: the pid
+/// says where it stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    tab.close();
+    let url = bob.reply(&thread, "missed").await["url"].clone();
+    let back = reconnect(&server.url, &alice, Some(&pid), Value::Null).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()));
+    let replayed = heard(&back).await;
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[0].data["message"]["url"], url);
+    server.stop().await;
+}
+
+/// A gap longer than `MISSIVE_RECOVERY_MAX` events, or older than `MISSIVE_RECOVERY_WINDOW`,
+/// does not recover; entries past the window are pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/log.db?mode=rwc", dir.path().display());
+    let db_url = url.clone();
+    let server = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.database_url = db_url;
+        c.recovery_window = Duration::from_secs(3);
+        c.recovery_max = 5;
+        c.send_rate = 0;
+    })
+    .await
+    .unwrap();
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Within the bound (4 events): recovered.
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    tab.close();
+    replies(&bob, &thread, 2, "two").await;
+    let tab = reconnect(&server.url, &alice, Some(&pid), Value::Null).await;
+    assert_eq!(tab.pid.as_deref(), Some(pid.as_str()));
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+
+    // Past it (6 events): not recovered, nothing replayed.
+    replies(&bob, &thread, 3, "three").await;
+    let tab = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_ne!(tab.pid.as_deref(), Some(pid.as_str()));
+    assert_eq!(heard(&tab).await, []);
+    let pid = tab.pid.clone().unwrap();
+    tab.close();
+
+    // Older than the window: not recovered, and `sync` says the gap is incomplete.
+    replies(&bob, &thread, 1, "old").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let tab = reconnect(&server.url, &alice, Some(&pid), Value::Null).await;
+    assert_ne!(tab.pid.as_deref(), Some(pid.as_str()));
+    assert_eq!(heard(&tab).await, []);
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": offset}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!((&page["complete"], &page["events"]), (&json!(false), &json!([])));
+
+    // Pruned within a quarter of the window.
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    let count = async || {
+        conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM event_log",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count().await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "entries pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
+
+/// `sync` pages the missed events in order and says where the log stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_pages_the_missed_events() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.send_rate = 0)
+        .await
+        .unwrap();
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = alice.native_tab().await;
+    let start = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
+    assert_eq!(start["complete"], true, "{start}");
+    let since = start["head"].as_str().unwrap().to_owned();
+    // 260 replies: 520 events, more than a page.
+    let urls = replies(&bob, &thread, 260, "r").await;
+    let mut since = since;
+    let mut events = Vec::new();
+    loop {
+        let page = tab
+            .emit_with_ack("sync", &json!({"since": since}), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(page["complete"], true, "{page}");
+        let got = page["events"].as_array().unwrap().clone();
+        since = got.last().map_or(since, |e| e["offset"].as_str().unwrap().to_owned());
+        events.extend(got);
+        if page["more"] == false {
+            assert_eq!(page["head"], json!(since));
+            break;
+        }
+    }
+    assert_eq!(events.len(), 520);
+    let new: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "message:new")
+        .filter_map(|e| e["data"]["message"]["url"].as_str())
+        .collect();
+    assert_eq!(new, urls);
+    for bad in [json!({"since": "x"}), json!({"since": "99999999"})] {
+        let page = tab.emit_with_ack("sync", &bad, WAIT).await.unwrap();
+        assert_eq!((&page["status"], &page["complete"]), (&json!(true), &json!(false)));
+    }
+    let refused = tab
+        .emit_with_ack("sync", &json!({"since": "1", "extra": 1}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(refused["code"], "invalid_payload");
+    server.stop().await;
+}
+
+/// The log on SQLite survives a restart (SIGKILL): a tab that reconnects to the new process
+/// with its pid recovers what was sent meanwhile, and the signing secret (the pids' key) is
+/// the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_works_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/restart.db?mode=rwc", dir.path().display());
+    let start = || {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"));
+        cmd.env("MISSIVE_DATABASE_URL", &db)
+            .env("MISSIVE_LOGIN_RATE", "1000")
+            .env("MISSIVE_SEND_RATE", "0");
+        common::spawn_missive(cmd)
+    };
+    let (mut first, url) = start().await;
+    let http = common::Http::new(&url);
+    for name in ["alice", "bob"] {
+        let (status, _) = http
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let alice = common::Http::new(&url).login("alice", "correct horse").await;
+    let bob = common::Http::new(&url).login("bob", "correct horse").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = reconnect(&url, &alice, None, Value::Null).await;
+    let pid = tab.pid.clone().unwrap();
+    bob.reply(&thread, "before").await;
+    let offset = last_offset(&heard(&tab).await);
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    tab.expect_disconnect(WAIT).await.unwrap();
+
+    let (_second, url) = start().await;
+    let bob = common::Http::new(&url).login("bob", "correct horse").await;
+    let urls = replies(&bob, &thread, 10, "after restart").await;
+    let back = reconnect(&url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered across the restart");
+    let replayed = heard(&back).await;
+    let new: Vec<&Value> = replayed
+        .iter()
+        .filter(|h| h.name == "message:new")
+        .map(|h| &h.data["message"]["url"])
+        .collect();
+    assert_eq!(new.len(), 10, "{replayed:?}");
+    for (got, want) in new.iter().zip(&urls) {
+        assert_eq!(got.as_str(), Some(want.as_str()));
+    }
+}
