@@ -263,7 +263,7 @@ async fn a_socket_io_4_page_recovers_what_it_missed() {
         .http
         .delete(&format!("/api/v1/messages/{}", urls[20].as_str().unwrap()))
         .await;
-    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
 
     stdin.write_all(b"reconnect\n").await.unwrap();
     assert_eq!(

@@ -118,7 +118,7 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
     assert_eq!(status, StatusCode::OK);
     for url in [&urls[3], &urls[40]] {
         let (status, body) = alice.http.delete(&format!("/api/v1/messages/{url}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
     let expected = heard(&witness).await;
     // 50 x (message:new, unread), a read (thread:read, unread), a read message deleted
