@@ -5,6 +5,7 @@ mod baseline;
 mod fanout;
 mod history;
 mod idle;
+mod recovery;
 mod stats;
 mod target;
 
@@ -30,6 +31,8 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// The same idle connections held by the bare socketioxide server (the reference).
     IdleBaseline(idle::IdleArgs),
+    /// Time the replay of missed events to a tab that reconnects with its pid.
+    Recovery(recovery::RecoveryArgs),
     /// Seed a growing history and time the listings at each size.
     History(history::HistoryArgs),
     /// Redraw the charts of the results in a directory (default docs/perf), with `targets.png`
@@ -95,6 +98,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::History(args) => {
             history::run(args).await?;
+        }
+        Scenario::Recovery(args) => {
+            recovery::run(args).await?;
         }
         Scenario::ServeBaseline { bind } => baseline::serve(bind).await?,
     }

@@ -216,18 +216,38 @@ describe('Missive in the browser', () => {
 
   test('after a server restart the clients reconnect and catch up on what they missed', async () => {
     // alice's tab gets a gate on its socket: while it is shut, every (re)connection attempt fails,
-    // so whatever bob sends meanwhile alice can only learn about by catching up afterwards.
+    // so whatever happens meanwhile alice can only learn about by catching up afterwards. Her
+    // reconnect should recover (the server replays every event she missed, in order), so the web
+    // client refetches nothing: it counts recovered reconnects and resyncs on the page.
     await alice.close();
     alice = await aliceDevice.newPage();
     let shut = false;
     await alice.routeWebSocket(/\/socket\.io\//, (ws) => (shut ? ws.close() : ws.connectToServer()));
     await alice.route(/\/socket\.io\//, (route) => (shut ? route.abort() : route.continue()));
+    // what a resync would reload: none of it may be fetched again by this tab once the gap starts
+    const refetches = [];
+    let gapStarted = false;
+    alice.on('request', (req) => {
+      if (gapStarted && /\/api\/v1\/(threads|unread|users)\b/.test(new URL(req.url()).pathname)) refetches.push(`${req.method()} ${req.url()}`);
+    });
+    const counters = () =>
+      alice.evaluate(() => ({ recoveries: document.documentElement.dataset.recoveries, resyncs: document.documentElement.dataset.resyncs }));
+    const mailbox = alice.getByTestId('mailbox-indicator');
 
     threadId = await compose(bob1, { to: names.alice, subject: 'Restart drill', body: 'before the restart' });
     await openThread(alice, threadId);
     await waitForBody(alice, 'before the restart');
+    const doomed = alice.locator('[data-testid="message-row"]').filter({ hasText: 'before the restart' });
+    const doomedUrl = await doomed.getAttribute('data-url');
+    assert.ok(doomedUrl, 'message url');
+    // read on open: nothing unread for alice before the gap
+    await eventually(async () => (await mailbox.getAttribute('data-messages')) === '0', { what: 'alice has nothing unread' });
+    const before = await counters();
+    assert.match(before.recoveries ?? '', /^\d+$/, `recoveries ${before.recoveries}`);
+    assert.match(before.resyncs ?? '', /^\d+$/, `resyncs ${before.resyncs}`);
 
     shut = true;
+    gapStarted = true;
     await server.stop();
     for (const tab of [alice, bob1]) await tab.locator('[data-testid="connection-status"]:not([data-state="online"])').waitFor({ state: 'attached' });
     await server.start();
@@ -236,14 +256,59 @@ describe('Missive in the browser', () => {
     await reply(bob1, 'sent while alice was away');
     assert.ok(!(await bodies(alice)).includes('sent while alice was away'), 'alice is still cut off');
 
-    shut = false;
-    await online(alice, 60_000);
-    await waitForBody(alice, 'sent while alice was away');
+    // Meanwhile alice, in another tab that is not cut off, sees the reply as unread, reads the
+    // thread and deletes the message her cut-off tab is showing.
+    const other = await aliceDevice.newPage();
+    try {
+      await other.bringToFront(); // a background tab animates slowly, which makes clicks wait
+      await openInbox(other);
+      await eventually(async () => (await unreadOf(other, threadId)) === '1', { what: 'the reply unread for alice' });
+      const otherMailbox = other.getByTestId('mailbox-indicator');
+      await eventually(async () => (await otherMailbox.getAttribute('data-messages')) === '1', { what: 'alice’s mailbox to show 1' });
+      await openThread(other, threadId);
+      await waitForBody(other, 'sent while alice was away');
+      await eventually(async () => (await otherMailbox.getAttribute('data-messages')) === '0', { what: 'the read to clear alice’s mailbox' });
+      const target = other.locator(`[data-testid="message-row"][data-url="${doomedUrl}"]`);
+      await target.getByTestId('message-delete').click();
+      await target.getByTestId('confirm-yes').click();
+      await target.waitFor({ state: 'detached' });
 
-    // and the live path works again after the reconnect
-    await reply(alice, 'back again');
-    await waitForBody(bob1, 'back again');
-    assert.equal((await bodies(alice)).filter((b) => b === 'sent while alice was away').length, 1, 'no duplicates after the merge');
+      assert.ok(!(await bodies(alice)).includes('sent while alice was away'), 'alice’s first tab is still cut off');
+      assert.equal(await alice.locator(`[data-testid="message-row"][data-url="${doomedUrl}"]`).count(), 1, 'the cut-off tab still shows the deleted message');
+
+      // what the cut-off tab's mailbox goes through once it is back: only replayed events can change it
+      await alice.evaluate(() => {
+        const el = document.querySelector('[data-testid="mailbox-indicator"]');
+        const seen = (window.__mailboxSeen = []);
+        new MutationObserver(() => seen.push(el.dataset.messages)).observe(el, { attributes: true, attributeFilter: ['data-messages'] });
+      });
+      shut = false;
+      await online(alice, 60_000);
+      await waitForBody(alice, 'sent while alice was away');
+      // the deletion and the read were replayed to the tab too
+      await alice.locator(`[data-testid="message-row"][data-url="${doomedUrl}"]`).waitFor({ state: 'detached' });
+      await eventually(async () => (await mailbox.getAttribute('data-messages')) === '0' && (await mailbox.getAttribute('data-threads')) === '0', {
+        what: 'alice’s mailbox to show the read',
+      });
+      assert.ok(await mailbox.isHidden(), 'no unread indicator');
+      const seen = await alice.evaluate(() => window.__mailboxSeen);
+      assert.ok(seen.includes('1') && seen.at(-1) === '0', `the replay raised the count for bob's reply, then the read cleared it: ${JSON.stringify(seen)}`);
+      // one reconnect, and it recovered: nothing was refetched
+      assert.deepEqual(await counters(), { recoveries: String(Number(before.recoveries) + 1), resyncs: before.resyncs });
+      assert.deepEqual(refetches, [], 'no refetch after a recovered reconnect');
+      assert.equal((await bodies(alice)).filter((b) => b === 'sent while alice was away').length, 1, 'the missed message shown once');
+      assert.ok(!(await bodies(alice)).includes('before the restart'), 'the deleted message is gone');
+
+      // and the live path works again after the reconnect
+      await alice.bringToFront();
+      await reply(alice, 'back again');
+      await waitForBody(bob1, 'back again');
+      await waitForBody(other, 'back again');
+      assert.equal((await bodies(alice)).filter((b) => b === 'sent while alice was away').length, 1, 'no duplicates after the merge');
+      assert.deepEqual(await counters(), { recoveries: String(Number(before.recoveries) + 1), resyncs: before.resyncs });
+    } finally {
+      await other.close();
+    }
   });
 
   test('logging out in one tab logs out the other, and bob goes grey for alice', async () => {

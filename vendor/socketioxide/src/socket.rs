@@ -314,14 +314,16 @@ pub struct Socket<A: Adapter = LocalAdapter> {
 /// Missive patch (PATCHED.md): what a socket needs for connection state recovery.
 #[derive(Default)]
 struct Recovery {
-    /// The `pid` the CONNECT answer carries (taken when it is sent).
-    pid: Mutex<Option<String>>,
     /// Broadcasts held back while a replay is sent; `None` when not holding.
     held: Mutex<Option<Vec<Value>>>,
     holding: AtomicBool,
     /// Broadcasts this refuses are not sent (those a replay already delivered).
     keep: std::sync::OnceLock<Box<dyn Fn(&Value) -> bool + Send + Sync>>,
 }
+
+/// Missive patch (PATCHED.md): the `pid` of the CONNECT answer, in the socket's extensions.
+#[derive(Clone)]
+struct RecoveryPid(String);
 
 /// Most broadcasts held back while a replay is sent; past it, the socket is closed.
 const MAX_HELD: usize = 4096;
@@ -358,12 +360,18 @@ impl<A: Adapter> Socket<A> {
     /// Missive patch (PATCHED.md): the `pid` of connection state recovery, sent in the CONNECT
     /// answer (protocol v5 only) as `{"sid": ..., "pid": ...}`. Call it from a connect
     /// middleware.
+    /// Kept in the socket's extensions until the answer is sent (nothing stays allocated for
+    /// it afterwards).
+    #[cfg(feature = "extensions")]
     pub fn set_recovery_pid(&self, pid: String) {
-        *self.recovery().pid.lock().unwrap() = Some(pid);
+        self.extensions.insert(RecoveryPid(pid));
     }
 
     pub(crate) fn take_recovery_pid(&self) -> Option<String> {
-        self.recovery.get()?.pid.lock().unwrap().take()
+        #[cfg(feature = "extensions")]
+        return self.extensions.remove::<RecoveryPid>().map(|p| p.0);
+        #[cfg(not(feature = "extensions"))]
+        None
     }
 
     /// Missive patch (PATCHED.md): broadcasts to this socket are held back, in order, until
