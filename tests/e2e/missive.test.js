@@ -276,7 +276,8 @@ describe('Missive in the browser', () => {
       assert.ok(!(await bodies(alice)).includes('sent while alice was away'), 'alice’s first tab is still cut off');
       assert.equal(await alice.locator(`[data-testid="message-row"][data-url="${doomedUrl}"]`).count(), 1, 'the cut-off tab still shows the deleted message');
 
-      // what the cut-off tab's mailbox goes through once it is back: only replayed events can change it
+      // what the cut-off tab's mailbox is told once it is back (a replayed `unread` carries the
+      // totals as they are when it is replayed, so by then the read has happened)
       await alice.evaluate(() => {
         const el = document.querySelector('[data-testid="mailbox-indicator"]');
         const seen = (window.__mailboxSeen = []);
@@ -292,7 +293,7 @@ describe('Missive in the browser', () => {
       });
       assert.ok(await mailbox.isHidden(), 'no unread indicator');
       const seen = await alice.evaluate(() => window.__mailboxSeen);
-      assert.ok(seen.includes('1') && seen.at(-1) === '0', `the replay raised the count for bob's reply, then the read cleared it: ${JSON.stringify(seen)}`);
+      assert.ok(seen.length > 0 && seen.at(-1) === '0', `the mailbox was updated after the reconnect and ends at 0: ${JSON.stringify(seen)}`);
       // one reconnect, and it recovered: nothing was refetched
       assert.deepEqual(await counters(), { recoveries: String(Number(before.recoveries) + 1), resyncs: before.resyncs });
       assert.deepEqual(refetches, [], 'no refetch after a recovered reconnect');
