@@ -141,7 +141,7 @@ pub struct Config {
 
     /// How long the events sent to each user are kept so that a client that reconnects is
     /// sent what it missed (connection state recovery, `sync`); `0` turns the log off.
-    #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub recovery_window: Duration,
 
     /// Most missed events replayed to a reconnecting socket; a longer gap is reported as not
@@ -205,6 +205,14 @@ impl Synchronous {
 }
 
 /// Parses `90`, `90s`, `15m`, `1h`, `2d` or `250ms`.
+/// As [`parse_duration`], where `0` means off.
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -235,6 +243,9 @@ mod tests {
     #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration_or_zero("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration_or_zero("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("0").is_err());
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));

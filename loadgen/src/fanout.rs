@@ -76,6 +76,7 @@ fn sent_at(packet_json: &str) -> Option<u64> {
     /// `["message:new", payload]`, or with the event's offset after the payload (Missive with its
     /// event log on).
     #[derive(Deserialize)]
+    #[allow(dead_code)] // the offset is read only to be skipped
     struct Packet<'a>(
         IgnoredAny,
         #[serde(borrow)] NewMessage<'a>,
