@@ -9,6 +9,19 @@
 //! user's newest.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+/// On SQLite the table is clustered on its key (`WITHOUT ROWID`): one B-tree to write per entry
+/// instead of a table and its key's index.
+const SQLITE_TABLE: &str = "CREATE TABLE event_log ( \
+    user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE, \
+    seq bigint NOT NULL, \
+    event varchar(32) NOT NULL, \
+    ref_id bigint NULL, \
+    payload text NULL, \
+    created_at bigint NOT NULL, \
+    PRIMARY KEY (user_id, seq) \
+) WITHOUT ROWID";
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -16,26 +29,33 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(EventLog::Table)
-                    .col(ColumnDef::new(EventLog::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(EventLog::Seq).big_integer().not_null())
-                    .col(ColumnDef::new(EventLog::Event).string_len(32).not_null())
-                    .col(ColumnDef::new(EventLog::RefId).big_integer().null())
-                    .col(ColumnDef::new(EventLog::Payload).text().null())
-                    .col(ColumnDef::new(EventLog::CreatedAt).big_integer().not_null())
-                    .primary_key(Index::create().col(EventLog::UserId).col(EventLog::Seq))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(EventLog::Table, EventLog::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        if manager.get_database_backend() == DbBackend::Sqlite {
+            manager
+                .get_connection()
+                .execute_unprepared(SQLITE_TABLE)
+                .await?;
+        } else {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(EventLog::Table)
+                        .col(ColumnDef::new(EventLog::UserId).big_integer().not_null())
+                        .col(ColumnDef::new(EventLog::Seq).big_integer().not_null())
+                        .col(ColumnDef::new(EventLog::Event).string_len(32).not_null())
+                        .col(ColumnDef::new(EventLog::RefId).big_integer().null())
+                        .col(ColumnDef::new(EventLog::Payload).text().null())
+                        .col(ColumnDef::new(EventLog::CreatedAt).big_integer().not_null())
+                        .primary_key(Index::create().col(EventLog::UserId).col(EventLog::Seq))
+                        .foreign_key(
+                            ForeignKey::create()
+                                .from(EventLog::Table, EventLog::UserId)
+                                .to(Users::Table, Users::Id)
+                                .on_delete(ForeignKeyAction::Cascade),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .create_index(
                 Index::create()

@@ -66,7 +66,7 @@ WITH input AS ( \
 /// The event log entries (when recovery is on): each stored message's `message:new` to each
 /// participant of its thread, then one `unread` to each recipient, at the users' next
 /// positions. The users' rows are locked in id order before `log_seq` moves, as the threads'
-/// are.
+/// are. A data-modifying CTE runs whether or not it is read: `logged` is not.
 const LOG: &str = "\
 , entries AS ( \
     SELECT mv.user_id, i.id AS ord, 'message:new'::text AS event, i.id AS ref_id \
@@ -79,13 +79,12 @@ const LOG: &str = "\
     UPDATE users u SET log_seq = u.log_seq + c.n \
     FROM (SELECT user_id, COUNT(*) AS n FROM entries GROUP BY user_id) c \
     WHERE u.id = c.user_id AND u.id IN (SELECT id FROM locked_users) \
-    RETURNING u.id, u.log_seq - c.n AS base \
+    RETURNING u.id, u.log_seq AS head, u.log_seq - c.n AS base \
 ), logged AS ( \
     INSERT INTO event_log (user_id, seq, event, ref_id, created_at) \
     SELECT e.user_id, h.base + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord), \
         e.event, e.ref_id, $2::int8 \
     FROM entries e JOIN heads h ON h.id = e.user_id \
-    RETURNING user_id, seq, ref_id \
 )";
 
 /// The rows handed back: stored messages, participants, totals (and log entries).
@@ -103,10 +102,11 @@ SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, messag
     NULL, NULL \
 FROM totals";
 
+/// The users' new heads (`send::read_batch` numbers the entries from them).
 const SELECT_LOG: &str = "\
 UNION ALL \
-SELECT 'log', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, seq, ref_id \
-FROM logged";
+SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, head, NULL \
+FROM heads";
 
 static LOGGED: LazyLock<String> =
     LazyLock::new(|| format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}"));

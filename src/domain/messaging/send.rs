@@ -273,7 +273,7 @@ pub(super) struct BatchWrite {
 
 /// What a batch's statements hand back, on SQLite and PostgreSQL alike: rows whose `kind` says
 /// each is a stored message (`id`, `public_id`, `created_at`), a participant row after the
-/// batch, an event log entry (`user_id`, `seq`, `ref_id`) or a recipient's unread totals
+/// batch, a user's new event log head (`user_id`, `seq`) or a recipient's unread totals
 /// (`user_id`, `messages`, `threads`).
 pub(super) fn read_batch(
     results: Vec<sea_orm::QueryResult>,
@@ -288,6 +288,7 @@ pub(super) fn read_batch(
         unread: HashMap::new(),
         offsets: Offsets::new(),
     };
+    let mut heads: HashMap<i64, i64> = HashMap::new();
     for row in results {
         let kind: String = row.try_get("", "kind")?;
         match kind.as_str() {
@@ -307,11 +308,8 @@ pub(super) fn read_batch(
             "participant" => written
                 .participants
                 .push(participant::Model::from_query_result(&row, "")?),
-            "log" => {
-                written.offsets.insert(
-                    (row.try_get("", "user_id")?, row.try_get("", "ref_id")?),
-                    row.try_get("", "seq")?,
-                );
+            "head" => {
+                heads.insert(row.try_get("", "user_id")?, row.try_get("", "seq")?);
             }
             _ => {
                 written.unread.insert(
@@ -324,7 +322,50 @@ pub(super) fn read_batch(
             }
         }
     }
+    written.offsets = numbered(&written, batch, &heads);
     Ok(written)
+}
+
+/// The positions of a batch's event log entries, numbered as its statement did, back from
+/// each user's new head: a `message:new` for each stored message of the user's threads, in id
+/// order, then an `unread` if the user received one.
+fn numbered(written: &BatchWrite, batch: &[Reply], heads: &HashMap<i64, i64>) -> Offsets {
+    let mut offsets = Offsets::new();
+    if heads.is_empty() {
+        return offsets;
+    }
+    let members: HashMap<i64, &[UserRef]> = batch
+        .iter()
+        .map(|r| (r.meta.id, r.meta.members.as_slice()))
+        .collect();
+    let mut stored: Vec<&message::Model> = written.messages.values().collect();
+    stored.sort_unstable_by_key(|m| m.id);
+    let mut entries: HashMap<i64, Vec<Option<i64>>> = HashMap::new();
+    for m in &stored {
+        for member in members.get(&m.thread_id).copied().unwrap_or_default() {
+            entries.entry(member.id).or_default().push(Some(m.id));
+        }
+    }
+    let mut recipients: Vec<i64> = stored
+        .iter()
+        .filter(|m| m.sender_id != m.recipient_id)
+        .map(|m| m.recipient_id)
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    for r in recipients {
+        entries.entry(r).or_default().push(None);
+    }
+    for (user, list) in entries {
+        let Some(head) = heads.get(&user) else {
+            continue;
+        };
+        let first = head - list.len() as i64 + 1;
+        for (i, entry) in list.into_iter().enumerate() {
+            offsets.insert((user, entry), first + i as i64);
+        }
+    }
+    offsets
 }
 
 /// The row of `reply` stored under `url`; `id` and `created_at` come from the database.
