@@ -244,7 +244,10 @@ mod tests {
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration_or_zero("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration_or_zero("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration_or_zero("2h").unwrap(),
+            Duration::from_secs(7200)
+        );
         assert!(parse_duration("0").is_err());
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));

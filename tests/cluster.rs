@@ -484,7 +484,10 @@ async fn a_tab_recovers_on_another_node() {
     let tab = connect(&one.url, json!({"token": alice.token, "legacy": false})).await;
     let pid = tab.pid.clone().expect("pid");
     bob.reply(&thread, "live").await;
-    assert_eq!(tab.expect("message:new", WAIT).await.unwrap()["message"]["body"], "live");
+    assert_eq!(
+        tab.expect("message:new", WAIT).await.unwrap()["message"]["body"],
+        "live"
+    );
     tab.expect("unread", WAIT).await.unwrap();
     let sync = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
     let offset = sync["head"].as_str().unwrap().to_owned();
@@ -507,7 +510,11 @@ async fn a_tab_recovers_on_another_node() {
         json!({"token": alice.token, "legacy": false, "pid": pid, "offset": offset}),
     )
     .await;
-    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered on node 2");
+    assert_eq!(
+        back.pid.as_deref(),
+        Some(pid.as_str()),
+        "recovered on node 2"
+    );
     let replayed = back.drain(QUIET).await;
     let expected: Vec<&str> = std::iter::repeat_n(["message:new", "unread"], 10)
         .flatten()

@@ -126,14 +126,22 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
     assert_eq!(expected.len(), 50 * 2 + 2 + 1 + 2, "{expected:?}");
 
     let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
-    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered: same pid");
+    assert_eq!(
+        back.pid.as_deref(),
+        Some(pid.as_str()),
+        "recovered: same pid"
+    );
     let replayed = heard(&back).await;
     let keys = |events: &[Heard]| events.iter().map(Heard::key).collect::<Vec<_>>();
     assert_eq!(keys(&replayed), keys(&expected));
     // Positions follow on from the last one heard, without a gap or a repeat.
     let first_missed: i64 = offset.parse::<i64>().unwrap() + 1;
     for (i, h) in replayed.iter().enumerate() {
-        assert_eq!(h.offset, Some((first_missed + i as i64).to_string()), "{h:?}");
+        assert_eq!(
+            h.offset,
+            Some((first_missed + i as i64).to_string()),
+            "{h:?}"
+        );
     }
     // What does not depend on when it is rendered is identical.
     for (r, e) in replayed.iter().zip(&expected) {
@@ -197,7 +205,11 @@ async fn a_pid_of_someone_else_or_a_bad_offset_does_not_recover() {
             got != presented && got != bobs_pid,
             "{presented} with {offset} must not recover"
         );
-        assert_eq!(heard(&s).await, [], "nothing replayed for {presented} {offset}");
+        assert_eq!(
+            heard(&s).await,
+            [],
+            "nothing replayed for {presented} {offset}"
+        );
         // The socket works as a fresh one.
         let ack = s
             .emit_with_ack("sync", &json!({}), WAIT)
@@ -292,7 +304,10 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
         .emit_with_ack("sync", &json!({"since": offset}), WAIT)
         .await
         .unwrap();
-    assert_eq!((&page["complete"], &page["events"]), (&json!(false), &json!([])));
+    assert_eq!(
+        (&page["complete"], &page["events"]),
+        (&json!(false), &json!([]))
+    );
 
     // Pruned within a quarter of the window.
     let conn = sea_orm::Database::connect(&url).await.unwrap();
@@ -342,7 +357,9 @@ async fn sync_pages_the_missed_events() {
             .unwrap();
         assert_eq!(page["complete"], true, "{page}");
         let got = page["events"].as_array().unwrap().clone();
-        since = got.last().map_or(since, |e| e["offset"].as_str().unwrap().to_owned());
+        since = got
+            .last()
+            .map_or(since, |e| e["offset"].as_str().unwrap().to_owned());
         events.extend(got);
         if page["more"] == false {
             assert_eq!(page["head"], json!(since));
@@ -358,7 +375,10 @@ async fn sync_pages_the_missed_events() {
     assert_eq!(new, urls);
     for bad in [json!({"since": "x"}), json!({"since": "99999999"})] {
         let page = tab.emit_with_ack("sync", &bad, WAIT).await.unwrap();
-        assert_eq!((&page["status"], &page["complete"]), (&json!(true), &json!(false)));
+        assert_eq!(
+            (&page["status"], &page["complete"]),
+            (&json!(true), &json!(false))
+        );
     }
     let refused = tab
         .emit_with_ack("sync", &json!({"since": "1", "extra": 1}), WAIT)
@@ -393,7 +413,9 @@ async fn recovery_works_across_a_restart() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    let alice = common::Http::new(&url).login("alice", "correct horse").await;
+    let alice = common::Http::new(&url)
+        .login("alice", "correct horse")
+        .await;
     let bob = common::Http::new(&url).login("bob", "correct horse").await;
     let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
         .as_str()
@@ -411,7 +433,11 @@ async fn recovery_works_across_a_restart() {
     let bob = common::Http::new(&url).login("bob", "correct horse").await;
     let urls = replies(&bob, &thread, 10, "after restart").await;
     let back = reconnect(&url, &alice, Some(&pid), json!(offset)).await;
-    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered across the restart");
+    assert_eq!(
+        back.pid.as_deref(),
+        Some(pid.as_str()),
+        "recovered across the restart"
+    );
     let replayed = heard(&back).await;
     let new: Vec<&Value> = replayed
         .iter()

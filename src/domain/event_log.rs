@@ -21,8 +21,8 @@ use serde_json::value::RawValue;
 
 use super::messaging::{queries, unread_counts};
 use super::views::{Rendered, ThreadView, UnreadCounts};
-use crate::db::Database;
 use super::{DomainError, DomainResult};
+use crate::db::Database;
 
 pub const MESSAGE_NEW: &str = "message:new";
 pub const THREAD_READ: &str = "thread:read";
@@ -122,7 +122,10 @@ pub async fn append_to_each(
     if !db.log_events || users.is_empty() {
         return Ok(vec![None; users.len()]);
     }
-    let entries: Vec<Entry> = users.iter().map(|u| Entry::json(*u, event, payload)).collect();
+    let entries: Vec<Entry> = users
+        .iter()
+        .map(|u| Entry::json(*u, event, payload))
+        .collect();
     let seqs = db
         .write(async |txn| append(txn, &entries, crate::ids::now_micros()).await)
         .await?;

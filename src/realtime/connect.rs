@@ -9,8 +9,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::events;
-use super::recovery::{self, ReplayFrom};
 use super::notify::{SocketIoNotifier, legacy_room, session_room, user_room};
+use super::recovery::{self, ReplayFrom};
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Credential, Presented};
 use crate::service::limits::Budget;

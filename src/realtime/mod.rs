@@ -80,8 +80,11 @@ pub async fn redis_builder(
 /// Registers every namespace on `io`.
 pub fn install<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
     for ns in MESSAGING_NAMESPACES {
-        io.ns(ns, connect::on_connect::<A>.with(connect::authenticate::<A>))
-            .spawn();
+        io.ns(
+            ns,
+            connect::on_connect::<A>.with(connect::authenticate::<A>),
+        )
+        .spawn();
     }
     io.ns(
         admin::NAMESPACE,

@@ -194,8 +194,10 @@ impl Notifier for SocketIoNotifier {
                 .flatten()
                 .filter_map(|p| Some((p, p.unread.as_ref()?)))
                 .filter(|(p, _)| announced.insert(p.user.id));
-            join_all(unread.map(|(p, counts)| self.to_user(&p.user, UNREAD, counts, p.unread_offset)))
-                .await;
+            join_all(
+                unread.map(|(p, counts)| self.to_user(&p.user, UNREAD, counts, p.unread_offset)),
+            )
+            .await;
         })
     }
 
@@ -462,7 +464,12 @@ impl SocketIoNotifier {
     }
 
     /// New unread totals after a deletion, and the legacy mailbox notice if they reached zero.
-    async fn unread_after_deletion(&self, user: &UserRef, unread: &UnreadCounts, offset: Option<i64>) {
+    async fn unread_after_deletion(
+        &self,
+        user: &UserRef,
+        unread: &UnreadCounts,
+        offset: Option<i64>,
+    ) {
         self.to_user(user, UNREAD, unread, offset).await;
         if unread.messages == 0 {
             self.mailbox_empty(user).await;

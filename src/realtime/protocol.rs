@@ -229,7 +229,14 @@ pub fn typescript() -> String {
          export type Ack<T> = ({ status: true } & T) | Refused;\n\n",
     );
     // Events written to the user's event log carry their offset as a last argument.
-    let logged = [MESSAGE_NEW, THREAD_READ, MESSAGE_DELETED, THREAD_DELETED, UNREAD, PRESENCE];
+    let logged = [
+        MESSAGE_NEW,
+        THREAD_READ,
+        MESSAGE_DELETED,
+        THREAD_DELETED,
+        UNREAD,
+        PRESENCE,
+    ];
     let server: [(&str, String); 8] = [
         (MESSAGE_NEW, NewMessage::name()),
         (THREAD_READ, ThreadRead::name()),
@@ -249,7 +256,9 @@ pub fn typescript() -> String {
         } else {
             ""
         };
-        out.push_str(&format!("  '{name}': (payload: {payload}{offset}) => void;\n"));
+        out.push_str(&format!(
+            "  '{name}': (payload: {payload}{offset}) => void;\n"
+        ));
     }
     out.push_str("}\n\n");
     let client: [(&str, String, String); 8] = [

@@ -50,7 +50,9 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let offset = replayed.seq.to_string();
-            if s.emit(replayed.event.as_str(), &(&payload, offset)).is_err() {
+            if s.emit(replayed.event.as_str(), &(&payload, offset))
+                .is_err()
+            {
                 return;
             }
         }
@@ -105,7 +107,10 @@ mod tests {
             offset_of(&packet(r#"2/messages,["message:new",{"a":"1"},"42"]"#)),
             Some(42)
         );
-        assert_eq!(offset_of(&packet(r#"2["unread",{"messages":1},"7"]"#)), Some(7));
+        assert_eq!(
+            offset_of(&packet(r#"2["unread",{"messages":1},"7"]"#)),
+            Some(7)
+        );
         for none in [
             r#"2/messages,["message:new",{"a":"1"}]"#,
             r#"2["x","y"]"#.replace("y", "12a").as_str(),

@@ -34,7 +34,9 @@ impl Recovery {
         let mut hash = Sha256::new();
         hash.update(b"missive connection state recovery pid\0");
         hash.update(secret.as_bytes());
-        Recovery { key: hash.finalize().into() }
+        Recovery {
+            key: hash.finalize().into(),
+        }
     }
 
     fn mac(&self, who: &Identity, head: &str, nonce: &str) -> String {
@@ -174,7 +176,10 @@ impl App {
         let entries = event_log::entries_after(&self.db.conn, who.id(), after, limit).await?;
         // Rendering may skip an entry (its message gone): the page ends at the last one read.
         let last = entries.last().map_or(after, |e| e.seq);
-        Ok((event_log::render(&self.db.conn, who.id(), entries).await?, last))
+        Ok((
+            event_log::render(&self.db.conn, who.id(), entries).await?,
+            last,
+        ))
     }
 
     /// `sync`: the events of `who` after `since` (a position, as a string or a number; none:
@@ -238,9 +243,10 @@ impl App {
 /// number. Anything else is not a position.
 pub fn parse_offset(value: &serde_json::Value) -> Option<i64> {
     match value {
-        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 19 => {
-            s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())?
-        }
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 19 => s
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?,
         serde_json::Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
         _ => None,
     }

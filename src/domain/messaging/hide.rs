@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::list::unread_counts;
 use super::queries::{
-    below_mark_of, find_message, log_with_unread, membership, visible_membership,
-    visible_messages, visible_threads,
+    below_mark_of, find_message, log_with_unread, membership, visible_membership, visible_messages,
+    visible_threads,
 };
 use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;

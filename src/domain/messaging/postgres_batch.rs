@@ -108,8 +108,7 @@ UNION ALL \
 SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, head, NULL \
 FROM heads";
 
-static LOGGED: LazyLock<String> =
-    LazyLock::new(|| format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}"));
+static LOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}"));
 static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE} {SELECT}"));
 
 /// One reply as the statement reads it.

@@ -14,8 +14,8 @@ use super::queries::find_by_client_id;
 use super::validate::{Target, validate_send};
 use super::{Recipient, SendMessage, SendOutcome, postgres_batch, sqlite_batch};
 use crate::db::Database;
-use crate::domain::views::{Rendered, ThreadContext, UnreadCounts, UserRef};
 use crate::domain::event_log::{self, Entry};
+use crate::domain::views::{Rendered, ThreadContext, UnreadCounts, UserRef};
 use crate::domain::{DomainError, DomainResult, accounts};
 use crate::ids;
 
