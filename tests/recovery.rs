@@ -72,6 +72,17 @@ fn last_offset(events: &[Heard]) -> String {
         .expect("an event with an offset")
 }
 
+/// alice and bob, and the thread bob started with her.
+async fn conversation(server: &TestServer) -> (User, User, String) {
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (alice, bob, thread)
+}
+
 /// Sends `n` replies from `from` in `thread`; returns their urls.
 async fn replies(from: &User, thread: &str, n: usize, label: &str) -> Vec<String> {
     let mut urls = Vec::with_capacity(n);
@@ -89,10 +100,7 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
     let Some(server) = TestServer::start_with(backend, |c| c.send_rate = 0).await else {
         return;
     };
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let first = bob.send_new("alice", "trip", "hello").await;
-    let thread = first["thread_id"].as_str().unwrap().to_owned();
+    let (alice, bob, thread) = conversation(&server).await;
 
     let tab = alice.native_tab().await;
     let pid = tab.pid.clone().expect("the CONNECT answer carries a pid");
@@ -173,12 +181,7 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pid_of_someone_else_or_a_bad_offset_does_not_recover() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (alice, bob, thread) = conversation(&server).await;
     let tab = alice.native_tab().await;
     let pid = tab.pid.clone().unwrap();
     let bobs_pid = bob.native_tab().await.pid.clone().unwrap();
@@ -236,12 +239,7 @@ async fn a_pid_of_someone_else_or_a_bad_offset_does_not_recover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (alice, bob, thread) = conversation(&server).await;
     let tab = alice.native_tab().await;
     let pid = tab.pid.clone().unwrap();
     tab.close();
@@ -269,12 +267,7 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     })
     .await
     .unwrap();
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (alice, bob, thread) = conversation(&server).await;
 
     // Within the bound (4 events): recovered.
     let tab = alice.native_tab().await;
@@ -336,12 +329,7 @@ async fn sync_pages_the_missed_events() {
     let server = TestServer::start_with(Backend::Sqlite, |c| c.send_rate = 0)
         .await
         .unwrap();
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (alice, bob, thread) = conversation(&server).await;
     let tab = alice.native_tab().await;
     let start = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
     assert_eq!(start["complete"], true, "{start}");
@@ -359,7 +347,7 @@ async fn sync_pages_the_missed_events() {
         let got = page["events"].as_array().unwrap().clone();
         since = got
             .last()
-            .map_or(since, |e| e["offset"].as_str().unwrap().to_owned());
+            .map_or(since, |e| e[2].as_str().unwrap().to_owned());
         events.extend(got);
         if page["more"] == false {
             assert_eq!(page["head"], json!(since));
@@ -369,8 +357,8 @@ async fn sync_pages_the_missed_events() {
     assert_eq!(events.len(), 520);
     let new: Vec<&str> = events
         .iter()
-        .filter(|e| e["event"] == "message:new")
-        .filter_map(|e| e["data"]["message"]["url"].as_str())
+        .filter(|e| e[0] == "message:new")
+        .filter_map(|e| e[1]["message"]["url"].as_str())
         .collect();
     assert_eq!(new, urls);
     for bad in [json!({"since": "x"}), json!({"since": "99999999"})] {

@@ -88,8 +88,9 @@ pub enum Resume {
 #[derive(Debug, Serialize, utoipa::ToSchema, ts_rs::TS)]
 #[ts(rename = "SyncPage")]
 pub struct SyncPage {
-    /// The missed events, oldest first (empty when `complete` is false).
-    #[ts(type = "Array<{ offset: string, event: string, data: unknown }>")]
+    /// The missed events, oldest first, each `[event, payload, offset]` as it was sent (empty
+    /// when `complete` is false).
+    #[ts(type = "Array<[string, unknown, string]>")]
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<SyncEvent>,
     /// Whether every event after `since` could be sent: false when some were pruned (older
@@ -102,12 +103,18 @@ pub struct SyncPage {
     pub head: String,
 }
 
-/// One event of a `sync` page.
-#[derive(Debug, Serialize)]
+/// One event of a `sync` page: `[event, payload, offset]`, the arguments it was sent with.
+#[derive(Debug)]
 pub struct SyncEvent {
     pub offset: String,
     pub event: String,
     pub data: Box<serde_json::value::RawValue>,
+}
+
+impl Serialize for SyncEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.event, &self.data, &self.offset).serialize(serializer)
+    }
 }
 
 impl App {

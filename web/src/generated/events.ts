@@ -57,9 +57,10 @@ export type SyncRequest = { since?: string, };
 
 export type SyncPage = { 
 /**
- * The missed events, oldest first (empty when `complete` is false).
+ * The missed events, oldest first, each `[event, payload, offset]` as it was sent (empty
+ * when `complete` is false).
  */
-events: Array<{ offset: string, event: string, data: unknown }>, 
+events: Array<[string, unknown, string]>, 
 /**
  * Whether every event after `since` could be sent: false when some were pruned (older
  * than the recovery window), when `since` is not a position of the log, or with the log
