@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::{App, Identity, ServiceResult};
 use crate::domain::event_log;
-pub use crate::domain::event_log::{Replayed, ReplayedPayload};
+use crate::domain::messaging::replay;
+pub use crate::domain::messaging::replay::{Replayed, ReplayedPayload};
 
 /// Events of one `sync` page at most.
 pub const SYNC_PAGE: u64 = 500;
@@ -184,7 +185,7 @@ impl App {
         // Rendering may skip an entry (its message gone): the page ends at the last one read.
         let last = entries.last().map_or(after, |e| e.seq);
         Ok((
-            event_log::render(&self.db.conn, who.id(), entries).await?,
+            replay::render(&self.db.conn, who.id(), entries).await?,
             last,
         ))
     }

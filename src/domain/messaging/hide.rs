@@ -8,8 +8,7 @@ use sea_orm::{
 
 use super::list::unread_counts;
 use super::queries::{
-    below_mark_of, find_message, log_with_unread, membership, visible_membership, visible_messages,
-    visible_threads,
+    below_mark_of, find_message, membership, visible_membership, visible_messages, visible_threads,
 };
 use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;
@@ -80,7 +79,7 @@ pub async fn delete_message(
         thread_id: thread.public_id,
         total_messages,
     };
-    let (offset, unread_offset) = log_with_unread(
+    let (offset, unread_offset) = event_log::append_with_unread(
         db,
         &*txn,
         user.id,
@@ -118,7 +117,7 @@ pub async fn delete_thread(
         thread_id: thread.public_id,
         total_threads,
     };
-    let (offset, unread_offset) = log_with_unread(
+    let (offset, unread_offset) = event_log::append_with_unread(
         db,
         &*txn,
         user.id,

@@ -4,7 +4,8 @@
 //! what they do: `validate` (what a send may carry), `directory` (the cache of what never
 //! changes about a thread), `send` (a new thread, and the replies' batches), `group_commit`
 //! (the writer task that stores replies many to a transaction), `sqlite_batch` and
-//! `postgres_batch` (one batch on each backend), `read`, `hide` (per-user deletion), `list`
+//! `postgres_batch` (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
+//! (the event log's entries rendered to be sent again), `list`
 //! (inbox, history, unread totals) and `queries` (lookups and subqueries shared by all of
 //! them, and by `seed`).
 
@@ -15,6 +16,7 @@ mod list;
 mod postgres_batch;
 pub(crate) mod queries;
 mod read;
+pub mod replay;
 mod send;
 mod sqlite_batch;
 mod validate;

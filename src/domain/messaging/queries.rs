@@ -8,9 +8,7 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::db::Database;
-use crate::domain::event_log::{self, Entry};
-use crate::domain::views::{MessageView, ThreadContext, UnreadCounts, UserRef};
+use crate::domain::views::{MessageView, ThreadContext, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
 /// Checks that `user_id` takes part in `thread_id` (public) and can see it; for `thread:join`.
@@ -167,7 +165,7 @@ pub(super) async fn thread_context(
 }
 
 /// Threads with their participants, in three queries whatever their number.
-pub(crate) async fn thread_contexts(
+pub(super) async fn thread_contexts(
     db: &impl ConnectionTrait,
     thread_ids: &[i64],
 ) -> DomainResult<HashMap<i64, ThreadContext>> {
@@ -208,7 +206,7 @@ pub(crate) async fn thread_contexts(
 
 /// Views of `messages` (each with its thread), read as their recipient left them: a message
 /// below the recipient's read mark is read, unless an import listed it in `unread_below_mark`.
-pub(crate) async fn message_views<'a>(
+pub(super) async fn message_views<'a>(
     db: &impl ConnectionTrait,
     messages: impl IntoIterator<Item = (&'a ThreadContext, &'a message::Model)>,
 ) -> DomainResult<Vec<MessageView>> {
@@ -299,24 +297,4 @@ pub(crate) fn received_after(after: participant::Column) -> Expr {
         ))))
         .to_owned();
     Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(received)))
-}
-
-/// Writes `event` to `user_id`'s event log in `txn`, then the user's `unread` totals when they
-/// changed; returns the position of each (none with the log off).
-pub(super) async fn log_with_unread(
-    db: &Database,
-    txn: &impl ConnectionTrait,
-    user_id: i64,
-    (name, event): (&'static str, &impl serde::Serialize),
-    unread: Option<&UnreadCounts>,
-) -> DomainResult<(Option<i64>, Option<i64>)> {
-    if !db.log_events {
-        return Ok((None, None));
-    }
-    let mut entries = vec![Entry::json(user_id, name, event)];
-    if let Some(unread) = unread {
-        entries.push(Entry::json(user_id, event_log::UNREAD, unread));
-    }
-    let seqs = event_log::append(txn, &entries, crate::ids::now_micros()).await?;
-    Ok((seqs.first().copied(), seqs.get(1).copied()))
 }

@@ -6,9 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::ReadOutcome;
 use super::list::unread_counts;
-use super::queries::{
-    below_mark_of, find_message, log_with_unread, visible_membership, visible_messages,
-};
+use super::queries::{below_mark_of, find_message, visible_membership, visible_messages};
 use crate::db::Database;
 use crate::domain::event_log;
 use crate::domain::views::{ThreadReadEvent, UserRef};
@@ -76,7 +74,7 @@ pub async fn read(
         thread_id: thread.public_id,
         unread,
     };
-    let (offset, unread_offset) = log_with_unread(
+    let (offset, unread_offset) = event_log::append_with_unread(
         db,
         &*txn,
         reader.id,
