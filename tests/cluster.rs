@@ -534,3 +534,115 @@ async fn a_tab_recovers_on_another_node() {
     assert_eq!(names(&live), ["message:new", "unread"]);
     common::drop_postgres_schema(&schema).await;
 }
+
+/// A stock socket.io-client 4.x page (no recovery code of its own) recovers across a restart
+/// and a node change: its node is killed (SIGKILL), the gap's messages are written through
+/// another node, and a new node process takes the dead one's address; the page reconnects to
+/// it by itself, `socket.recovered` is true, and it hears the gap in order, then live events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_io_4_page_recovers_across_a_node_restart() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    if !redis_available().await {
+        return;
+    }
+    let compat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    if !compat.join("node_modules/socket.io-client-4").exists() {
+        common::service_missing("tests/compat/node_modules (npm ci)", "not installed");
+        return;
+    }
+    let Some((schema, prefix)) = migrated_schema().await else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at_port = || {
+        let mut cmd = command(&schema, &prefix);
+        cmd.env("MISSIVE_REDIS_URL", REDIS_URL)
+            .env("MISSIVE_REDIS_PREFIX", &prefix)
+            .env("MISSIVE_SEND_RATE", "0")
+            .args(["--bind", &format!("127.0.0.1:{port}")]);
+        common::spawn_missive(cmd)
+    };
+    let (first, url) = at_port().await;
+    let mut first = Node { child: first, url };
+    let other = Node::start(&schema, &prefix).await;
+    let alice = user(&first, "alice").await;
+    let bob = user(&other, "bob").await;
+    let thread = bob.send_new("alice", "s", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut page = Command::new("node")
+        .arg(compat.join("recover.mjs"))
+        .args([&first.url, &format!("missive_session={}", alice.token)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdin = page.stdin.take().unwrap();
+    let mut lines = BufReader::new(page.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the page reports within 30 s")
+            .unwrap()
+            .expect("the page is running");
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next().await, json!({"connected": true, "recovered": false}));
+    bob.reply(&thread, "live").await;
+    for name in ["message:new", "unread"] {
+        assert_eq!(next().await["event"], name);
+    }
+
+    // The page's node dies; it keeps trying to reconnect (to the same address) meanwhile.
+    first.kill_9();
+    let _ = first.child.wait().await;
+    assert!(next().await["disconnected"].is_string());
+    let mut urls = Vec::new();
+    for i in 0..20 {
+        urls.push(bob.reply(&thread, &format!("missed {i}")).await["url"].clone());
+    }
+    let (_second, _) = at_port().await;
+
+    let mut fact = next().await;
+    while fact.get("connect_error").is_some() {
+        fact = next().await;
+    }
+    assert_eq!(
+        fact,
+        json!({"connected": true, "recovered": true}),
+        "socket.recovered"
+    );
+    let mut new = Vec::new();
+    let mut offsets = Vec::new();
+    while new.len() < 20 {
+        let f = next().await;
+        let args = f["args"].as_array().unwrap();
+        offsets.push(
+            args.last()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
+        if f["event"] == "message:new" {
+            new.push(args[0]["message"]["url"].clone());
+        }
+    }
+    assert_eq!(new, urls);
+    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
+    assert_eq!(next().await["event"], "unread");
+    let after = bob.reply(&thread, "after").await;
+    let live = next().await;
+    assert_eq!(live["args"][0]["message"]["url"], after["url"]);
+    stdin.write_all(b"quit\n").await.unwrap();
+    let _ = page.wait().await;
+    common::drop_postgres_schema(&schema).await;
+}
