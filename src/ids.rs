@@ -56,6 +56,12 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// `d` in microseconds, saturated well below `i64::MAX`, so that a time plus or minus it
+/// cannot overflow.
+pub fn duration_micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-23T06:00:00.123Z`.
 pub fn rfc3339(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)

@@ -13,7 +13,7 @@
 //! at replay time; the other events keep their JSON (`messaging::replay` renders them). This
 //! module only stores: it knows nothing of messages.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::views::UnreadCounts;
 use super::{DomainError, DomainResult};
@@ -62,14 +62,11 @@ pub async fn append(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let mut counts: Vec<(i64, i64)> = Vec::new();
+    // Entries per user, in user id order (the order their rows are locked in).
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
     for e in entries {
-        match counts.iter_mut().find(|(u, _)| *u == e.user_id) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((e.user_id, 1)),
-        }
+        *counts.entry(e.user_id).or_default() += 1;
     }
-    counts.sort_unstable();
     // The next position of each user: its last before this write, plus one.
     let mut next: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
     for (user_id, n) in counts {
@@ -150,16 +147,17 @@ pub async fn append_to_each(
     Ok(seqs.into_iter().map(Some).collect())
 }
 
-/// Whether the events of `user_id` after position `after` can all be sent again: none of them
-/// pruned or older than `window`, no more than `max` of them, and `after` not beyond the log.
+/// Whether the events of `user_id` after position `after`, up to its log's `head`, can all be
+/// sent again: none of them pruned or written before `window_start`, no more than `max` of
+/// them, and `after` not beyond the log.
 pub async fn recoverable(
     db: &impl ConnectionTrait,
     user_id: i64,
     after: i64,
+    head: i64,
     window_start: i64,
     max: u64,
 ) -> DomainResult<bool> {
-    let head = head(db, user_id).await?;
     if after < 0 || after > head {
         return Ok(false);
     }

@@ -22,7 +22,7 @@ pub async fn create(
         user_id: Set(user_id),
         created_at: Set(now),
         last_seen_at: Set(now),
-        expires_at: Set(now + micros(idle)),
+        expires_at: Set(now + ids::duration_micros(idle)),
     }
     .insert(db)
     .await?)
@@ -51,7 +51,7 @@ pub async fn resolve(
 /// deadline, but at most once per `idle / 20` (capped at a minute), so a busy client does not
 /// write on every request.
 pub fn is_stale(session: &session::Model, idle: Duration) -> bool {
-    let throttle = micros(idle / 20).min(60_000_000);
+    let throttle = ids::duration_micros(idle / 20).min(60_000_000);
     ids::now_micros() - session.last_seen_at >= throttle
 }
 
@@ -86,7 +86,10 @@ pub async fn touch(
     for chunk in ids.chunks(500) {
         session::Entity::update_many()
             .col_expr(session::Column::LastSeenAt, now.into())
-            .col_expr(session::Column::ExpiresAt, (now + micros(idle)).into())
+            .col_expr(
+                session::Column::ExpiresAt,
+                (now + ids::duration_micros(idle)).into(),
+            )
             .filter(session::Column::Id.is_in(chunk.to_vec()))
             .filter(session::Column::ExpiresAt.gt(now))
             .exec(db)
@@ -162,8 +165,4 @@ pub async fn signing_secret(db: &impl ConnectionTrait) -> DomainResult<String> {
     let row = setting::Entity::find_by_id(KEY.to_owned()).one(db).await?;
     row.map(|r| r.value)
         .ok_or_else(|| super::DomainError::Internal("session secret missing after insert".into()))
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
+use socketioxide::operators::BroadcastOperators;
 
 use super::MESSAGING_NAMESPACES;
 use super::connect::SocketUser;
@@ -75,23 +76,15 @@ impl<A: Adapter> Rooms for SocketIo<A> {
             let mut failures = 0;
             for ns in namespaces {
                 let Some(op) = self.of(ns) else { continue };
-                // A logged event carries its position as a last argument, as socket.io's
-                // connection state recovery has it (a tuple is spread into arguments).
-                let sent = match offset {
-                    Some(offset) => op.to(rooms.clone()).emit(event, &(payload, offset)).await,
-                    None => op.to(rooms.clone()).emit(event, payload).await,
-                };
-                if let Err(e) = sent {
+                if let Err(e) = emit_with_offset(op.to(rooms.clone()), event, payload, offset).await
+                {
                     // The adapter publishes to the other nodes first and emits here only if
                     // that worked: with Redis away, this node's own sockets still hear it.
                     tracing::warn!(error = %e, event, "emit failed; emitting on this node");
                     failures += 1;
                     if let Some(op) = self.of(ns) {
                         let local = op.local().to(rooms.clone());
-                        let _ = match offset {
-                            Some(offset) => local.emit(event, &(payload, offset)).await,
-                            None => local.emit(event, payload).await,
-                        };
+                        let _ = emit_with_offset(local, event, payload, offset).await;
                     }
                 }
             }
@@ -159,6 +152,21 @@ impl<A: Adapter> Rooms for SocketIo<A> {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(SocketIo::close(self))
+    }
+}
+
+/// Emits `payload` to the rooms of `to`; a logged event carries its position as a last
+/// argument, as socket.io's connection state recovery has it (a tuple is spread into
+/// arguments).
+async fn emit_with_offset<A: Adapter>(
+    to: BroadcastOperators<A>,
+    event: &str,
+    payload: &RawValue,
+    offset: Option<&str>,
+) -> Result<(), socketioxide::BroadcastError> {
+    match offset {
+        Some(offset) => to.emit(event, &(payload, offset)).await,
+        None => to.emit(event, payload).await,
     }
 }
 

@@ -9,8 +9,6 @@
 //! else the client is told it did not recover. Nothing about a pid is stored: any node can
 //! check it.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -70,7 +68,7 @@ impl Recovery {
         if !same {
             return None;
         }
-        parse_offset(&serde_json::Value::String(head.to_owned()))
+        parse_position(head)
     }
 }
 
@@ -147,7 +145,13 @@ impl App {
         let Some(after) = after else {
             return fresh();
         };
-        match self.recoverable(who, after).await {
+        // `who` was read by this handshake: its log's head is current, and the client cannot
+        // have heard a later position.
+        let head = who.log_seq;
+        match self
+            .recoverable(who, after, head, self.config.recovery_max)
+            .await
+        {
             Ok(true) => Resume::Recovered {
                 pid: pid.to_owned(),
                 after,
@@ -160,17 +164,29 @@ impl App {
         }
     }
 
-    async fn recoverable(&self, who: &Identity, after: i64) -> ServiceResult<bool> {
-        let window = self.config.recovery_window;
-        let start = crate::ids::now_micros() - micros(window);
+    /// Whether `who`'s events after `after`, up to `head`, can all be sent again: at most
+    /// `max` of them, none pruned or older than the window.
+    async fn recoverable(
+        &self,
+        who: &Identity,
+        after: i64,
+        head: i64,
+        max: u64,
+    ) -> ServiceResult<bool> {
         Ok(event_log::recoverable(
             &self.db.conn,
             who.id(),
             after,
-            start,
-            self.config.recovery_max,
+            head,
+            self.window_start(),
+            max,
         )
         .await?)
+    }
+
+    /// The oldest time an event may have to be sent again (the recovery window's start).
+    fn window_start(&self) -> i64 {
+        crate::ids::now_micros() - crate::ids::duration_micros(self.config.recovery_window)
     }
 
     /// Up to `limit` events of `who` after position `after`, rendered to be sent again, and
@@ -217,9 +233,7 @@ impl App {
         };
         // `recovery_max` bounds a replay to one socket; `sync` pages, so only the window and
         // the log's bounds apply.
-        let start = crate::ids::now_micros() - micros(self.config.recovery_window);
-        let complete = self.db.log_events
-            && event_log::recoverable(&self.db.conn, who.id(), after, start, u64::MAX).await?;
+        let complete = self.db.log_events && self.recoverable(who, after, head, u64::MAX).await?;
         if !complete {
             return Ok(page(Vec::new(), false, false));
         }
@@ -239,7 +253,7 @@ impl App {
 
     /// Deletes the log entries older than the recovery window (a background task calls this).
     pub async fn prune_event_log(&self) -> ServiceResult<u64> {
-        let before = crate::ids::now_micros() - micros(self.config.recovery_window);
+        let before = self.window_start();
         Ok(self
             .db
             .write(async |txn| event_log::prune(txn, before).await)
@@ -251,17 +265,16 @@ impl App {
 /// number. Anything else is not a position.
 pub fn parse_offset(value: &serde_json::Value) -> Option<i64> {
     match value {
-        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 19 => s
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse().ok())?,
+        serde_json::Value::String(s) => parse_position(s),
         serde_json::Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
         _ => None,
     }
 }
 
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+/// A position written as decimal digits (no sign, at most 19 of them).
+fn parse_position(text: &str) -> Option<i64> {
+    let digits = !text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok())?
 }
 
 #[cfg(test)]
