@@ -2,6 +2,7 @@
 //! implementation of the service's notifier.
 
 pub mod admin;
+pub mod bus;
 pub mod connect;
 pub mod events;
 pub mod notify;
@@ -56,12 +57,13 @@ pub fn local_builder(config: &Config) -> SocketIoBuilder<LocalAdapter> {
     tuned(SocketIo::builder(), config)
 }
 
-/// Several nodes: rooms and emits span every node through Redis pub/sub.
+/// Several nodes: rooms span every node through Redis pub/sub. The driver is returned for the
+/// event bus (`bus.rs`), which carries the emits.
 pub async fn redis_builder(
     config: &Config,
     url: &str,
     prefix: &str,
-) -> anyhow::Result<SocketIoBuilder<RedisAdapter>> {
+) -> anyhow::Result<(SocketIoBuilder<RedisAdapter>, HealingDriver)> {
     let url = if url.contains("protocol=") {
         url.to_owned()
     } else if url.contains('?') {
@@ -73,8 +75,12 @@ pub async fn redis_builder(
     let adapter = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_request_timeout(Duration::from_secs(2));
-    let ctr = RedisAdapterCtr::new_with_driver(HealingDriver::new(client).await?, adapter);
-    Ok(tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter>(ctr))
+    let driver = HealingDriver::new(client).await?;
+    let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter);
+    Ok((
+        tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter>(ctr),
+        driver,
+    ))
 }
 
 /// Registers every namespace on `io`.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
@@ -14,6 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 
 use super::MESSAGING_NAMESPACES;
+use super::bus::{Bus, Packet};
 use super::connect::SocketUser;
 use super::protocol::{
     self, LegacyDeletion, LegacyNewMessage, LegacyNotify, MESSAGE_DELETED, MESSAGE_NEW, NewMessage,
@@ -54,7 +55,7 @@ trait Rooms: Send + Sync {
         event: &'a str,
         payload: &'a RawValue,
         offset: Option<&'a str>,
-    ) -> BoxFuture<'a, u64>;
+    ) -> BoxFuture<'a, ()>;
     fn disconnect(&self, room: String) -> BoxFuture<'_, u64>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
     fn has_local_admins(&self) -> bool;
@@ -71,24 +72,17 @@ impl<A: Adapter> Rooms for SocketIo<A> {
         event: &'a str,
         payload: &'a RawValue,
         offset: Option<&'a str>,
-    ) -> BoxFuture<'a, u64> {
+    ) -> BoxFuture<'a, ()> {
+        // This node's sockets only: the other nodes hear it through the bus (bus.rs).
         Box::pin(async move {
-            let mut failures = 0;
             for ns in namespaces {
                 let Some(op) = self.of(ns) else { continue };
-                if let Err(e) = emit_with_offset(op.to(rooms.clone()), event, payload, offset).await
-                {
-                    // The adapter publishes to the other nodes first and emits here only if
-                    // that worked: with Redis away, this node's own sockets still hear it.
-                    tracing::warn!(error = %e, event, "emit failed; emitting on this node");
-                    failures += 1;
-                    if let Some(op) = self.of(ns) {
-                        let local = op.local().to(rooms.clone());
-                        let _ = emit_with_offset(local, event, payload, offset).await;
-                    }
+                let to = op.local().to(rooms.clone());
+                if let Err(e) = emit_with_offset(to, event, payload, offset).await {
+                    // A socket whose queue is full is being closed (engineioxide's bound).
+                    tracing::debug!(error = %e, event, "emit failed");
                 }
             }
-            failures
         })
     }
 
@@ -176,22 +170,26 @@ pub struct SocketIoNotifier {
     rooms: OnceLock<Arc<dyn Rooms>>,
     /// Rooms span several nodes: every namespace may have listeners somewhere.
     clustered: AtomicBool,
+    /// Carries this node's events to the other nodes (clustered only).
+    bus: OnceLock<Bus>,
     /// Sockets of this node on each of [`MESSAGING_NAMESPACES`].
     local_sockets: [AtomicUsize; MESSAGING_NAMESPACES.len()],
     /// Sockets of this node that hear the legacy events.
     local_legacy_sockets: AtomicUsize,
-    /// Emits and disconnects the adapter could not spread to the other nodes (Redis away).
+    /// Event bursts and disconnects that could not reach the other nodes (Redis away).
     adapter_failures: AtomicU64,
 }
 
 impl Notifier for SocketIoNotifier {
     /// Every `message:new`, then one `unread` per recipient with their totals after the commit
-    /// (the same totals would otherwise go out once per message). The messages are emitted
-    /// concurrently, so that a clustered adapter's publishes overlap; on one node each emit
-    /// completes at once, in order.
+    /// (the same totals would otherwise go out once per message), in commit order: an emit only
+    /// writes to this node's sockets and queues the event for the bus, so nothing waits here
+    /// for another node.
     fn messages_sent<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            join_all(outcomes.iter().map(|o| self.message_new(o))).await;
+            for outcome in outcomes {
+                self.message_new(outcome).await;
+            }
             let mut announced = HashSet::new();
             let unread = outcomes
                 .iter()
@@ -201,11 +199,11 @@ impl Notifier for SocketIoNotifier {
                 })
                 .flatten()
                 .filter_map(|p| Some((p, p.unread.as_ref()?)))
-                .filter(|(p, _)| announced.insert(p.user.id));
-            join_all(
-                unread.map(|(p, counts)| self.to_user(&p.user, UNREAD, counts, p.unread_offset)),
-            )
-            .await;
+                .filter(|(p, _)| announced.insert(p.user.id))
+                .collect::<Vec<_>>();
+            for (p, counts) in unread {
+                self.to_user(&p.user, UNREAD, counts, p.unread_offset).await;
+            }
         })
     }
 
@@ -275,6 +273,9 @@ impl Notifier for SocketIoNotifier {
 
     fn close_all(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            if let Some(bus) = self.bus.get() {
+                bus.close().await;
+            }
             if let Some(rooms) = self.rooms.get() {
                 rooms.close().await;
             }
@@ -283,10 +284,38 @@ impl Notifier for SocketIoNotifier {
 }
 
 impl SocketIoNotifier {
-    /// Connects the notifier to the Socket.IO server once it is built.
-    pub fn attach<A: Adapter>(&self, io: SocketIo<A>, clustered: bool) {
-        self.clustered.store(clustered, Ordering::Relaxed);
+    /// Connects the notifier to the Socket.IO server once it is built, and to the other nodes'
+    /// through `bus` when clustered.
+    pub fn attach<A: Adapter>(&self, io: SocketIo<A>, bus: Option<Bus>) {
+        self.clustered.store(bus.is_some(), Ordering::Relaxed);
+        if let Some(bus) = bus {
+            let _ = self.bus.set(bus);
+        }
         let _ = self.rooms.set(Arc::new(io));
+    }
+
+    /// Counts event bursts or disconnects that did not reach the other nodes.
+    pub fn adapter_failed(&self, n: u64) {
+        self.adapter_failures.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Emits another node's event to this node's sockets.
+    pub async fn emit_here(&self, packet: &Packet) {
+        if packet.legacy && self.local_legacy_sockets.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(io) = self.rooms.get() else { return };
+        let namespaces = self.namespaces();
+        if !namespaces.is_empty() {
+            io.emit(
+                namespaces,
+                packet.rooms.clone(),
+                &packet.event,
+                &packet.payload,
+                packet.offset.as_deref(),
+            )
+            .await;
+        }
     }
 
     fn counter(&self, ns: &str) -> Option<&AtomicUsize> {
@@ -323,50 +352,58 @@ impl SocketIoNotifier {
             || self.local_legacy_sockets.load(Ordering::Relaxed) > 0
     }
 
-    /// The namespaces worth emitting to: on a single node, only those with sockets (an emit
-    /// serialises its packet before it looks for listeners).
+    /// The namespaces of this node worth emitting to: those with sockets (an emit serialises
+    /// its packet before it looks for listeners).
     fn namespaces(&self) -> Vec<&'static str> {
-        let clustered = self.clustered.load(Ordering::Relaxed);
         MESSAGING_NAMESPACES
             .iter()
             .zip(&self.local_sockets)
-            .filter(|(_, n)| clustered || n.load(Ordering::Relaxed) > 0)
+            .filter(|(_, n)| n.load(Ordering::Relaxed) > 0)
             .map(|(ns, _)| *ns)
             .collect()
     }
 
-    async fn emit_to(&self, rooms: Vec<String>, event: &str, payload: &impl Serialize) {
-        self.emit_at(rooms, event, payload, None).await;
-    }
-
-    /// Emits `payload` to `rooms`, with its position in their user's event log if it has one.
+    /// Emits `payload` to `rooms` on every node, with its position in their user's event log
+    /// if it has one.
     async fn emit_at(
         &self,
         rooms: Vec<String>,
         event: &str,
         payload: &impl Serialize,
         offset: Option<i64>,
+        legacy: bool,
     ) {
         let Some(io) = self.rooms.get() else { return };
         let namespaces = self.namespaces();
-        if namespaces.is_empty() {
+        let bus = self.bus.get();
+        if namespaces.is_empty() && bus.is_none() {
             return;
         }
-        // Serialised once, then copied into each namespace's packet.
-        match serde_json::value::to_raw_value(payload) {
-            Ok(raw) => {
-                let offset = offset.map(|o| o.to_string());
-                let failures = io
-                    .emit(namespaces, rooms, event, &raw, offset.as_deref())
-                    .await;
-                self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
-            }
-            Err(e) => tracing::error!(error = %e, event, "payload did not serialise"),
+        // Serialised once, then copied into each namespace's packet and the bus's.
+        let raw = match serde_json::value::to_raw_value(payload) {
+            Ok(raw) => raw,
+            Err(e) => return tracing::error!(error = %e, event, "payload did not serialise"),
+        };
+        let offset = offset.map(|o| o.to_string());
+        if !namespaces.is_empty() {
+            io.emit(namespaces, rooms.clone(), event, &raw, offset.as_deref())
+                .await;
+        }
+        if let Some(bus) = bus {
+            bus.send(Packet {
+                rooms,
+                event: event.to_owned(),
+                payload: raw,
+                offset,
+                legacy,
+            })
+            .await;
         }
     }
 
-    async fn emit(&self, room: String, event: &str, payload: &impl Serialize) {
-        self.emit_to(vec![room], event, payload).await;
+    /// A legacy event (no offset) to `rooms`, on every node that has legacy sockets.
+    async fn emit_legacy(&self, rooms: Vec<String>, event: &str, payload: &impl Serialize) {
+        self.emit_at(rooms, event, payload, None, true).await;
     }
 
     /// An event to every socket of `user`, at `offset` in their event log.
@@ -377,14 +414,15 @@ impl SocketIoNotifier {
         payload: &impl Serialize,
         offset: Option<i64>,
     ) {
-        self.emit_at(vec![user_room(user.id)], event, payload, offset)
+        self.emit_at(vec![user_room(user.id)], event, payload, offset, false)
             .await;
     }
 
     /// A legacy event to the user's sockets that hear them.
     async fn to_legacy(&self, user: &UserRef, event: &str, payload: &impl Serialize) {
         if self.legacy_heard() {
-            self.emit(legacy_room(user.id), event, payload).await;
+            self.emit_legacy(vec![legacy_room(user.id)], event, payload)
+                .await;
         }
     }
 
@@ -411,7 +449,8 @@ impl SocketIoNotifier {
             self.to_user(&p.user, MESSAGE_NEW, &new, p.offset).await;
             if let Some(legacy) = &legacy {
                 let event = format!("{}_newmsg", p.user.websocket_id);
-                self.emit(legacy_room(p.user.id), &event, legacy).await;
+                self.emit_legacy(vec![legacy_room(p.user.id)], &event, legacy)
+                    .await;
             }
         }
         // Same payload for everyone: one packet for all the participants' rooms.
@@ -420,7 +459,7 @@ impl SocketIoNotifier {
                 .iter()
                 .map(|p| legacy_room(p.user.id))
                 .collect();
-            self.emit_to(everyone, &message.thread_id, legacy).await;
+            self.emit_legacy(everyone, &message.thread_id, legacy).await;
         }
     }
 
@@ -548,7 +587,7 @@ impl SocketIoNotifier {
     /// `presence` to each of `watchers`, at its position in each one's log.
     async fn emit_presence(&self, event: &Presence, watchers: &[(i64, Option<i64>)]) {
         for (id, offset) in watchers {
-            self.emit_at(vec![user_room(*id)], PRESENCE, event, *offset)
+            self.emit_at(vec![user_room(*id)], PRESENCE, event, *offset, false)
                 .await;
         }
     }

@@ -12,6 +12,7 @@ use socketioxide::adapter::Adapter;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::realtime::bus::Bus;
 use crate::realtime::notify::SocketIoNotifier;
 use crate::service::App;
 
@@ -41,20 +42,22 @@ impl Server {
                 app.presence
                     .join_cluster(&url, &app.config.redis_prefix)
                     .await?;
-                let (layer, io) =
-                    crate::realtime::redis_builder(&app.config, &url, &app.config.redis_prefix)
-                        .await?
-                        .with_state(app.clone())
-                        .with_state(notifier.clone())
-                        .build_layer();
-                assemble(&app, &notifier, layer, io)
+                let prefix = &app.config.redis_prefix;
+                let (builder, driver) =
+                    crate::realtime::redis_builder(&app.config, &url, prefix).await?;
+                let (layer, io) = builder
+                    .with_state(app.clone())
+                    .with_state(notifier.clone())
+                    .build_layer();
+                let bus = Bus::start(driver, prefix, Arc::downgrade(&notifier)).await?;
+                assemble(&app, &notifier, layer, io, Some(bus))
             }
             None => {
                 let (layer, io) = crate::realtime::local_builder(&app.config)
                     .with_state(app.clone())
                     .with_state(notifier.clone())
                     .build_layer();
-                assemble(&app, &notifier, layer, io)
+                assemble(&app, &notifier, layer, io, None)
             }
         };
         let tasks = tasks::CancelOnDrop(tasks::spawn(&app));
@@ -123,9 +126,10 @@ fn assemble<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
     notifier: &SocketIoNotifier,
     layer: socketioxide::layer::SocketIoLayer<A>,
     io: SocketIo<A>,
+    bus: Option<Bus>,
 ) -> axum::Router {
     crate::realtime::install(&io);
-    notifier.attach(io, app.config.redis_url.is_some());
+    notifier.attach(io, bus);
     crate::http::router(app.clone())
         .layer(layer)
         .layer(tower::util::MapRequestLayer::new(
