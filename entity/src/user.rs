@@ -21,6 +21,9 @@ pub struct Model {
     pub legacy_password_hash: Option<String>,
     /// The newest position of the user's event log (connection state recovery); 0 before any.
     pub log_seq: i64,
+    /// The `gid` of the user's newest event log entry, where a replay starts following the
+    /// chain back; 0 before any.
+    pub log_gid: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

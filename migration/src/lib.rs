@@ -8,6 +8,7 @@ mod m20261126_000003_client_id_first;
 mod m20261130_000004_legacy_password_hash;
 mod m20261130_000005_imported_unread;
 mod m20261130_000006_event_log;
+mod m20261201_000007_event_log_by_time;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_legacy_password_hash::Migration),
             Box::new(m20261130_000005_imported_unread::Migration),
             Box::new(m20261130_000006_event_log::Migration),
+            Box::new(m20261201_000007_event_log_by_time::Migration),
         ]
     }
 }

@@ -8,6 +8,11 @@
 //! heard position `n` has heard everything before it. Entries older than the recovery window
 //! are pruned; `log_seq` still says where the user's log stands.
 //!
+//! The table is kept in commit order (`gid`), so a commit appends its entries in a few pages
+//! however many users it touches. Each entry points to the same user's entry before it
+//! (`prev`), and `users.log_gid` to the newest: a replay follows that chain back from the
+//! newest to the position the client heard, one lookup by key per entry.
+//!
 //! A `message:new` entry names its message (`ref_id`) and is rendered when replayed, with the
 //! thread as the user sees it then; an `unread` entry without a payload is the user's totals
 //! at replay time; the other events keep their JSON (`messaging::replay` renders them). This
@@ -20,7 +25,10 @@ use super::{DomainError, DomainResult};
 use crate::db::Database;
 use entity::{event_log, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Statement,
+};
 
 pub const MESSAGE_NEW: &str = "message:new";
 pub const THREAD_READ: &str = "thread:read";
@@ -67,41 +75,53 @@ pub async fn append(
     for e in entries {
         *counts.entry(e.user_id).or_default() += 1;
     }
-    // The next position of each user: its last before this write, plus one.
-    let mut next: HashMap<i64, i64> = HashMap::with_capacity(counts.len());
-    for (user_id, n) in counts {
+    // Each user's next position and newest entry before this write.
+    let mut tails: HashMap<i64, (i64, i64)> = HashMap::with_capacity(counts.len());
+    for (&user_id, &n) in &counts {
         let statement = Query::update()
             .table(user::Entity)
             .value(user::Column::LogSeq, Expr::col(user::Column::LogSeq).add(n))
             .and_where(user::Column::Id.eq(user_id))
-            .returning_col(user::Column::LogSeq)
+            .returning(Query::returning().columns([user::Column::LogSeq, user::Column::LogGid]))
             .to_owned();
         let row = db
             .query_one(&statement)
             .await?
             .ok_or(DomainError::NotFound)?;
         let last: i64 = row.try_get_by_index(0)?;
-        next.insert(user_id, last - n + 1);
+        let gid: i64 = row.try_get_by_index(1)?;
+        tails.insert(user_id, (last - n + 1, gid));
     }
+    // One insert each: an entry's key is given out by the database, and the next entry of
+    // the same user points to it.
     let mut seqs = Vec::with_capacity(entries.len());
-    let rows: Vec<event_log::ActiveModel> = entries
-        .iter()
-        .map(|e| {
-            let slot = next.get_mut(&e.user_id).expect("counted above");
-            let seq = *slot;
-            *slot += 1;
-            seqs.push(seq);
-            event_log::ActiveModel {
-                user_id: sea_orm::Set(e.user_id),
-                seq: sea_orm::Set(seq),
-                event: sea_orm::Set(e.event.to_owned()),
-                ref_id: sea_orm::Set(e.ref_id),
-                payload: sea_orm::Set(e.payload.clone()),
-                created_at: sea_orm::Set(now),
-            }
-        })
-        .collect();
-    event_log::Entity::insert_many(rows).exec(db).await?;
+    for e in entries {
+        let (seq, prev) = tails.get_mut(&e.user_id).expect("counted above");
+        let row = event_log::ActiveModel {
+            gid: sea_orm::NotSet,
+            user_id: sea_orm::Set(e.user_id),
+            seq: sea_orm::Set(*seq),
+            prev: sea_orm::Set((*prev > 0).then_some(*prev)),
+            event: sea_orm::Set(e.event.to_owned()),
+            ref_id: sea_orm::Set(e.ref_id),
+            payload: sea_orm::Set(e.payload.clone()),
+            created_at: sea_orm::Set(now),
+        };
+        let gid = event_log::Entity::insert(row)
+            .exec(db)
+            .await?
+            .last_insert_id;
+        seqs.push(*seq);
+        *seq += 1;
+        *prev = gid;
+    }
+    for (user_id, (_, gid)) in tails {
+        user::Entity::update_many()
+            .col_expr(user::Column::LogGid, Expr::value(gid))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(db)
+            .await?;
+    }
     Ok(seqs)
 }
 
@@ -167,10 +187,13 @@ pub async fn recoverable(
     if (head - after) as u64 > max {
         return Ok(false);
     }
-    let first = event_log::Entity::find_by_id((user_id, after + 1))
-        .one(db)
-        .await?;
-    Ok(first.is_some_and(|e| e.created_at >= window_start))
+    // The chain's oldest entry after `after` must be the next one: a pruned entry ends it.
+    let oldest = chain(db, user_id, after, "MIN(e.seq), MIN(e.created_at)").await?;
+    let first: Option<(Option<i64>, Option<i64>)> = match oldest {
+        Some(row) => Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
+        None => None,
+    };
+    Ok(matches!(first, Some((Some(seq), Some(at))) if seq == after + 1 && at >= window_start))
 }
 
 /// The newest position of `user_id`'s log (0 before any event).
@@ -191,13 +214,60 @@ pub async fn entries_after(
     after: i64,
     limit: u64,
 ) -> DomainResult<Vec<event_log::Model>> {
-    Ok(event_log::Entity::find()
-        .filter(event_log::Column::UserId.eq(user_id))
-        .filter(event_log::Column::Seq.gt(after))
-        .order_by_asc(event_log::Column::Seq)
-        .limit(limit)
+    let select = "e.gid, e.user_id, e.seq, e.prev, e.event, e.ref_id, e.payload, e.created_at";
+    let statement = chain_statement(
+        db.get_database_backend(),
+        user_id,
+        after,
+        select,
+        "ORDER BY e.seq",
+        Some(limit),
+    );
+    Ok(event_log::Model::find_by_statement(statement)
         .all(db)
         .await?)
+}
+
+/// Reads `select` (one row, an aggregate) over the entries of `user_id` after `after` (as
+/// `e`), found by following the user's chain back from its newest entry.
+async fn chain(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    after: i64,
+    select: &str,
+) -> DomainResult<Option<sea_orm::QueryResult>> {
+    let statement = chain_statement(db.get_database_backend(), user_id, after, select, "", None);
+    Ok(db.query_one_raw(statement).await?)
+}
+
+/// The chain walk: from `users.log_gid`, each step reads the entry that `prev` names, down to
+/// the position after `after`.
+fn chain_statement(
+    backend: DbBackend,
+    user_id: i64,
+    after: i64,
+    select: &str,
+    order: &str,
+    limit: Option<u64>,
+) -> Statement {
+    let limit = limit.map(|n| format!("LIMIT {n}")).unwrap_or_default();
+    let sql = format!(
+        "WITH RECURSIVE chain (gid, seq, prev) AS ( \
+            SELECT l.gid, l.seq, l.prev FROM event_log l \
+            WHERE l.gid = (SELECT log_gid FROM users WHERE id = $1) AND l.user_id = $1 \
+                AND l.seq > $2 \
+            UNION ALL \
+            SELECT l.gid, l.seq, l.prev FROM chain c JOIN event_log l ON l.gid = c.prev \
+            WHERE l.user_id = $1 AND l.seq > $2 \
+        ) \
+        SELECT {select} FROM chain c JOIN event_log e ON e.gid = c.gid {order} {limit}"
+    );
+    let sql = match backend {
+        // SQLite reads `?NNN` as the NNNth parameter.
+        DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql,
+    };
+    Statement::from_sql_and_values(backend, sql, [user_id.into(), after.into()])
 }
 
 /// Deletes the entries written before `before` (microseconds); returns how many.

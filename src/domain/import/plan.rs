@@ -287,6 +287,7 @@ impl Accounts {
             created_at: i64::MAX,
             legacy_password_hash: legacy,
             log_seq: 0,
+            log_gid: 0,
         });
         self.next_id += 1;
         index

@@ -65,8 +65,11 @@ WITH input AS ( \
 
 /// The event log entries (when recovery is on): each stored message's `message:new` to each
 /// participant of its thread, then one `unread` to each recipient, at the users' next
-/// positions. The users' rows are locked in id order before `log_seq` moves, as the threads'
-/// are. A data-modifying CTE runs whether or not it is read: `logged` is not.
+/// positions. The users' rows are locked in id order, as the threads' are, and read as locked
+/// (the newest committed version); each entry takes its key from the log's sequence and points
+/// to its user's entry before it, and each user's newest position and entry move. `numbered`
+/// calls a volatile function and `chained` is read twice: both are computed once. A
+/// data-modifying CTE runs whether or not it is read: `logged` is not.
 const LOG: &str = "\
 , entries AS ( \
     SELECT mv.user_id, i.id AS ord, 'message:new'::text AS event, i.id AS ref_id \
@@ -74,17 +77,25 @@ const LOG: &str = "\
     UNION ALL \
     SELECT user_id, 9223372036854775807, 'unread', NULL FROM recipients \
 ), locked_users AS ( \
-    SELECT id FROM users WHERE id IN (SELECT user_id FROM entries) ORDER BY id FOR UPDATE \
+    SELECT id, log_seq, log_gid FROM users WHERE id IN (SELECT user_id FROM entries) \
+    ORDER BY id FOR UPDATE \
+), numbered AS ( \
+    SELECT e.user_id, e.event, e.ref_id, lu.log_gid AS before, \
+        lu.log_seq + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord) AS seq, \
+        nextval('event_log_gid_seq') AS gid \
+    FROM entries e JOIN locked_users lu ON lu.id = e.user_id \
+), chained AS ( \
+    SELECT n.*, \
+        COALESCE(LAG(gid) OVER (PARTITION BY user_id ORDER BY seq), NULLIF(before, 0)) AS prev, \
+        ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY seq DESC) AS from_end \
+    FROM numbered n \
 ), heads AS ( \
-    UPDATE users u SET log_seq = u.log_seq + c.n \
-    FROM (SELECT user_id, COUNT(*) AS n FROM entries GROUP BY user_id) c \
-    WHERE u.id = c.user_id AND u.id IN (SELECT id FROM locked_users) \
-    RETURNING u.id, u.log_seq AS head, u.log_seq - c.n AS base \
+    UPDATE users u SET log_seq = c.seq, log_gid = c.gid \
+    FROM chained c WHERE c.from_end = 1 AND u.id = c.user_id \
+    RETURNING u.id, u.log_seq AS head \
 ), logged AS ( \
-    INSERT INTO event_log (user_id, seq, event, ref_id, created_at) \
-    SELECT e.user_id, h.base + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord), \
-        e.event, e.ref_id, $2::int8 \
-    FROM entries e JOIN heads h ON h.id = e.user_id \
+    INSERT INTO event_log (gid, user_id, seq, prev, event, ref_id, created_at) \
+    SELECT gid, user_id, seq, prev, event, ref_id, $2::int8 FROM chained ORDER BY gid \
 )";
 
 /// The rows handed back: stored messages, participants, totals (and log entries).
