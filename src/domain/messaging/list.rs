@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use entity::{message, message_hide, participant};
+use entity::{message, participant};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::MAX_PAGE;
 use super::queries::{
-    find_message, message_views, newest_visible, thread_context, thread_contexts,
+    find_message, message_views, newest_visible, not_hidden_by, thread_context, thread_contexts,
     visible_membership, visible_messages, visible_threads,
 };
 use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
@@ -39,32 +39,37 @@ pub async fn list_threads(
 
     let thread_ids: Vec<i64> = rows.iter().map(|p| p.thread_id).collect();
     let contexts = thread_contexts(db, &thread_ids).await?;
+    // The newest message of each thread, unless the user deleted it (one query: a deleted
+    // newest message is missing here, and the newest they still see is looked up instead).
     let last_ids: Vec<i64> = rows.iter().map(|p| p.last_message_id).collect();
     let mut lasts: HashMap<i64, message::Model> = message::Entity::find()
-        .filter(message::Column::Id.is_in(last_ids.clone()))
+        .filter(message::Column::Id.is_in(last_ids))
+        .filter(not_hidden_by(user_id))
         .all(db)
         .await?
         .into_iter()
         .map(|m| (m.id, m))
         .collect();
-    let hidden: Vec<i64> = message_hide::Entity::find()
-        .select_only()
-        .column(message_hide::Column::MessageId)
-        .filter(message_hide::Column::UserId.eq(user_id))
-        .filter(message_hide::Column::MessageId.is_in(last_ids))
-        .into_tuple()
-        .all(db)
-        .await?;
+    // The cursor of the next page names the last row's newest message, deleted or not.
+    let next = match (more, rows.last()) {
+        (true, Some(row)) => match lasts.get(&row.last_message_id) {
+            Some(m) => Some(m.public_id.clone()),
+            None => message::Entity::find_by_id(row.last_message_id)
+                .one(db)
+                .await?
+                .map(|m| m.public_id),
+        },
+        _ => None,
+    };
 
     let mut shown = Vec::with_capacity(rows.len());
     for row in &rows {
         let Some(ctx) = contexts.get(&row.thread_id) else {
             continue;
         };
-        let last = if hidden.contains(&row.last_message_id) {
-            newest_visible(db, user_id, row).await?
-        } else {
-            lasts.remove(&row.last_message_id)
+        let last = match lasts.remove(&row.last_message_id) {
+            Some(m) => Some(m),
+            None => newest_visible(db, user_id, row).await?,
         };
         shown.push((ctx, last));
     }
@@ -83,13 +88,6 @@ pub async fn list_threads(
             ctx.thread_view_with(user_id, last)
         })
         .collect();
-    let next = match (more, rows.last()) {
-        (true, Some(row)) => message::Entity::find_by_id(row.last_message_id)
-            .one(db)
-            .await?
-            .map(|m| m.public_id),
-        _ => None,
-    };
     Ok((views, next))
 }
 

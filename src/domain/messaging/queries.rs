@@ -128,19 +128,22 @@ pub(super) fn visible_messages(
     message::Entity::find()
         .filter(message::Column::ThreadId.eq(thread_id))
         .filter(message::Column::Id.gt(me.hidden_before))
-        .filter(
-            Condition::all().add(Expr::not_exists(
-                Query::select()
-                    .expr(Expr::val(1))
-                    .from(message_hide::Entity)
-                    .and_where(message_hide::Column::UserId.eq(user_id))
-                    .and_where(
-                        Expr::col((message_hide::Entity, message_hide::Column::MessageId))
-                            .equals((message::Entity, message::Column::Id)),
-                    )
-                    .to_owned(),
-            )),
-        )
+        .filter(not_hidden_by(user_id))
+}
+
+/// Messages (of an outer `messages` query) that `user_id` has not deleted one by one.
+pub(super) fn not_hidden_by(user_id: i64) -> Condition {
+    Condition::all().add(Expr::not_exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(message_hide::Entity)
+            .and_where(message_hide::Column::UserId.eq(user_id))
+            .and_where(
+                Expr::col((message_hide::Entity, message_hide::Column::MessageId))
+                    .equals((message::Entity, message::Column::Id)),
+            )
+            .to_owned(),
+    ))
 }
 
 pub(super) async fn newest_visible(
