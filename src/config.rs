@@ -144,8 +144,8 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub recovery_window: Duration,
 
-    /// Most missed events replayed to a reconnecting socket; a longer gap is reported as not
-    /// recovered (the client reloads).
+    /// Most missed events replayed to a reconnecting socket, or paged by `sync`; a longer gap
+    /// is reported as not recovered (the client reloads).
     #[arg(long, env = "MISSIVE_RECOVERY_MAX", default_value_t = 10_000)]
     pub recovery_max: u64,
 }

@@ -253,7 +253,8 @@ async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
 }
 
 /// A gap longer than `MISSIVE_RECOVERY_MAX` events, or older than `MISSIVE_RECOVERY_WINDOW`,
-/// does not recover; entries past the window are pruned.
+/// does not recover (nor does `sync` page a gap past the bound); entries past the window are
+/// pruned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,6 +285,15 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     let tab = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
     assert_ne!(tab.pid.as_deref(), Some(pid.as_str()));
     assert_eq!(heard(&tab).await, []);
+    // `sync` keeps the same bound: a longer gap is a reload, not a walk through the whole log.
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": offset}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (&page["complete"], &page["events"]),
+        (&json!(false), &json!([]))
+    );
     let pid = tab.pid.clone().unwrap();
     tab.close();
 

@@ -231,9 +231,12 @@ impl App {
         let Some(after) = parse_offset(since) else {
             return Ok(page(Vec::new(), false, false));
         };
-        // `recovery_max` bounds a replay to one socket; `sync` pages, so only the window and
-        // the log's bounds apply.
-        let complete = self.db.log_events && self.recoverable(who, after, head, u64::MAX).await?;
+        // The bound of a replay applies here too: each page follows the user's chain back from
+        // the newest entry, so a gap past `recovery_max` would make every page walk it all.
+        let complete = self.db.log_events
+            && self
+                .recoverable(who, after, head, self.config.recovery_max)
+                .await?;
         if !complete {
             return Ok(page(Vec::new(), false, false));
         }
