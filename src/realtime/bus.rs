@@ -5,7 +5,7 @@
 //! two-person thread made about a dozen (`message:new` to two users on two namespaces, their
 //! legacy copies, `unread`), and every node received and decoded every one of them. Here the
 //! notifier emits to this node's sockets directly and hands each event to [`Bus::send`]; one task
-//! publishes whatever has queued meanwhile as one [`Burst`], and every other node emits its
+//! publishes whatever has queued meanwhile as one burst, and every other node emits its
 //! packets to its own sockets. Events keep their order: one queue, one publisher, and Redis
 //! delivers one connection's publishes in order.
 
@@ -41,11 +41,20 @@ pub struct Packet {
     pub legacy: bool,
 }
 
-/// What one publish carries: the events one node emitted, in order.
-#[derive(Serialize, Deserialize)]
-struct Burst {
-    node: String,
-    packets: Vec<Packet>,
+/// What one publish carries: the id of the node that emitted the events, a newline, and the
+/// events in order as a JSON array (a node skips its own bursts without decoding them).
+fn burst(node: &str, packets: &[Packet]) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(node.len() + 1 + packets.len() * 256);
+    bytes.extend_from_slice(node.as_bytes());
+    bytes.push(b'\n');
+    serde_json::to_writer(&mut bytes, packets)?;
+    Ok(bytes)
+}
+
+/// The events of a burst from another node than `node`.
+fn others(node: &str, bytes: &[u8]) -> Option<serde_json::Result<Vec<Packet>>> {
+    let split = bytes.iter().position(|b| *b == b'\n')?;
+    (&bytes[..split] != node.as_bytes()).then(|| serde_json::from_slice(&bytes[split + 1..]))
 }
 
 /// This node's end of the bus.
@@ -78,14 +87,14 @@ impl Bus {
                 let Some(notifier) = notifier.upgrade() else {
                     break;
                 };
-                match serde_json::from_slice::<Burst>(&bytes) {
-                    Ok(burst) if burst.node == node => {}
-                    Ok(burst) => {
-                        for packet in &burst.packets {
+                match others(&node, &bytes) {
+                    None => {}
+                    Some(Ok(packets)) => {
+                        for packet in &packets {
                             notifier.emit_here(packet).await;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "unreadable event burst from redis"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "unreadable event burst from redis"),
                 }
             }
         });
@@ -123,11 +132,7 @@ async fn publish(
                 Err(_) => break,
             }
         }
-        let burst = Burst {
-            node: node.clone(),
-            packets,
-        };
-        let bytes = match serde_json::to_vec(&burst) {
+        let bytes = match burst(&node, &packets) {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!(error = %e, "event burst did not serialise");
@@ -135,12 +140,48 @@ async fn publish(
             }
         };
         if let Err(e) = driver.publish(channel.clone(), bytes).await {
-            // This node's sockets heard them; the other nodes' tabs recover the gap from the
-            // event log when they reconnect.
-            tracing::warn!(error = %e, events = burst.packets.len(), "publishing events failed");
+            // This node's sockets heard them; the other nodes' tabs do not (Redis is away:
+            // publishes fail at once for half a second after one failed).
+            tracing::warn!(error = %e, events = packets.len(), "publishing events failed");
             if let Some(n) = notifier.upgrade() {
                 n.adapter_failed(1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Packet, burst, others};
+    use serde_json::value::to_raw_value;
+
+    #[test]
+    fn a_burst_reaches_the_other_nodes_and_not_its_own() {
+        let packets = vec![
+            Packet {
+                rooms: vec!["user:1".into(), "user:2".into()],
+                event: "message:new".into(),
+                payload: to_raw_value(&serde_json::json!({"body": "a\nb"})).unwrap(),
+                offset: Some("7".into()),
+                legacy: false,
+            },
+            Packet {
+                rooms: vec!["legacy:2".into()],
+                event: "thread-1".into(),
+                payload: to_raw_value(&serde_json::json!({"message_url": "u"})).unwrap(),
+                offset: None,
+                legacy: true,
+            },
+        ];
+        let bytes = burst("node-a", &packets).unwrap();
+        assert!(others("node-a", &bytes).is_none());
+        let heard = others("node-b", &bytes).unwrap().unwrap();
+        assert_eq!(heard.len(), 2);
+        assert_eq!(heard[0].rooms, packets[0].rooms);
+        assert_eq!(heard[0].payload.get(), r#"{"body":"a\nb"}"#);
+        assert_eq!(heard[0].offset.as_deref(), Some("7"));
+        assert!(!heard[0].legacy && heard[1].legacy);
+        assert_eq!(heard[1].event, "thread-1");
+        assert!(others("node-b", b"no newline").is_none());
     }
 }
