@@ -252,6 +252,18 @@ async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
     server.stop().await;
 }
 
+/// `sync` from `offset` answers that the gap cannot be sent (the client reloads).
+async fn sync_is_incomplete(tab: &Socket, offset: &str) {
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": offset}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (&page["complete"], &page["events"]),
+        (&json!(false), &json!([]))
+    );
+}
+
 /// A gap longer than `MISSIVE_RECOVERY_MAX` events, or older than `MISSIVE_RECOVERY_WINDOW`,
 /// does not recover (nor does `sync` page a gap past the bound); entries past the window are
 /// pruned.
@@ -286,14 +298,7 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     assert_ne!(tab.pid.as_deref(), Some(pid.as_str()));
     assert_eq!(heard(&tab).await, []);
     // `sync` keeps the same bound: a longer gap is a reload, not a walk through the whole log.
-    let page = tab
-        .emit_with_ack("sync", &json!({"since": offset}), WAIT)
-        .await
-        .unwrap();
-    assert_eq!(
-        (&page["complete"], &page["events"]),
-        (&json!(false), &json!([]))
-    );
+    sync_is_incomplete(&tab, &offset).await;
     let pid = tab.pid.clone().unwrap();
     tab.close();
 
@@ -303,14 +308,7 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     let tab = reconnect(&server.url, &alice, Some(&pid), Value::Null).await;
     assert_ne!(tab.pid.as_deref(), Some(pid.as_str()));
     assert_eq!(heard(&tab).await, []);
-    let page = tab
-        .emit_with_ack("sync", &json!({"since": offset}), WAIT)
-        .await
-        .unwrap();
-    assert_eq!(
-        (&page["complete"], &page["events"]),
-        (&json!(false), &json!([]))
-    );
+    sync_is_incomplete(&tab, &offset).await;
 
     // Pruned within a quarter of the window.
     let conn = sea_orm::Database::connect(&url).await.unwrap();

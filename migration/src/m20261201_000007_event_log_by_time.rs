@@ -46,15 +46,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("event_log_created_at")
-                    .table(EventLog::Table)
-                    .col(EventLog::CreatedAt)
-                    .to_owned(),
-            )
-            .await?;
+        manager.create_index(created_at_index()).await?;
         manager
             .alter_table(
                 Table::alter()
@@ -97,16 +89,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("event_log_created_at")
-                    .table(EventLog::Table)
-                    .col(EventLog::CreatedAt)
-                    .to_owned(),
-            )
-            .await
+        manager.create_index(created_at_index()).await
     }
+}
+
+/// The index that pruning reads, the same in both layouts.
+fn created_at_index() -> IndexCreateStatement {
+    Index::create()
+        .name("event_log_created_at")
+        .table(EventLog::Table)
+        .col(EventLog::CreatedAt)
+        .to_owned()
 }
 
 #[derive(DeriveIden)]

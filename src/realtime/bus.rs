@@ -17,7 +17,8 @@ use serde_json::value::RawValue;
 use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
 
-use super::notify::SocketIoNotifier;
+use futures_util::future::BoxFuture;
+
 use super::redis_driver::HealingDriver;
 
 /// Events waiting for the publisher: the announcer waits when this many are queued (Redis is
@@ -57,6 +58,14 @@ fn others(node: &str, bytes: &[u8]) -> Option<serde_json::Result<Vec<Packet>>> {
     (&bytes[..split] != node.as_bytes()).then(|| serde_json::from_slice(&bytes[split + 1..]))
 }
 
+/// What the bus hands other nodes' events to (the notifier).
+pub trait Listener: Send + Sync + 'static {
+    /// Emits another node's event to this node's sockets.
+    fn emit_here<'a>(&'a self, packet: &'a Packet) -> BoxFuture<'a, ()>;
+    /// A burst did not reach the other nodes.
+    fn publish_failed(&self);
+}
+
 /// This node's end of the bus.
 pub struct Bus {
     tx: mpsc::Sender<Packet>,
@@ -65,11 +74,12 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Starts the publisher, and the subscriber that hands other nodes' events to `notifier`.
+    /// Starts the publisher, and the subscriber that hands other nodes' events to `listener`
+    /// for as long as it lives.
     pub async fn start(
         driver: HealingDriver,
         prefix: &str,
-        notifier: Weak<SocketIoNotifier>,
+        listener: Weak<dyn Listener>,
     ) -> anyhow::Result<Bus> {
         let channel = format!("{prefix}#missive#events");
         let node = crate::ids::hex_id();
@@ -80,18 +90,18 @@ impl Bus {
             driver.clone(),
             channel.clone(),
             node.clone(),
-            notifier.clone(),
+            listener.clone(),
         ));
         tokio::spawn(async move {
             while let Some((_, bytes)) = incoming.next().await {
-                let Some(notifier) = notifier.upgrade() else {
+                let Some(listener) = listener.upgrade() else {
                     break;
                 };
                 match others(&node, &bytes) {
                     None => {}
                     Some(Ok(packets)) => {
                         for packet in &packets {
-                            notifier.emit_here(packet).await;
+                            listener.emit_here(packet).await;
                         }
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "unreadable event burst from redis"),
@@ -122,7 +132,7 @@ async fn publish(
     driver: HealingDriver,
     channel: String,
     node: String,
-    notifier: Weak<SocketIoNotifier>,
+    listener: Weak<dyn Listener>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut packets = vec![first];
@@ -143,8 +153,8 @@ async fn publish(
             // This node's sockets heard them; the other nodes' tabs do not (Redis is away:
             // publishes fail at once for half a second after one failed).
             tracing::warn!(error = %e, events = packets.len(), "publishing events failed");
-            if let Some(n) = notifier.upgrade() {
-                n.adapter_failed(1);
+            if let Some(listener) = listener.upgrade() {
+                listener.publish_failed();
             }
         }
     }

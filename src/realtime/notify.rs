@@ -14,7 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 
 use super::MESSAGING_NAMESPACES;
-use super::bus::{Bus, Packet};
+use super::bus::{Bus, Listener, Packet};
 use super::connect::SocketUser;
 use super::protocol::{
     self, LegacyDeletion, LegacyNewMessage, LegacyNotify, MESSAGE_DELETED, MESSAGE_NEW, NewMessage,
@@ -283,6 +283,16 @@ impl Notifier for SocketIoNotifier {
     }
 }
 
+impl Listener for SocketIoNotifier {
+    fn emit_here<'a>(&'a self, packet: &'a Packet) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_packet(packet))
+    }
+
+    fn publish_failed(&self) {
+        self.adapter_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl SocketIoNotifier {
     /// Connects the notifier to the Socket.IO server once it is built, and to the other nodes'
     /// through `bus` when clustered.
@@ -294,13 +304,8 @@ impl SocketIoNotifier {
         let _ = self.rooms.set(Arc::new(io));
     }
 
-    /// Counts event bursts or disconnects that did not reach the other nodes.
-    pub fn adapter_failed(&self, n: u64) {
-        self.adapter_failures.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// Emits another node's event to this node's sockets.
-    pub async fn emit_here(&self, packet: &Packet) {
+    async fn emit_packet(&self, packet: &Packet) {
         if packet.legacy && self.local_legacy_sockets.load(Ordering::Relaxed) == 0 {
             return;
         }

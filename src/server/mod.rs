@@ -12,7 +12,7 @@ use socketioxide::adapter::Adapter;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::realtime::bus::Bus;
+use crate::realtime::bus::{Bus, Listener};
 use crate::realtime::notify::SocketIoNotifier;
 use crate::service::App;
 
@@ -49,7 +49,8 @@ impl Server {
                     .with_state(app.clone())
                     .with_state(notifier.clone())
                     .build_layer();
-                let bus = Bus::start(driver, prefix, Arc::downgrade(&notifier)).await?;
+                let listener: Arc<dyn Listener> = notifier.clone();
+                let bus = Bus::start(driver, prefix, Arc::downgrade(&listener)).await?;
                 assemble(&app, &notifier, layer, io, Some(bus))
             }
             None => {
