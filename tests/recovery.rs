@@ -252,6 +252,27 @@ async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
     server.stop().await;
 }
 
+/// Waits (10 s at most) until the event log of the SQLite database at `url` is empty.
+async fn pruned_to_nothing(url: &str) {
+    let conn = sea_orm::Database::connect(url).await.unwrap();
+    let count = async || {
+        conn.query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM event_log",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count().await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "entries pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `sync` from `offset` answers that the gap cannot be sent (the client reloads).
 async fn sync_is_incomplete(tab: &Socket, offset: &str) {
     let page = tab
@@ -311,23 +332,53 @@ async fn the_bound_and_the_window_end_recovery_and_old_entries_are_pruned() {
     sync_is_incomplete(&tab, &offset).await;
 
     // Pruned within a quarter of the window.
-    let conn = sea_orm::Database::connect(&url).await.unwrap();
-    let count = async || {
-        conn.query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT COUNT(*) FROM event_log",
-        ))
+    pruned_to_nothing(&url).await;
+    server.stop().await;
+}
+
+/// A log pruned to nothing goes on: new entries take keys never used before, while each
+/// user's newest entry still names a pruned one; a gap into the pruned part is reported
+/// incomplete at once (a walk back that met a key handed out again would go round forever),
+/// and the new entries are sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_pruned_to_nothing_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/log.db?mode=rwc", dir.path().display());
+    let db_url = url.clone();
+    let server = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.database_url = db_url;
+        c.recovery_window = Duration::from_secs(2);
+        c.send_rate = 0;
+    })
+    .await
+    .unwrap();
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let before = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap()["head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    replies(&bob, &thread, 10, "before the prune").await;
+    pruned_to_nothing(&url).await;
+    let after_prune = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap()["head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Enough entries that keys handed out again would come round to the pruned ones.
+    replies(&bob, &thread, 30, "after the prune").await;
+    sync_is_incomplete(&tab, &before).await;
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": after_prune}), WAIT)
         .await
+        .unwrap();
+    assert_eq!(page["complete"], true, "{page}");
+    let names: Vec<&str> = page["events"]
+        .as_array()
         .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while count().await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "entries pruned");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        .iter()
+        .map(|e| e[0].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["message:new", "unread"].repeat(30), "{page}");
     server.stop().await;
 }
 

@@ -23,7 +23,8 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(EventLog::Table).to_owned())
             .await?;
-        // `big_integer` + `auto_increment` + `primary_key`: the rowid on SQLite, `bigserial` on
+        // `big_integer` + `auto_increment` + `primary_key`: the rowid with `AUTOINCREMENT` on
+        // SQLite (keys are never handed out twice, even once pruned), `bigserial` on
         // PostgreSQL (its sequence is `event_log_gid_seq`).
         manager
             .create_table(

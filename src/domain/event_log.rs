@@ -241,7 +241,8 @@ async fn chain(
 }
 
 /// The chain walk: from `users.log_gid`, each step reads the entry that `prev` names, down to
-/// the position after `after`.
+/// the position after `after`. Each step must go back in the user's positions, so a `prev`
+/// that names a pruned entry ends the walk whatever holds that key now.
 fn chain_statement(
     backend: DbBackend,
     user_id: i64,
@@ -258,7 +259,7 @@ fn chain_statement(
                 AND l.seq > $2 \
             UNION ALL \
             SELECT l.gid, l.seq, l.prev FROM chain c JOIN event_log l ON l.gid = c.prev \
-            WHERE l.user_id = $1 AND l.seq > $2 \
+            WHERE l.user_id = $1 AND l.seq > $2 AND l.seq < c.seq \
         ) \
         SELECT {select} FROM chain c JOIN event_log e ON e.gid = c.gid {order} {limit}"
     );

@@ -36,8 +36,10 @@ const WRITE: &str = "\
 /// one run of keys (`gid`) at the end of the log, each pointing to its user's entry before it,
 /// and each user's newest position and entry move. Only the users' new heads come back:
 /// `send::read_batch` numbers the entries from them the same way, where a row per entry cost
-/// a fifth of the throughput. The heads are found by the batch's time (`?2`, indexed), and
-/// never move back should an older entry share it.
+/// a fifth of the throughput. The keys follow the largest ever used (`sqlite_sequence`, kept
+/// by `AUTOINCREMENT`), so a log pruned to nothing never hands out a key that a user's newest
+/// entry still names. The heads are found by the batch's time (`?2`, indexed), and never move
+/// back should an older entry share it.
 const LOG: &str = "\
         INSERT INTO event_log (gid, user_id, seq, prev, event, ref_id, created_at) \
             WITH stored AS MATERIALIZED ( \
@@ -52,7 +54,7 @@ const LOG: &str = "\
             ), numbered AS ( \
                 SELECT e.user_id, e.event, e.ref_id, u.log_gid AS before, \
                     u.log_seq + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord) AS seq, \
-                    (SELECT COALESCE(MAX(gid), 0) FROM event_log) \
+                    (SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'event_log') \
                         + ROW_NUMBER() OVER (ORDER BY e.user_id, e.ord) AS gid \
                 FROM entries e JOIN users u ON u.id = e.user_id \
             ) \
