@@ -188,7 +188,9 @@ pub async fn recoverable(
         return Ok(false);
     }
     // The chain's oldest entry after `after` must be the next one: a pruned entry ends it.
-    let oldest = chain(db, user_id, after, "MIN(e.seq), MIN(e.created_at)").await?;
+    let select = "MIN(e.seq), MIN(e.created_at)";
+    let statement = chain_statement(db.get_database_backend(), user_id, after, select, "", None);
+    let oldest = db.query_one_raw(statement).await?;
     let first: Option<(Option<i64>, Option<i64>)> = match oldest {
         Some(row) => Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
         None => None,
@@ -226,18 +228,6 @@ pub async fn entries_after(
     Ok(event_log::Model::find_by_statement(statement)
         .all(db)
         .await?)
-}
-
-/// Reads `select` (one row, an aggregate) over the entries of `user_id` after `after` (as
-/// `e`), found by following the user's chain back from its newest entry.
-async fn chain(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    after: i64,
-    select: &str,
-) -> DomainResult<Option<sea_orm::QueryResult>> {
-    let statement = chain_statement(db.get_database_backend(), user_id, after, select, "", None);
-    Ok(db.query_one_raw(statement).await?)
 }
 
 /// The chain walk: from `users.log_gid`, each step reads the entry that `prev` names, down to

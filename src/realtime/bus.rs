@@ -12,12 +12,11 @@
 use std::sync::Weak;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
-
-use futures_util::future::BoxFuture;
 
 use super::redis_driver::HealingDriver;
 

@@ -3,7 +3,7 @@
 //! whole namespace).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures_util::future::BoxFuture;
@@ -168,9 +168,8 @@ async fn emit_with_offset<A: Adapter>(
 #[derive(Default)]
 pub struct SocketIoNotifier {
     rooms: OnceLock<Arc<dyn Rooms>>,
-    /// Rooms span several nodes: every namespace may have listeners somewhere.
-    clustered: AtomicBool,
-    /// Carries this node's events to the other nodes (clustered only).
+    /// Carries this node's events to the other nodes (clustered only: set, rooms span several
+    /// nodes).
     bus: OnceLock<Bus>,
     /// Sockets of this node on each of [`MESSAGING_NAMESPACES`].
     local_sockets: [AtomicUsize; MESSAGING_NAMESPACES.len()],
@@ -297,7 +296,6 @@ impl SocketIoNotifier {
     /// Connects the notifier to the Socket.IO server once it is built, and to the other nodes'
     /// through `bus` when clustered.
     pub fn attach<A: Adapter>(&self, io: SocketIo<A>, bus: Option<Bus>) {
-        self.clustered.store(bus.is_some(), Ordering::Relaxed);
         if let Some(bus) = bus {
             let _ = self.bus.set(bus);
         }
@@ -351,10 +349,9 @@ impl SocketIoNotifier {
     }
 
     /// Whether a legacy event may have a listener: on a single node, only if a socket of this
-    /// node hears them.
+    /// node hears them; in a cluster, a socket of another node may.
     fn legacy_heard(&self) -> bool {
-        self.clustered.load(Ordering::Relaxed)
-            || self.local_legacy_sockets.load(Ordering::Relaxed) > 0
+        self.bus.get().is_some() || self.local_legacy_sockets.load(Ordering::Relaxed) > 0
     }
 
     /// The namespaces of this node worth emitting to: those with sockets (an emit serialises
