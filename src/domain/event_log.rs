@@ -13,29 +13,20 @@
 //! (`prev`), and `users.log_gid` to the newest: a replay follows that chain back from the
 //! newest to the position the client heard, one lookup by key per entry.
 //!
-//! A `message:new` entry names its message (`ref_id`) and is rendered when replayed, with the
-//! thread as the user sees it then; an `unread` entry without a payload is the user's totals
-//! at replay time; the other events keep their JSON (`messaging::replay` renders them). This
-//! module only stores: it knows nothing of messages.
+//! What an entry holds follows from its event's declaration (`domain::events`): an event
+//! logged as sent keeps its JSON, one logged as current keeps only what it refers to
+//! (`ref_id`), and `messaging::replay` renders it again. This module only stores: it knows
+//! nothing of messages.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::views::UnreadCounts;
 use super::{DomainError, DomainResult};
-use crate::db::Database;
 use entity::{event_log, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, Statement,
 };
-
-pub const MESSAGE_NEW: &str = "message:new";
-pub const THREAD_READ: &str = "thread:read";
-pub const MESSAGE_DELETED: &str = "message:deleted";
-pub const THREAD_DELETED: &str = "thread:deleted";
-pub const UNREAD: &str = "unread";
-pub const PRESENCE: &str = "presence";
 
 /// An event to write to one user's log.
 #[derive(Debug)]
@@ -123,48 +114,6 @@ pub async fn append(
             .await?;
     }
     Ok(seqs)
-}
-
-/// Writes `event` to `user_id`'s log in `txn`, then the user's `unread` totals when they
-/// changed; returns the position of each (none with the log off).
-pub async fn append_with_unread(
-    db: &Database,
-    txn: &impl ConnectionTrait,
-    user_id: i64,
-    (name, event): (&'static str, &impl serde::Serialize),
-    unread: Option<&UnreadCounts>,
-) -> DomainResult<(Option<i64>, Option<i64>)> {
-    if !db.log_events {
-        return Ok((None, None));
-    }
-    let mut entries = vec![Entry::json(user_id, name, event)];
-    if let Some(unread) = unread {
-        entries.push(Entry::json(user_id, UNREAD, unread));
-    }
-    let seqs = append(txn, &entries, crate::ids::now_micros()).await?;
-    Ok((seqs.first().copied(), seqs.get(1).copied()))
-}
-
-/// Writes one event, the same `payload` for each of `users`, in a transaction of its own (an
-/// event that reports no write of its own, such as `presence`); returns each user's position,
-/// or none with the log off.
-pub async fn append_to_each(
-    db: &Database,
-    users: &[i64],
-    event: &'static str,
-    payload: &impl serde::Serialize,
-) -> DomainResult<Vec<Option<i64>>> {
-    if !db.log_events || users.is_empty() {
-        return Ok(vec![None; users.len()]);
-    }
-    let entries: Vec<Entry> = users
-        .iter()
-        .map(|u| Entry::json(*u, event, payload))
-        .collect();
-    let seqs = db
-        .write(async |txn| append(txn, &entries, crate::ids::now_micros()).await)
-        .await?;
-    Ok(seqs.into_iter().map(Some).collect())
 }
 
 /// Whether the events of `user_id` after position `after`, up to its log's `head`, can all be

@@ -3,9 +3,12 @@
 
 pub mod accounts;
 pub mod event_log;
+pub mod events;
 pub mod import;
 pub mod messaging;
+pub mod outbox;
 pub mod piratchat;
+pub mod presence;
 pub mod seed;
 pub mod sessions;
 pub mod views;

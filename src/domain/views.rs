@@ -71,43 +71,6 @@ pub struct UnreadCounts {
     pub threads: i64,
 }
 
-/// `thread:read`, to the reader's tabs (and its ack): the thread, and the reader's totals.
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(rename = "ThreadRead")]
-pub struct ThreadReadEvent {
-    pub thread_id: String,
-    pub unread: UnreadCounts,
-}
-
-/// `message:deleted`, to the deleter's tabs (and `message:delete`'s ack).
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(rename = "MessageDeleted")]
-pub struct MessageDeletedEvent {
-    pub url: String,
-    pub thread_id: String,
-    /// Messages left in the thread for the deleter.
-    #[ts(type = "number")]
-    pub total_messages: u64,
-}
-
-/// `thread:deleted`, to the deleter's tabs (and `thread:delete`'s ack).
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(rename = "ThreadDeleted")]
-pub struct ThreadDeletedEvent {
-    pub thread_id: String,
-    /// Threads left in the deleter's inbox.
-    #[ts(type = "number")]
-    pub total_threads: u64,
-}
-
-/// `presence`, to the users who share a thread with `username`.
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-#[ts(rename = "Presence")]
-pub struct PresenceEvent {
-    pub username: String,
-    pub online: bool,
-}
-
 /// `{username, websocket_id, created_at}`: what a user may know of their own account.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[schema(as = User)]

@@ -2,25 +2,65 @@
 //! (`connect::authenticate_admin`); the figures come from the service every second
 //! (`App::stream_admin_stats`) and reach these sockets through the notifier.
 
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
-pub const NAMESPACE: &str = "/admin";
-/// Room of the admin sockets connected to this node.
-pub const ROOM: &str = "admins";
+use super::rooms::{ADMINS, admin_room, session_room};
+use super::socket_user::SocketUser;
 
-/// Room of one user's admin sockets on this node.
-pub fn admin_room(user_id: i64) -> String {
-    format!("admin:{user_id}")
-}
+pub const NAMESPACE: &str = "/admin";
 
 /// Sets up an admin socket during its handshake: admin sockets only listen.
 pub fn admit<A: Adapter>(s: &SocketRef<A>, user_id: i64, session_id: Option<&str>) {
-    s.join(ROOM);
+    s.join(ADMINS);
     // Demotion closes this socket.
     s.join(admin_room(user_id));
     // Logout and expiry disconnect this socket like the others of its session.
     if let Some(sid) = session_id {
-        s.join(super::notify::session_room(sid));
+        s.join(session_room(sid));
+    }
+}
+
+/// `event` to the admin sockets of this node (each node reports its own figures).
+pub async fn emit<A: Adapter>(io: &SocketIo<A>, event: &str, payload: &RawValue) {
+    if let Some(op) = io.of(NAMESPACE) {
+        let _ = op.local().to(ADMINS).emit(event, payload).await;
+    }
+}
+
+/// The users of the admin sockets connected to this node.
+pub fn users<A: Adapter>(io: &SocketIo<A>) -> Vec<i64> {
+    let Some(op) = io.of(NAMESPACE) else {
+        return Vec::new();
+    };
+    let mut users: Vec<i64> = op
+        .local()
+        .to(ADMINS)
+        .sockets()
+        .iter()
+        .filter_map(|s| s.extensions.get::<Arc<SocketUser>>())
+        .map(|me| me.who.id())
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
+}
+
+/// Whether an admin socket is connected to this node.
+pub fn any<A: Adapter>(io: &SocketIo<A>) -> bool {
+    io.of(NAMESPACE)
+        .is_some_and(|op| !op.local().to(ADMINS).sockets().is_empty())
+}
+
+/// Closes the admin sockets of `user_id` on this node.
+pub async fn revoke<A: Adapter>(io: &SocketIo<A>, user_id: i64) {
+    if let Some(op) = io.of(NAMESPACE)
+        && let Err(e) = op.local().to(admin_room(user_id)).disconnect().await
+    {
+        tracing::warn!(error = %e, "closing a demoted admin's sockets failed");
     }
 }

@@ -9,40 +9,30 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::events;
-use super::notify::{SocketIoNotifier, legacy_room, session_room, user_room};
+use super::notify::SocketIoNotifier;
 use super::recovery::{self, ReplayFrom};
+use super::rooms::{legacy_room, session_room, user_room};
+use super::socket_user::SocketUser;
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Credential, Presented};
-use crate::service::limits::Budget;
 use crate::service::recovery::Resume;
-use crate::service::{App, Identity, ServiceError};
-
-/// The authenticated user of a socket, stored in its extensions by the handshake (in an
-/// [`Arc`], since every event takes a copy of it).
-#[derive(Clone)]
-pub struct SocketUser {
-    pub who: Identity,
-    /// Whether the socket hears the legacy Flask-Messaging events too (the default).
-    pub legacy: bool,
-    /// What the socket may still emit.
-    pub budget: Arc<Budget>,
-}
+use crate::service::{App, ServiceError};
 
 /// Why a handshake was refused, as the client's CONNECT_ERROR says it: `{"message": code}`,
 /// `unauthorized` (no valid credential, or a cookie or Basic from a foreign Origin) or
 /// `rate_limited` (password guesses, or too many sockets of one user).
 #[derive(Debug)]
-pub struct Refused(&'static str);
+pub struct ConnectError(&'static str);
 
-const UNAUTHORIZED: Refused = Refused("unauthorized");
+const UNAUTHORIZED: ConnectError = ConnectError("unauthorized");
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0)
     }
 }
 
-impl std::error::Error for Refused {}
+impl std::error::Error for ConnectError {}
 
 #[derive(Deserialize)]
 /// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional, and
@@ -66,7 +56,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
     State(notifier): State<Arc<SocketIoNotifier>>,
-) -> Result<(), Refused> {
+) -> Result<(), ConnectError> {
     let payload = payload.ok();
     let (pid, offset) = payload
         .as_ref()
@@ -91,7 +81,7 @@ pub async fn authenticate<A: Adapter>(
         s.join(legacy_room(me.who.id()));
     }
     events::register(&s);
-    notifier.socket_opened(s.ns(), me.legacy);
+    notifier.local.opened(s.ns(), me.legacy);
     tracing::debug!(username = %me.who.user.username, ns = s.ns(), "socket connected");
     app.socket_opened(&me.who).await;
     let me = Arc::new(me);
@@ -100,7 +90,7 @@ pub async fn authenticate<A: Adapter>(
     // socket lives at least that long, so whatever was counted above is always undone.
     s.extensions.insert(Counted::new(
         &app,
-        Some(Listener {
+        Some(MessagingSocket {
             notifier,
             ns: s.ns().to_owned(),
             me,
@@ -117,11 +107,11 @@ pub async fn authenticate<A: Adapter>(
 /// its user stayed online for good.
 pub struct Counted {
     app: App,
-    listener: Option<Listener>,
+    messaging: Option<MessagingSocket>,
 }
 
 /// A socket of a messaging namespace, as the notifier and presence counted it.
-struct Listener {
+struct MessagingSocket {
     notifier: Arc<SocketIoNotifier>,
     ns: String,
     me: Arc<SocketUser>,
@@ -130,13 +120,13 @@ struct Listener {
 impl Counted {
     /// Counts the socket; the extensions hold the returned `Arc` (they hand out clones), and
     /// the count is undone when the socket drops the last of them.
-    fn new(app: &App, listener: Option<Listener>) -> Arc<Counted> {
+    fn new(app: &App, messaging: Option<MessagingSocket>) -> Arc<Counted> {
         app.metrics
             .sockets_connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Counted {
             app: app.clone(),
-            listener,
+            messaging,
         })
     }
 }
@@ -147,10 +137,10 @@ impl Drop for Counted {
         app.metrics
             .sockets_connected
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(Listener { notifier, ns, me }) = self.listener.take() else {
+        let Some(MessagingSocket { notifier, ns, me }) = self.messaging.take() else {
             return;
         };
-        notifier.socket_closed(&ns, me.legacy);
+        notifier.local.closed(&ns, me.legacy);
         // Presence may ask Redis: that part runs as a task (sockets are dropped on the
         // runtime's threads; at shutdown there may be none left to run it).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -167,7 +157,7 @@ pub async fn authenticate_admin<A: Adapter>(
     s: SocketRef<A>,
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
-) -> Result<(), Refused> {
+) -> Result<(), ConnectError> {
     let me = check(&s, payload.ok(), &app).await?;
     if !me.who.is_admin {
         Metrics::inc(&app.metrics.sockets_refused);
@@ -185,7 +175,7 @@ async fn check<A: Adapter>(
     s: &SocketRef<A>,
     payload: Option<AuthPayload>,
     app: &App,
-) -> Result<SocketUser, Refused> {
+) -> Result<SocketUser, ConnectError> {
     let refuse = || {
         Metrics::inc(&app.metrics.sockets_refused);
         UNAUTHORIZED
@@ -220,7 +210,7 @@ async fn check<A: Adapter>(
         Err(e) => {
             refuse();
             match e {
-                ServiceError::RateLimited(_) => Err(Refused("rate_limited")),
+                ServiceError::RateLimited(_) => Err(ConnectError("rate_limited")),
                 ServiceError::Domain(_) => {
                     tracing::error!(error = %e, "handshake authentication failed");
                     Err(UNAUTHORIZED)

@@ -8,10 +8,11 @@ use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
-use super::connect::SocketUser;
-use super::notify::thread_room;
 use super::protocol::*;
+use super::rooms::thread_room;
+use super::socket_user::SocketUser;
 use crate::metrics::Metrics;
+use crate::service::events::{ServerEvent, Typing};
 use crate::service::{App, DomainError, SendMessage, SendOutcome, ServiceError};
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
@@ -26,61 +27,50 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
 }
 
 /// An event's failure, as its ack carries it.
-struct Refusal {
-    code: &'static str,
-    message: String,
+fn refused(code: &'static str, message: impl Into<String>) -> Refused {
+    Refused {
+        status: false,
+        code,
+        message: message.into(),
+    }
 }
 
-impl From<DomainError> for Refusal {
+impl From<DomainError> for Refused {
     fn from(e: DomainError) -> Self {
         ServiceError::from(e).into()
     }
 }
 
-impl From<ServiceError> for Refusal {
+impl From<ServiceError> for Refused {
     fn from(e: ServiceError) -> Self {
         if let ServiceError::Domain(DomainError::Db(_) | DomainError::Internal(_)) = e {
             tracing::error!(error = %e, "event failed");
-            return Refusal {
-                code: "internal",
-                message: "internal server error".into(),
-            };
+            return refused("internal", "internal server error");
         }
-        Refusal {
-            code: e.code(),
-            message: e.to_string(),
-        }
+        refused(e.code(), e.to_string())
     }
 }
 
-fn payload<T>(data: Result<T, ParserError>) -> Result<T, Refusal> {
-    data.map_err(|e| Refusal {
-        code: "invalid_payload",
-        message: format!("invalid payload: {e}"),
-    })
+fn payload<T>(data: Result<T, ParserError>) -> Result<T, Refused> {
+    data.map_err(|e| refused("invalid_payload", format!("invalid payload: {e}")))
 }
 
 /// Sends the ack: `{status: true}` with the fields of the result, or the refusal.
-fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refusal>) {
+fn answer<A: Adapter>(ack: AckSender<A>, result: Result<impl Serialize, Refused>) {
     let _ = match result {
         Ok(fields) => ack.send(&Done {
             status: true,
             fields,
         }),
-        Err(r) => ack.send(&Refused {
-            status: false,
-            code: r.code,
-            message: r.message,
-        }),
+        Err(refused) => ack.send(&refused),
     };
 }
 
-fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<Arc<SocketUser>, Refusal> {
+fn me<A: Adapter>(s: &SocketRef<A>, app: &App) -> Result<Arc<SocketUser>, Refused> {
     Metrics::inc(&app.metrics.socket_events);
-    s.extensions.get::<Arc<SocketUser>>().ok_or(Refusal {
-        code: "unauthorized",
-        message: "socket is not authenticated".into(),
-    })
+    s.extensions
+        .get::<Arc<SocketUser>>()
+        .ok_or_else(|| refused("unauthorized", "socket is not authenticated"))
 }
 
 /// Runs one event: who is asking, within the socket's and the user's budget, the parsed
@@ -91,7 +81,7 @@ async fn respond<A: Adapter, T, R: Serialize>(
     app: &App,
     ack: AckSender<A>,
     data: Result<T, ParserError>,
-    work: impl AsyncFnOnce(Arc<SocketUser>, T) -> Result<R, Refusal>,
+    work: impl AsyncFnOnce(Arc<SocketUser>, T) -> Result<R, Refused>,
 ) {
     let admitted = me(s, app).and_then(|me| {
         let permit = app.limits.admit_event(me.who.id(), &me.budget)?;
@@ -156,13 +146,9 @@ async fn on_read<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let outcome = app
+        Ok(app
             .read_thread(&me.who, &req.thread_id, req.up_to.as_deref())
-            .await?;
-        Ok(ThreadRead {
-            thread_id: outcome.thread_id,
-            unread: outcome.unread,
-        })
+            .await?)
     })
     .await;
 }
@@ -174,12 +160,7 @@ async fn on_delete_message<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let d = app.delete_message(&me.who, &req.url).await?;
-        Ok(MessageDeleted {
-            url: d.url,
-            thread_id: d.thread_id,
-            total_messages: d.total_messages,
-        })
+        Ok(app.delete_message(&me.who, &req.url).await?)
     })
     .await;
 }
@@ -191,11 +172,7 @@ async fn on_delete_thread<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        let d = app.delete_thread(&me.who, &req.thread_id).await?;
-        Ok(ThreadDeleted {
-            thread_id: d.thread_id,
-            total_threads: d.total_threads,
-        })
+        Ok(app.delete_thread(&me.who, &req.thread_id).await?)
     })
     .await;
 }
@@ -213,11 +190,11 @@ async fn on_typing<A: Adapter>(
             return Err(DomainError::NotFound.into());
         }
         let event = Typing {
-            thread_id: &req.thread_id,
-            username: &me.who.user.username,
+            thread_id: req.thread_id,
+            username: me.who.user.username.clone(),
             typing: req.typing,
         };
-        let _ = s.to(room).volatile().emit(TYPING, &event).await;
+        let _ = s.to(room).volatile().emit(Typing::NAME, &event).await;
         Ok(Empty {})
     })
     .await;
@@ -232,9 +209,7 @@ async fn on_sync<A: Adapter>(
     State(app): State<App>,
 ) {
     respond(&s, &app, ack, req, async |me, req| {
-        Ok(app
-            .sync(&me.who, req.since.as_ref(), super::recovery::payload)
-            .await?)
+        Ok(app.sync(&me.who, req.since.as_ref()).await?)
     })
     .await;
 }

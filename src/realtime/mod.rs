@@ -1,14 +1,19 @@
 //! Realtime transport (socketioxide): namespaces, handshake auth, events, and the Socket.IO
 //! implementation of the service's notifier.
 
+mod adapter;
 pub mod admin;
 pub mod bus;
 pub mod connect;
 pub mod events;
+mod local;
 pub mod notify;
 pub mod protocol;
 pub mod recovery;
 pub mod redis_driver;
+pub mod reference;
+pub mod rooms;
+pub mod socket_user;
 
 use std::time::Duration;
 

@@ -9,13 +9,10 @@
 
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::Value;
 
-use super::protocol::NewMessage;
-use crate::service::recovery::{Replayed, ReplayedPayload};
 use crate::service::{App, Identity};
 
 /// Events read from the log at a time during a replay.
@@ -38,9 +35,7 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
             }
         };
         for replayed in &page {
-            let Some(payload) = payload(replayed) else {
-                continue;
-            };
+            let payload = &replayed.payload;
             // Waits for room in the socket's queue rather than fill it (a full queue closes
             // the socket); live broadcasts are held meanwhile, so the wait holds nothing up.
             while !s.has_room(payload.get().len() + 64) {
@@ -50,9 +45,7 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let offset = replayed.seq.to_string();
-            if s.emit(replayed.event.as_str(), &(&payload, offset))
-                .is_err()
-            {
+            if s.emit(replayed.event, &(payload, offset)).is_err() {
                 return;
             }
         }
@@ -64,18 +57,6 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
         }
     }
     s.release_broadcasts(move |packet| offset_of(packet).is_none_or(|o| o > after));
-}
-
-/// The JSON an entry is sent with (`None` if it does not serialise).
-pub fn payload(replayed: &Replayed) -> Option<Box<RawValue>> {
-    let raw = match &replayed.payload {
-        ReplayedPayload::NewMessage { message, thread } => {
-            serde_json::value::to_raw_value(&NewMessage { message, thread })
-        }
-        ReplayedPayload::Unread(counts) => serde_json::value::to_raw_value(counts),
-        ReplayedPayload::Json(raw) => Ok(raw.clone()),
-    };
-    raw.ok()
 }
 
 /// The position an encoded event packet carries as its last argument, if any:

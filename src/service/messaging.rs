@@ -1,27 +1,27 @@
 //! Messaging use cases: send, read, delete, and the lists. Every change is committed by the
-//! domain first and announced through the notifier after, in commit order.
+//! domain and announced through the outbox, in commit order, before the caller is answered.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::{App, Identity, Notifier, ServiceResult};
-use crate::domain::messaging::{
-    self, Committed, MessageDeleted, ReadOutcome, SendMessage, SendOutcome, ThreadDeleted,
-};
+use crate::domain::events::{MessageDeleted, ThreadDeleted, ThreadRead};
+use crate::domain::messaging::{self, SendMessage, SendOutcome};
+use crate::domain::outbox::Announcement;
 use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
 use crate::metrics::Metrics;
 
-/// Announces each commit of messages, in commit order, then answers its senders: a sender
-/// hears back only once the participants have been told.
+/// Announces each commit of the node, in commit order, then answers whoever waits for it: a
+/// sender hears back only once the participants have been told.
 pub(super) fn start_announcer(
-    mut committed: mpsc::UnboundedReceiver<Committed>,
+    mut committed: mpsc::UnboundedReceiver<Announcement>,
     notifier: Arc<dyn Notifier>,
 ) {
     tokio::spawn(async move {
-        while let Some(commit) = committed.recv().await {
-            notifier.messages_sent(&commit.outcomes).await;
-            commit.answer();
+        while let Some(announcement) = committed.recv().await {
+            notifier.announce(&announcement.notices).await;
+            announcement.finish();
         }
     });
 }
@@ -37,6 +37,7 @@ impl App {
         self.limits.check_send(sender.id())?;
         let outcome = messaging::send(
             &self.db,
+            &self.outbox,
             &self.threads,
             &self.replies,
             &sender.user,
@@ -56,17 +57,13 @@ impl App {
         reader: &Identity,
         thread_id: &str,
         up_to: Option<&str>,
-    ) -> ServiceResult<ReadOutcome> {
-        let outcome = messaging::read(&self.db, &reader.user, thread_id, up_to).await?;
-        self.notifier.thread_read(&outcome).await;
-        Ok(outcome)
+    ) -> ServiceResult<ThreadRead> {
+        Ok(messaging::read(&self.db, &self.outbox, &reader.user, thread_id, up_to).await?)
     }
 
     /// Hides one message for the caller only.
     pub async fn delete_message(&self, who: &Identity, url: &str) -> ServiceResult<MessageDeleted> {
-        let outcome = messaging::delete_message(&self.db, &who.user, url).await?;
-        self.notifier.message_deleted(&outcome).await;
-        Ok(outcome)
+        Ok(messaging::delete_message(&self.db, &self.outbox, &who.user, url).await?)
     }
 
     /// Hides a whole thread for the caller only.
@@ -75,9 +72,7 @@ impl App {
         who: &Identity,
         thread_id: &str,
     ) -> ServiceResult<ThreadDeleted> {
-        let outcome = messaging::delete_thread(&self.db, &who.user, thread_id).await?;
-        self.notifier.thread_deleted(&outcome).await;
-        Ok(outcome)
+        Ok(messaging::delete_thread(&self.db, &self.outbox, &who.user, thread_id).await?)
     }
 
     /// A page of the caller's inbox and the cursor of the next one.

@@ -25,17 +25,16 @@ pub use notify::Notifier;
 
 /// The domain's types that transports encode or decode, as the service hands them over.
 pub use crate::domain::DomainError;
-pub use crate::domain::messaging::{
-    MessageDeleted, ReadOutcome, Recipient, SendMessage, SendOutcome, ThreadDeleted,
-};
+pub use crate::domain::events;
+pub use crate::domain::messaging::{SendMessage, SendOutcome};
 pub use crate::domain::views::{
-    AccountView, MessageDeletedEvent, MessageView, PresenceEvent, Rendered, ThreadDeletedEvent,
-    ThreadReadEvent, ThreadView, UnreadCounts, UserRef,
+    AccountView, MessageView, Rendered, ThreadView, UnreadCounts, UserRef,
 };
 
 use crate::config::Config;
 use crate::db::Database;
 use crate::domain::messaging::{Directory, GroupCommit};
+use crate::domain::outbox::Outbox;
 use crate::domain::sessions;
 use crate::metrics::Metrics;
 use auth::{OriginPolicy, Tokens};
@@ -60,6 +59,8 @@ pub struct AppInner {
     pub recovery: Recovery,
     threads: Directory,
     replies: GroupCommit,
+    /// Every change's events, to the announcer in commit order.
+    outbox: Outbox,
     pub metrics: Arc<Metrics>,
 }
 
@@ -84,7 +85,8 @@ impl App {
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let (replies, committed) = GroupCommit::start(db.clone(), metrics.clone());
+        let (outbox, committed) = Outbox::new();
+        let replies = GroupCommit::start(db.clone(), outbox.clone(), metrics.clone());
         messaging::start_announcer(committed, notifier.clone());
         Ok(App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
@@ -92,6 +94,7 @@ impl App {
             origins: OriginPolicy::new(&config.allowed_origins),
             limits: Limits::new(&config, metrics.clone()),
             replies,
+            outbox,
             notifier,
             presence: Presence::default(),
             lobby: Lobby::default(),

@@ -1,34 +1,18 @@
-//! The notifier: how the service tells clients what changed. Called after each commit, in
-//! commit order, with the rooms chosen by the users concerned (never a whole namespace). Its
-//! Socket.IO implementation lives with the realtime transport and is handed to the [`App`]
-//! when the server is assembled.
+//! The notifier: how the service tells clients what changed. Its Socket.IO implementation
+//! lives with the realtime transport and is handed to the [`App`] when the server is
+//! assembled.
 //!
 //! [`App`]: super::App
 
 use futures_util::future::BoxFuture;
 
-use super::ops::Stats;
-use crate::domain::messaging::{MessageDeleted, ReadOutcome, SendOutcome, ThreadDeleted};
-use crate::domain::views::PresenceEvent;
+use crate::domain::events::{Notice, Stats};
 
 /// Emits events to the users concerned, on every node.
 pub trait Notifier: Send + Sync + 'static {
-    /// The messages of one commit, oldest first: `message:new` to every participant, then
-    /// each recipient's new unread totals.
-    fn messages_sent<'a>(&'a self, outcomes: &'a [SendOutcome]) -> BoxFuture<'a, ()>;
-    /// A thread was read: to the reader's tabs.
-    fn thread_read<'a>(&'a self, outcome: &'a ReadOutcome) -> BoxFuture<'a, ()>;
-    /// A message was hidden: to the deleter's tabs.
-    fn message_deleted<'a>(&'a self, outcome: &'a MessageDeleted) -> BoxFuture<'a, ()>;
-    /// A thread was hidden: to the deleter's tabs.
-    fn thread_deleted<'a>(&'a self, outcome: &'a ThreadDeleted) -> BoxFuture<'a, ()>;
-    /// A user came online or went offline: to each of `watchers` (user ids, with the event's
-    /// position in each one's log).
-    fn presence<'a>(
-        &'a self,
-        event: &'a PresenceEvent,
-        watchers: &'a [(i64, Option<i64>)],
-    ) -> BoxFuture<'a, ()>;
+    /// The events of one commit, in order, each to its user's tabs (with its legacy forms to
+    /// those that hear them). Called by the announcer alone, in commit order.
+    fn announce<'a>(&'a self, notices: &'a [Notice]) -> BoxFuture<'a, ()>;
     /// Disconnects every socket of a session, on every node.
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
     /// Events and disconnects that could not reach the other nodes (and were applied on this

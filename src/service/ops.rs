@@ -3,9 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::App;
+use crate::domain::events::Stats;
 use crate::domain::{accounts, sessions};
 
 /// What `/healthz` reports.
@@ -14,22 +13,6 @@ pub struct Health {
     pub database: bool,
     /// `None` on a single node (no Redis configured).
     pub redis: Option<bool>,
-}
-
-/// One `stats` event of the admin dashboard.
-#[derive(Debug, Clone, Serialize, ts_rs::TS)]
-pub struct Stats {
-    /// Socket.IO and lobby connections on this node.
-    #[ts(type = "number")]
-    pub connections: i64,
-    /// Live sessions (all nodes).
-    #[ts(type = "number")]
-    pub sessions: u64,
-    /// Messages stored by this node during the last second.
-    pub messages_per_second: f64,
-    /// Round trip of `SELECT 1`.
-    pub db_latency_ms: f64,
-    pub timestamp: String,
 }
 
 impl App {

@@ -10,9 +10,8 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::{App, Identity, ServiceError, ServiceResult};
-use crate::domain::event_log;
-use crate::domain::views::{PresenceEvent, UserRef};
-use crate::domain::{accounts, messaging};
+use crate::domain::presence;
+use crate::domain::views::UserRef;
 
 /// How often a node says it is alive, and how long that lasts.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -278,31 +277,16 @@ impl App {
     }
 
     async fn announce_user(&self, user_id: i64, online: bool) {
-        if let Ok(Some(user)) = accounts::find_by_id(&self.db.conn, user_id).await {
-            self.announce_presence(&UserRef::from(&user), online).await;
+        if let Err(e) = presence::announce_user(&self.db, &self.outbox, user_id, online).await {
+            tracing::warn!(error = %e, "announcing presence failed");
         }
     }
 
     /// Tells the users who share a thread with `user` that they came or went.
     async fn announce_presence(&self, user: &UserRef, online: bool) {
-        let watchers = match messaging::correspondents(&self.db.conn, user.id).await {
-            Ok(watchers) => watchers,
-            Err(e) => return tracing::warn!(error = %e, "presence lookup failed"),
-        };
-        let event = PresenceEvent {
-            username: user.username.clone(),
-            online,
-        };
-        // Logged for recovery in a write of its own; if that fails, the event still goes out
-        // (without a position: a client that misses it sees the presence when it reloads).
-        let offsets = event_log::append_to_each(&self.db, &watchers, event_log::PRESENCE, &event)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "logging presence failed");
-                vec![None; watchers.len()]
-            });
-        let watchers: Vec<(i64, Option<i64>)> = watchers.into_iter().zip(offsets).collect();
-        self.notifier.presence(&event, &watchers).await;
+        if let Err(e) = presence::announce(&self.db, &self.outbox, user, online).await {
+            tracing::warn!(error = %e, "announcing presence failed");
+        }
     }
 }
 

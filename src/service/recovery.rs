@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{App, Identity, ServiceResult};
 use crate::domain::event_log;
 use crate::domain::messaging::replay;
-pub use crate::domain::messaging::replay::{Replayed, ReplayedPayload};
+pub use crate::domain::messaging::replay::Replayed;
 
 /// Events of one `sync` page at most.
 pub const SYNC_PAGE: u64 = 500;
@@ -106,7 +106,7 @@ pub struct SyncPage {
 #[derive(Debug)]
 pub struct SyncEvent {
     pub offset: String,
-    pub event: String,
+    pub event: &'static str,
     pub data: Box<serde_json::value::RawValue>,
 }
 
@@ -212,7 +212,6 @@ impl App {
         &self,
         who: &Identity,
         since: Option<&serde_json::Value>,
-        render: impl Fn(&Replayed) -> Option<Box<serde_json::value::RawValue>>,
     ) -> ServiceResult<SyncPage> {
         let head = if self.db.log_events {
             event_log::head(&self.db.conn, who.id()).await?
@@ -242,13 +241,11 @@ impl App {
         }
         let (missed, last) = self.missed(who, after, SYNC_PAGE).await?;
         let events = missed
-            .iter()
-            .filter_map(|r| {
-                Some(SyncEvent {
-                    offset: r.seq.to_string(),
-                    event: r.event.clone(),
-                    data: render(r)?,
-                })
+            .into_iter()
+            .map(|r| SyncEvent {
+                offset: r.seq.to_string(),
+                event: r.event,
+                data: r.payload,
             })
             .collect();
         Ok(page(events, true, last < head))

@@ -6,42 +6,42 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 
-use super::list::unread_counts;
+use super::list::{tell_with_totals, unread_counts};
 use super::queries::{
     below_mark_of, find_message, membership, visible_membership, visible_messages, visible_threads,
 };
-use super::{MessageDeleted, ThreadDeleted};
 use crate::db::Database;
-use crate::domain::event_log;
-use crate::domain::views::{MessageDeletedEvent, ThreadDeletedEvent, UserRef};
+use crate::domain::events::{MessageDeleted, ThreadDeleted};
+use crate::domain::outbox::Outbox;
+use crate::domain::views::UserRef;
 use crate::domain::{DomainError, DomainResult};
 
-/// Hides one message for `user` only.
+/// Hides one message for `user` only; returns once the user's tabs have been told.
 pub async fn delete_message(
     db: &Database,
+    outbox: &Outbox,
     user: &UserRef,
     url: &str,
 ) -> DomainResult<MessageDeleted> {
-    let txn = db.begin_write().await?;
-    let message = find_message(&*txn, url)
-        .await?
-        .ok_or(DomainError::NotFound)?;
+    let mut write = outbox.begin(db).await?;
+    let txn = write.txn();
+    let message = find_message(txn, url).await?.ok_or(DomainError::NotFound)?;
     let thread = thread::Entity::find_by_id(message.thread_id)
-        .one(&*txn)
+        .one(txn)
         .await?
         .ok_or(DomainError::NotFound)?;
-    let me = membership(&*txn, user.id, thread.id)
+    let me = membership(txn, user.id, thread.id)
         .await?
         .ok_or(DomainError::NotFound)?;
-    if message.id <= me.hidden_before || is_hidden(&*txn, user.id, message.id).await? {
+    if message.id <= me.hidden_before || is_hidden(txn, user.id, message.id).await? {
         return Err(DomainError::NotFound);
     }
-    let before = unread_counts(&*txn, user.id).await?;
+    let before = unread_counts(txn, user.id).await?;
     message_hide::ActiveModel {
         user_id: Set(user.id),
         message_id: Set(message.id),
     }
-    .insert(&*txn)
+    .insert(txn)
     .await?;
     // Unread, it counted in the reader's unread messages: above the read mark, or listed
     // below it by an import (where the row stays: the sender still sees it unread).
@@ -51,7 +51,7 @@ pub async fn delete_message(
             || unread_below_mark::Entity::find()
                 .filter(below_mark_of(&me))
                 .filter(unread_below_mark::Column::MessageId.eq(message.id))
-                .one(&*txn)
+                .one(txn)
                 .await?
                 .is_some());
     if counted_unread {
@@ -62,79 +62,45 @@ pub async fn delete_message(
             )
             .filter(participant::Column::ThreadId.eq(thread.id))
             .filter(participant::Column::UserId.eq(user.id))
-            .exec(&*txn)
+            .exec(txn)
             .await?;
     }
-    let total_messages = visible_messages(user.id, &me, thread.id)
-        .count(&*txn)
-        .await?;
+    let total_messages = visible_messages(user.id, &me, thread.id).count(txn).await?;
     if total_messages == 0 {
         // Nothing left to show: the thread leaves the inbox as if deleted whole.
-        hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+        hide_thread_until(txn, &me, thread.last_message_id.unwrap_or(0)).await?;
     }
-    let unread = unread_counts(&*txn, user.id).await?;
-    let unread_changed = unread != before;
-    let event = MessageDeletedEvent {
+    let event = tell_with_totals(&mut write, user, before, |_, _| MessageDeleted {
         url: message.public_id,
         thread_id: thread.public_id,
         total_messages,
-    };
-    let (offset, unread_offset) = event_log::append_with_unread(
-        db,
-        &*txn,
-        user.id,
-        (event_log::MESSAGE_DELETED, &event),
-        unread_changed.then_some(&unread),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(MessageDeleted {
-        user: user.clone(),
-        url: event.url,
-        thread_id: event.thread_id,
-        total_messages,
-        unread,
-        unread_changed,
-        offset,
-        unread_offset,
     })
+    .await?;
+    write.commit().await?;
+    Ok(event)
 }
 
-/// Hides a whole thread for `user` only, until someone writes in it again.
+/// Hides a whole thread for `user` only, until someone writes in it again; returns once the
+/// user's tabs have been told.
 pub async fn delete_thread(
     db: &Database,
+    outbox: &Outbox,
     user: &UserRef,
     thread_id: &str,
 ) -> DomainResult<ThreadDeleted> {
-    let txn = db.begin_write().await?;
-    let (thread, me) = visible_membership(&*txn, user.id, thread_id).await?;
-    let before = unread_counts(&*txn, user.id).await?;
-    hide_thread_until(&*txn, &me, thread.last_message_id.unwrap_or(0)).await?;
-    let total_threads = visible_threads(user.id).count(&*txn).await?;
-    let unread = unread_counts(&*txn, user.id).await?;
-    let unread_changed = unread != before;
-    let event = ThreadDeletedEvent {
+    let mut write = outbox.begin(db).await?;
+    let txn = write.txn();
+    let (thread, me) = visible_membership(txn, user.id, thread_id).await?;
+    let before = unread_counts(txn, user.id).await?;
+    hide_thread_until(txn, &me, thread.last_message_id.unwrap_or(0)).await?;
+    let total_threads = visible_threads(user.id).count(txn).await?;
+    let event = tell_with_totals(&mut write, user, before, |_, _| ThreadDeleted {
         thread_id: thread.public_id,
         total_threads,
-    };
-    let (offset, unread_offset) = event_log::append_with_unread(
-        db,
-        &*txn,
-        user.id,
-        (event_log::THREAD_DELETED, &event),
-        unread_changed.then_some(&unread),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(ThreadDeleted {
-        user: user.clone(),
-        thread_id: event.thread_id,
-        total_threads,
-        unread,
-        unread_changed,
-        offset,
-        unread_offset,
     })
+    .await?;
+    write.commit().await?;
+    Ok(event)
 }
 
 async fn hide_thread_until(

@@ -11,7 +11,9 @@ use super::queries::{
     find_message, message_views, newest_visible, not_hidden_by, thread_context, thread_contexts,
     visible_membership, visible_messages, visible_threads,
 };
-use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
+use crate::domain::events::ServerEvent;
+use crate::domain::outbox::Write;
+use crate::domain::views::{MessageView, ThreadView, UnreadCounts, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
 /// A page of `user`'s inbox, newest activity first. `before` is the `next` of the previous page.
@@ -188,4 +190,22 @@ pub(super) async fn unread_counts_of(
             )
         })
         .collect())
+}
+
+/// Tells `user` the event `make` builds from their unread totals after this write (and whether
+/// they moved from `before`), then the totals themselves if they moved; returns the event.
+pub(super) async fn tell_with_totals<E: ServerEvent + Clone>(
+    write: &mut Write<'_>,
+    user: &UserRef,
+    before: UnreadCounts,
+    make: impl FnOnce(UnreadCounts, bool) -> E,
+) -> DomainResult<E> {
+    let after = unread_counts(write.txn(), user.id).await?;
+    let changed = after != before;
+    let event = make(after, changed);
+    write.tell(user, event.clone());
+    if changed {
+        write.tell(user, after);
+    }
+    Ok(event)
 }

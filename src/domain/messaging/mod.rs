@@ -2,13 +2,15 @@
 //!
 //! Every write is one transaction; the service layer notifies only after it commits. Files by
 //! what they do: `validate` (what a send may carry), `directory` (the cache of what never
-//! changes about a thread), `send` (a new thread, and the replies' batches), `group_commit`
-//! (the writer task that stores replies many to a transaction), `sqlite_batch` and
-//! `postgres_batch` (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
+//! changes about a thread), `send` (a new thread; a reply to the group commit), `group_commit`
+//! (the writer task that stores replies many to a transaction), `batch` (what a batch carries
+//! and hands back, and the events of a stored message), `sqlite_batch` and `postgres_batch`
+//! (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
 //! (the event log's entries rendered to be sent again), `list`
 //! (inbox, history, unread totals) and `queries` (lookups and subqueries shared by all of
 //! them, and by `seed`).
 
+mod batch;
 mod directory;
 mod group_commit;
 mod hide;
@@ -23,15 +25,17 @@ mod validate;
 
 use serde::Deserialize;
 
+pub use batch::Reply;
 pub use directory::{Directory, ThreadMeta};
-pub use group_commit::{Committed, GroupCommit};
+pub use group_commit::GroupCommit;
+pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};
 pub use list::{get_thread, list_messages, list_threads, unread_counts};
 pub use queries::{correspondents, ensure_participant};
 pub use read::read;
-pub use send::{Reply, send, store_replies};
+pub use send::send;
 
-use super::views::{MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
+use super::views::{MessageView, Rendered};
 
 /// Longest subject of a new thread, in characters.
 pub const MAX_SUBJECT: usize = 70;
@@ -59,71 +63,15 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-/// What a participant needs to hear about a new message.
-#[derive(Debug, Clone)]
-pub struct Recipient {
-    pub user: UserRef,
-    /// The thread as the participant sees it, the new message last.
-    pub thread: ThreadView<Rendered>,
-    /// The participant's unread totals after the commit; `None` for the sender, whose totals
-    /// did not change.
-    pub unread: Option<UnreadCounts>,
-    /// Positions of this participant's `message:new` and `unread` in their event log (`None`
-    /// with the log off).
-    pub offset: Option<i64>,
-    pub unread_offset: Option<i64>,
-}
-
 /// The result of a send.
 #[derive(Debug, Clone)]
 pub enum SendOutcome {
-    /// Stored now; `participants` are to be notified.
+    /// Stored now, and announced to the participants.
     Created {
         message: MessageView,
         /// `message`, serialised once for every payload that carries it.
         rendered: Rendered,
-        participants: Vec<Recipient>,
     },
     /// `client_id` was seen before: the first message, nothing new stored.
     Repeated { message: MessageView },
-}
-
-/// After a read.
-#[derive(Debug, Clone)]
-pub struct ReadOutcome {
-    pub reader: UserRef,
-    pub thread_id: String,
-    pub unread: UnreadCounts,
-    pub changed: bool,
-    /// Positions of `thread:read` and `unread` in the reader's event log (`None` when nothing
-    /// was written, or with the log off).
-    pub offset: Option<i64>,
-    pub unread_offset: Option<i64>,
-}
-
-/// After a message deletion.
-#[derive(Debug, Clone)]
-pub struct MessageDeleted {
-    pub user: UserRef,
-    pub url: String,
-    pub thread_id: String,
-    pub total_messages: u64,
-    pub unread: UnreadCounts,
-    pub unread_changed: bool,
-    /// Positions of this event and of `unread` in the user's event log.
-    pub offset: Option<i64>,
-    pub unread_offset: Option<i64>,
-}
-
-/// After a thread deletion.
-#[derive(Debug, Clone)]
-pub struct ThreadDeleted {
-    pub user: UserRef,
-    pub thread_id: String,
-    pub total_threads: u64,
-    pub unread: UnreadCounts,
-    pub unread_changed: bool,
-    /// Positions of this event and of `unread` in the user's event log.
-    pub offset: Option<i64>,
-    pub unread_offset: Option<i64>,
 }

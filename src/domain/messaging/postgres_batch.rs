@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
-use super::send::{BatchWrite, Reply, read_batch, recipient_of};
+use super::batch::{BatchWrite, Reply, read_batch, recipient_of, with_event_names};
 use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
@@ -72,10 +72,10 @@ WITH input AS ( \
 /// data-modifying CTE runs whether or not it is read: `logged` is not.
 const LOG: &str = "\
 , entries AS ( \
-    SELECT mv.user_id, i.id AS ord, 'message:new'::text AS event, i.id AS ref_id \
+    SELECT mv.user_id, i.id AS ord, '{NEW}'::text AS event, i.id AS ref_id \
     FROM inserted i JOIN moved mv ON mv.thread_id = i.thread_id \
     UNION ALL \
-    SELECT user_id, 9223372036854775807, 'unread', NULL FROM recipients \
+    SELECT user_id, 9223372036854775807, '{UNREAD}', NULL FROM recipients \
 ), locked_users AS ( \
     SELECT id, log_seq, log_gid FROM users WHERE id IN (SELECT user_id FROM entries) \
     ORDER BY id FOR UPDATE \
@@ -113,13 +113,14 @@ SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, messag
     NULL, NULL \
 FROM totals";
 
-/// The users' new heads (`send::read_batch` numbers the entries from them).
+/// The users' new heads (`batch::read_batch` numbers the entries from them).
 const SELECT_LOG: &str = "\
 UNION ALL \
 SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, head, NULL \
 FROM heads";
 
-static LOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}"));
+static LOGGED: LazyLock<String> =
+    LazyLock::new(|| with_event_names(&format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}")));
 static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE} {SELECT}"));
 
 /// One reply as the statement reads it.

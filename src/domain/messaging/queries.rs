@@ -22,25 +22,31 @@ pub async fn ensure_participant(
         .map(|(t, _)| t.public_id)
 }
 
-/// Ids of the users who share at least one thread with `user_id` (for presence).
-pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<i64>> {
-    Ok(participant::Entity::find()
-        .select_only()
-        .column(participant::Column::UserId)
-        .distinct()
+/// The users who share at least one thread with `user_id` (for presence).
+pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<UserRef>> {
+    let users = user::Entity::find()
         .filter(
-            participant::Column::ThreadId.in_subquery(
+            user::Column::Id.in_subquery(
                 Query::select()
-                    .column(participant::Column::ThreadId)
+                    .column(participant::Column::UserId)
                     .from(participant::Entity)
-                    .and_where(participant::Column::UserId.eq(user_id))
+                    .and_where(
+                        participant::Column::ThreadId.in_subquery(
+                            Query::select()
+                                .column(participant::Column::ThreadId)
+                                .from(participant::Entity)
+                                .and_where(participant::Column::UserId.eq(user_id))
+                                .to_owned(),
+                        ),
+                    )
                     .to_owned(),
             ),
         )
-        .filter(participant::Column::UserId.ne(user_id))
-        .into_tuple()
+        .filter(user::Column::Id.ne(user_id))
+        .order_by_asc(user::Column::Id)
         .all(db)
-        .await?)
+        .await?;
+    Ok(users.iter().map(UserRef::from).collect())
 }
 
 pub(super) async fn find_by_client_id(

@@ -4,48 +4,50 @@ use entity::{message, participant, thread, unread_below_mark};
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::ReadOutcome;
-use super::list::unread_counts;
+use super::list::{tell_with_totals, unread_counts};
 use super::queries::{below_mark_of, find_message, visible_membership, visible_messages};
 use crate::db::Database;
-use crate::domain::event_log;
-use crate::domain::views::{ThreadReadEvent, UserRef};
+use crate::domain::events::ThreadRead;
+use crate::domain::outbox::Outbox;
+use crate::domain::views::UserRef;
 use crate::domain::{DomainError, DomainResult};
 
-/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end.
+/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end; returns once
+/// the reader's tabs have been told.
 pub async fn read(
     db: &Database,
+    outbox: &Outbox,
     reader: &UserRef,
     thread_id: &str,
     up_to: Option<&str>,
-) -> DomainResult<ReadOutcome> {
+) -> DomainResult<ThreadRead> {
     // A read that moves nothing writes nothing: it is found out on the readers' pool, without
     // the write gate, so that a flood of them cannot queue ahead of other users' writes. The
     // mark only moves forward, so a stale look here never skips a write that was needed.
     let (thread, me) = visible_membership(&db.conn, reader.id, thread_id).await?;
     let target = read_target(&db.conn, &thread, &me, up_to).await?;
     if target <= me.read_up_to && !unread_below(&db.conn, &me, target).await? {
-        return Ok(ReadOutcome {
-            reader: reader.clone(),
+        let event = ThreadRead {
             thread_id: thread.public_id,
             unread: unread_counts(&db.conn, reader.id).await?,
-            changed: false,
-            offset: None,
-            unread_offset: None,
-        });
+            totals_changed: false,
+        };
+        outbox.tell(reader, event.clone()).await?;
+        return Ok(event);
     }
-    let txn = db.begin_write().await?;
-    let (thread, me) = visible_membership(&*txn, reader.id, thread_id).await?;
-    let target = read_target(&*txn, &thread, &me, up_to).await?;
-    let before = unread_counts(&*txn, reader.id).await?;
+    let mut write = outbox.begin(db).await?;
+    let txn = write.txn();
+    let (thread, me) = visible_membership(txn, reader.id, thread_id).await?;
+    let target = read_target(txn, &thread, &me, up_to).await?;
+    let before = unread_counts(txn, reader.id).await?;
     let read_up_to = std::cmp::max(me.read_up_to, target);
-    let mut remaining = count_unread_after(&*txn, reader.id, &me, thread.id, read_up_to).await?;
+    let mut remaining = count_unread_after(txn, reader.id, &me, thread.id, read_up_to).await?;
     if me.unread > 0 {
         // Imported messages the original app still had unread below the mark (none otherwise).
         unread_below_mark::Entity::delete_many()
             .filter(below_mark_of(&me))
             .filter(unread_below_mark::Column::MessageId.lte(target))
-            .exec(&*txn)
+            .exec(txn)
             .await?;
         let left = visible_messages(reader.id, &me, thread.id)
             .filter(
@@ -57,7 +59,7 @@ pub async fn read(
                         .to_owned(),
                 ),
             )
-            .count(&*txn)
+            .count(txn)
             .await?;
         remaining = remaining.saturating_add(i32::try_from(left).unwrap_or(i32::MAX));
     }
@@ -66,31 +68,18 @@ pub async fn read(
         .col_expr(participant::Column::Unread, remaining.into())
         .filter(participant::Column::ThreadId.eq(thread.id))
         .filter(participant::Column::UserId.eq(reader.id))
-        .exec(&*txn)
+        .exec(txn)
         .await?;
-    let unread = unread_counts(&*txn, reader.id).await?;
-    let changed = unread != before;
-    let event = ThreadReadEvent {
-        thread_id: thread.public_id,
-        unread,
-    };
-    let (offset, unread_offset) = event_log::append_with_unread(
-        db,
-        &*txn,
-        reader.id,
-        (event_log::THREAD_READ, &event),
-        changed.then_some(&unread),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(ReadOutcome {
-        reader: reader.clone(),
-        thread_id: event.thread_id,
-        unread,
-        changed,
-        offset,
-        unread_offset,
+    let event = tell_with_totals(&mut write, reader, before, |unread, totals_changed| {
+        ThreadRead {
+            thread_id: thread.public_id,
+            unread,
+            totals_changed,
+        }
     })
+    .await?;
+    write.commit().await?;
+    Ok(event)
 }
 
 /// The id of the message a read goes up to: `up_to`, which must be a message of the thread

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use super::send::{BatchWrite, Reply, read_batch, recipient_of};
+use super::batch::{BatchWrite, Reply, read_batch, recipient_of, with_event_names};
 use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
@@ -35,7 +35,7 @@ const WRITE: &str = "\
 /// users' next positions (the writer is alone, behind `BEGIN IMMEDIATE`). They are appended in
 /// one run of keys (`gid`) at the end of the log, each pointing to its user's entry before it,
 /// and each user's newest position and entry move. Only the users' new heads come back:
-/// `send::read_batch` numbers the entries from them the same way, where a row per entry cost
+/// `batch::read_batch` numbers the entries from them the same way, where a row per entry cost
 /// a fifth of the throughput. The keys follow the largest ever used (`sqlite_sequence`, kept
 /// by `AUTOINCREMENT`), so a log pruned to nothing never hands out a key that a user's newest
 /// entry still names. The heads are found by the batch's time (`?2`, indexed), and never move
@@ -46,10 +46,10 @@ const LOG: &str = "\
                 SELECT id, thread_id, sender_id, recipient_id FROM messages \
                 WHERE public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
             ), entries AS ( \
-                SELECT p.user_id AS user_id, m.id AS ord, 'message:new' AS event, m.id AS ref_id \
+                SELECT p.user_id AS user_id, m.id AS ord, '{NEW}' AS event, m.id AS ref_id \
                     FROM stored m JOIN participants p ON p.thread_id = m.thread_id \
                 UNION ALL \
-                SELECT DISTINCT recipient_id, 9223372036854775807, 'unread', NULL FROM stored \
+                SELECT DISTINCT recipient_id, 9223372036854775807, '{UNREAD}', NULL FROM stored \
                     WHERE sender_id <> recipient_id \
             ), numbered AS ( \
                 SELECT e.user_id, e.event, e.ref_id, u.log_gid AS before, \
@@ -77,7 +77,8 @@ const TOTALS: &str = "\
             AND unread > 0 GROUP BY user_id; \
         COMMIT";
 
-static LOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{LOG}{TOTALS}"));
+static LOGGED: LazyLock<String> =
+    LazyLock::new(|| with_event_names(&format!("{WRITE}{LOG}{TOTALS}")));
 static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{TOTALS}"));
 
 /// The batch on SQLite, as one multi-statement query that also begins and commits its

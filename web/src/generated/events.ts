@@ -1,5 +1,5 @@
-// Generated from Missive's Rust types (src/realtime/protocol.rs); do not edit.
-// A test fails when this file is stale; MISSIVE_WRITE_TYPES=1 cargo nextest run -E 'test(typescript)' rewrites it.
+// Generated from Missive's event declarations (src/domain/events, src/realtime/protocol.rs); do not edit.
+// A test fails when this file is stale; MISSIVE_WRITE_TYPES=1 cargo nextest run -E 'test(reference)' rewrites it.
 
 export type Message = { url: string, thread_id: string, sender: string, recipient: string, subject: string, body: string, 
 /**
@@ -23,6 +23,12 @@ updated_at: string, };
 
 export type Unread = { messages: number, threads: number, };
 
+export type Refused = { status: false, 
+/**
+ * `invalid_payload`, `not_found`, `rate_limited`, `unavailable`, a validation code, ...
+ */
+code: string, message: string, };
+
 export type SendMessage = { 
 /**
  * A new thread: who to (with `subject`).
@@ -45,13 +51,33 @@ body: string,
  */
 client_id?: string, };
 
+export type MessageAck = { message: Message, };
+
 export type ThreadRef = { thread_id: string, };
+
+export type ThreadAck = { thread_id: string, };
 
 export type ReadRequest = { thread_id: string, up_to?: string, };
 
+export type ThreadRead = { thread_id: string, unread: Unread, };
+
 export type MessageRef = { url: string, };
 
+export type MessageDeleted = { url: string, thread_id: string, 
+/**
+ * Messages left in the thread for the deleter.
+ */
+total_messages: number, };
+
+export type ThreadDeleted = { thread_id: string, 
+/**
+ * Threads left in the deleter's inbox.
+ */
+total_threads: number, };
+
 export type TypingRequest = { thread_id: string, typing: boolean, };
+
+export type Empty = object;
 
 export type SyncRequest = { since?: string, };
 
@@ -76,43 +102,17 @@ more: boolean,
  */
 head: string, };
 
-export type Refused = { status: false, 
-/**
- * `invalid_payload`, `not_found`, `rate_limited`, `unavailable`, a validation code, ...
- */
-code: string, message: string, };
-
-export type MessageAck = { message: Message, };
-
-export type ThreadAck = { thread_id: string, };
-
-export type ThreadRead = { thread_id: string, unread: Unread, };
-
-export type MessageDeleted = { url: string, thread_id: string, 
-/**
- * Messages left in the thread for the deleter.
- */
-total_messages: number, };
-
-export type ThreadDeleted = { thread_id: string, 
-/**
- * Threads left in the deleter's inbox.
- */
-total_threads: number, };
-
 export type NewMessage = { message: Message, thread: Thread, };
-
-export type Presence = { username: string, online: boolean, };
-
-export type Typing = { thread_id: string, username: string, typing: boolean, };
-
-export type Empty = object;
 
 export type LegacyNewMessage = { message_url: string, };
 
 export type LegacyNotify = { type: "thread" | "mailbox", notify: "false", thread_id?: string, };
 
 export type LegacyDeletion = { type: "message" | "thread", message_url?: string, thread_id: string, total_messages?: number, total_threads?: number, };
+
+export type Presence = { username: string, online: boolean, };
+
+export type Typing = { thread_id: string, username: string, typing: boolean, };
 
 export type Stats = { 
 /**
@@ -137,35 +137,51 @@ export type Ack<T> = ({ status: true } & T) | Refused;
 
 /** Events the server emits on `/messages` (and `stats` on `/admin`). */
 export interface ServerToClientEvents {
+  /** A message was stored in one of the user's threads. */
   'message:new': (payload: NewMessage, offset?: string) => void;
+  /** The user read a thread (from any tab or device). */
   'thread:read': (payload: ThreadRead, offset?: string) => void;
+  /** The user deleted a message (for themself only). */
   'message:deleted': (payload: MessageDeleted, offset?: string) => void;
+  /** The user deleted a thread (for themself only). */
   'thread:deleted': (payload: ThreadDeleted, offset?: string) => void;
+  /** The user's unread totals changed. */
   'unread': (payload: Unread, offset?: string) => void;
+  /** A user who shares a thread with this one came online or went offline. */
   'presence': (payload: Presence, offset?: string) => void;
+  /** Someone in the thread started or stopped typing. */
   'typing': (payload: Typing) => void;
+  /** The node's figures, every second (admin accounts only). */
   'stats': (payload: Stats) => void;
 }
 
 /** Events a client sends on `/messages`, each answered by its ack. */
 export interface ClientToServerEvents {
+  /** Send a message: a new thread (`recipient`, `subject`) or a reply (`thread_id`). */
   'message:send': (payload: SendMessage, ack: (answer: Ack<MessageAck>) => void) => void;
+  /** Join the thread's room, to hear `typing` (participants only). */
   'thread:join': (payload: ThreadRef, ack: (answer: Ack<ThreadAck>) => void) => void;
+  /** Leave the thread's room. */
   'thread:leave': (payload: ThreadRef, ack: (answer: Ack<ThreadAck>) => void) => void;
+  /** Mark the thread read, up to `up_to` or to its newest message. */
   'thread:read': (payload: ReadRequest, ack: (answer: Ack<ThreadRead>) => void) => void;
+  /** Delete a message for yourself. */
   'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
+  /** Delete a thread for yourself. */
   'thread:delete': (payload: ThreadRef, ack: (answer: Ack<ThreadDeleted>) => void) => void;
+  /** Tell the thread's room you are typing (from a socket that joined it). */
   'typing': (payload: TypingRequest, ack: (answer: Ack<Empty>) => void) => void;
+  /** The events after `since`, a page at a time (see Recovery). */
   'sync': (payload: SyncRequest, ack: (answer: Ack<SyncPage>) => void) => void;
 }
 
 /**
  * The original Flask-Messaging events, named after the user's `websocket_id` (W), sent
- * to sockets that did not connect with `legacy: false`. `<thread_id>` (a thread's id as
- * the event name) carries a LegacyNewMessage too.
+ * to sockets that did not connect with `legacy: false`.
  */
 export interface LegacyServerToClientEvents {
   [event: `${string}_newmsg`]: (payload: LegacyNewMessage) => void;
+  // `<thread_id>` carries a LegacyNewMessage too.
   [event: `${string}_notify`]: (payload: LegacyNotify) => void;
   [event: `${string}_notify_deletion`]: (payload: LegacyDeletion) => void;
 }

@@ -1,0 +1,252 @@
+//! The declarations: each server -> client event's payload and how it travels.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use super::legacy::{LegacyDeletion, LegacyNewMessage, LegacyNotify};
+use super::{Audience, Legacy, LegacyForm, Logged, Now, Refers, ServerEvent};
+use crate::domain::views::{MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
+
+/// `message:new`: the message, and its thread as that participant sees it (the message as
+/// its last).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct NewMessage {
+    #[ts(as = "MessageView")]
+    pub message: Rendered,
+    #[ts(as = "ThreadView")]
+    pub thread: ThreadView<Rendered>,
+    /// The message's row and public id (the log's reference, the legacy events' url).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub message_id: i64,
+    #[serde(skip)]
+    #[ts(skip)]
+    pub url: String,
+}
+
+impl ServerEvent for NewMessage {
+    const NAME: &'static str = "message:new";
+    const DOC: &'static str = "A message was stored in one of the user's threads.";
+    const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::Current(Refers::Message);
+    const LEGACY: &'static [LegacyForm] = &[
+        LegacyForm::of::<LegacyNewMessage<'static>>(
+            "W_newmsg",
+            Some("`${string}_newmsg`"),
+            "a message arrives in a thread of W (to every participant)",
+        ),
+        LegacyForm::of::<LegacyNewMessage<'static>>(
+            "<thread_id>",
+            None,
+            "the same, named after the thread's id",
+        ),
+    ];
+
+    fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
+        let payload = LegacyNewMessage {
+            message_url: &self.url,
+        };
+        out.extend(Legacy::new(format!("{}_newmsg", to.websocket_id), &payload));
+        out.extend(Legacy::new(self.thread.thread_id.clone(), &payload));
+    }
+
+    fn log_ref(&self) -> Option<i64> {
+        Some(self.message_id)
+    }
+
+    fn replay(now: &Now, ref_id: Option<i64>) -> Option<NewMessage> {
+        let id = ref_id?;
+        let (message, thread) = now.messages.get(&id)?;
+        Some(NewMessage {
+            message: message.clone(),
+            thread: thread.clone(),
+            message_id: id,
+            url: String::new(),
+        })
+    }
+}
+
+/// `thread:read` (and its ack): the thread, and the reader's totals.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ThreadRead {
+    pub thread_id: String,
+    pub unread: UnreadCounts,
+    /// Whether the read moved the totals (an `unread` follows, which tells legacy clients
+    /// when nothing is left).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub totals_changed: bool,
+}
+
+impl ServerEvent for ThreadRead {
+    const NAME: &'static str = "thread:read";
+    const DOC: &'static str = "The user read a thread (from any tab or device).";
+    const AUDIENCE: Audience = Audience::Own;
+    const LOGGED: Logged = Logged::AsSent;
+    const LEGACY: &'static [LegacyForm] = &[LegacyForm::of::<LegacyNotify<'static>>(
+        "W_notify",
+        Some("`${string}_notify`"),
+        "W read a thread (`type: \"thread\"`); nothing is left unread (`type: \"mailbox\"`)",
+    )];
+
+    fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
+        let event = format!("{}_notify", to.websocket_id);
+        out.extend(Legacy::new(
+            event.clone(),
+            &LegacyNotify::thread(&self.thread_id),
+        ));
+        if !self.totals_changed && self.unread.messages == 0 {
+            out.extend(Legacy::new(event, &LegacyNotify::MAILBOX));
+        }
+    }
+}
+
+/// `message:deleted` (and `message:delete`'s ack).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MessageDeleted {
+    pub url: String,
+    pub thread_id: String,
+    /// Messages left in the thread for the deleter.
+    #[ts(type = "number")]
+    pub total_messages: u64,
+}
+
+impl ServerEvent for MessageDeleted {
+    const NAME: &'static str = "message:deleted";
+    const DOC: &'static str = "The user deleted a message (for themself only).";
+    const AUDIENCE: Audience = Audience::Own;
+    const LOGGED: Logged = Logged::AsSent;
+    const LEGACY: &'static [LegacyForm] = &[LegacyForm::of::<LegacyDeletion<'static>>(
+        "W_notify_deletion",
+        Some("`${string}_notify_deletion`"),
+        "W deleted a message (`type: \"message\"`) or a thread (`type: \"thread\"`)",
+    )];
+
+    fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
+        let payload = LegacyDeletion {
+            kind: "message",
+            message_url: Some(&self.url),
+            thread_id: &self.thread_id,
+            total_messages: Some(self.total_messages),
+            total_threads: None,
+        };
+        out.extend(Legacy::new(
+            format!("{}_notify_deletion", to.websocket_id),
+            &payload,
+        ));
+    }
+}
+
+/// `thread:deleted` (and `thread:delete`'s ack).
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ThreadDeleted {
+    pub thread_id: String,
+    /// Threads left in the deleter's inbox.
+    #[ts(type = "number")]
+    pub total_threads: u64,
+}
+
+impl ServerEvent for ThreadDeleted {
+    const NAME: &'static str = "thread:deleted";
+    const DOC: &'static str = "The user deleted a thread (for themself only).";
+    const AUDIENCE: Audience = Audience::Own;
+    const LOGGED: Logged = Logged::AsSent;
+    const LEGACY: &'static [LegacyForm] = &[LegacyForm::of::<LegacyDeletion<'static>>(
+        "W_notify_deletion",
+        Some("`${string}_notify_deletion`"),
+        "W deleted a thread",
+    )];
+
+    fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
+        let payload = LegacyDeletion {
+            kind: "thread",
+            message_url: None,
+            thread_id: &self.thread_id,
+            total_messages: None,
+            total_threads: Some(self.total_threads),
+        };
+        out.extend(Legacy::new(
+            format!("{}_notify_deletion", to.websocket_id),
+            &payload,
+        ));
+    }
+}
+
+/// `unread`: the user's totals, whenever they change.
+impl ServerEvent for UnreadCounts {
+    const NAME: &'static str = "unread";
+    const DOC: &'static str = "The user's unread totals changed.";
+    const AUDIENCE: Audience = Audience::Own;
+    const LOGGED: Logged = Logged::Current(Refers::Totals);
+    const LEGACY: &'static [LegacyForm] = &[LegacyForm::of::<LegacyNotify<'static>>(
+        "W_notify",
+        Some("`${string}_notify`"),
+        "nothing is left unread (`type: \"mailbox\"`)",
+    )];
+
+    fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
+        if self.messages == 0 {
+            out.extend(Legacy::new(
+                format!("{}_notify", to.websocket_id),
+                &LegacyNotify::MAILBOX,
+            ));
+        }
+    }
+
+    fn replay(now: &Now, _: Option<i64>) -> Option<UnreadCounts> {
+        now.totals
+    }
+}
+
+/// `presence`: a user came online or went offline.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Presence {
+    pub username: String,
+    pub online: bool,
+}
+
+impl ServerEvent for Presence {
+    const NAME: &'static str = "presence";
+    const DOC: &'static str =
+        "A user who shares a thread with this one came online or went offline.";
+    const AUDIENCE: Audience = Audience::Correspondents;
+    const LOGGED: Logged = Logged::AsSent;
+}
+
+/// `typing`, relayed from a socket that joined the thread.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Typing {
+    pub thread_id: String,
+    pub username: String,
+    pub typing: bool,
+}
+
+impl ServerEvent for Typing {
+    const NAME: &'static str = "typing";
+    const DOC: &'static str = "Someone in the thread started or stopped typing.";
+    const AUDIENCE: Audience = Audience::ThreadRoom;
+    const LOGGED: Logged = Logged::No;
+}
+
+/// `stats`, every second, on `/admin`: the node's figures for the live dashboard.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Stats {
+    /// Socket.IO and lobby connections on this node.
+    #[ts(type = "number")]
+    pub connections: i64,
+    /// Live sessions (all nodes).
+    #[ts(type = "number")]
+    pub sessions: u64,
+    /// Messages stored by this node during the last second.
+    pub messages_per_second: f64,
+    /// Round trip of `SELECT 1`.
+    pub db_latency_ms: f64,
+    pub timestamp: String,
+}
+
+impl ServerEvent for Stats {
+    const NAME: &'static str = "stats";
+    const DOC: &'static str = "The node's figures, every second (admin accounts only).";
+    const AUDIENCE: Audience = Audience::Admins;
+    const LOGGED: Logged = Logged::No;
+}

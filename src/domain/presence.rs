@@ -1,0 +1,59 @@
+//! Presence announcements: the users who share a thread with someone hear that they came
+//! online or went offline. Who is online is the service's to count; this tells it.
+
+use super::events::{Notice, Presence};
+use super::outbox::Outbox;
+use super::views::UserRef;
+use super::{DomainError, DomainResult, accounts, messaging};
+use crate::db::Database;
+
+/// Tells the correspondents of the user `user_id` that they came or went.
+pub async fn announce_user(
+    db: &Database,
+    outbox: &Outbox,
+    user_id: i64,
+    online: bool,
+) -> DomainResult<()> {
+    let user = accounts::find_by_id(&db.conn, user_id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    announce(db, outbox, &UserRef::from(&user), online).await
+}
+
+/// Tells the users who share a thread with `user` that they came or went, logged for recovery
+/// in a write of its own; if that fails, the event still goes out (without a position: a
+/// client that misses it sees the presence when it reloads).
+pub async fn announce(
+    db: &Database,
+    outbox: &Outbox,
+    user: &UserRef,
+    online: bool,
+) -> DomainResult<()> {
+    let watchers = messaging::correspondents(&db.conn, user.id).await?;
+    if watchers.is_empty() {
+        return Ok(());
+    }
+    let event = Presence {
+        username: user.username.clone(),
+        online,
+    };
+    let notices = || -> Vec<Notice> {
+        watchers
+            .iter()
+            .map(|w| Notice {
+                to: w.clone(),
+                offset: None,
+                event: Box::new(event.clone()),
+            })
+            .collect()
+    };
+    if db.log_events {
+        let mut write = outbox.begin(db).await?;
+        write.extend(notices());
+        match write.commit().await {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::warn!(error = %e, "logging presence failed"),
+        }
+    }
+    outbox.announce(notices()).await
+}

@@ -1,0 +1,30 @@
+//! The rooms events go to. Nothing is ever emitted to a whole namespace.
+
+/// Room of every socket of one user.
+pub fn user_room(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// Room of the sockets of one user that hear the legacy Flask-Messaging events: every socket
+/// but those of native clients, which say `legacy: false` in their CONNECT payload.
+pub fn legacy_room(user_id: i64) -> String {
+    format!("legacy:{user_id}")
+}
+
+/// Room of every socket of one login session.
+pub fn session_room(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// Room of sockets viewing one thread (joined after a participant check).
+pub fn thread_room(thread_id: &str) -> String {
+    format!("thread:{thread_id}")
+}
+
+/// Room of the admin sockets (`/admin`) connected to this node.
+pub const ADMINS: &str = "admins";
+
+/// Room of one user's admin sockets on this node.
+pub fn admin_room(user_id: i64) -> String {
+    format!("admin:{user_id}")
+}
