@@ -122,7 +122,7 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
             let password = new_password()?;
             accounts::register(&db, &username, &password)
                 .await
-                .map(|u| u.username)
+                .map(|u| u.user.username)
                 .map(|name| (name, admin))
         }
         UserAction::Password { username } => {

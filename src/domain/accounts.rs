@@ -9,6 +9,7 @@ use argon2::password_hash::{
 use entity::user;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
+use super::views::Account;
 use super::{DomainError, DomainResult, FieldProblem, ResultExt};
 use crate::db::Database;
 use crate::ids;
@@ -101,7 +102,7 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
 }
 
 /// Creates a password account.
-pub async fn register(db: &Database, username: &str, password: &str) -> DomainResult<user::Model> {
+pub async fn register(db: &Database, username: &str, password: &str) -> DomainResult<Account> {
     let mut problems = Vec::new();
     let name = normalize_username(username)
         .map_err(|p| problems.push(p))
@@ -113,8 +114,10 @@ pub async fn register(db: &Database, username: &str, password: &str) -> DomainRe
         return Err(DomainError::Invalid(problems));
     };
     let hash = hash_password(password.to_owned()).await?;
-    db.write(async |txn| insert_user(txn, name, Some(hash), None, false).await)
-        .await
+    let user = db
+        .write(async |txn| insert_user(txn, name, Some(hash), None, false).await)
+        .await?;
+    Ok(Account::from(&user))
 }
 
 /// Inserts a user row; a taken name (even under a concurrent registration) is `UsernameTaken`.
@@ -156,11 +159,7 @@ pub fn lookup_name(raw: &str) -> Option<String> {
 /// Checks a username (any case) and password; unknown users and wrong passwords fail alike,
 /// in alike time. An account imported from Flask-Messaging is checked against its werkzeug
 /// hash once, and that login replaces it with an argon2id hash.
-pub async fn authenticate(
-    db: &Database,
-    username: &str,
-    password: &str,
-) -> DomainResult<user::Model> {
+pub async fn authenticate(db: &Database, username: &str, password: &str) -> DomainResult<Account> {
     let found = match lookup_name(username) {
         Some(name) => find_by_username(&db.conn, &name).await?,
         None => None,
@@ -173,11 +172,15 @@ pub async fn authenticate(
         if !verify_werkzeug(password.to_owned(), legacy).await {
             return Err(DomainError::InvalidCredentials);
         }
-        return upgrade_legacy_hash(db, user, password).await;
+        let upgraded = upgrade_legacy_hash(db, user, password).await?;
+        return Ok(Account::from(&upgraded));
     }
     let hash = found.as_ref().and_then(|u| u.password_hash.clone());
     if verify_password(password.to_owned(), hash).await {
-        found.ok_or(DomainError::InvalidCredentials)
+        found
+            .as_ref()
+            .map(Account::from)
+            .ok_or(DomainError::InvalidCredentials)
     } else {
         Err(DomainError::InvalidCredentials)
     }
@@ -247,6 +250,17 @@ pub async fn find_by_username(
         .filter(user::Column::Username.eq(username.to_lowercase()))
         .one(db)
         .await?)
+}
+
+/// The account named `username` (any case).
+pub async fn find_account(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> DomainResult<Option<Account>> {
+    Ok(find_by_username(db, username)
+        .await?
+        .as_ref()
+        .map(Account::from))
 }
 
 pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> DomainResult<Option<user::Model>> {

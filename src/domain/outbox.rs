@@ -80,17 +80,6 @@ impl Outbox {
             .map_err(|_| DomainError::Internal("the announcer has stopped".into()))
     }
 
-    /// `event` to `to`'s tabs when nothing was written (it carries no position), once the
-    /// announcements queued before it are out.
-    pub async fn tell<E: ServerEvent>(&self, to: &UserRef, event: E) -> DomainResult<()> {
-        self.announce(vec![Notice {
-            to: to.clone(),
-            offset: None,
-            event: Box::new(event),
-        }])
-        .await
-    }
-
     /// Queues events that carry no position (nothing was written) and waits until they are
     /// out.
     pub async fn announce(&self, notices: Vec<Notice>) -> DomainResult<()> {

@@ -4,6 +4,7 @@ use entity::user;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
+use super::views::Account;
 use super::{DomainError, DomainResult, accounts};
 use crate::ids;
 
@@ -29,24 +30,22 @@ fn key_hash(key: &str) -> String {
 pub async fn register(
     db: &impl ConnectionTrait,
     username: &str,
-) -> DomainResult<(user::Model, String)> {
+) -> DomainResult<(Account, String)> {
     let name = normalize_name(username)?;
     let key = ids::random_hex::<32>();
     let user = accounts::insert_user(db, name, None, Some(key_hash(&key)), false).await?;
-    Ok((user, key))
+    Ok((Account::from(&user), key))
 }
 
 /// The account holding `key`. A SHA-256 lookup suits a 256-bit random key: there is nothing to
 /// guess offline that would be cheaper than guessing the key itself.
-pub async fn find_by_key(
-    db: &impl ConnectionTrait,
-    key: &str,
-) -> DomainResult<Option<user::Model>> {
+pub async fn find_by_key(db: &impl ConnectionTrait, key: &str) -> DomainResult<Option<Account>> {
     if key.is_empty() || key.len() > 256 {
         return Ok(None);
     }
-    Ok(user::Entity::find()
+    let user = user::Entity::find()
         .filter(user::Column::KeyHash.eq(key_hash(key)))
         .one(db)
-        .await?)
+        .await?;
+    Ok(user.as_ref().map(Account::from))
 }

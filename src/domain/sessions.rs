@@ -8,6 +8,7 @@ use sea_orm::{
 };
 
 use super::DomainResult;
+use super::views::Account;
 use crate::ids;
 
 /// Creates a session for `user_id` that ends after `idle` without activity.
@@ -28,11 +29,19 @@ pub async fn create(
     .await?)
 }
 
-/// The live session `sid` and its user (read only: see [`is_stale`]).
+/// A live session, as the layers above the domain see it.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub id: String,
+    /// When its activity was last recorded (see [`is_stale`]).
+    pub last_seen_at: i64,
+}
+
+/// The live session `sid` and its account (read only: see [`is_stale`]).
 pub async fn resolve(
     db: &impl ConnectionTrait,
     sid: &str,
-) -> DomainResult<Option<(session::Model, user::Model)>> {
+) -> DomainResult<Option<(LiveSession, Account)>> {
     let now = ids::now_micros();
     let Some((session, Some(user))) = session::Entity::find_by_id(sid.to_owned())
         .find_also_related(user::Entity)
@@ -44,13 +53,17 @@ pub async fn resolve(
     if session.expires_at <= now {
         return Ok(None);
     }
-    Ok(Some((session, user)))
+    let live = LiveSession {
+        id: session.id,
+        last_seen_at: session.last_seen_at,
+    };
+    Ok(Some((live, Account::from(&user))))
 }
 
 /// Whether the session's activity should be recorded now ([`touch`]): activity moves the idle
 /// deadline, but at most once per `idle / 20` (capped at a minute), so a busy client does not
 /// write on every request.
-pub fn is_stale(session: &session::Model, idle: Duration) -> bool {
+pub fn is_stale(session: &LiveSession, idle: Duration) -> bool {
     let throttle = ids::duration_micros(idle / 20).min(60_000_000);
     ids::now_micros() - session.last_seen_at >= throttle
 }

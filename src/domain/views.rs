@@ -80,12 +80,34 @@ pub struct AccountView {
     pub created_at: String,
 }
 
-impl From<&user::Model> for AccountView {
+/// An account as the layers above the domain see it (entity rows stay below them).
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Id, username and `websocket_id`.
+    pub user: UserRef,
+    pub is_admin: bool,
+    pub created_at: i64,
+    /// Where the user's event log stands.
+    pub log_seq: i64,
+}
+
+impl From<&user::Model> for Account {
     fn from(u: &user::Model) -> Self {
+        Account {
+            user: UserRef::from(u),
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+            log_seq: u.log_seq,
+        }
+    }
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
         AccountView {
-            username: u.username.clone(),
-            websocket_id: u.websocket_id.clone(),
-            created_at: ids::rfc3339(u.created_at),
+            username: a.user.username.clone(),
+            websocket_id: a.user.websocket_id.clone(),
+            created_at: ids::rfc3339(a.created_at),
         }
     }
 }

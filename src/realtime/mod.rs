@@ -76,11 +76,10 @@ pub async fn redis_builder(
     } else {
         format!("{url}?protocol=resp3")
     };
-    let client = redis::Client::open(url)?;
     let adapter = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_request_timeout(Duration::from_secs(2));
-    let driver = HealingDriver::new(client).await?;
+    let driver = HealingDriver::new(&url).await?;
     let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter);
     Ok((
         tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter>(ctr),

@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
+
+use crate::service::redis_conn;
 
 type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
@@ -37,24 +39,16 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 pub struct DriverError(#[from] redis::RedisError);
 
 impl HealingDriver {
-    pub async fn new(client: redis::Client) -> redis::RedisResult<HealingDriver> {
+    pub async fn new(url: &str) -> redis::RedisResult<HealingDriver> {
         let handlers: Handlers = Arc::default();
         let push = handlers.clone();
-        let config = ConnectionManagerConfig::new()
+        let config = redis_conn::settings()
             .set_push_sender(move |msg: PushInfo| {
                 deliver(msg, &push);
                 Ok::<(), std::convert::Infallible>(())
             })
-            .set_automatic_resubscription()
-            // Each command fails fast while Redis is away (the caller falls back to a local
-            // emit); reconnection goes on behind it, at most half a second between tries, so
-            // that events cross nodes again within a second or two of Redis being back.
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+            .set_automatic_resubscription();
+        let conn = redis_conn::connect(url, config).await?;
         Ok(HealingDriver {
             handlers,
             conn,

@@ -1,6 +1,7 @@
 //! Accounts and sessions: registration, login and logout, for password accounts and
 //! Piratchat's key accounts alike.
 
+use crate::domain::views::Account;
 use std::net::IpAddr;
 
 use super::{App, Identity, ServiceResult};
@@ -24,7 +25,7 @@ impl App {
     ) -> ServiceResult<AccountView> {
         self.limits.check_registration(client)?;
         let user = accounts::register(&self.db, username, password).await?;
-        tracing::info!(username = %user.username, "registered");
+        tracing::info!(username = %user.user.username, "registered");
         Ok(AccountView::from(&user))
     }
 
@@ -37,7 +38,7 @@ impl App {
     ) -> ServiceResult<LoggedIn> {
         let user = self.check_password(client, username, password).await?;
         let token = self.open_session(&user).await?;
-        tracing::info!(username = %user.username, "logged in");
+        tracing::info!(username = %user.user.username, "logged in");
         Ok(LoggedIn {
             account: AccountView::from(&user),
             token,
@@ -55,7 +56,7 @@ impl App {
             .db
             .write(async |txn| piratchat::register(txn, username).await)
             .await?;
-        tracing::info!(username = %user.username, "registered a key account");
+        tracing::info!(username = %user.user.username, "registered a key account");
         Ok(key)
     }
 
@@ -73,8 +74,9 @@ impl App {
         })
     }
 
-    async fn open_session(&self, user: &entity::user::Model) -> ServiceResult<String> {
+    async fn open_session(&self, account: &Account) -> ServiceResult<String> {
         let idle = self.config.session_idle;
+        let user = &account.user;
         let session = self
             .db
             .write(async |txn| sessions::create(txn, user.id, idle).await)
@@ -172,10 +174,10 @@ impl App {
 
     /// A user's name as stored, and whether they are online anywhere.
     pub async fn user_status(&self, username: &str) -> ServiceResult<(String, bool)> {
-        let user = accounts::find_by_username(&self.db.conn, username)
+        let account = accounts::find_account(&self.db.conn, username)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let online = self.presence.is_online(user.id).await;
-        Ok((user.username, online))
+        let online = self.presence.is_online(account.user.id).await;
+        Ok((account.user.username, online))
     }
 }

@@ -2,12 +2,12 @@
 //! client's address, the Origin rule, and [`App::authenticate`], the one check that every
 //! transport (HTTP, the Socket.IO handshake, the `/ws` lobby) goes through.
 
+use crate::domain::views::Account;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use entity::user;
 use http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -186,7 +186,7 @@ impl App {
                         .write(async |txn| sessions::touch(txn, ids, now, idle).await)
                         .await?;
                 }
-                Identity::of(&user, Some(session.id))
+                Identity::of(user, Some(session.id))
             }
             Credential::Basic { username, password } => {
                 let user = self
@@ -198,7 +198,7 @@ impl App {
                         }
                         other => other,
                     })?;
-                Identity::of(&user, None)
+                Identity::of(user, None)
             }
         };
         if guarded && credential.browser_attached() && !self.origins.allows(headers) {
@@ -213,7 +213,7 @@ impl App {
         client: IpAddr,
         username: &str,
         password: &str,
-    ) -> ServiceResult<user::Model> {
+    ) -> ServiceResult<Account> {
         self.limits.check_login(client, username)?;
         match accounts::authenticate(&self.db, username, password).await {
             Ok(user) => Ok(user),

@@ -1,9 +1,7 @@
 //! Who is asking: built once per request or socket by [`App::authenticate`](super::App),
 //! used by every use case above the domain (entity rows stay below it).
 
-use entity::user;
-
-use crate::domain::views::{AccountView, UserRef};
+use crate::domain::views::{Account, AccountView, UserRef};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -21,13 +19,13 @@ pub struct Identity {
 
 impl Identity {
     /// The caller behind `session_id` (`None` for Basic).
-    pub(super) fn of(user: &user::Model, session_id: Option<String>) -> Identity {
+    pub(super) fn of(account: Account, session_id: Option<String>) -> Identity {
         Identity {
-            user: user.into(),
-            is_admin: user.is_admin,
+            user: account.user,
+            is_admin: account.is_admin,
             session_id,
-            created_at: user.created_at,
-            log_seq: user.log_seq,
+            created_at: account.created_at,
+            log_seq: account.log_seq,
         }
     }
 

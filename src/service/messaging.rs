@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{App, Identity, Notifier, ServiceResult};
-use crate::domain::events::{MessageDeleted, ThreadDeleted, ThreadRead};
-use crate::domain::messaging::{self, SendMessage, SendOutcome};
+use crate::domain::events::{MessageDeleted, Notice, ThreadDeleted, ThreadRead};
+use crate::domain::messaging::{self, Read, SendMessage, SendOutcome};
 use crate::domain::outbox::Announcement;
 use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
 use crate::metrics::Metrics;
@@ -58,7 +58,16 @@ impl App {
         thread_id: &str,
         up_to: Option<&str>,
     ) -> ServiceResult<ThreadRead> {
-        Ok(messaging::read(&self.db, &self.outbox, &reader.user, thread_id, up_to).await?)
+        match messaging::read(&self.db, &self.outbox, &reader.user, thread_id, up_to).await? {
+            Read::Moved(event) => Ok(event),
+            // Nothing written, nothing to order: told from here, so that a flood of idle reads
+            // never queues ahead of other users' announcements (tests/abuse.rs).
+            Read::Unmoved(event) => {
+                let notice = [Notice::new(&reader.user, event.clone())];
+                self.notifier.announce(&notice).await;
+                Ok(event)
+            }
+        }
     }
 
     /// Hides one message for the caller only.

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod ops;
 pub mod presence;
 pub mod recovery;
+pub mod redis_conn;
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{App, Identity, ServiceError, ServiceResult};
+use super::{App, Identity, ServiceError, ServiceResult, redis_conn};
 use crate::domain::presence;
 use crate::domain::views::UserRef;
 
@@ -52,15 +52,7 @@ end
 impl Presence {
     /// Shares presence across nodes through Redis.
     pub async fn join_cluster(&self, url: &str, prefix: &str) -> anyhow::Result<()> {
-        let client = redis::Client::open(url)?;
-        // Reconnects within half a second of Redis being back (see realtime/redis_driver.rs).
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let redis = ConnectionManager::new_with_config(client, config).await?;
+        let redis = redis_conn::connect(url, redis_conn::settings()).await?;
         let cluster = Cluster {
             redis,
             prefix: prefix.to_owned(),

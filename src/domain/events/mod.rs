@@ -219,6 +219,17 @@ pub struct Notice {
     pub event: Box<dyn Outgoing>,
 }
 
+impl Notice {
+    /// `event` to `to`'s tabs, without a position.
+    pub fn new<E: ServerEvent>(to: &UserRef, event: E) -> Notice {
+        Notice {
+            to: to.clone(),
+            offset: None,
+            event: Box::new(event),
+        }
+    }
+}
+
 /// A declared event, its type erased: what the notifier emits.
 pub trait Outgoing: Send + Sync {
     fn name(&self) -> &'static str;

@@ -32,7 +32,7 @@ pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};
 pub use list::{get_thread, list_messages, list_threads, unread_counts};
 pub use queries::{correspondents, ensure_participant};
-pub use read::read;
+pub use read::{Read, read};
 pub use send::send;
 
 use super::views::{MessageView, Rendered};

@@ -12,28 +12,35 @@ use crate::domain::outbox::Outbox;
 use crate::domain::views::UserRef;
 use crate::domain::{DomainError, DomainResult};
 
-/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end; returns once
-/// the reader's tabs have been told.
+/// A read, and whether it moved anything.
+pub enum Read {
+    /// The read mark or the imported unread messages moved: written, logged and announced.
+    Moved(ThreadRead),
+    /// Nothing to write: the reader's tabs are still to be told (no position, no order to
+    /// keep), by the caller.
+    Unmoved(ThreadRead),
+}
+
+/// Marks `thread_id` read for `reader`, up to the message `up_to` or to the end; a read that
+/// moves something returns once the reader's tabs have been told.
 pub async fn read(
     db: &Database,
     outbox: &Outbox,
     reader: &UserRef,
     thread_id: &str,
     up_to: Option<&str>,
-) -> DomainResult<ThreadRead> {
+) -> DomainResult<Read> {
     // A read that moves nothing writes nothing: it is found out on the readers' pool, without
     // the write gate, so that a flood of them cannot queue ahead of other users' writes. The
     // mark only moves forward, so a stale look here never skips a write that was needed.
     let (thread, me) = visible_membership(&db.conn, reader.id, thread_id).await?;
     let target = read_target(&db.conn, &thread, &me, up_to).await?;
     if target <= me.read_up_to && !unread_below(&db.conn, &me, target).await? {
-        let event = ThreadRead {
+        return Ok(Read::Unmoved(ThreadRead {
             thread_id: thread.public_id,
             unread: unread_counts(&db.conn, reader.id).await?,
             totals_changed: false,
-        };
-        outbox.tell(reader, event.clone()).await?;
-        return Ok(event);
+        }));
     }
     let mut write = outbox.begin(db).await?;
     let txn = write.txn();
@@ -79,7 +86,7 @@ pub async fn read(
     })
     .await?;
     write.commit().await?;
-    Ok(event)
+    Ok(Read::Moved(event))
 }
 
 /// The id of the message a read goes up to: `up_to`, which must be a message of the thread
