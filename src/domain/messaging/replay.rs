@@ -102,3 +102,164 @@ async fn messages_now(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde::Serialize;
+    use ts_rs::TS;
+
+    use super::*;
+    use crate::domain::accounts;
+    use crate::domain::event_log;
+    use crate::domain::events::{Audience, ServerEvent, declare};
+    use crate::domain::messaging::queries::find_message;
+    use crate::domain::messaging::{Directory, GroupCommit, SendMessage, SendOutcome, send};
+    use crate::domain::outbox::Outbox;
+    use crate::domain::views::UserRef;
+
+    /// A throwaway event logged as sent, declared in this test only.
+    #[derive(Serialize, TS)]
+    struct NoteChanged {
+        note: String,
+    }
+
+    impl ServerEvent for NoteChanged {
+        const NAME: &'static str = "note:changed";
+        const DOC: &'static str = "A note changed.";
+        const AUDIENCE: Audience = Audience::Own;
+        const LOGGED: Logged = Logged::AsSent;
+    }
+
+    /// A throwaway event that refers to a message, replayed as the message is now.
+    #[derive(Serialize, TS)]
+    struct MessagePinned {
+        #[ts(type = "unknown")]
+        message: Rendered,
+        #[serde(skip)]
+        #[ts(skip)]
+        message_id: i64,
+    }
+
+    impl ServerEvent for MessagePinned {
+        const NAME: &'static str = "message:pinned";
+        const DOC: &'static str = "A message was pinned.";
+        const AUDIENCE: Audience = Audience::Participants;
+        const LOGGED: Logged = Logged::Current(Refers::Message);
+
+        fn log_ref(&self) -> Option<i64> {
+            Some(self.message_id)
+        }
+
+        fn replay(now: &Now, ref_id: Option<i64>) -> Option<MessagePinned> {
+            let (message, _) = now.messages.get(&ref_id?)?;
+            Some(MessagePinned {
+                message: message.clone(),
+                message_id: ref_id?,
+            })
+        }
+    }
+
+    /// Declaring an event and telling it in a write is all the log and the replay need: each
+    /// kind replays as its declaration says (a second message-referencing event does not
+    /// replay as a `message:new`), and an entry of an event no longer declared is skipped.
+    #[tokio::test]
+    async fn a_declared_event_is_logged_and_replayed_as_declared() {
+        let (_dir, db) = crate::db::fresh_sqlite().await;
+        db.migrate().await.unwrap();
+        let user = |name: &str| accounts::insert_user(&db.conn, name.into(), None, None, false);
+        let (ann, _bob) = (user("ann").await.unwrap(), user("bob").await.unwrap());
+        let ann = UserRef::from(&ann);
+        let (outbox, mut announced) = Outbox::new();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        tokio::spawn(async move {
+            while let Some(a) = announced.recv().await {
+                for n in &a.notices {
+                    log.lock().unwrap().push((n.event.name(), n.offset));
+                }
+                a.finish();
+            }
+        });
+        let replies = GroupCommit::start(db.clone(), outbox.clone(), Arc::default());
+        let first = SendMessage {
+            recipient: Some("bob".into()),
+            subject: Some("s".into()),
+            thread_id: None,
+            body: "pin me".into(),
+            client_id: None,
+        };
+        let outcome = send(
+            &db,
+            &outbox,
+            &Directory::default(),
+            &replies,
+            &ann,
+            first,
+            100,
+        )
+        .await
+        .unwrap();
+        let SendOutcome::Created { message, rendered } = outcome else {
+            panic!("a new thread's first message is created");
+        };
+        let message_id = find_message(&db.conn, &message.url)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+
+        let mut write = outbox.begin(&db).await.unwrap();
+        write.tell(
+            &ann,
+            NoteChanged {
+                note: "hello".into(),
+            },
+        );
+        write.tell(
+            &ann,
+            MessagePinned {
+                message: rendered,
+                message_id,
+            },
+        );
+        write.commit().await.unwrap();
+        let heard = heard.lock().unwrap().clone();
+        assert_eq!(
+            heard[heard.len() - 2..],
+            [("note:changed", Some(2)), ("message:pinned", Some(3))],
+            "told after ann's message:new at 1, with their positions: {heard:?}"
+        );
+
+        let entries = event_log::entries_after(&db.conn, ann.id, 0, 10)
+            .await
+            .unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(names, ["message:new", "note:changed", "message:pinned"]);
+
+        let mut declared = events::SERVER_EVENTS.to_vec();
+        declared.extend([declare::<NoteChanged>(), declare::<MessagePinned>()]);
+        let declared: &'static [Declared] = declared.leak();
+        let replayed = render_with(declared, &db.conn, ann.id, entries.clone())
+            .await
+            .unwrap();
+        let got: Vec<(&str, serde_json::Value)> = replayed
+            .iter()
+            .map(|r| (r.event, serde_json::from_str(r.payload.get()).unwrap()))
+            .collect();
+        assert_eq!(got[0].0, "message:new");
+        assert_eq!(
+            got[1],
+            ("note:changed", serde_json::json!({"note": "hello"}))
+        );
+        assert_eq!(got[2].0, "message:pinned");
+        assert_eq!(got[2].1["message"]["body"], "pin me");
+        assert!(got[2].1.get("thread").is_none(), "{:?}", got[2]);
+
+        // Without their declarations, the two entries are not sent again.
+        let shipped = render(&db.conn, ann.id, entries).await.unwrap();
+        let names: Vec<&str> = shipped.iter().map(|r| r.event).collect();
+        assert_eq!(names, ["message:new"]);
+    }
+}
