@@ -165,3 +165,19 @@ fn the_response_check_catches_a_body_that_does_not_fit() {
     });
     assert!(undocumented.is_err());
 }
+
+/// The committed `docs/openapi.json` is the generated document (`MISSIVE_WRITE_TYPES=1`
+/// rewrites it), so the repository carries its own HTTP reference.
+#[test]
+fn the_committed_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    let current = serde_json::to_string_pretty(&*DOCUMENT).unwrap() + "\n";
+    if std::env::var("MISSIVE_WRITE_TYPES").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "docs/openapi.json is stale: run MISSIVE_WRITE_TYPES=1 cargo nextest run -E 'test(the_committed_document_is_current)'"
+    );
+}
