@@ -32,6 +32,15 @@ impl Announcement {
         }
     }
 
+    /// An announcement whose receiver hears once it is out.
+    fn signalled(notices: Vec<Notice>) -> (Announcement, oneshot::Receiver<()>) {
+        let (done, out) = oneshot::channel();
+        let announcement = Announcement::new(notices, move || {
+            let _ = done.send(());
+        });
+        (announcement, out)
+    }
+
     /// The events went out: answers whoever waits for them.
     pub fn finish(self) {
         (self.done)();
@@ -83,10 +92,8 @@ impl Outbox {
     /// Queues events that carry no position (nothing was written) and waits until they are
     /// out.
     pub async fn announce(&self, notices: Vec<Notice>) -> DomainResult<()> {
-        let (done, out) = oneshot::channel();
-        self.queue(Announcement::new(notices, move || {
-            let _ = done.send(());
-        }))?;
+        let (announcement, out) = Announcement::signalled(notices);
+        self.queue(announcement)?;
         out.await
             .map_err(|_| DomainError::Internal("the announcer has stopped".into()))
     }
@@ -168,10 +175,8 @@ impl Write<'_> {
         } = self;
         log(db, &txn, &mut notices).await?;
         txn.commit().await?;
-        let (done, out) = oneshot::channel();
-        turn.queue(Announcement::new(notices, move || {
-            let _ = done.send(());
-        }))?;
+        let (announcement, out) = Announcement::signalled(notices);
+        turn.queue(announcement)?;
         out.await
             .map_err(|_| DomainError::Internal("the announcer has stopped".into()))
     }
