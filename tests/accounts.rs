@@ -644,3 +644,67 @@ async fn an_imported_werkzeug_password_logs_in_and_is_upgraded_at_once() {
     );
     srv.stop().await;
 }
+
+/// Twenty wrong passwords for one name sent at once from one address: the name's budget is
+/// charged before each password is checked, so only the budget's worth are checked and the
+/// rest are refused at once (each used to pass a look at the budget, and all twenty were
+/// checked); the right password afterwards is refused too until the budget refills.
+#[tokio::test]
+async fn concurrent_guesses_spend_the_names_budget_before_they_are_checked() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.login_rate = 100;
+        c.login_failures = 5;
+    })
+    .await
+    .unwrap();
+    srv.user("kim").await;
+    let client = reqwest::Client::new();
+    let guesses = (0..20).map(|i| {
+        client
+            .post(format!("{}/api/v1/auth/login", srv.url))
+            .json(&json!({"username": "kim", "password": format!("wrong guess {i}")}))
+            .send()
+    });
+    let mut statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 15), "{statuses:?}");
+    let (status, _) = srv
+        .http()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "kim", "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    srv.stop().await;
+}
+
+/// A right password gives back the attempt it was charged: a user who logs in again and again
+/// never runs out.
+#[tokio::test]
+async fn right_passwords_do_not_spend_the_names_budget() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.login_rate = 100;
+        c.login_failures = 2;
+    })
+    .await
+    .unwrap();
+    srv.user("ray").await;
+    for _ in 0..6 {
+        let (status, _) = srv
+            .http()
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": "ray", "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    srv.stop().await;
+}

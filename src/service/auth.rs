@@ -216,9 +216,12 @@ impl App {
     ) -> ServiceResult<Account> {
         self.limits.check_login(client, username)?;
         match accounts::authenticate(&self.db, username, password).await {
-            Ok(user) => Ok(user),
+            Ok(user) => {
+                self.limits.record_login_success(username);
+                Ok(user)
+            }
             Err(DomainError::InvalidCredentials) => {
-                self.limits.record_login_failure(username);
+                self.limits.record_login_failure();
                 Err(DomainError::InvalidCredentials.into())
             }
             Err(e) => Err(e.into()),
