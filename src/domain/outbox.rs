@@ -152,11 +152,7 @@ impl Write<'_> {
 
     /// `event` to `to`'s tabs once committed (and to their log, if the event is logged).
     pub fn tell<E: ServerEvent>(&mut self, to: &UserRef, event: E) {
-        self.notices.push(Notice {
-            to: to.clone(),
-            offset: None,
-            event: Box::new(event),
-        });
+        self.notices.push(Notice::new(to, event));
     }
 
     /// Events already made, to their users' tabs once committed.

@@ -40,11 +40,7 @@ pub async fn announce(
     let notices = || -> Vec<Notice> {
         watchers
             .iter()
-            .map(|w| Notice {
-                to: w.clone(),
-                offset: None,
-                event: Box::new(event.clone()),
-            })
+            .map(|w| Notice::new(w, event.clone()))
             .collect()
     };
     if db.log_events {
