@@ -1,9 +1,11 @@
 //! Settings: every one is a command-line flag with a `MISSIVE_*` environment fallback.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
+use http::HeaderMap;
+pub use ipnet::IpNet;
 
 /// Server settings (`missive --help` lists them).
 #[derive(Debug, Clone, Args)]
@@ -102,8 +104,8 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_SOCKETS_PER_USER", default_value_t = 64)]
     pub sockets_per_user: usize,
 
-    /// TCP connections one client address may hold open; 0: no cap. Not applied with
-    /// `--trust-proxy`, where every connection comes from the proxy (cap them there).
+    /// TCP connections one client address may hold open; 0: no cap. Not applied to the
+    /// trusted proxies, each connection of which carries many clients (cap them there).
     #[arg(long, env = "MISSIVE_CONNECTIONS_PER_ADDRESS", default_value_t = 512)]
     pub connections_per_address: usize,
 
@@ -130,10 +132,22 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
-    /// Behind a trusted reverse proxy: the client address is the right-most
-    /// `X-Forwarded-For` entry, the one that proxy appended.
-    #[arg(long, env = "MISSIVE_TRUST_PROXY", default_value_t = false)]
-    pub trust_proxy: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or
+    /// CIDRs, e.g. `10.0.0.0/8,::1`): from a peer in the list, the client address is the
+    /// right-most entry that is not itself one of them. Any other peer is its own client
+    /// address, whatever it writes in the header.
+    #[arg(long, env = "MISSIVE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// Replaced by `MISSIVE_TRUSTED_PROXIES`; set, it stops the server with a message saying so
+    /// (it trusted every peer's header).
+    #[arg(long, env = "MISSIVE_TRUST_PROXY", hide = true)]
+    pub trust_proxy: Option<String>,
+
+    /// A request body must arrive whole within this long, or the request is answered 408 and
+    /// its connection closed (a client that trickles a body cannot hold a connection).
+    #[arg(long, env = "MISSIVE_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
 
     /// Mark the session cookie `Secure` (set it when clients reach Missive over HTTPS).
     #[arg(long, env = "MISSIVE_SECURE_COOKIES", default_value_t = false)]
@@ -180,7 +194,9 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             limiter_capacity: 100_000,
             metrics_token: None,
-            trust_proxy: false,
+            trusted_proxies: Vec::new(),
+            trust_proxy: None,
+            body_timeout: Duration::from_secs(30),
             secure_cookies: false,
             recovery_window: Duration::from_secs(24 * 3600),
             recovery_max: 10_000,
@@ -202,6 +218,49 @@ impl Synchronous {
             Synchronous::Normal => "NORMAL",
         }
     }
+}
+
+/// An address (`10.0.0.7`, `::1`) or a network (`10.0.0.0/8`).
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR like 10.0.0.0/8"))
+}
+
+/// Whether `peer` is one of the trusted proxies.
+pub fn is_trusted_proxy(proxies: &[IpNet], peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    proxies.iter().any(|net| net.contains(&peer))
+}
+
+/// The client's address: `peer` itself unless it is a trusted proxy; from one, the
+/// `X-Forwarded-For` entries are read from the right (each proxy appends the address it saw)
+/// and the first that is not a trusted proxy is the client. Everything left of it was written
+/// by the client, who may claim any address there.
+pub fn client_addr(proxies: &[IpNet], headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
+    let Some(mut client) = peer.map(|p| p.to_canonical()) else {
+        return IpAddr::from([127, 0, 0, 1]);
+    };
+    if !is_trusted_proxy(proxies, client) {
+        return client;
+    }
+    let entries = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for entry in entries.into_iter().rev() {
+        let Ok(addr) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = addr.to_canonical();
+        if !is_trusted_proxy(proxies, client) {
+            break;
+        }
+    }
+    client
 }
 
 /// Parses `90`, `90s`, `15m`, `1h`, `2d` or `250ms`.
@@ -254,5 +313,44 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxies: Vec<IpNet> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|t| parse_net(t).unwrap())
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.1.2.3".parse().unwrap(),
+        );
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        // Through two trusted proxies: the entry the outer one appended.
+        assert_eq!(
+            client_addr(&proxies, &headers, Some(ip("10.0.0.1"))),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_addr(&proxies, &headers, Some(ip("::1"))),
+            ip("203.0.113.7")
+        );
+        // Any other peer is its own address, whatever it writes.
+        assert_eq!(
+            client_addr(&proxies, &headers, Some(ip("198.51.100.2"))),
+            ip("198.51.100.2")
+        );
+        assert_eq!(
+            client_addr(&[], &headers, Some(ip("10.0.0.1"))),
+            ip("10.0.0.1")
+        );
+        // A v4-mapped peer is the v4 address.
+        assert_eq!(
+            client_addr(&proxies, &headers, Some(ip("::ffff:10.0.0.1"))),
+            ip("203.0.113.7")
+        );
+        assert!(parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("proxy").is_err());
     }
 }

@@ -20,6 +20,8 @@ pub struct Metrics {
     /// TCP connections refused: their address had too many open.
     pub connections_refused: AtomicU64,
     pub lobby_connected: AtomicI64,
+    /// Live login sessions, as last counted by the background task (a scrape reads no table).
+    pub sessions_live: AtomicI64,
 }
 
 impl Metrics {
@@ -27,9 +29,8 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition; `sessions`, `online_users` and `adapter_failures` are read at scrape
-    /// time.
-    pub fn render(&self, sessions: u64, online_users: usize, adapter_failures: u64) -> String {
+    /// The text exposition; `online_users` and `adapter_failures` are read at scrape time.
+    pub fn render(&self, online_users: usize, adapter_failures: u64) -> String {
         let mut out = String::with_capacity(1024);
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -111,8 +112,8 @@ impl Metrics {
         );
         gauge(
             "missive_sessions",
-            "Live login sessions.",
-            i64::try_from(sessions).unwrap_or(i64::MAX),
+            "Live login sessions, counted every few seconds.",
+            self.sessions_live.load(Ordering::Relaxed),
         );
         gauge(
             "missive_online_users",

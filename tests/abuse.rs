@@ -255,12 +255,47 @@ async fn sockets_per_user_are_capped() {
     srv.stop().await;
 }
 
+/// The cap holds against connects that race each other: 200 recovering handshakes at once
+/// (each reads the database before it is accepted) leave at most the cap connected. The
+/// socket used to be counted after that read, and 74 of 200 got in with a cap of 64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_connects_do_not_pass_the_socket_cap() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.sockets_per_user = 64;
+        c.event_rate = 0;
+        c.user_event_rate = 0;
+    })
+    .await
+    .unwrap();
+    let ann = srv.user("ann").await;
+    let bob = srv.user("bob").await;
+    let first = ann.native_tab().await;
+    let pid = first.pid.clone().expect("a pid");
+    bob.send_new("ann", "s", "hello").await;
+    first.expect("message:new", WAIT).await.unwrap();
+    first.close();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let attempts = (0..200).map(|_| {
+        let auth = json!({"token": ann.token, "legacy": false, "pid": pid, "offset": "0"});
+        Socket::connect(&srv.url, ConnectOptions::namespace("/messages").auth(auth))
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let connected: Vec<Socket> = results.into_iter().filter_map(Result::ok).collect();
+    assert!(
+        connected.len() <= 64,
+        "{} sockets connected with a cap of 64",
+        connected.len()
+    );
+    assert!(connected.len() >= 60, "only {} connected", connected.len());
+    srv.stop().await;
+}
+
 /// Behind a trusted proxy the client address is the right-most `X-Forwarded-For` entry: a
 /// client that writes addresses of its own to the left still spends its own budget.
 #[tokio::test]
 async fn forged_forwarded_addresses_do_not_escape_the_address_limit() {
     let srv = TestServer::start_with(Backend::Sqlite, |c| {
-        c.trust_proxy = true;
+        c.trusted_proxies = vec![missive::config::parse_net("127.0.0.1").unwrap()];
         c.login_rate = 3;
     })
     .await
@@ -278,6 +313,72 @@ async fn forged_forwarded_addresses_do_not_escape_the_address_limit() {
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 401, 429]);
+    srv.stop().await;
+}
+
+/// A peer that is not a listed proxy is its own address whatever `X-Forwarded-For` says:
+/// writing a new address per request does not buy a new login budget (it did while every
+/// peer was trusted).
+#[tokio::test]
+async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        c.login_rate = 3;
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let res = client
+            .post(format!("{}/api/v1/auth/login", srv.url))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"username": "nobody", "password": "whatever1"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    srv.stop().await;
+}
+
+/// A request body that trickles in is cut off at `MISSIVE_BODY_TIMEOUT`: 408, and the
+/// connection closed (it held the connection for as long as the client liked).
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.body_timeout = Duration::from_millis(700);
+    })
+    .await
+    .unwrap();
+    let mut slow = tokio::net::TcpStream::connect(srv.server.addr)
+        .await
+        .unwrap();
+    slow.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{\"username\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        // A byte now and then, as slowloris does: never idle long enough for a per-read
+        // timeout.
+        let _ = slow.write_all(b" ").await;
+        match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the body was still being read after 5 s"
+        );
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     srv.stop().await;
 }
 

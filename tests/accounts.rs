@@ -387,12 +387,46 @@ async fn health_and_metrics_answer(backend: Backend) {
     let (status, body) = http.get("/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let text = body.as_str().unwrap();
-    assert!(text.contains("missive_sessions 1"), "{text}");
     assert!(text.contains("missive_logins_total 1"), "{text}");
+    // The sessions gauge is counted by a background task every few seconds, not per scrape.
+    let counted = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let (_, body) = http.get("/metrics").await;
+        if body.as_str().unwrap().contains("missive_sessions 1\n") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < counted, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert!(text.contains("# TYPE missive_http_requests_total counter"));
     let (status, body) = http.get("/api/v1/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+    srv.stop().await;
+}
+
+/// A scrape reads no table: `/metrics` answers at once while another connection holds the
+/// sessions table locked (it used to count the sessions on every request, and waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_while_the_sessions_table_is_locked() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let Some(srv) = TestServer::start(Backend::Postgres).await else {
+        return;
+    };
+    srv.user("ivy").await;
+    let schema = srv.schema().unwrap();
+    let url = format!("{}?options=-c%20search_path%3D{schema}", common::POSTGRES_URL);
+    let conn = sea_orm::Database::connect(&url).await.unwrap();
+    let txn = conn.begin().await.unwrap();
+    txn.execute_unprepared("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let http = srv.http();
+    let scrape = http.get("/metrics");
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(2), scrape).await;
+    txn.rollback().await.unwrap();
+    let (status, _) = answered.expect("/metrics waited for the locked sessions table");
+    assert_eq!(status, StatusCode::OK);
     srv.stop().await;
 }
 

@@ -496,3 +496,39 @@ async fn recovery_works_across_a_restart() {
         assert_eq!(got.as_str(), Some(want.as_str()));
     }
 }
+
+/// A client that never recovers says `{offsets: false}`: it hears every event of its user,
+/// payload alone (a python-socketio handler `def on_new(data)` took the offset as a second
+/// argument and raised TypeError), and is given no pid; a tab that did not say so still
+/// hears the offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_asks_for_no_offsets_hears_payloads_alone() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let (alice, bob, thread) = conversation(&server).await;
+    let plain = Socket::connect(
+        &server.url,
+        ConnectOptions::namespace("/messages")
+            .auth(json!({"token": alice.token, "legacy": false, "offsets": false})),
+    )
+    .await
+    .expect("socket connects");
+    assert_eq!(plain.pid, None, "a socket without offsets cannot recover");
+    let tab = alice.native_tab().await;
+    bob.reply(&thread, "one more").await;
+    alice
+        .http
+        .post(&format!("/api/v1/threads/{thread}/read"), json!({}))
+        .await;
+    for (socket, with_offsets) in [(&plain, false), (&tab, true)] {
+        let events = heard(socket).await;
+        let names: Vec<&str> = events.iter().map(|h| h.name.as_str()).collect();
+        assert!(names.contains(&"message:new"), "{names:?}");
+        assert!(names.contains(&"thread:read"), "{names:?}");
+        for h in &events {
+            assert_eq!(h.offset.is_some(), with_offsets, "{h:?}");
+        }
+        let new = events.iter().find(|h| h.name == "message:new").unwrap();
+        assert_eq!(new.data["message"]["body"], "one more");
+    }
+    server.stop().await;
+}

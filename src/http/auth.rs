@@ -105,10 +105,11 @@ async fn logout_all(
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }
 
-/// `Secure` when configured or when a trusted proxy says the client used HTTPS.
+/// `Secure` when configured or when a proxy says the client used HTTPS (a client that
+/// claims it itself only makes its own cookie stricter).
 fn secure(app: &App, headers: &HeaderMap) -> bool {
     app.config.secure_cookies
-        || (app.config.trust_proxy
+        || (!app.config.trusted_proxies.is_empty()
             && headers
                 .get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok())

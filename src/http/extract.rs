@@ -121,7 +121,7 @@ impl ClientAddr {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        auth::client_addr(&parts.headers, peer, app.config.trust_proxy)
+        crate::config::client_addr(&app.config.trusted_proxies, &parts.headers, peer)
     }
 }
 
@@ -130,6 +130,43 @@ impl FromRequestParts<App> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         Ok(ClientAddr(ClientAddr::of(parts, app)))
+    }
+}
+
+/// Middleware: a request's body must arrive whole within `--body-timeout`, or the request is
+/// answered 408 and its connection closed. Hyper times the headers only; without this a
+/// client trickling a body a byte at a time held its connection (and a handler) for good.
+/// Over the size limit is 413, as the extractors say it.
+pub async fn body_deadline(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let bodiless = req.headers().get(header::CONTENT_LENGTH).is_none()
+        && req.headers().get(header::TRANSFER_ENCODING).is_none();
+    if bodiless {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, super::MAX_REQUEST_BODY);
+    match tokio::time::timeout(app.config.body_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => ApiError::PayloadTooLarge.into_response(),
+        Err(_) => {
+            let mut res = ApiError::Status(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time".into(),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            res
+        }
     }
 }
 

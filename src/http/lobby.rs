@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::{ApiError, ApiResult};
 use super::extract::ClientAddr;
 use crate::service::auth::{self, Credential, Presented};
+use crate::service::limits::ConnectionSlot;
 use crate::service::{App, Identity, ServiceError};
 
 pub fn router() -> utoipa_axum::router::OpenApiRouter<App> {
@@ -60,16 +61,17 @@ async fn lobby(
         ServiceError::Unauthorized => ApiError::Unauthorized { challenge: false },
         other => other.into(),
     })?;
-    app.admit_connection(&who)?;
+    // Counted now, before the upgrade is awaited (the cap held only after it did not hold).
+    let slot = app.admit_connection(&who)?;
     // A lobby message is at most 300 characters: 16 KiB holds any legal frame, escapes and all,
     // and a larger one is refused before it is read whole.
     Ok(ws
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run_lobby(app, who, socket)))
+        .on_upgrade(move |socket| run_lobby(app, who, slot, socket)))
 }
 
-async fn run_lobby(app: App, who: Identity, socket: WebSocket) {
+async fn run_lobby(app: App, who: Identity, _slot: ConnectionSlot, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
     let closed = CancellationToken::new();

@@ -85,6 +85,10 @@ pub fn router(app: App) -> Router {
             app.clone(),
             extract::count_requests,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            extract::body_deadline,
+        ))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

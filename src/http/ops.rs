@@ -68,7 +68,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response,
             return Err(ApiError::Unauthorized { challenge: false });
         }
     }
-    let body = app.metrics_text().await;
+    let body = app.metrics_text();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

@@ -11,10 +11,11 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use super::events;
 use super::notify::SocketIoNotifier;
 use super::recovery::{self, ReplayFrom};
-use super::rooms::{legacy_room, session_room, user_room};
+use super::rooms::{legacy_room, plain_room, session_room, user_room};
 use super::socket_user::SocketUser;
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Credential, Presented};
+use crate::service::limits::ConnectionSlot;
 use crate::service::recovery::Resume;
 use crate::service::{App, ServiceError};
 
@@ -35,12 +36,15 @@ impl std::fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 #[derive(Deserialize)]
-/// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false}`, both optional, and
-/// `pid` and `offset` from a socket.io client that reconnects (connection state recovery).
+/// The Socket.IO CONNECT payload: `{"token": "...", "legacy": false, "offsets": false}`, all
+/// optional, and `pid` and `offset` from a socket.io client that reconnects (connection state
+/// recovery).
 pub struct AuthPayload {
     pub token: Option<String>,
     /// `false`: a native client, which wants no legacy events (`W_newmsg`, `<thread_id>`, ...).
     pub legacy: Option<bool>,
+    /// `false`: logged events without their offset argument (a client that never recovers).
+    pub offsets: Option<bool>,
     /// Read leniently: a bad one means only that the socket does not recover.
     pub pid: Option<serde_json::Value>,
     pub offset: Option<serde_json::Value>,
@@ -61,19 +65,24 @@ pub async fn authenticate<A: Adapter>(
     let (pid, offset) = payload
         .as_ref()
         .map_or((None, None), |p| (p.pid.clone(), p.offset.clone()));
-    let me = check(&s, payload, &app).await?;
+    let (me, slot) = check(&s, payload, &app).await?;
     // Decided before the socket joins its rooms: a recovering socket holds back what is
-    // broadcast to them until the replay (on_connect) has been sent.
-    match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
-        Resume::Recovered { pid, after } => {
-            s.set_recovery_pid(pid);
-            s.hold_broadcasts();
-            s.extensions.insert(Arc::new(ReplayFrom(after)));
+    // broadcast to them until the replay (on_connect) has been sent. A socket without
+    // offsets does not recover (it could not say where it stood).
+    if me.offsets {
+        match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
+            Resume::Recovered { pid, after } => {
+                s.set_recovery_pid(pid);
+                s.hold_broadcasts();
+                s.extensions.insert(Arc::new(ReplayFrom(after)));
+            }
+            Resume::Fresh { pid } => s.set_recovery_pid(pid),
+            Resume::Off => {}
         }
-        Resume::Fresh { pid } => s.set_recovery_pid(pid),
-        Resume::Off => {}
+        s.join(user_room(me.who.id()));
+    } else {
+        s.join(plain_room(me.who.id()));
     }
-    s.join(user_room(me.who.id()));
     if let Some(sid) = &me.who.session_id {
         s.join(session_room(sid));
     }
@@ -81,7 +90,7 @@ pub async fn authenticate<A: Adapter>(
         s.join(legacy_room(me.who.id()));
     }
     events::register(&s);
-    notifier.local.opened(s.ns(), me.legacy);
+    notifier.local.opened(s.ns(), me.legacy, !me.offsets);
     tracing::debug!(username = %me.who.user.username, ns = s.ns(), "socket connected");
     app.socket_opened(&me.who).await;
     let me = Arc::new(me);
@@ -90,6 +99,7 @@ pub async fn authenticate<A: Adapter>(
     // socket lives at least that long, so whatever was counted above is always undone.
     s.extensions.insert(Counted::new(
         &app,
+        slot,
         Some(MessagingSocket {
             notifier,
             ns: s.ns().to_owned(),
@@ -107,6 +117,8 @@ pub async fn authenticate<A: Adapter>(
 /// its user stayed online for good.
 pub struct Counted {
     app: App,
+    /// The socket's place under the user's socket cap, taken when the handshake admitted it.
+    _slot: ConnectionSlot,
     messaging: Option<MessagingSocket>,
 }
 
@@ -120,12 +132,17 @@ struct MessagingSocket {
 impl Counted {
     /// Counts the socket; the extensions hold the returned `Arc` (they hand out clones), and
     /// the count is undone when the socket drops the last of them.
-    fn new(app: &App, messaging: Option<MessagingSocket>) -> Arc<Counted> {
+    fn new(
+        app: &App,
+        slot: ConnectionSlot,
+        messaging: Option<MessagingSocket>,
+    ) -> Arc<Counted> {
         app.metrics
             .sockets_connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Counted {
             app: app.clone(),
+            _slot: slot,
             messaging,
         })
     }
@@ -140,7 +157,7 @@ impl Drop for Counted {
         let Some(MessagingSocket { notifier, ns, me }) = self.messaging.take() else {
             return;
         };
-        notifier.local.closed(&ns, me.legacy);
+        notifier.local.closed(&ns, me.legacy, !me.offsets);
         // Presence may ask Redis: that part runs as a task (sockets are dropped on the
         // runtime's threads; at shutdown there may be none left to run it).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -158,30 +175,32 @@ pub async fn authenticate_admin<A: Adapter>(
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
 ) -> Result<(), ConnectError> {
-    let me = check(&s, payload.ok(), &app).await?;
+    let (me, slot) = check(&s, payload.ok(), &app).await?;
     if !me.who.is_admin {
         Metrics::inc(&app.metrics.sockets_refused);
         return Err(UNAUTHORIZED);
     }
     super::admin::admit(&s, me.who.id(), me.who.session_id.as_deref());
     s.extensions.insert(Arc::new(me));
-    s.extensions.insert(Counted::new(&app, None));
+    s.extensions.insert(Counted::new(&app, slot, None));
     Ok(())
 }
 
 /// Who is asking: the token of the CONNECT payload, else the handshake's Authorization
-/// header or cookie, checked by the service like any other credential.
+/// header or cookie, checked by the service like any other credential; and the socket's
+/// place under its user's socket cap, taken at once.
 async fn check<A: Adapter>(
     s: &SocketRef<A>,
     payload: Option<AuthPayload>,
     app: &App,
-) -> Result<SocketUser, ConnectError> {
+) -> Result<(SocketUser, ConnectionSlot), ConnectError> {
     let refuse = || {
         Metrics::inc(&app.metrics.sockets_refused);
         UNAUTHORIZED
     };
     let parts = s.req_parts();
     let legacy = payload.as_ref().and_then(|p| p.legacy).unwrap_or(true);
+    let offsets = payload.as_ref().and_then(|p| p.offsets).unwrap_or(true);
     let credential = match payload.and_then(|p| p.token) {
         Some(token) => Credential::Token(token),
         None => auth::credential_from_headers(&parts.headers).ok_or_else(refuse)?,
@@ -193,20 +212,24 @@ async fn check<A: Adapter>(
     let presented = Presented {
         credential,
         headers: &parts.headers,
-        client: auth::client_addr(&parts.headers, peer, app.config.trust_proxy),
+        client: crate::config::client_addr(&app.config.trusted_proxies, &parts.headers, peer),
         // Cross-site WebSocket hijacking: a cookie sent by a page of a foreign origin.
         guarded: true,
     };
     let admitted = match app.authenticate(presented).await {
-        Ok(who) => app.admit_connection(&who).map(|()| who),
+        Ok(who) => app.admit_connection(&who).map(|slot| (who, slot)),
         Err(e) => Err(e),
     };
     match admitted {
-        Ok(who) => Ok(SocketUser {
-            who,
-            legacy,
-            budget: app.limits.budget(),
-        }),
+        Ok((who, slot)) => Ok((
+            SocketUser {
+                who,
+                legacy,
+                offsets,
+                budget: app.limits.budget(),
+            },
+            slot,
+        )),
         Err(e) => {
             refuse();
             match e {

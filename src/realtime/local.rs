@@ -12,6 +12,8 @@ pub struct LocalSockets {
     by_namespace: [AtomicUsize; MESSAGING_NAMESPACES.len()],
     /// Sockets that hear the legacy events.
     legacy: AtomicUsize,
+    /// Sockets that asked for no offsets (they are in the plain rooms).
+    plain: AtomicUsize,
 }
 
 impl LocalSockets {
@@ -23,23 +25,34 @@ impl LocalSockets {
     }
 
     /// A socket joined messaging namespace `ns`.
-    pub fn opened(&self, ns: &str, legacy: bool) {
+    pub fn opened(&self, ns: &str, legacy: bool, plain: bool) {
         if let Some(c) = self.counter(ns) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         if legacy {
             self.legacy.fetch_add(1, Ordering::Relaxed);
         }
+        if plain {
+            self.plain.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A socket left messaging namespace `ns`.
-    pub fn closed(&self, ns: &str, legacy: bool) {
+    pub fn closed(&self, ns: &str, legacy: bool, plain: bool) {
         if let Some(c) = self.counter(ns) {
             c.fetch_sub(1, Ordering::Relaxed);
         }
         if legacy {
             self.legacy.fetch_sub(1, Ordering::Relaxed);
         }
+        if plain {
+            self.plain.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a socket of this node asked for no offsets.
+    pub fn any_plain(&self) -> bool {
+        self.plain.load(Ordering::Relaxed) > 0
     }
 
     /// Whether a socket of this node hears the legacy events.

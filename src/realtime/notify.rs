@@ -13,7 +13,7 @@ use socketioxide::adapter::Adapter;
 use super::adapter::Rooms;
 use super::bus::{Bus, Listener, Packet};
 use super::local::LocalSockets;
-use super::rooms::{legacy_room, session_room, user_room};
+use super::rooms::{legacy_room, plain_twins, session_room, user_room};
 use crate::service::Notifier;
 use crate::service::events::{Notice, ServerEvent, Stats};
 
@@ -145,7 +145,8 @@ impl SocketIoNotifier {
         let Some(io) = self.rooms.get() else { return };
         let namespaces = self.local.namespaces();
         if !namespaces.is_empty() {
-            io.emit(
+            self.emit_here(
+                io.as_ref(),
                 namespaces,
                 packet.rooms.clone(),
                 &packet.event,
@@ -153,6 +154,25 @@ impl SocketIoNotifier {
                 packet.offset.as_deref(),
             )
             .await;
+        }
+    }
+
+    /// Emits to this node's sockets in `rooms`, and to the sockets that asked for no offsets
+    /// (the plain twins of the user rooms), if this node has any, without the offset.
+    async fn emit_here(
+        &self,
+        io: &dyn Rooms,
+        namespaces: Vec<&'static str>,
+        rooms: Vec<String>,
+        event: &str,
+        payload: &RawValue,
+        offset: Option<&str>,
+    ) {
+        let plain = self.local.any_plain().then(|| plain_twins(&rooms));
+        io.emit(namespaces.clone(), rooms, event, payload, offset)
+            .await;
+        if let Some(twins) = plain.filter(|t| !t.is_empty()) {
+            io.emit(namespaces, twins, event, payload, None).await;
         }
     }
 
@@ -180,7 +200,8 @@ impl SocketIoNotifier {
         }
         let offset = offset.map(|o| o.to_string());
         if !namespaces.is_empty() {
-            io.emit(
+            self.emit_here(
+                io.as_ref(),
                 namespaces,
                 rooms.clone(),
                 event,

@@ -5,6 +5,21 @@ pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 
+/// Room of the sockets of one user that asked for no offsets (`{offsets: false}` in their
+/// CONNECT payload): they hear what [`user_room`] hears, without the position argument.
+pub fn plain_room(user_id: i64) -> String {
+    format!("plain:{user_id}")
+}
+
+/// The [`plain_room`]s of the user rooms among `rooms`.
+pub fn plain_twins(rooms: &[String]) -> Vec<String> {
+    rooms
+        .iter()
+        .filter_map(|r| r.strip_prefix("user:"))
+        .map(|id| format!("plain:{id}"))
+        .collect()
+}
+
 /// Room of the sockets of one user that hear the legacy Flask-Messaging events: every socket
 /// but those of native clients, which say `legacy: false` in their CONNECT payload.
 pub fn legacy_room(user_id: i64) -> String {

@@ -12,6 +12,9 @@ pub struct SocketUser {
     pub who: Identity,
     /// Whether the socket hears the legacy Flask-Messaging events too (the default).
     pub legacy: bool,
+    /// Whether logged events carry their offset as a last argument (the default; `false`
+    /// for clients that never recover, whose handlers take the payload alone).
+    pub offsets: bool,
     /// What the socket may still emit.
     pub budget: Arc<Budget>,
 }

@@ -27,6 +27,9 @@ pub struct Policy {
     pub header_timeout: Duration,
     /// Open connections per client address; `None`: no cap.
     pub per_address: Option<usize>,
+    /// Peers exempt from that cap: the trusted proxies, every connection of which carries
+    /// many clients (cap them at the proxy).
+    pub trusted_proxies: Vec<crate::config::IpNet>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -56,7 +59,10 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = slots.take(peer.ip(), policy.per_address) else {
+        let cap = policy
+            .per_address
+            .filter(|_| !crate::config::is_trusted_proxy(&policy.trusted_proxies, peer.ip()));
+        let Some(slot) = slots.take(peer.ip(), cap) else {
             Metrics::inc(&policy.metrics.connections_refused);
             continue;
         };

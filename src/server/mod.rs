@@ -33,6 +33,12 @@ impl Server {
 
     /// Serves on an already bound listener.
     pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Server> {
+        if config.trust_proxy.is_some() {
+            anyhow::bail!(
+                "MISSIVE_TRUST_PROXY (--trust-proxy) is gone: it believed X-Forwarded-For from any \
+                 peer. List your proxies instead: MISSIVE_TRUSTED_PROXIES=10.0.0.5 (addresses or CIDRs)"
+            );
+        }
         let addr = listener.local_addr()?;
         let notifier = Arc::new(SocketIoNotifier::default());
         let app = App::new(config, notifier.clone()).await?;
@@ -64,9 +70,9 @@ impl Server {
         let tasks = tasks::CancelOnDrop(tasks::spawn(&app));
         let policy = listen::Policy {
             header_timeout: app.config.header_timeout,
-            // Behind a proxy every connection comes from the proxy: the cap belongs there.
-            per_address: (app.config.connections_per_address > 0 && !app.config.trust_proxy)
+            per_address: (app.config.connections_per_address > 0)
                 .then_some(app.config.connections_per_address),
+            trusted_proxies: app.config.trusted_proxies.clone(),
             metrics: app.metrics.clone(),
         };
         let handle = tokio::spawn({

@@ -1,5 +1,6 @@
 //! A node's background tasks: the session sweeper, the keep-alive of sessions that have open
-//! sockets, the SQLite checkpointer, the admin stats stream, the event log's pruning and, in a
+//! sockets, the SQLite checkpointer, the sessions count,
+//! the admin stats stream, the event log's pruning and, in a
 //! cluster, the presence heartbeat. Each calls one service function on a timer.
 
 use std::time::Duration;
@@ -34,8 +35,12 @@ pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
     let revalidate = every(Duration::from_secs(5), app, |app| async move {
         app.revalidate_sessions().await
     });
+    // The sessions gauge of /metrics and the dashboard: counted here, not per scrape.
+    let sessions = every(Duration::from_secs(5), app, |app| async move {
+        app.count_sessions().await
+    });
     let admin = tokio::spawn(app.clone().stream_admin_stats());
-    let mut tasks = vec![sweeper, keepalive, revalidate, admin];
+    let mut tasks = vec![sweeper, keepalive, revalidate, sessions, admin];
     if app.db.log_events {
         // Entries past the recovery window go within a quarter of it (a minute at most).
         let period = (app.config.recovery_window / 4)

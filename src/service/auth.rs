@@ -133,25 +133,12 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-/// The client's address: the peer, or, behind a trusted proxy, the right-most
-/// `X-Forwarded-For` entry: the one that proxy appended (everything left of it was written
-/// by the client, who may claim any address there).
-pub fn client_addr(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -> IpAddr {
-    let forwarded = trust_proxy
-        .then(|| headers.get_all("x-forwarded-for").iter().next_back())
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse().ok());
-    forwarded.or(peer).unwrap_or(IpAddr::from([127, 0, 0, 1]))
-}
-
 /// A credential as a transport found it, with what the limits and the Origin rule need.
 pub struct Presented<'a> {
     pub credential: Credential,
     /// The request's headers (Origin, Host).
     pub headers: &'a HeaderMap,
-    /// The client's address ([`client_addr`]).
+    /// The client's address ([`crate::config::client_addr`]).
     pub client: IpAddr,
     /// A request that changes state, or a socket handshake: a credential the browser may have
     /// attached by itself must come from an allowed Origin.

@@ -53,14 +53,24 @@ impl App {
         Health { database, redis }
     }
 
-    /// The Prometheus text exposition of this node's figures.
-    pub async fn metrics_text(&self) -> String {
-        let sessions = sessions::count_live(&self.db.conn).await.unwrap_or(0);
+    /// The Prometheus text exposition of this node's figures: counters and gauges kept in
+    /// memory, no database read (a scrape, however frequent, costs the database nothing).
+    pub fn metrics_text(&self) -> String {
         self.metrics.render(
-            sessions,
             self.presence.local_online_users(),
             self.notifier.adapter_failures(),
         )
+    }
+
+    /// Counts the live sessions for `/metrics` and the dashboard (a background task's job).
+    pub async fn count_sessions(&self) {
+        match sessions::count_live(&self.db.conn).await {
+            Ok(n) => self
+                .metrics
+                .sessions_live
+                .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "counting sessions failed"),
+        }
     }
 
     /// Sends `stats` to this node's admin dashboards every second while one is connected.
@@ -91,7 +101,8 @@ impl App {
             let stats = Stats {
                 connections: self.metrics.sockets_connected.load(Ordering::Relaxed)
                     + self.metrics.lobby_connected.load(Ordering::Relaxed),
-                sessions: sessions::count_live(&self.db.conn).await.unwrap_or(0),
+                sessions: u64::try_from(self.metrics.sessions_live.load(Ordering::Relaxed))
+                    .unwrap_or(0),
                 messages_per_second: (rate * 10.0).round() / 10.0,
                 db_latency_ms: (db_latency_ms * 100.0).round() / 100.0,
                 timestamp: crate::ids::rfc3339(crate::ids::now_micros()),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{App, Identity, ServiceError, ServiceResult, redis_conn};
+use super::limits::ConnectionSlot;
+use super::{App, Identity, ServiceResult, redis_conn};
 use crate::domain::presence;
 use crate::domain::views::UserRef;
 
@@ -216,16 +217,11 @@ impl Presence {
 }
 
 impl App {
-    /// Whether `who` may open one more socket or lobby connection on this node: at most
-    /// `--sockets-per-user` of them (each holds buffers; one account must not hold thousands).
-    pub fn admit_connection(&self, who: &Identity) -> ServiceResult<()> {
-        let cap = self.config.sockets_per_user;
-        let open = self.presence.local_sockets(who.id()) + self.lobby.connections_of(who.id());
-        if cap > 0 && open >= cap {
-            crate::metrics::Metrics::inc(&self.metrics.rate_limited);
-            return Err(ServiceError::RateLimited(std::time::Duration::from_secs(1)));
-        }
-        Ok(())
+    /// Admits one more socket or lobby connection of `who` on this node (see
+    /// [`Limits::admit_connection`](super::limits::Limits::admit_connection)); the connection
+    /// holds the slot for its life.
+    pub fn admit_connection(&self, who: &Identity) -> ServiceResult<ConnectionSlot> {
+        self.limits.admit_connection(who.id())
     }
 
     /// A socket of `who` opened on this node; if they came online, their correspondents hear

@@ -139,6 +139,11 @@ impl TestServer {
         Http::new(&self.url)
     }
 
+    /// The server's own PostgreSQL schema.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// Registers and logs in a new user.
     pub async fn user(&self, name: &str) -> User {
         let http = self.http();
