@@ -158,6 +158,12 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub recovery_window: Duration,
 
+    /// A user is shown offline only after this long without any socket (a reload, a flaky
+    /// network or a client that opens and closes sockets tells the others nothing); `0`: at
+    /// once.
+    #[arg(long, env = "MISSIVE_PRESENCE_GRACE", default_value = "5s", value_parser = parse_duration_or_zero)]
+    pub presence_grace: Duration,
+
     /// Most missed events replayed to a reconnecting socket, or paged by `sync`; a longer gap
     /// is reported as not recovered (the client reloads).
     #[arg(long, env = "MISSIVE_RECOVERY_MAX", default_value_t = 10_000)]
@@ -200,6 +206,7 @@ impl Default for Config {
             secure_cookies: false,
             recovery_window: Duration::from_secs(24 * 3600),
             recovery_max: 10_000,
+            presence_grace: Duration::from_secs(5),
         }
     }
 }

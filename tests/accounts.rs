@@ -415,7 +415,10 @@ async fn metrics_answer_while_the_sessions_table_is_locked() {
     };
     srv.user("ivy").await;
     let schema = srv.schema().unwrap();
-    let url = format!("{}?options=-c%20search_path%3D{schema}", common::POSTGRES_URL);
+    let url = format!(
+        "{}?options=-c%20search_path%3D{schema}",
+        common::POSTGRES_URL
+    );
     let conn = sea_orm::Database::connect(&url).await.unwrap();
     let txn = conn.begin().await.unwrap();
     txn.execute_unprepared("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")

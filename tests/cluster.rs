@@ -53,7 +53,8 @@ fn command(schema: &str, _prefix: &str) -> Command {
         "postgres://postgres@127.0.0.1:5432/test",
     )
     .env("MISSIVE_DATABASE_SCHEMA", schema)
-    .env("MISSIVE_LOGIN_RATE", "1000");
+    .env("MISSIVE_LOGIN_RATE", "1000")
+    .env("MISSIVE_PRESENCE_GRACE", "200ms");
     cmd
 }
 
@@ -516,9 +517,10 @@ async fn a_tab_recovers_on_another_node() {
         "recovered on node 2"
     );
     let replayed = back.drain(QUIET).await;
+    // Then the current presence of alice's correspondent (state, not logged).
     let expected: Vec<&str> = std::iter::repeat_n(["message:new", "unread"], 10)
         .flatten()
-        .chain(["thread:read", "unread"])
+        .chain(["thread:read", "unread", "presence"])
         .collect();
     assert_eq!(names(&replayed), expected);
     let new: Vec<&serde_json::Value> = replayed

@@ -139,7 +139,16 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
         Some(pid.as_str()),
         "recovered: same pid"
     );
-    let replayed = heard(&back).await;
+    let mut replayed = heard(&back).await;
+    // After the missed events, the current presence of alice's correspondents (not logged).
+    assert_eq!(
+        replayed.pop().map(|h| (h.name, h.data, h.offset)),
+        Some((
+            "presence".into(),
+            json!({"username": "bob", "online": false}),
+            None
+        ))
+    );
     let keys = |events: &[Heard]| events.iter().map(Heard::key).collect::<Vec<_>>();
     assert_eq!(keys(&replayed), keys(&expected));
     // Positions follow on from the last one heard, without a gap or a repeat.
@@ -247,8 +256,9 @@ async fn a_tab_that_heard_nothing_recovers_from_its_pid() {
     let back = reconnect(&server.url, &alice, Some(&pid), Value::Null).await;
     assert_eq!(back.pid.as_deref(), Some(pid.as_str()));
     let replayed = heard(&back).await;
-    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed.len(), 3, "{replayed:?}");
     assert_eq!(replayed[0].data["message"]["url"], url);
+    assert_eq!(replayed[2].name, "presence");
     server.stop().await;
 }
 
@@ -530,5 +540,82 @@ async fn a_client_that_asks_for_no_offsets_hears_payloads_alone() {
         let new = events.iter().find(|h| h.name == "message:new").unwrap();
         assert_eq!(new.data["message"]["body"], "one more");
     }
+    server.stop().await;
+}
+
+/// The head of `tab`'s user's log (`sync {}`).
+async fn head(tab: &Socket) -> i64 {
+    let answer = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
+    answer["head"].as_str().unwrap().parse().unwrap()
+}
+
+/// Presence is state, not history: a user who opens and closes sockets a thousand times is
+/// shown online once and offline once, after the grace period, and none of it reaches the
+/// log of the user who watches (each flip was an entry there, pushing them toward the
+/// recovery bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_sockets_move_nobodys_log_and_are_told_once() {
+    let grace = Duration::from_secs(2);
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.presence_grace = grace;
+        c.event_rate = 0;
+        c.user_event_rate = 0;
+    })
+    .await
+    .unwrap();
+    let (alice, bob, _thread) = conversation(&server).await;
+    let watching = alice.native_tab().await;
+    let before = head(&watching).await;
+    let cycles = futures_util::future::join_all((0..10).map(|_| async {
+        for _ in 0..100 {
+            bob.native_tab().await.close();
+        }
+    }));
+    cycles.await;
+    let last_closed = std::time::Instant::now();
+    let mut presence = Vec::new();
+    while let Some(incoming) = watching.next(grace + Duration::from_secs(2)).await {
+        if let Incoming::Event { name, data, offset } = incoming
+            && name == "presence"
+        {
+            assert_eq!(offset, None, "presence is not logged");
+            if data["online"] == false {
+                assert!(
+                    last_closed.elapsed() >= grace - Duration::from_millis(100),
+                    "shown offline {:?} after the last socket closed",
+                    last_closed.elapsed()
+                );
+            }
+            presence.push(data["online"].as_bool().unwrap());
+        }
+    }
+    assert_eq!(presence, [true, false], "1,000 flips told as {presence:?}");
+    let moved = head(&watching).await - before;
+    assert!(moved < 10, "alice's log moved by {moved} entries");
+    server.stop().await;
+}
+
+/// A recovering socket is not replayed the presence flips it missed: it is sent its
+/// correspondents' current presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_socket_is_told_the_current_presence() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let (alice, bob, thread) = conversation(&server).await;
+    let first = alice.native_tab().await;
+    let pid = first.pid.clone().unwrap();
+    bob.reply(&thread, "before").await;
+    let offset = last_offset(&heard(&first).await);
+    first.close();
+    // While alice is away bob comes and goes, then comes back and stays.
+    bob.native_tab().await.close();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _stays = bob.native_tab().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    let events = heard(&back).await;
+    let presence: Vec<&Heard> = events.iter().filter(|h| h.name == "presence").collect();
+    assert_eq!(presence.len(), 1, "{events:?}");
+    assert_eq!(presence[0].data, json!({"username": "bob", "online": true}));
+    assert_eq!(presence[0].offset, None);
     server.stop().await;
 }

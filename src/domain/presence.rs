@@ -20,9 +20,8 @@ pub async fn announce_user(
     announce(db, outbox, &UserRef::from(&user), online).await
 }
 
-/// Tells the users who share a thread with `user` that they came or went, logged for recovery
-/// in a write of its own; if that fails, the event still goes out (without a position: a
-/// client that misses it sees the presence when it reloads).
+/// Tells the users who share a thread with `user` that they came or went. Not logged:
+/// presence is state, and a recovering socket is sent the current one.
 pub async fn announce(
     db: &Database,
     outbox: &Outbox,
@@ -37,19 +36,9 @@ pub async fn announce(
         username: user.username.clone(),
         online,
     };
-    let notices = || -> Vec<Notice> {
-        watchers
-            .iter()
-            .map(|w| Notice::new(w, event.clone()))
-            .collect()
-    };
-    if db.log_events {
-        let mut write = outbox.begin(db).await?;
-        write.extend(notices());
-        match write.commit().await {
-            Ok(()) => return Ok(()),
-            Err(e) => tracing::warn!(error = %e, "logging presence failed"),
-        }
-    }
-    outbox.announce(notices()).await
+    let notices = watchers
+        .iter()
+        .map(|w| Notice::new(w, event.clone()))
+        .collect();
+    outbox.announce(notices).await
 }

@@ -132,11 +132,7 @@ struct MessagingSocket {
 impl Counted {
     /// Counts the socket; the extensions hold the returned `Arc` (they hand out clones), and
     /// the count is undone when the socket drops the last of them.
-    fn new(
-        app: &App,
-        slot: ConnectionSlot,
-        messaging: Option<MessagingSocket>,
-    ) -> Arc<Counted> {
+    fn new(app: &App, slot: ConnectionSlot, messaging: Option<MessagingSocket>) -> Arc<Counted> {
         app.metrics
             .sockets_connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

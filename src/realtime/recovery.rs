@@ -4,8 +4,9 @@
 //! The handshake (`connect::authenticate`) decides whether the socket recovers and, if so,
 //! holds back the broadcasts to it before it joins its rooms. Once socketioxide has sent the
 //! CONNECT answer, [`replay`] sends every missed event from the user's log, in order, then
-//! releases the held broadcasts, dropping those the replay already carried: a client hears each
-//! event once, the missed ones before any new one.
+//! sends its correspondents' current presence (not logged: state, not history), then releases
+//! the held broadcasts, dropping those the replay already carried: a client hears each event
+//! once, the missed ones before any new one.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::Value;
 
+use crate::service::events::{Presence, ServerEvent};
 use crate::service::{App, Identity};
 
 /// Events read from the log at a time during a replay.
@@ -55,6 +57,16 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
         if done {
             break;
         }
+    }
+    // Presence is state: the current one of each correspondent, not the flips missed. A flip
+    // held meanwhile follows it, so the client ends on the latest.
+    match app.correspondents_presence(who).await {
+        Ok(everyone) => {
+            for presence in everyone {
+                let _ = s.emit(Presence::NAME, &presence);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading presence for a recovered socket failed"),
     }
     s.release_broadcasts(move |packet| offset_of(packet).is_none_or(|o| o > after));
 }

@@ -177,7 +177,8 @@ impl App {
         let account = accounts::find_account(&self.db.conn, username)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let online = self.presence.is_online(account.user.id).await;
+        // What the correspondents were told (a user within the grace period is still online).
+        let online = self.presence.shown_among(&[account.user.id]).await[0];
         Ok((account.user.username, online))
     }
 }

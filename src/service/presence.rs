@@ -2,10 +2,16 @@
 //! counts of every node are kept in one hash per user, so a user is online while any live node
 //! holds a socket of theirs. Nodes heartbeat; the sockets of a node that stops heartbeating
 //! (killed, partitioned) are swept by the others, which announce who went offline with it.
+//!
+//! Presence is state, not history: what the correspondents were last told is kept (`shown`,
+//! in Redis when clustered), a user is shown online with their first socket and offline only
+//! once `--presence-grace` has passed without any, so a tab that reloads, or a client that
+//! opens and closes sockets a thousand times, tells the others nothing new. Nothing of it is
+//! logged: a recovering socket is sent the current presence instead (`correspondents_presence`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
@@ -30,6 +36,11 @@ pub struct Presence {
 struct Counts {
     users: HashMap<i64, usize>,
     sessions: HashMap<String, usize>,
+    /// Users the correspondents were told are online (single node; the cluster keeps this in
+    /// Redis).
+    shown: HashSet<i64>,
+    /// Users whose last socket here closed, waiting out the grace period: when it closed.
+    leaving: HashMap<i64, Instant>,
 }
 
 /// The Redis side of presence.
@@ -68,24 +79,19 @@ impl Presence {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a new socket; true when it is the user's first anywhere (they came online).
+    /// Records a new socket; true when the user is to be shown online (they were not).
     pub async fn connected(&self, user_id: i64, session: Option<&str>) -> bool {
-        let first_here = {
+        let newly_shown_here = {
             let mut c = self.counts();
             if let Some(sid) = session {
                 *c.sessions.entry(sid.to_owned()).or_default() += 1;
             }
-            let n = c.users.entry(user_id).or_default();
-            *n += 1;
-            *n == 1
+            *c.users.entry(user_id).or_default() += 1;
+            c.shown.insert(user_id)
         };
         match self.cluster.get() {
-            Some(cluster) => cluster
-                .change(user_id, 1)
-                .await
-                .map(|total| total == 1)
-                .unwrap_or(first_here),
-            None => first_here,
+            Some(cluster) => cluster.connected(user_id).await.unwrap_or(newly_shown_here),
+            None => newly_shown_here,
         }
     }
 
@@ -123,12 +129,58 @@ impl Presence {
         }
     }
 
-    pub async fn is_online(&self, user_id: i64) -> bool {
-        let here = self.counts().users.contains_key(&user_id);
-        match self.cluster.get() {
-            Some(cluster) if !here => cluster.total(user_id).await.map(|t| t > 0).unwrap_or(false),
-            _ => here,
+    /// Notes that the user's last socket here closed at `now`; true when no grace period of
+    /// theirs was running already (the caller starts one; a running one sees the new time).
+    pub fn start_leaving(&self, user_id: i64) -> bool {
+        self.counts()
+            .leaving
+            .insert(user_id, Instant::now())
+            .is_none()
+    }
+
+    /// How long the user's grace period still runs; `None` once it is over (and forgotten).
+    pub fn grace_left(&self, user_id: i64, grace: Duration) -> Option<Duration> {
+        let mut c = self.counts();
+        let since = *c.leaving.get(&user_id)?;
+        let left = grace.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            c.leaving.remove(&user_id);
+            return None;
         }
+        Some(left)
+    }
+
+    /// Whether the user is to be shown offline now: no socket of theirs anywhere, and shown
+    /// online until now (they are shown offline from here on).
+    pub async fn hide_if_gone(&self, user_id: i64) -> bool {
+        let hidden_here = {
+            let mut c = self.counts();
+            !c.users.contains_key(&user_id) && c.shown.remove(&user_id)
+        };
+        match self.cluster.get() {
+            Some(cluster) => cluster.hide_if_gone(user_id).await.unwrap_or(hidden_here),
+            None => hidden_here,
+        }
+    }
+
+    /// Shows the user online again if they were not (this node registered its sockets again).
+    async fn show(&self, user_id: i64) -> bool {
+        let here = self.counts().shown.insert(user_id);
+        match self.cluster.get() {
+            Some(cluster) => cluster.show(user_id).await.unwrap_or(here),
+            None => here,
+        }
+    }
+
+    /// Which of `user_ids` are shown online.
+    pub async fn shown_among(&self, user_ids: &[i64]) -> Vec<bool> {
+        if let Some(cluster) = self.cluster.get()
+            && let Ok(shown) = cluster.shown_among(user_ids).await
+        {
+            return shown;
+        }
+        let c = self.counts();
+        user_ids.iter().map(|u| c.shown.contains(u)).collect()
     }
 
     /// Sockets of `user_id` on this node.
@@ -224,8 +276,8 @@ impl App {
         self.limits.admit_connection(who.id())
     }
 
-    /// A socket of `who` opened on this node; if they came online, their correspondents hear
-    /// it (without holding up the caller).
+    /// A socket of `who` opened on this node; if they were not shown online, their
+    /// correspondents hear it now (without holding up the caller).
     pub async fn socket_opened(&self, who: &Identity) {
         if self
             .presence
@@ -237,30 +289,67 @@ impl App {
         }
     }
 
-    /// A socket of `who` closed on this node; if it was their last anywhere, their
-    /// correspondents hear they went offline.
+    /// A socket of `who` closed on this node; if it was their last anywhere, they are shown
+    /// offline once the grace period has passed without a new one.
     pub async fn socket_closed(&self, who: &Identity) {
         if self
             .presence
             .disconnected(who.id(), who.session_id.as_deref())
             .await
+            && self.presence.start_leaving(who.id())
         {
-            self.announce_presence(&who.user, false).await;
+            let (app, user) = (self.clone(), who.user.clone());
+            tokio::spawn(async move { app.offline_after_grace(user).await });
         }
+    }
+
+    /// Waits out `user`'s grace period (restarted by every last socket that closes during it),
+    /// then shows them offline if they still hold no socket anywhere.
+    async fn offline_after_grace(&self, user: UserRef) {
+        let grace = self.config.presence_grace;
+        while let Some(left) = self.presence.grace_left(user.id, grace) {
+            tokio::time::sleep(left).await;
+        }
+        if self.presence.hide_if_gone(user.id).await {
+            self.announce_presence(&user, false).await;
+        }
+    }
+
+    /// The current presence of everyone who shares a thread with `who`: what a recovering
+    /// socket is sent instead of the flips it missed.
+    pub async fn correspondents_presence(
+        &self,
+        who: &Identity,
+    ) -> ServiceResult<Vec<crate::domain::events::Presence>> {
+        let people = crate::domain::messaging::correspondents(&self.db.conn, who.id()).await?;
+        let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
+        let shown = self.presence.shown_among(&ids).await;
+        Ok(people
+            .into_iter()
+            .zip(shown)
+            .map(|(p, online)| crate::domain::events::Presence {
+                username: p.username,
+                online,
+            })
+            .collect())
     }
 
     /// Heartbeats this node; if it had been given up for dead, its users are registered and
     /// announced again.
     pub async fn presence_heartbeat(&self) {
         for user_id in self.presence.heartbeat().await {
-            self.announce_user(user_id, true).await;
+            if self.presence.show(user_id).await {
+                self.announce_user(user_id, true).await;
+            }
         }
     }
 
     /// Sweeps stopped nodes and announces the users who went offline with them.
     pub async fn presence_sweep(&self) {
         for user_id in self.presence.sweep().await {
-            self.announce_user(user_id, false).await;
+            if self.presence.hide_if_gone(user_id).await {
+                self.announce_user(user_id, false).await;
+            }
         }
     }
 
@@ -346,15 +435,71 @@ return total
             .await
     }
 
-    async fn total(&self, user_id: i64) -> redis::RedisResult<i64> {
-        let script = redis::Script::new(&format!("{LIVE_SUM}\nreturn total"));
+    fn shown_key(&self, user_id: i64) -> String {
+        self.key(&format!("shown:{user_id}"))
+    }
+
+    /// Counts a new socket of the user here; says whether they are to be shown online (they
+    /// were not), in one script with the count so that a concurrent hide cannot interleave.
+    async fn connected(&self, user_id: i64) -> redis::RedisResult<bool> {
+        let script = redis::Script::new(
+            r#"
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('SET', KEYS[3], '1', 'NX') then return 1 end
+return 0
+"#,
+        );
         let mut redis = self.redis.clone();
-        script
+        let shown: i64 = script
             .key(self.key(&format!("presence:{user_id}")))
+            .key(self.key(&format!("node_users:{}", self.node)))
+            .key(self.shown_key(user_id))
+            .arg(&self.node)
+            .arg(user_id)
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(shown == 1)
+    }
+
+    /// Shows the user offline if no live node holds a socket of theirs and they were shown
+    /// online; says whether it did.
+    async fn hide_if_gone(&self, user_id: i64) -> redis::RedisResult<bool> {
+        let script = redis::Script::new(&format!(
+            "{LIVE_SUM}\nif total > 0 then return 0 end\nreturn redis.call('DEL', KEYS[2])"
+        ));
+        let mut redis = self.redis.clone();
+        let hidden: i64 = script
+            .key(self.key(&format!("presence:{user_id}")))
+            .key(self.shown_key(user_id))
             .arg(&self.node)
             .arg(&self.prefix)
             .invoke_async(&mut redis)
-            .await
+            .await?;
+        Ok(hidden == 1)
+    }
+
+    /// Shows the user online if they were not; says whether it did.
+    async fn show(&self, user_id: i64) -> redis::RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.shown_key(user_id))
+            .arg(1)
+            .arg("NX")
+            .query_async(&mut redis)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn shown_among(&self, user_ids: &[i64]) -> redis::RedisResult<Vec<bool>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut redis = self.redis.clone();
+        let keys: Vec<String> = user_ids.iter().map(|u| self.shown_key(*u)).collect();
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(keys).query_async(&mut redis).await?;
+        Ok(values.into_iter().map(|v| v.is_some()).collect())
     }
 
     async fn sweep_dead_nodes(&self) -> redis::RedisResult<Vec<i64>> {

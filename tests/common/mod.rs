@@ -103,6 +103,8 @@ impl TestServer {
             bind: "127.0.0.1:0".parse().unwrap(),
             login_rate: 1000,
             login_failures: 1000,
+            // Tests that watch a user go offline need not wait the default 5 s.
+            presence_grace: Duration::from_millis(200),
             ..Config::default()
         };
         let mut schema = None;

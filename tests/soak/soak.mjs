@@ -35,7 +35,8 @@ const maxSeconds = Number(env.SOAK_MAX_SECONDS ?? 3600);
 const settleSeconds = Number(env.SOAK_SETTLE ?? 10);
 const verbose = env.SOAK_VERBOSE === "1";
 const ACK_MS = 10_000;
-const DETAIL_LIMIT = 40; // detailed lines per kind of finding; the rest are only counted
+// Detailed lines per kind of finding; the rest are only counted.
+const DETAIL_LIMIT = verbose ? Infinity : 40;
 
 if (nodes.length === 0 || !(userCount >= 2) || !(rate > 0)) {
   console.error("soak.mjs: SOAK_NODES, SOAK_USERS (>= 2) and SOAK_RATE (> 0) are required");
@@ -107,9 +108,10 @@ async function httpRetry(what, method, path, opts, ok = (r) => r.status < 300) {
 
 // --- state and counters ---------------------------------------------------------------------
 
-const totals = { sends: 0, acked: 0, failed: 0, lost: 0, missed: 0, repeated: 0, unrecovered: 0 };
+const totals = { sends: 0, acked: 0, failed: 0, lost: 0, missed: 0, repeated: 0, reordered: 0, unrecovered: 0 };
 const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, fresh: 0 };
 const refusals = new Map(); // "event code" -> count
+const missedAt = new Map(); // second (HH:MM:SS) a position was skipped -> positions never heard
 let unchecked = 0; // sockets whose final position could not be learned
 let stopping = false;
 let stopRequested = false;
@@ -126,6 +128,23 @@ function countRefusal(event, code) {
 
 // --- sockets ---------------------------------------------------------------------------------
 
+// "N positions (ranges), skipped between T1 and T2; first skipped by ..." of [offset, gap] pairs.
+function describe(gaps, full = true) {
+  const ranges = [];
+  for (const [p] of gaps) {
+    const r = ranges[ranges.length - 1];
+    if (r && r[1] === p - 1) r[1] = p;
+    else ranges.push([p, p]);
+  }
+  const text = ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
+  const shown = text.length > 12 ? [...text.slice(0, 12), "..."] : text;
+  if (!full) return shown.join(", ");
+  const first = gaps[0][1];
+  const last = gaps[gaps.length - 1][1];
+  return `${gaps.length} positions (${shown.join(", ")}), skipped between ${first.at} and ` +
+    `${last.at}; first skipped by ${first.event} at ${first.after} (${first.how})`;
+}
+
 class Tab {
   constructor(user, nodeIndex) {
     this.user = user;
@@ -139,9 +158,13 @@ class Tab {
     this.recoveredCount = 0;
     this.unrecoveredCount = 0;
     this.freshReconnect = false; // the next connect follows a deliberate disconnect()
+    this.pending = new Map(); // positions skipped by a later one: offset -> when, after what
     this.missed = 0;
     this.repeated = 0;
+    this.reordered = 0;
     this.heard = 0;
+    this.reconnectedAt = 0;
+    this.recoveredFrom = null;
     this.socket = io(nodes[nodeIndex] + "/messages", {
       transports: ["websocket"],
       auth: { token: user.token, legacy: false },
@@ -175,8 +198,21 @@ class Tab {
   onConnect() {
     this.connects++;
     if (this.connects === 1) return;
+    if (verbose) {
+      log(`${this.name} reconnected: recovered ${this.socket.recovered}, asked after ${this.socket._lastOffset}`);
+    }
     if (this.socket.recovered) {
       this.recoveredCount++;
+      // socket.io-client sent its last offset heard in the CONNECT (a private field, read for the
+      // diagnostics only).
+      this.reconnectedAt = Date.now();
+      this.recoveredFrom = this.socket._lastOffset;
+      // Positions still awaited at or below that offset will not be replayed: socket.io-client
+      // asked for the events after the last one it heard, and it heard them out of order.
+      const from = Number(this.recoveredFrom);
+      for (const [p, gap] of this.pending) {
+        if (p <= from && gap.passedMs === undefined) gap.passedMs = Date.now() - gap.ms;
+      }
     } else if (this.freshReconnect) {
       // disconnect() then connect(): not a connection state recovery by socket.io's rules
     } else {
@@ -200,20 +236,52 @@ class Tab {
   check(event, offset, how) {
     if (offset === this.last + 1) {
       this.last = offset;
-    } else if (offset <= this.last) {
-      this.repeated++;
-      totals.repeated++;
-      finding("repeated", `${this.name} heard ${event} at ${offset} (${how}) after ${this.last}`);
-    } else {
+    } else if (offset > this.last + 1) {
+      // A gap: its positions are missed unless they come later (then they are reordered).
       const gap = offset - this.last - 1;
-      this.missed += gap;
-      totals.missed += gap;
-      finding(
-        "missed",
-        `${this.name} heard ${event} at ${offset} (${how}) after ${this.last}: ${gap} missing`,
-      );
+      if (gap > 100_000) {
+        this.missed += gap;
+        finding("missed", `${this.name} heard ${event} at ${offset} (${how}) after ${this.last}`);
+      } else {
+        for (let p = this.last + 1; p < offset; p++) this.pending.set(p, { at: now(), ms: Date.now(), event, how, after: offset });
+        if (verbose) log(`gap: ${this.name} heard ${event} at ${offset} (${how}) after ${this.last}`);
+      }
       this.last = offset;
+    } else if (this.pending.has(offset)) {
+      const gap = this.pending.get(offset);
+      this.pending.delete(offset);
+      this.reordered++;
+      finding(
+        "reordered",
+        `${this.name} heard ${event} at ${offset} (${how}) ${Date.now() - gap.ms} ms after ` +
+          `${gap.event} at ${gap.after} (${gap.how}); last offset ${this.last}`,
+      );
+    } else {
+      this.repeated++;
+      const since = Date.now() - this.reconnectedAt;
+      const context = since < 5000
+        ? `, ${since} ms after a recovered reconnect that asked for the events after ${this.recoveredFrom}`
+        : "";
+      finding("repeated", `${this.name} heard ${event} at ${offset} (${how}) again${context}; last offset ${this.last}`);
     }
+  }
+
+  // Positions skipped and never heard are missed (called at the end): one line per socket,
+  // with when they were skipped.
+  closeGaps() {
+    if (!this.pending.size) return;
+    const gaps = [...this.pending.entries()].sort((a, b) => a[0] - b[0]);
+    this.pending.clear();
+    this.missed += gaps.length;
+    for (const [, gap] of gaps) missedAt.set(gap.at.slice(0, 8), (missedAt.get(gap.at.slice(0, 8)) ?? 0) + 1);
+    // Those skipped shortly before the socket dropped were likely in flight, out of order: the
+    // recovered reconnect asked for the events after the last offset heard, a later one.
+    const inFlight = gaps.filter(([, g]) => g.passedMs !== undefined && g.passedMs < 1000);
+    const note = inFlight.length
+      ? `; ${inFlight.length} of them (${describe(inFlight, false)}) were skipped less than 1 s ` +
+        `before a recovered reconnect asked for the events after a later offset`
+      : "";
+    finding("missed", `${this.name} never heard ${describe(gaps)}${note}`);
   }
 
   // Pages `sync {since: last}` and checks what it answers, then the live events held meanwhile
@@ -239,9 +307,7 @@ class Tab {
       }
       if (page.complete === false) {
         const head = Number(page.head);
-        const gap = Math.max(0, head - this.last);
-        this.missed += gap;
-        totals.missed += gap;
+        this.missed += Math.max(0, head - this.last);
         finding("missed", `${this.name}: sync since ${this.last} is not complete (head ${head})`);
         this.last = Math.max(this.last, head);
         break;
@@ -256,7 +322,8 @@ class Tab {
     this.held = [];
     this.catchingUp = false;
     for (const [event, offset] of held) {
-      if (offset > this.last) this.check(event, offset, "live, held during sync");
+      // Those at or below the last offset were in the sync pages too.
+      if (offset > this.last || this.pending.has(offset)) this.check(event, offset, "live, held during sync");
     }
   }
 
@@ -479,8 +546,7 @@ async function settle() {
     } else if (t.last < head) {
       const gap = head - t.last;
       t.missed += gap;
-      totals.missed += gap;
-      finding("missed", `${t.name} ended at ${t.last}, its user's head is ${head}: ${gap} missing`);
+      finding("missed", `${t.name} ended at ${t.last}, its user's head is ${head}: ${gap} never heard`);
     } else if (t.last > head) {
       unchecked++;
       log(`${t.name} heard offset ${t.last}, beyond its user's head ${head}`);
@@ -510,13 +576,22 @@ async function checkStored() {
       const [key, messages] = job;
       const user = users[Number(key.split(" ")[0])];
       const threadId = key.split(" ")[1];
+      const mustBe = messages.filter((m) => !user.deleted.has(m.url));
+      excused += messages.length - mustBe.length;
+      if (!mustBe.length) continue;
       const stored = new Set();
       const bodies = new Map();
       let before = null;
       for (;;) {
         const q = `?limit=100${before ? `&before=${encodeURIComponent(before)}` : ""}`;
         const page = await httpRetry(`history of ${threadId}`, "GET",
-          `/api/v1/threads/${encodeURIComponent(threadId)}/messages${q}`, { token: user.token });
+          `/api/v1/threads/${encodeURIComponent(threadId)}/messages${q}`, { token: user.token },
+          (r) => r.status === 200 || r.status === 404);
+        if (page.status === 404) {
+          finding("lost", `thread ${threadId} is not found for ${user.name}, who sent ${mustBe.length} ` +
+            `acked messages there and did not delete them`);
+          break;
+        }
         const list = page.json.messages;
         for (const m of list) {
           stored.add(m.url);
@@ -531,11 +606,7 @@ async function checkStored() {
           finding("repeated", `${body.slice(5)} is stored ${n} times in thread ${threadId}`);
         }
       }
-      for (const { clientId, url } of messages) {
-        if (user.deleted.has(url)) {
-          excused++;
-          continue;
-        }
+      for (const { clientId, url } of mustBe) {
         checked++;
         if (!stored.has(url)) {
           totals.lost++;
@@ -549,21 +620,32 @@ async function checkStored() {
 }
 
 function report() {
+  for (const t of tabs()) {
+    t.closeGaps();
+    totals.missed += t.missed;
+    totals.repeated += t.repeated;
+    totals.reordered += t.reordered;
+  }
   totals.acked = acked.size;
   totals.failed = totals.sends - totals.acked;
-  const fields = ["sends", "acked", "failed", "lost", "missed", "repeated", "unrecovered"]
+  const fields = ["sends", "acked", "failed", "lost", "missed", "repeated", "reordered", "unrecovered"]
     .map((k) => `${k}=${totals[k]}`)
     .join(" ");
   const perTab = tabs()
     .map((t) => `${t.name} connects=${t.connects} recovered=${t.recoveredCount} ` +
-      `unrecovered=${t.unrecoveredCount} heard=${t.heard} last=${t.last} missed=${t.missed} repeated=${t.repeated}`)
+      `unrecovered=${t.unrecoveredCount} heard=${t.heard} last=${t.last} missed=${t.missed} ` +
+      `repeated=${t.repeated} reordered=${t.reordered}`)
     .join("\n  ");
   log(`sockets:\n  ${perTab}`);
   log(`operations: ${JSON.stringify(ops)}`);
+  if (missedAt.size) {
+    const seconds = [...missedAt.entries()].sort().map(([at, n]) => `${at} ${n}`);
+    log(`positions never heard, by the second they were skipped: ${seconds.join(", ")}`);
+  }
   if (refusals.size) log(`refused or unanswered: ${JSON.stringify(Object.fromEntries(refusals))}`);
   if (env.SOAK_RESULT_FILE) writeFileSync(env.SOAK_RESULT_FILE, fields + "\n");
   else process.stdout.write(fields + "\n");
-  const bad = totals.lost + totals.missed + totals.repeated > 0;
+  const bad = totals.lost + totals.missed + totals.repeated + totals.reordered > 0;
   return bad ? 1 : unchecked ? 2 : 0;
 }
 

@@ -207,10 +207,10 @@ pub struct Presence {
 
 impl ServerEvent for Presence {
     const NAME: &'static str = "presence";
-    const DOC: &'static str =
-        "A user who shares a thread with this one came online or went offline.";
+    const DOC: &'static str = "A user who shares a thread with this one came online or went offline (state, not \
+         history: a recovering socket is sent everyone's current presence instead).";
     const AUDIENCE: Audience = Audience::Correspondents;
-    const LOGGED: Logged = Logged::AsSent;
+    const LOGGED: Logged = Logged::No;
 }
 
 /// `typing`, relayed from a socket that joined the thread.

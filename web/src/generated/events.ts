@@ -147,8 +147,8 @@ export interface ServerToClientEvents {
   'thread:deleted': (payload: ThreadDeleted, offset?: string) => void;
   /** The user's unread totals changed. */
   'unread': (payload: Unread, offset?: string) => void;
-  /** A user who shares a thread with this one came online or went offline. */
-  'presence': (payload: Presence, offset?: string) => void;
+  /** A user who shares a thread with this one came online or went offline (state, not history: a recovering socket is sent everyone's current presence instead). */
+  'presence': (payload: Presence) => void;
   /** Someone in the thread started or stopped typing. */
   'typing': (payload: Typing) => void;
   /** The node's figures, every second (admin accounts only). */
