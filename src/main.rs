@@ -66,7 +66,8 @@ enum UserAction {
         #[arg(long)]
         admin: bool,
     },
-    /// Set an account's password (read like `add`'s) and end its sessions.
+    /// Set an account's password (read like `add`'s) and end its sessions and the connections
+    /// that authenticated with Basic (each node closes them within seconds).
     Password { username: String },
     /// Make an existing account an administrator.
     Promote { username: String },

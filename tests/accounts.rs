@@ -433,6 +433,51 @@ async fn metrics_answer_while_the_sessions_table_is_locked() {
     srv.stop().await;
 }
 
+/// `missive user password`, run in another process, ends what the old password granted: the
+/// sessions, and the sockets that authenticated with Basic (they have no session, and one of
+/// them could still send after the password changed). One mechanism closes both: each node
+/// revalidates its connections' grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_closes_the_basic_sockets_too() {
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let ann = srv.user("ann").await;
+    let basic = base64::engine::general_purpose::STANDARD.encode("ann:correct horse");
+    let by_basic = missive_client::Socket::connect(
+        &srv.url,
+        missive_client::ConnectOptions::namespace("/messages")
+            .header("authorization", &format!("Basic {basic}")),
+    )
+    .await
+    .expect("a Basic socket connects");
+    let by_token = ann.tab().await;
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["user", "password", "ann"])
+        .env("MISSIVE_DATABASE_URL", &srv.database_url)
+        .env("MISSIVE_NEW_PASSWORD", "a new password 1")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    for socket in [&by_basic, &by_token] {
+        socket
+            .expect_disconnect(Duration::from_secs(8))
+            .await
+            .expect("the old password's socket was closed");
+    }
+    // The new password opens a socket again.
+    let basic = base64::engine::general_purpose::STANDARD.encode("ann:a new password 1");
+    missive_client::Socket::connect(
+        &srv.url,
+        missive_client::ConnectOptions::namespace("/messages")
+            .header("authorization", &format!("Basic {basic}")),
+    )
+    .await
+    .expect("the new password connects");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn cookie_requests_from_a_foreign_origin_are_refused() {
     let srv = TestServer::start(Backend::Sqlite).await.unwrap();

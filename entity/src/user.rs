@@ -24,6 +24,9 @@ pub struct Model {
     /// The `gid` of the user's newest event log entry, where a replay starts following the
     /// chain back; 0 before any.
     pub log_gid: i64,
+    /// Moves whenever the account's credentials end (a new password, ...): a Basic
+    /// connection admitted at an earlier epoch is closed.
+    pub credential_epoch: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261130_000004_legacy_password_hash;
 mod m20261130_000005_imported_unread;
 mod m20261130_000006_event_log;
 mod m20261201_000007_event_log_by_time;
+mod m20261206_000008_credential_epoch;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_imported_unread::Migration),
             Box::new(m20261130_000006_event_log::Migration),
             Box::new(m20261201_000007_event_log_by_time::Migration),
+            Box::new(m20261206_000008_credential_epoch::Migration),
         ]
     }
 }

@@ -297,10 +297,49 @@ pub async fn set_password(db: &Database, username: &str, password: &str) -> Doma
     active.legacy_password_hash = Set(None);
     db.write(async |txn| {
         let user = active.update(txn).await?;
-        super::sessions::revoke_all(txn, user.id).await?;
+        end_credentials(txn, user.id).await?;
         Ok::<_, DomainError>(user.username)
     })
     .await
+}
+
+/// Ends everything the account's credentials granted, in the caller's transaction: every
+/// session, and every connection that authenticated with Basic (their epoch moves; each node
+/// closes its connections of an older one when it revalidates). A new password calls this; so
+/// will a disabled account or a reset. Returns the ended sessions' ids, to close their
+/// connections at once.
+pub async fn end_credentials(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<String>> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::CredentialEpoch,
+            Expr::col(user::Column::CredentialEpoch).add(1),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    super::sessions::revoke_all(db, user_id).await
+}
+
+/// The credential epoch of each of `user_ids` that exists.
+pub async fn credential_epochs(
+    db: &impl ConnectionTrait,
+    user_ids: &[i64],
+) -> DomainResult<std::collections::HashMap<i64, i64>> {
+    use sea_orm::QuerySelect;
+    let mut epochs = std::collections::HashMap::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(500) {
+        let rows: Vec<(i64, i64)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::CredentialEpoch)
+            .filter(user::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        epochs.extend(rows);
+    }
+    Ok(epochs)
 }
 
 /// Grants or removes the admin role.

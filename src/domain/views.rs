@@ -89,6 +89,8 @@ pub struct Account {
     pub created_at: i64,
     /// Where the user's event log stands.
     pub log_seq: i64,
+    /// The epoch of the account's credentials (see `accounts::end_credentials`).
+    pub credential_epoch: i64,
 }
 
 impl From<&user::Model> for Account {
@@ -98,6 +100,7 @@ impl From<&user::Model> for Account {
             is_admin: u.is_admin,
             created_at: u.created_at,
             log_seq: u.log_seq,
+            credential_epoch: u.credential_epoch,
         }
     }
 }

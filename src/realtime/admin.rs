@@ -15,14 +15,12 @@ use super::socket_user::SocketUser;
 pub const NAMESPACE: &str = "/admin";
 
 /// Sets up an admin socket during its handshake: admin sockets only listen.
-pub fn admit<A: Adapter>(s: &SocketRef<A>, user_id: i64, session_id: Option<&str>) {
+pub fn admit<A: Adapter>(s: &SocketRef<A>, user_id: i64, grant: &str) {
     s.join(ADMINS);
     // Demotion closes this socket.
     s.join(admin_room(user_id));
-    // Logout and expiry disconnect this socket like the others of its session.
-    if let Some(sid) = session_id {
-        s.join(session_room(sid));
-    }
+    // Logout, expiry and ended credentials disconnect this socket like the others of its grant.
+    s.join(session_room(grant));
 }
 
 /// `event` to the admin sockets of this node (each node reports its own figures).

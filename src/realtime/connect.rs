@@ -83,9 +83,8 @@ pub async fn authenticate<A: Adapter>(
     } else {
         s.join(plain_room(me.who.id()));
     }
-    if let Some(sid) = &me.who.session_id {
-        s.join(session_room(sid));
-    }
+    // Closed with its session, or for Basic once the account's credentials end.
+    s.join(session_room(&me.who.grant()));
     if me.legacy {
         s.join(legacy_room(me.who.id()));
     }
@@ -176,7 +175,7 @@ pub async fn authenticate_admin<A: Adapter>(
         Metrics::inc(&app.metrics.sockets_refused);
         return Err(UNAUTHORIZED);
     }
-    super::admin::admit(&s, me.who.id(), me.who.session_id.as_deref());
+    super::admin::admit(&s, me.who.id(), &me.who.grant());
     s.extensions.insert(Arc::new(me));
     s.extensions.insert(Counted::new(&app, slot, None));
     Ok(())

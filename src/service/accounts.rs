@@ -4,6 +4,7 @@
 use crate::domain::views::Account;
 use std::net::IpAddr;
 
+use super::identity::basic_grant;
 use super::{App, Identity, ServiceResult};
 use crate::domain::views::AccountView;
 use crate::domain::{DomainError, accounts, piratchat, sessions};
@@ -106,7 +107,8 @@ impl App {
         Ok(())
     }
 
-    /// Disconnects the sockets and lobby connections of ended sessions, on every node.
+    /// Disconnects the sockets and lobby connections of ended grants (sessions, Basic
+    /// credentials of an old epoch), on every node.
     pub async fn disconnect_sessions(&self, session_ids: &[String]) {
         for sid in session_ids {
             self.notifier.disconnect_session(sid).await;
@@ -136,6 +138,7 @@ impl App {
         let now = crate::ids::now_micros();
         let mut open = self.presence.sessions_with_sockets();
         open.extend(self.lobby.sessions());
+        open.retain(|grant| basic_grant(grant).is_none());
         open.sort();
         open.dedup();
         let idle = self.config.session_idle;
@@ -148,9 +151,11 @@ impl App {
         }
     }
 
-    /// Closes the sockets and lobby connections of this node whose session ended (logout on
-    /// another node whose disconnect message was lost, a row deleted by hand, expiry): each
-    /// node checks its own every few seconds, whatever reached it or not.
+    /// Closes the sockets and lobby connections of this node whose grant ended: a session
+    /// ended (logout on another node whose disconnect message was lost, a row deleted by hand,
+    /// expiry), or the account's credentials did (`missive user password`, run in another
+    /// process, for a Basic connection). Each node checks its own every few seconds, whatever
+    /// reached it or not: the one mechanism by which ended credentials close connections.
     pub async fn revalidate_sessions(&self) {
         let mut open = self.presence.sessions_with_sockets();
         open.extend(self.lobby.sessions());
@@ -159,16 +164,34 @@ impl App {
         if open.is_empty() {
             return;
         }
-        match sessions::live_among(&self.db.conn, &open).await {
-            Ok(live) => {
-                let live: std::collections::HashSet<String> = live.into_iter().collect();
-                let ended: Vec<String> = open.into_iter().filter(|s| !live.contains(s)).collect();
-                if !ended.is_empty() {
-                    tracing::info!(count = ended.len(), "closing sockets of ended sessions");
-                    self.disconnect_sessions(&ended).await;
+        let (basic, sessions): (Vec<String>, Vec<String>) =
+            open.into_iter().partition(|g| basic_grant(g).is_some());
+        let mut ended = Vec::new();
+        if !sessions.is_empty() {
+            match sessions::live_among(&self.db.conn, &sessions).await {
+                Ok(live) => {
+                    let live: std::collections::HashSet<String> = live.into_iter().collect();
+                    ended.extend(sessions.into_iter().filter(|s| !live.contains(s)));
                 }
+                Err(e) => tracing::warn!(error = %e, "session revalidation failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "session revalidation failed"),
+        }
+        if !basic.is_empty() {
+            let users: Vec<i64> = basic
+                .iter()
+                .filter_map(|g| basic_grant(g))
+                .map(|(u, _)| u)
+                .collect();
+            match accounts::credential_epochs(&self.db.conn, &users).await {
+                Ok(epochs) => ended.extend(basic.into_iter().filter(|g| {
+                    basic_grant(g).is_some_and(|(user, epoch)| epochs.get(&user) != Some(&epoch))
+                })),
+                Err(e) => tracing::warn!(error = %e, "credential revalidation failed"),
+            }
+        }
+        if !ended.is_empty() {
+            tracing::info!(count = ended.len(), "closing connections whose grant ended");
+            self.disconnect_sessions(&ended).await;
         }
     }
 

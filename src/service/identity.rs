@@ -15,7 +15,12 @@ pub struct Identity {
     pub created_at: i64,
     /// Where the user's event log stood when they were authenticated.
     pub log_seq: i64,
+    /// The epoch of the account's credentials when they were checked.
+    pub credential_epoch: i64,
 }
+
+/// The grant of a Basic connection: the account's credentials at one epoch.
+const BASIC_GRANT: &str = "basic:";
 
 impl Identity {
     /// The caller behind `session_id` (`None` for Basic).
@@ -26,11 +31,23 @@ impl Identity {
             session_id,
             created_at: account.created_at,
             log_seq: account.log_seq,
+            credential_epoch: account.credential_epoch,
         }
     }
 
     pub fn id(&self) -> i64 {
         self.user.id
+    }
+
+    /// What a connection of this caller holds good while it lasts: its login session, or for
+    /// Basic, which has none, the account's credentials at the epoch they were checked
+    /// (`basic:<user>:<epoch>`). Connections are counted, kept alive, revalidated and closed
+    /// by grant: ending a session or the account's credentials closes them the same way.
+    pub fn grant(&self) -> String {
+        match &self.session_id {
+            Some(sid) => sid.clone(),
+            None => format!("{BASIC_GRANT}{}:{}", self.user.id, self.credential_epoch),
+        }
     }
 
     /// What the caller may know of their own account.
@@ -40,5 +57,21 @@ impl Identity {
             websocket_id: self.user.websocket_id.clone(),
             created_at: crate::ids::rfc3339(self.created_at),
         }
+    }
+}
+
+/// The user and credential epoch of a Basic grant; `None` for a session's.
+pub fn basic_grant(grant: &str) -> Option<(i64, i64)> {
+    let (user, epoch) = grant.strip_prefix(BASIC_GRANT)?.split_once(':')?;
+    Some((user.parse().ok()?, epoch.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_grants_name_their_user_and_epoch() {
+        assert_eq!(super::basic_grant("basic:42:3"), Some((42, 3)));
+        assert_eq!(super::basic_grant("3f9a0c"), None);
+        assert_eq!(super::basic_grant("basic:x:3"), None);
     }
 }

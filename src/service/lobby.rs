@@ -158,7 +158,7 @@ impl App {
         let username = &who.user.username;
         let (id, first) = self
             .lobby
-            .join(who.id(), username, who.session_id.clone(), tx, closed);
+            .join(who.id(), username, Some(who.grant()), tx, closed);
         self.metrics.lobby_connected.fetch_add(1, Ordering::Relaxed);
         if first {
             let joined = json!({ "event": "join", "username": username });

@@ -192,7 +192,8 @@ impl Presence {
         self.counts().users.len()
     }
 
-    /// Sessions that have at least one socket open here (kept alive while a tab is open).
+    /// Grants (sessions, Basic credentials) that have at least one socket open here (a
+    /// session is kept alive while a tab is open; all are revalidated).
     pub fn sessions_with_sockets(&self) -> Vec<String> {
         self.counts().sessions.keys().cloned().collect()
     }
@@ -279,11 +280,7 @@ impl App {
     /// A socket of `who` opened on this node; if they were not shown online, their
     /// correspondents hear it now (without holding up the caller).
     pub async fn socket_opened(&self, who: &Identity) {
-        if self
-            .presence
-            .connected(who.id(), who.session_id.as_deref())
-            .await
-        {
+        if self.presence.connected(who.id(), Some(&who.grant())).await {
             let (app, user) = (self.clone(), who.user.clone());
             tokio::spawn(async move { app.announce_presence(&user, true).await });
         }
@@ -294,7 +291,7 @@ impl App {
     pub async fn socket_closed(&self, who: &Identity) {
         if self
             .presence
-            .disconnected(who.id(), who.session_id.as_deref())
+            .disconnected(who.id(), Some(&who.grant()))
             .await
             && self.presence.start_leaving(who.id())
         {

@@ -83,6 +83,8 @@ pub async fn drop_postgres_schema(schema: &str) {
 pub struct TestServer {
     pub server: Server,
     pub url: String,
+    /// The database the server uses (for the `missive` command in tests).
+    pub database_url: String,
     pub backend: Backend,
     _dir: tempfile::TempDir,
     schema: Option<String>,
@@ -124,6 +126,10 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .expect("bind");
+        let database_url = match &schema {
+            Some(s) => format!("{POSTGRES_URL}?options=-c%20search_path%3D{s}"),
+            None => config.database_url.clone(),
+        };
         let server = Server::start_on(listener, config)
             .await
             .expect("server starts");
@@ -131,6 +137,7 @@ impl TestServer {
         Some(TestServer {
             server,
             url,
+            database_url,
             backend,
             _dir: dir,
             schema,

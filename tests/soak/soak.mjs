@@ -109,9 +109,8 @@ async function httpRetry(what, method, path, opts, ok = (r) => r.status < 300) {
 // --- state and counters ---------------------------------------------------------------------
 
 const totals = { sends: 0, acked: 0, failed: 0, lost: 0, missed: 0, repeated: 0, reordered: 0, unrecovered: 0 };
-const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, fresh: 0 };
+const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, fresh: 0, newSocket: 0, caughtUp: 0, resentAfterSync: 0 };
 const refusals = new Map(); // "event code" -> count
-const missedAt = new Map(); // second (HH:MM:SS) a position was skipped -> positions never heard
 let unchecked = 0; // sockets whose final position could not be learned
 let stopping = false;
 let stopRequested = false;
@@ -165,9 +164,19 @@ class Tab {
     this.heard = 0;
     this.reconnectedAt = 0;
     this.recoveredFrom = null;
-    this.socket = io(nodes[nodeIndex] + "/messages", {
+    this.syncedTo = 0; // the newest offset caught up with `sync`
+    this.liveLast = 0; // the newest offset this socket heard from socket.io (what it recovers from)
+    this.resendUpTo = 0; // a replay may send again what `sync` gave, up to this offset
+    this.open();
+  }
+
+  // A new socket (as a page loaded again would open): it has no pid, so it is not recovered
+  // and catches up with `sync`.
+  open() {
+    this.liveLast = 0;
+    this.socket = io(nodes[this.node] + "/messages", {
       transports: ["websocket"],
-      auth: { token: user.token, legacy: false },
+      auth: { token: this.user.token, legacy: false },
       forceNew: true,
       reconnectionDelay: 200,
       reconnectionDelayMax: 2000,
@@ -183,12 +192,14 @@ class Tab {
     });
     s.on("connect_error", (err) => {
       // A CONNECT the server refused is not retried by socket.io itself.
-      if (!s.active) {
+      if (!s.active && s === this.socket) {
         finding("connect-refused", `${this.name}: ${err?.message ?? err}; connecting again`);
         setTimeout(() => s.connect(), 500);
       }
     });
-    s.onAny((event, ...args) => this.onEvent(event, args));
+    s.onAny((event, ...args) => {
+      if (s === this.socket) this.onEvent(event, args);
+    });
   }
 
   get connected() {
@@ -210,11 +221,15 @@ class Tab {
       // Positions still awaited at or below that offset will not be replayed: socket.io-client
       // asked for the events after the last one it heard, and it heard them out of order.
       const from = Number(this.recoveredFrom);
+      // socket.io-client does not know of the events `sync` gave: its replay sends them again.
+      if (this.syncedTo > this.liveLast) this.resendUpTo = this.syncedTo;
       for (const [p, gap] of this.pending) {
         if (p <= from && gap.passedMs === undefined) gap.passedMs = Date.now() - gap.ms;
       }
     } else if (this.freshReconnect) {
-      // disconnect() then connect(): not a connection state recovery by socket.io's rules
+      // disconnect() then connect(), or a new socket: not a connection state recovery by
+      // socket.io's rules; caught up with `sync` below.
+      ops.caughtUp++;
     } else {
       this.unrecoveredCount++;
       totals.unrecovered++;
@@ -228,12 +243,14 @@ class Tab {
     const offset = args.length >= 2 ? args[args.length - 1] : undefined;
     if (typeof offset !== "string" || !/^\d+$/.test(offset)) return; // not logged
     this.heard++;
+    this.liveLast = Math.max(this.liveLast, Number(offset));
     if (event === "message:new") this.user.learn(args[0]);
     if (this.catchingUp) this.held.push([event, Number(offset)]);
     else this.check(event, Number(offset), "live");
   }
 
   check(event, offset, how) {
+    if (offset > this.resendUpTo) this.resendUpTo = 0;
     if (offset === this.last + 1) {
       this.last = offset;
     } else if (offset > this.last + 1) {
@@ -247,6 +264,8 @@ class Tab {
         if (verbose) log(`gap: ${this.name} heard ${event} at ${offset} (${how}) after ${this.last}`);
       }
       this.last = offset;
+    } else if (offset <= this.resendUpTo && how === "live") {
+      ops.resentAfterSync++; // expected: see resendUpTo
     } else if (this.pending.has(offset)) {
       const gap = this.pending.get(offset);
       this.pending.delete(offset);
@@ -269,19 +288,11 @@ class Tab {
   // Positions skipped and never heard are missed (called at the end): one line per socket,
   // with when they were skipped.
   closeGaps() {
-    if (!this.pending.size) return;
     const gaps = [...this.pending.entries()].sort((a, b) => a[0] - b[0]);
     this.pending.clear();
     this.missed += gaps.length;
-    for (const [, gap] of gaps) missedAt.set(gap.at.slice(0, 8), (missedAt.get(gap.at.slice(0, 8)) ?? 0) + 1);
-    // Those skipped shortly before the socket dropped were likely in flight, out of order: the
-    // recovered reconnect asked for the events after the last offset heard, a later one.
-    const inFlight = gaps.filter(([, g]) => g.passedMs !== undefined && g.passedMs < 1000);
-    const note = inFlight.length
-      ? `; ${inFlight.length} of them (${describe(inFlight, false)}) were skipped less than 1 s ` +
-        `before a recovered reconnect asked for the events after a later offset`
-      : "";
-    finding("missed", `${this.name} never heard ${describe(gaps)}${note}`);
+    if (verbose && gaps.length) log(`${this.name} never heard ${describe(gaps)}`);
+    return gaps.map(([offset, gap]) => ({ tab: this, offset, ...gap }));
   }
 
   // Pages `sync {since: last}` and checks what it answers, then the live events held meanwhile
@@ -315,6 +326,7 @@ class Tab {
       for (const [event, payload, offset] of page.events) {
         if (event === "message:new") this.user.learn(payload);
         this.check(event, Number(offset), "sync");
+        this.syncedTo = Math.max(this.syncedTo, Number(offset));
       }
       if (!page.more) break;
     }
@@ -477,16 +489,23 @@ class User {
   reconnect() {
     const tab = pick(this.tabs);
     if (!tab.connected) return;
-    if (random() < 0.8) {
+    const r = random();
+    if (r < 0.7) {
       // A network drop: socket.io reconnects by itself and recovers.
       ops.drop++;
       tab.socket.io.engine.close();
-    } else {
+    } else if (r < 0.85) {
       // A deliberate disconnect and connect: caught up with `sync` if not recovered.
       ops.fresh++;
       tab.freshReconnect = true;
       tab.socket.disconnect();
       setTimeout(() => tab.socket.connect(), 50 + random() * 500);
+    } else {
+      // The page loaded again: a new socket, caught up with `sync`.
+      ops.newSocket++;
+      tab.freshReconnect = true;
+      tab.socket.close();
+      setTimeout(() => tab.open(), 50 + random() * 500);
     }
   }
 }
@@ -619,13 +638,56 @@ async function checkStored() {
   log(`stored: ${checked} acked messages checked, ${excused} deleted by their sender not checked`);
 }
 
-function report() {
+// Positions never heard, in bursts (skipped less than 3 s apart): one line per burst, to set
+// beside the faults' times.
+async function reportMissed(gaps) {
+  gaps.sort((a, b) => a.ms - b.ms);
+  const bursts = [];
+  for (const g of gaps) {
+    const b = bursts[bursts.length - 1];
+    if (b && g.ms - b[b.length - 1].ms < 3000) b.push(g);
+    else bursts.push([g]);
+  }
+  for (const b of bursts) {
+    const sockets = new Set(b.map((g) => g.tab.name));
+    const perNode = nodes.map((_, i) => `node${i + 1} ${b.filter((g) => g.tab.node === i).length}`);
+    const inFlight = b.filter((g) => g.passedMs !== undefined && g.passedMs < 1000).length;
+    const first = b[0];
+    finding(
+      "missed",
+      `${b.length} positions never heard, skipped between ${first.at} and ${b[b.length - 1].at} on ` +
+        `${sockets.size} sockets (${perNode.join(", ")}); first: ${first.tab.name} position ` +
+        `${first.offset}, skipped by ${first.event} at ${first.after} (${first.how})` +
+        (inFlight
+          ? `; ${inFlight} of them were still awaited less than 1 s later when the socket dropped and ` +
+            `its recovered reconnect asked for the events after a later offset`
+          : "") +
+        `; it was ${await whatWas(first.tab, first.offset)}`,
+    );
+  }
+}
+
+// The logged event at `offset` of the tab's user, as `sync` gives it now.
+async function whatWas(tab, offset) {
+  try {
+    const page = await tab.socket.timeout(ACK_MS).emitWithAck("sync", { since: String(offset - 1) });
+    const entry = page?.events?.find((e) => Number(e[2]) === offset);
+    if (!entry) return `not in the log (sync: ${JSON.stringify(page).slice(0, 200)})`;
+    return `${entry[0]} ${JSON.stringify(entry[1]).slice(0, 300)}`;
+  } catch (e) {
+    return `unknown (sync: ${e?.message ?? e})`;
+  }
+}
+
+async function report() {
+  const gaps = [];
   for (const t of tabs()) {
-    t.closeGaps();
+    gaps.push(...t.closeGaps());
     totals.missed += t.missed;
     totals.repeated += t.repeated;
     totals.reordered += t.reordered;
   }
+  await reportMissed(gaps);
   totals.acked = acked.size;
   totals.failed = totals.sends - totals.acked;
   const fields = ["sends", "acked", "failed", "lost", "missed", "repeated", "reordered", "unrecovered"]
@@ -638,10 +700,7 @@ function report() {
     .join("\n  ");
   log(`sockets:\n  ${perTab}`);
   log(`operations: ${JSON.stringify(ops)}`);
-  if (missedAt.size) {
-    const seconds = [...missedAt.entries()].sort().map(([at, n]) => `${at} ${n}`);
-    log(`positions never heard, by the second they were skipped: ${seconds.join(", ")}`);
-  }
+
   if (refusals.size) log(`refused or unanswered: ${JSON.stringify(Object.fromEntries(refusals))}`);
   if (env.SOAK_RESULT_FILE) writeFileSync(env.SOAK_RESULT_FILE, fields + "\n");
   else process.stdout.write(fields + "\n");
@@ -672,7 +731,7 @@ async function main() {
   await Promise.all(loops);
   await settle();
   await checkStored();
-  const code = report();
+  const code = await report();
   for (const t of tabs()) t.socket.close();
   process.exit(code);
 }

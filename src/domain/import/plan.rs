@@ -288,6 +288,7 @@ impl Accounts {
             legacy_password_hash: legacy,
             log_seq: 0,
             log_gid: 0,
+            credential_epoch: 0,
         });
         self.next_id += 1;
         index
