@@ -1,6 +1,7 @@
 //! Accounts: registration, password checks, lookups.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -170,6 +171,9 @@ pub async fn authenticate(db: &Database, username: &str, password: &str) -> Doma
         .and_then(|u| u.legacy_password_hash.clone());
     if let (Some(user), Some(legacy)) = (&found, legacy) {
         if !verify_werkzeug(password.to_owned(), legacy).await {
+            // Refused at the cost of the others too: an argon2 check (below, the same work
+            // for unknown names and native accounts).
+            verify_password(password.to_owned(), None).await;
             return Err(DomainError::InvalidCredentials);
         }
         let upgraded = upgrade_legacy_hash(db, user, password).await?;
@@ -182,7 +186,49 @@ pub async fn authenticate(db: &Database, username: &str, password: &str) -> Doma
             .map(Account::from)
             .ok_or(DomainError::InvalidCredentials)
     } else {
+        // ... and a werkzeug check of the imported accounts' cost: whether a name is unknown,
+        // native or imported, its refusal takes the same time (an imported one took ~250 ms
+        // against ~30 ms, which told that the name exists).
+        let rounds = LEGACY_ROUNDS.load(Ordering::Relaxed);
+        if rounds > 0 {
+            verify_werkzeug(
+                password.to_owned(),
+                format!("pbkdf2:sha256:{rounds}$missive-dummy${}", "0".repeat(64)),
+            )
+            .await;
+        }
         Err(DomainError::InvalidCredentials)
+    }
+}
+
+/// PBKDF2 rounds of the imported (werkzeug) hashes; 0 while none is known. A refusal of an
+/// unknown name or a native account spends this much PBKDF2 work too.
+static LEGACY_ROUNDS: AtomicU32 = AtomicU32::new(0);
+
+/// Learns the rounds of the imported hashes still in the database (at start-up).
+pub async fn learn_legacy_rounds(db: &impl ConnectionTrait) -> DomainResult<()> {
+    use sea_orm::QuerySelect;
+    let hash: Option<Option<String>> = user::Entity::find()
+        .select_only()
+        .column(user::Column::LegacyPasswordHash)
+        .filter(user::Column::LegacyPasswordHash.is_not_null())
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some(Some(hash)) = hash {
+        note_legacy_rounds(&hash);
+    }
+    Ok(())
+}
+
+fn note_legacy_rounds(hash: &str) {
+    let rounds = hash
+        .strip_prefix("pbkdf2:sha256:")
+        .and_then(|rest| rest.split('$').next())
+        .and_then(|r| r.parse::<u32>().ok())
+        .filter(|r| (1..=2_000_000).contains(r));
+    if let Some(rounds) = rounds {
+        LEGACY_ROUNDS.fetch_max(rounds, Ordering::Relaxed);
     }
 }
 
@@ -207,6 +253,7 @@ async fn upgrade_legacy_hash(
 /// (digest = PBKDF2-HMAC-SHA256 of the password, the salt's text as salt), on the blocking
 /// pool like argon2. Anything else is refused.
 async fn verify_werkzeug(password: String, hash: String) -> bool {
+    note_legacy_rounds(&hash);
     let Ok(_permit) = HASHING.acquire().await else {
         return false;
     };

@@ -156,6 +156,11 @@ impl App {
             client,
             guarded,
         } = presented;
+        // Before anything is checked: a foreign page using a browser's cached Basic
+        // credentials spent the address's and the name's login budget before this refusal.
+        if guarded && credential.browser_attached() && !self.origins.allows(headers) {
+            return Err(ServiceError::ForbiddenOrigin);
+        }
         let identity = match &credential {
             Credential::Cookie(token) | Credential::Token(token) => {
                 let sid = self
@@ -188,9 +193,6 @@ impl App {
                 Identity::of(user, None)
             }
         };
-        if guarded && credential.browser_attached() && !self.origins.allows(headers) {
-            return Err(ServiceError::ForbiddenOrigin);
-        }
         Ok(identity)
     }
 

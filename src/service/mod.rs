@@ -85,6 +85,8 @@ impl App {
                     .await?
             }
         };
+        // Refusals of every name take an imported password's time too (see `authenticate`).
+        crate::domain::accounts::learn_legacy_rounds(&db.conn).await?;
         let metrics = Arc::new(Metrics::default());
         let (outbox, committed) = Outbox::new();
         let replies = GroupCommit::start(db.clone(), outbox.clone(), metrics.clone());

@@ -120,9 +120,12 @@ const acked = new Map();
 /** Every client_id sent: {user, payload, attempts, acked}. */
 const sent = new Map();
 
-function countRefusal(event, code) {
+// A refused or unanswered event, counted; with `about` (what it was about, and which socket),
+// also told, so that a change made but not acknowledged can be set beside what went missing.
+function countRefusal(event, code, about) {
   const key = `${event} ${code}`;
   refusals.set(key, (refusals.get(key) ?? 0) + 1);
+  if (about && code !== "not_found") finding("unanswered", `${event} ${about}: ${code}`);
 }
 
 // --- sockets ---------------------------------------------------------------------------------
@@ -427,13 +430,12 @@ class User {
     try {
       ack = await tab.socket.timeout(ACK_MS).emitWithAck("message:send", entry.payload);
     } catch (e) {
-      if (verbose) log(`${tab.name}: send ${clientId}: ${e?.message ?? e}`);
-      countRefusal("message:send", "no_ack");
+      countRefusal("message:send", `no ack (${e?.message ?? e})`, `${clientId} on ${tab.name}`);
       this.retryLater(clientId, entry);
       return;
     }
     if (!ack?.status) {
-      countRefusal("message:send", ack?.code);
+      countRefusal("message:send", ack?.code, `${clientId} on ${tab.name}`);
       if (!["unavailable", "internal", "rate_limited"].includes(ack?.code)) {
         finding("refused", `${tab.name}: message:send ${clientId} refused: ${JSON.stringify(ack)}`);
       }
@@ -462,12 +464,14 @@ class User {
     const threads = [...this.threads.values()];
     if (!threads.length) return;
     ops.read++;
+    const thread = pick(threads);
+    const about = `${thread} on ${tab.name}`;
     try {
-      const ack = await tab.socket.timeout(ACK_MS).emitWithAck("thread:read", { thread_id: pick(threads) });
+      const ack = await tab.socket.timeout(ACK_MS).emitWithAck("thread:read", { thread_id: thread });
       if (ack?.status) ops.readOk++;
-      else countRefusal("thread:read", ack?.code);
-    } catch {
-      countRefusal("thread:read", "no_ack");
+      else countRefusal("thread:read", ack?.code, about);
+    } catch (e) {
+      countRefusal("thread:read", `no ack (${e?.message ?? e})`, about);
     }
   }
 
@@ -480,9 +484,9 @@ class User {
     try {
       const ack = await tab.socket.timeout(ACK_MS).emitWithAck("message:delete", { url: m.url });
       if (ack?.status) ops.delOk++;
-      else countRefusal("message:delete", ack?.code);
-    } catch {
-      countRefusal("message:delete", "no_ack");
+      else countRefusal("message:delete", ack?.code, `${m.url} on ${tab.name}`);
+    } catch (e) {
+      countRefusal("message:delete", `no ack (${e?.message ?? e})`, `${m.url} on ${tab.name}`);
     }
   }
 
