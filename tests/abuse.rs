@@ -523,6 +523,76 @@ async fn a_socket_that_stops_reading_is_closed() {
     srv.stop().await;
 }
 
+/// This process's resident memory, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// A `sync` page stops at 256 KiB as well as at 500 events, and a queue's byte bound holds
+/// for the packet that crosses it: 500 messages of 5,000 characters that JSON escapes six
+/// times over, asked for by 32 sockets of their recipient that then stop reading, grow the
+/// server by less than 64 MiB (a page was the 500 events whatever their size, and one packet
+/// of any size got into a queue: 1.17 GiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_sockets_asking_for_fat_sync_pages_stay_bounded() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.send_rate = 0;
+        c.event_rate = 0;
+        c.user_event_rate = 0;
+    })
+    .await
+    .unwrap();
+    let ann = srv.user("ann").await;
+    let bob = srv.user("bob").await;
+    let body = "\u{1}".repeat(5000);
+    let thread = bob.send_new("ann", "fat", &body).await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..50 {
+        futures_util::future::join_all((0..10).map(|_| bob.reply(&thread, &body))).await;
+    }
+    let before = resident_bytes();
+    let mut paused = Vec::new();
+    for _ in 0..32 {
+        let url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            srv.url.replace("http", "ws")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let _open = ws.next().await;
+        let auth = json!({"token": ann.token, "legacy": false, "offsets": false});
+        ws.send(Message::text(format!("40/messages,{auth}")))
+            .await
+            .unwrap();
+        let _connected = ws.next().await;
+        ws.send(Message::text(r#"42/messages,1["sync",{"since":"0"}]"#))
+            .await
+            .unwrap();
+        // ...and never read again.
+        paused.push(ws);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < 64 << 20, "the server grew by {} MiB", grown >> 20);
+    // One page, read by a client that does: at most 256 KiB (and more follow).
+    let tab = ann.native_tab().await;
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": "0"}), WAIT)
+        .await
+        .unwrap();
+    let events = page["events"].as_array().unwrap();
+    assert!(!events.is_empty() && events.len() < 500, "{}", events.len());
+    assert!(page.to_string().len() <= 300 * 1024);
+    assert_eq!(page["more"], true);
+    drop(paused);
+    srv.stop().await;
+}
+
 /// `missive user demote` takes effect on the live admin dashboard of that user.
 #[tokio::test]
 async fn a_demoted_admin_loses_the_dashboard_at_once() {

@@ -17,8 +17,9 @@ use socketioxide_core::Value;
 use crate::service::events::{Presence, ServerEvent};
 use crate::service::{App, Identity};
 
-/// Events read from the log at a time during a replay.
+/// Events read from the log at a time during a replay, and about how many bytes of them.
 const PAGE: u64 = 500;
+const PAGE_BYTES: usize = 256 * 1024;
 
 /// Set by the handshake on a socket that recovers: the position after which to replay.
 pub struct ReplayFrom(pub i64);
@@ -28,7 +29,7 @@ pub struct ReplayFrom(pub i64);
 /// is closed: its client reconnects and asks again.
 pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut after: i64) {
     loop {
-        let (page, last) = match app.missed(who, after, PAGE).await {
+        let (page, last, more) = match app.missed_within(who, after, PAGE, PAGE_BYTES).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "replaying missed events failed");
@@ -51,10 +52,8 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 return;
             }
         }
-        // Positions are consecutive: fewer than a page of them means the log's end was reached.
-        let done = last - after < PAGE as i64;
         after = last;
-        if done {
+        if !more {
             break;
         }
     }

@@ -23,6 +23,9 @@ pub use crate::domain::messaging::replay::Replayed;
 /// Events of one `sync` page at most.
 pub const SYNC_PAGE: u64 = 500;
 
+/// Most bytes of events in one `sync` page (one larger event still goes alone).
+pub const SYNC_PAGE_BYTES: usize = 256 * 1024;
+
 /// The key of the pids' MACs.
 pub struct Recovery {
     key: [u8; 32],
@@ -206,6 +209,47 @@ impl App {
         ))
     }
 
+    /// Events of `who` after `after`, rendered to be sent again: at most `max_events`, and
+    /// about `max_bytes` of them (at least one). They are read and rendered a few at a time,
+    /// as many as the ones before say will fit, so that a page of large messages is not
+    /// rendered whole (500 of them were 30 MB) to be cut. Also says the last position read,
+    /// and whether the log goes on past it.
+    pub async fn missed_within(
+        &self,
+        who: &Identity,
+        after: i64,
+        max_events: u64,
+        max_bytes: usize,
+    ) -> ServiceResult<(Vec<Replayed>, i64, bool)> {
+        let mut events: Vec<Replayed> = Vec::new();
+        let (mut bytes, mut last) = (0usize, after);
+        let mut chunk = 8u64;
+        loop {
+            let want = chunk.min(max_events - events.len() as u64);
+            if want == 0 {
+                return Ok((events, last, true));
+            }
+            let (page, read_last) = self.missed(who, last, want).await?;
+            // Positions are consecutive: fewer than asked means the log's end was reached.
+            let more = read_last - last >= want as i64;
+            for r in page {
+                let size = r.payload.get().len() + r.event.len() + 24;
+                if !events.is_empty() && bytes + size > max_bytes {
+                    return Ok((events, last, true));
+                }
+                bytes += size;
+                last = r.seq;
+                events.push(r);
+            }
+            last = read_last;
+            if !more {
+                return Ok((events, last, false));
+            }
+            let average = bytes / events.len().max(1) + 1;
+            chunk = (max_bytes.saturating_sub(bytes) / average).clamp(1, 500) as u64;
+        }
+    }
+
     /// `sync`: the events of `who` after `since` (a position, as a string or a number; none:
     /// only where the log stands), a page at a time.
     pub async fn sync(
@@ -239,7 +283,20 @@ impl App {
         if !complete {
             return Ok(page(Vec::new(), false, false));
         }
-        let (missed, last) = self.missed(who, after, SYNC_PAGE).await?;
+        // A page whose entries were all skipped (their messages gone) is not answered empty
+        // with `more`: the client could not say where to go on from.
+        // At most SYNC_PAGE_BYTES (at least one event): 500 events of large messages made an
+        // answer of tens of MB, queued whole for a client that may not read it.
+        let mut after = after;
+        let (missed, last) = loop {
+            let (missed, last, more) = self
+                .missed_within(who, after, SYNC_PAGE, SYNC_PAGE_BYTES)
+                .await?;
+            if !missed.is_empty() || !more || last == after {
+                break (missed, last);
+            }
+            after = last;
+        };
         let events = missed
             .into_iter()
             .map(|r| SyncEvent {

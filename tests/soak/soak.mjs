@@ -2,13 +2,16 @@
 // breaks them while this runs). Stock socket.io-client 4.8 users send, read, delete and reconnect
 // against two nodes, and check what they hear:
 //
-// - every socket hears its user's logged events at consecutive offsets (the offset is the last
-//   argument): an offset at or below the last one heard is `repeated`, every position skipped is
-//   `missed`; at the end each socket's last offset must be its user's head (`sync {}`);
-// - a reconnect that socket.io did not recover (`socket.recovered` false) is counted
-//   `unrecovered` and caught up with `sync {since}`, whose events are checked the same way;
+// - every socket hears its user's logged events (the offset is their last argument) at
+//   consecutive offsets: a position heard twice is `repeated`, a position heard after a later one
+//   is `reordered`, a position skipped and never heard is `missed`; at the end each socket's last
+//   offset must be its user's head (`sync {}`), the difference is missed too;
+// - a reconnect that socket.io did not recover (`socket.recovered` false), other than the
+//   deliberate ones, is counted `unrecovered`; every reconnect not recovered is caught up with
+//   `sync {since}`, whose events are checked the same way;
 // - every acknowledged `message:send` is stored: its sender finds it in the thread's history over
-//   HTTP (unless the sender deleted it); a client_id stored twice counts as `repeated`.
+//   HTTP (unless the sender asked to delete it), else it is `lost`; a client_id stored twice
+//   counts as `repeated`.
 //
 // Configuration comes from the environment (scripts/soak sets it):
 //   SOAK_NODES       base URLs of the nodes, comma separated (http://127.0.0.1:PORT)
@@ -16,12 +19,12 @@
 //   SOAK_USERS       users (default 12), each with one socket on every node
 //   SOAK_RATE        client operations per second over all users (default 200)
 //   SOAK_READY_FILE  written once every socket is connected and traffic starts
-//   SOAK_RESULT_FILE the result fields are written there (`sends=.. acked=.. ...`)
+//   SOAK_RESULT_FILE the result fields are written there (`sends=.. acked=.. ...`), else stdout
 //   SOAK_MAX_SECONDS traffic stops by itself after this long (scripts/soak stops it with SIGUSR2)
 //   SOAK_SETTLE      seconds the sockets get to catch up at the end (default 10)
-//   SOAK_VERBOSE     1: log every operation failure
-// Diagnostics go to standard error; exit status 0 when nothing was lost, missed or repeated, 1
-// when something was, 2 when the soak itself could not run.
+//   SOAK_VERBOSE     1: every finding (not only the first 40 of each kind), gap and reconnect
+// Diagnostics go to standard error. Exit status: 0 when nothing was lost, missed, repeated or
+// reordered, 1 when something was, 2 when the soak could not check everything.
 import { writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { io } from "socket.io-client";
@@ -113,7 +116,6 @@ const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, 
 const refusals = new Map(); // "event code" -> count
 let unchecked = 0; // sockets whose final position could not be learned
 let stopping = false;
-let stopRequested = false;
 
 /** client_id -> {user, url, thread_id} for every acknowledged send. */
 const acked = new Map();
@@ -720,7 +722,6 @@ async function main() {
   let stopNow;
   const stopSignal = new Promise((r) => (stopNow = r));
   process.on("SIGUSR2", () => {
-    stopRequested = true;
     stopNow();
   });
   const timer = setTimeout(() => {

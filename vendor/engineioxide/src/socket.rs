@@ -83,6 +83,11 @@ pub fn set_max_buffer_bytes(bytes: usize) {
     MAX_BUFFER_BYTES.store(bytes.max(1), Ordering::Relaxed);
 }
 
+/// The bytes of messages that may wait in each socket's queue.
+pub fn max_buffer_bytes() -> usize {
+    MAX_BUFFER_BYTES.load(Ordering::Relaxed)
+}
+
 /// The bytes of messages in `packets`, as the queue bound counts them.
 pub(crate) fn queued_size(packets: &PacketBuf) -> usize {
     packets
@@ -145,11 +150,32 @@ pub struct Permit<'a> {
     inner: mpsc::Permit<'a, Queued>,
     /// The socket's count of queued bytes.
     queued: &'a AtomicUsize,
+    /// Closes the socket when a message would take its queue past the byte bound.
+    socket: &'a dyn Overflow,
 }
+
+/// A socket whose queue overflowed is closed (Missive's patch).
+trait Overflow: Send + Sync {
+    fn overflowed(&self);
+}
+
+/// Whether `size` more bytes fit a queue holding `queued` (Missive's patch): the bound holds for
+/// the message that would cross it too; a message larger than the whole bound passes only into
+/// an empty queue.
+fn fits(queued: usize, size: usize) -> bool {
+    size == 0 || queued == 0 || queued.saturating_add(size) <= MAX_BUFFER_BYTES.load(Ordering::Relaxed)
+}
+
 impl Permit<'_> {
     fn send(self, packets: Queued) {
-        self.queued
-            .fetch_add(queued_size(&packets), Ordering::Relaxed);
+        let size = queued_size(&packets);
+        if !fits(self.queued.load(Ordering::Relaxed), size) {
+            // Dropping the permit gives its slot back; the socket closes and its client
+            // reconnects (and recovers what it missed).
+            self.socket.overflowed();
+            return;
+        }
+        self.queued.fetch_add(size, Ordering::Relaxed);
         self.inner.send(packets);
     }
     /// Consume the permit and emit a message to the client.
@@ -328,7 +354,8 @@ where
 
         let packets: Queued = Box::new(smallvec![packet]);
         let size = queued_size(&packets);
-        if size > 0 && self.queue_is_full() {
+        if size > 0 && (self.queue_is_full() || !fits(self.queued_bytes.load(Ordering::Relaxed), size)) {
+            self.overflowed();
             let mut packets = packets;
             return Err(TrySendError::Full(packets.pop().unwrap()));
         }
@@ -501,6 +528,7 @@ where
         Ok(Permit {
             inner: permit,
             queued: &self.queued_bytes,
+            socket: self,
         })
     }
 
@@ -642,6 +670,15 @@ where
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
         self.volatile_tx.send(Some(Box::new(packets))).is_ok()
+    }
+}
+
+impl<D> Overflow for Socket<D>
+where
+    D: Default + Send + Sync + 'static,
+{
+    fn overflowed(&self) {
+        Socket::overflowed(self)
     }
 }
 

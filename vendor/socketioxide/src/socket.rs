@@ -316,6 +316,8 @@ pub struct Socket<A: Adapter = LocalAdapter> {
 struct Recovery {
     /// Broadcasts held back while a replay is sent; `None` when not holding.
     held: Mutex<Option<Vec<Value>>>,
+    /// Bytes of the held broadcasts: bounded like the socket's queue.
+    held_bytes: std::sync::atomic::AtomicUsize,
     holding: AtomicBool,
     /// Broadcasts this refuses are not sent (those a replay already delivered).
     keep: std::sync::OnceLock<Box<dyn Fn(&Value) -> bool + Send + Sync>>,
@@ -398,6 +400,7 @@ impl<A: Adapter> Socket<A> {
                 }
             }
         }
+        r.held_bytes.store(0, Ordering::Relaxed);
         r.holding.store(false, Ordering::SeqCst);
     }
 
@@ -824,7 +827,14 @@ impl<A: Adapter> Socket<A> {
             if r.holding.load(Ordering::SeqCst) {
                 let mut held = r.held.lock().unwrap();
                 if let Some(held) = held.as_mut() {
-                    if held.len() >= MAX_HELD {
+                    let size = match &value {
+                        Value::Str(text, _) => text.len(),
+                        Value::Bytes(bytes) => bytes.len(),
+                    };
+                    let bytes = r.held_bytes.fetch_add(size, Ordering::Relaxed) + size;
+                    if held.len() >= MAX_HELD
+                        || bytes > engineioxide::socket::max_buffer_bytes()
+                    {
                         self.esocket.close(EIoDisconnectReason::TransportError);
                         return Err(SocketError::InternalChannelFull);
                     }
