@@ -158,6 +158,11 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_RECOVERY_WINDOW", default_value = "24h", value_parser = parse_duration_or_zero)]
     pub recovery_window: Duration,
 
+    /// Events replayed per user per second, over recovering connects and `sync` (bursts of
+    /// twice that): past it a replay slows down and `sync` answers `rate_limited`; 0: off.
+    #[arg(long, env = "MISSIVE_REPLAY_RATE", default_value_t = 5000)]
+    pub replay_rate: u32,
+
     /// A user is shown offline only after this long without any socket (a reload, a flaky
     /// network or a client that opens and closes sockets tells the others nothing); `0`: at
     /// once.
@@ -207,6 +212,7 @@ impl Default for Config {
             recovery_window: Duration::from_secs(24 * 3600),
             recovery_max: 10_000,
             presence_grace: Duration::from_secs(5),
+            replay_rate: 5000,
         }
     }
 }

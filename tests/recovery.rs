@@ -619,3 +619,60 @@ async fn a_recovered_socket_is_told_the_current_presence() {
     assert_eq!(presence[0].offset, None);
     server.stop().await;
 }
+
+/// Replay is paid for, per user (`MISSIVE_REPLAY_RATE`): past the budget, `sync` answers
+/// `rate_limited` until it is paid back, and a recovering connect's replay slows down instead
+/// of failing (a recovering CONNECT passed no limiter, and four sockets asking `sync {since:
+/// 0}` took 0.8 s each of the server's time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_spend_a_budget_per_user() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.send_rate = 0;
+        c.replay_rate = 200;
+    })
+    .await
+    .unwrap();
+    let (alice, bob, thread) = conversation(&server).await;
+    let first = alice.native_tab().await;
+    let pid = first.pid.clone().unwrap();
+    first.close();
+    // 300 replies: 600 events in alice's log; the budget holds 400 and refills 200 a second.
+    replies(&bob, &thread, 300, "r").await;
+    let tab = alice.native_tab().await;
+    let page = tab
+        .emit_with_ack("sync", &json!({"since": "0"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(page["status"], true, "{page}");
+    let again = tab
+        .emit_with_ack("sync", &json!({"since": "0"}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (&again["status"], &again["code"]),
+        (&json!(false), &json!("rate_limited")),
+        "{again}"
+    );
+    // A recovering connect is not refused: its replay waits for the budget, then comes whole.
+    let started = std::time::Instant::now();
+    let back = reconnect(&server.url, &alice, Some(&pid), json!("0")).await;
+    let mut logged = 0;
+    while let Some(incoming) = back.next(Duration::from_secs(10)).await {
+        if let Incoming::Event {
+            offset: Some(_), ..
+        } = incoming
+        {
+            logged += 1;
+            if logged == 600 {
+                break;
+            }
+        }
+    }
+    assert!(logged >= 600, "only {logged} events replayed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "600 events past a spent budget of 200/s replayed in {:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}

@@ -20,8 +20,9 @@ use crate::service::recovery::Resume;
 use crate::service::{App, ServiceError};
 
 /// Why a handshake was refused, as the client's CONNECT_ERROR says it: `{"message": code}`,
-/// `unauthorized` (no valid credential, or a cookie or Basic from a foreign Origin) or
-/// `rate_limited` (password guesses, or too many sockets of one user).
+/// `unauthorized` (no valid credential, or a cookie or Basic from a foreign Origin),
+/// `rate_limited` (password guesses, or too many sockets of one user) or `unavailable` (the
+/// database did not answer: try again).
 #[derive(Debug)]
 pub struct ConnectError(&'static str);
 
@@ -229,6 +230,11 @@ async fn check<A: Adapter>(
             refuse();
             match e {
                 ServiceError::RateLimited(_) => Err(ConnectError("rate_limited")),
+                // Not the client's fault: a valid token was refused `unauthorized` while the
+                // database was down, and its page logged itself out.
+                ServiceError::Domain(crate::domain::DomainError::Unavailable) => {
+                    Err(ConnectError("unavailable"))
+                }
                 ServiceError::Domain(_) => {
                     tracing::error!(error = %e, "handshake authentication failed");
                     Err(UNAUTHORIZED)

@@ -52,9 +52,15 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 return;
             }
         }
+        // Replays are paid for: past the user's budget, the next page waits (the held live
+        // events wait with it; they come after the replay anyway).
+        let wait = app.limits.charge_replay(who.id(), page.len());
         after = last;
         if !more {
             break;
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
     // Presence is state: the current one of each correspondent, not the flips missed. A flip

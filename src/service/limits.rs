@@ -26,6 +26,8 @@ pub struct Limits {
     sends_by_user: Option<RateLimiter>,
     /// Client events per user, all their sockets together; `None` when off.
     events_by_user: Option<RateLimiter>,
+    /// Events replayed per user (recovering connects and `sync`); `None` when off.
+    replays_by_user: Option<RateLimiter>,
     /// Client events per socket, per second (bursts of twice that); 0 when off.
     event_rate: u32,
     /// Events of one socket handled at once.
@@ -79,11 +81,32 @@ impl Limits {
             ),
             sends_by_user: per_user(config.send_rate),
             events_by_user: per_user(config.user_event_rate),
+            replays_by_user: per_user(config.replay_rate),
             event_rate: config.event_rate,
             events_in_flight: config.events_in_flight.max(1),
             connections: Arc::default(),
             connections_per_user: config.sockets_per_user,
             metrics,
+        }
+    }
+
+    /// Whether `user_id` may ask `sync` for a page now: refused (`rate_limited`) while the
+    /// events they had replayed are more than their budget has paid back.
+    pub fn check_sync(&self, user_id: i64) -> ServiceResult<()> {
+        match &self.replays_by_user {
+            Some(limiter) if !limiter.has_token(&user_id.to_string()) => {
+                Err(self.refused(Duration::from_secs(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Charges `events` replayed to `user_id` (a replay's page, a `sync` answer); says how long
+    /// a replay should wait before its next page (zero while within the budget).
+    pub fn charge_replay(&self, user_id: i64, events: usize) -> Duration {
+        match &self.replays_by_user {
+            Some(limiter) => limiter.take(&user_id.to_string(), events as f64),
+            None => Duration::ZERO,
         }
     }
 
@@ -258,12 +281,17 @@ impl Bucket {
         }
     }
 
-    /// Refills for the time passed, then spends a token.
-    fn spend(&mut self, capacity: f64, per_second: f64) -> Result<(), Duration> {
+    /// Refills for the time passed.
+    fn refill(&mut self, capacity: f64, per_second: f64) {
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.updated).as_secs_f64() * per_second)
             .min(capacity);
         self.updated = now;
+    }
+
+    /// Refills for the time passed, then spends a token.
+    fn spend(&mut self, capacity: f64, per_second: f64) -> Result<(), Duration> {
+        self.refill(capacity, per_second);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -296,6 +324,39 @@ impl RateLimiter {
         // A full table forgets its least recently used key.
         buckets.insert(hash, bucket);
         spent
+    }
+
+    /// Whether `key` has a token now (spending none).
+    pub fn has_token(&self, key: &str) -> bool {
+        let hash = self.hasher.hash_one(key);
+        let mut buckets = self.lock();
+        match buckets.get_mut(&hash) {
+            Some(bucket) => {
+                bucket.refill(self.capacity, self.per_second);
+                bucket.tokens >= 1.0
+            }
+            None => true,
+        }
+    }
+
+    /// Spends `n` tokens for `key`, into debt if need be; says how long until the debt is
+    /// paid back (zero when there was enough).
+    pub fn take(&self, key: &str, n: f64) -> Duration {
+        let hash = self.hasher.hash_one(key);
+        let mut buckets = self.lock();
+        if buckets.get_mut(&hash).is_none() {
+            buckets.insert(hash, Bucket::full(self.capacity));
+        }
+        let Some(bucket) = buckets.get_mut(&hash) else {
+            return Duration::ZERO;
+        };
+        bucket.refill(self.capacity, self.per_second);
+        bucket.tokens -= n;
+        if bucket.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-bucket.tokens / self.per_second)
+        }
     }
 
     /// Gives back a token spent for `key` (if the key is still held).

@@ -271,6 +271,7 @@ impl App {
         let Some(since) = since else {
             return Ok(page(Vec::new(), self.db.log_events, false));
         };
+        self.limits.check_sync(who.id())?;
         let Some(after) = parse_offset(since) else {
             return Ok(page(Vec::new(), false, false));
         };
@@ -297,6 +298,7 @@ impl App {
             }
             after = last;
         };
+        self.limits.charge_replay(who.id(), missed.len());
         let events = missed
             .into_iter()
             .map(|r| SyncEvent {

@@ -67,6 +67,11 @@ export class Realtime {
     this.socket.on('connect_error', (err) => {
       this.setState('offline');
       if (err.message === 'unauthorized') handlers.unauthorized();
+      // The server could not check the credentials (its database is away): not a logout.
+      // socket.io-client does not retry a refused CONNECT by itself.
+      if (err.message === 'unavailable') {
+        setTimeout(() => this.socket.connect(), 1000 + Math.random() * 2000);
+      }
     });
     this.socket.io.on('reconnect_attempt', () => this.setState('connecting'));
   }
