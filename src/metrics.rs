@@ -29,8 +29,14 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition; `online_users` and `adapter_failures` are read at scrape time.
-    pub fn render(&self, online_users: usize, adapter_failures: u64) -> String {
+    /// The text exposition; `online_users`, `adapter_failures` and `bursts_rejected` are read
+    /// at scrape time.
+    pub fn render(
+        &self,
+        online_users: usize,
+        adapter_failures: u64,
+        bursts_rejected: u64,
+    ) -> String {
         let mut out = String::with_capacity(1024);
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -88,6 +94,11 @@ impl Metrics {
             "missive_adapter_failures_total",
             "Emits and disconnects the Redis adapter could not spread to other nodes (done on this node only).",
             adapter_failures,
+        );
+        counter(
+            "missive_bus_rejected_total",
+            "Event bursts from Redis dropped: their MAC failed (not made with the nodes' secret, or altered) or they were more than a minute old.",
+            bursts_rejected,
         );
         counter(
             "missive_connections_refused_total",

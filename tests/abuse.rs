@@ -294,26 +294,8 @@ async fn simultaneous_connects_do_not_pass_the_socket_cap() {
 /// client that writes addresses of its own to the left still spends its own budget.
 #[tokio::test]
 async fn forged_forwarded_addresses_do_not_escape_the_address_limit() {
-    let srv = TestServer::start_with(Backend::Sqlite, |c| {
-        c.trusted_proxies = vec![missive::config::parse_net("127.0.0.1").unwrap()];
-        c.login_rate = 3;
-    })
-    .await
-    .unwrap();
-    let client = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for i in 0..4 {
-        let res = client
-            .post(format!("{}/api/v1/auth/login", srv.url))
-            .header("x-forwarded-for", format!("10.9.{i}.1, 203.0.113.7"))
-            .json(&json!({"username": "nobody", "password": "whatever1"}))
-            .send()
-            .await
-            .unwrap();
-        statuses.push(res.status().as_u16());
-    }
+    let statuses = logins_through("127.0.0.1", |i| format!("10.9.{i}.1, 203.0.113.7")).await;
     assert_eq!(statuses, [401, 401, 401, 429]);
-    srv.stop().await;
 }
 
 /// A peer that is not a listed proxy is its own address whatever `X-Forwarded-For` says:
@@ -321,8 +303,15 @@ async fn forged_forwarded_addresses_do_not_escape_the_address_limit() {
 /// peer was trusted).
 #[tokio::test]
 async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
+    let statuses = logins_through("10.0.0.0/8", |i| format!("203.0.113.{i}")).await;
+    assert_eq!(statuses, [401, 401, 401, 429]);
+}
+
+/// The statuses of four wrong logins whose `X-Forwarded-For` is `forwarded(i)`, to a server
+/// that trusts the proxies `trusted` and allows three attempts per address.
+async fn logins_through(trusted: &str, forwarded: impl Fn(usize) -> String) -> Vec<u16> {
     let srv = TestServer::start_with(Backend::Sqlite, |c| {
-        c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        c.trusted_proxies = vec![missive::config::parse_net(trusted).unwrap()];
         c.login_rate = 3;
     })
     .await
@@ -332,15 +321,15 @@ async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
     for i in 0..4 {
         let res = client
             .post(format!("{}/api/v1/auth/login", srv.url))
-            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .header("x-forwarded-for", forwarded(i))
             .json(&json!({"username": "nobody", "password": "whatever1"}))
             .send()
             .await
             .unwrap();
         statuses.push(res.status().as_u16());
     }
-    assert_eq!(statuses, [401, 401, 401, 429]);
     srv.stop().await;
+    statuses
 }
 
 /// A request body that trickles in is cut off at `MISSIVE_BODY_TIMEOUT`: 408, and the

@@ -158,6 +158,23 @@ pub async fn head(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<i64> 
     head.ok_or(DomainError::NotFound)
 }
 
+/// Where the logs of `user_ids` stand (users that exist).
+pub async fn heads(db: &impl ConnectionTrait, user_ids: &[i64]) -> DomainResult<Vec<(i64, i64)>> {
+    let mut heads = Vec::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(500) {
+        let rows: Vec<(i64, i64)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::LogSeq)
+            .filter(user::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        heads.extend(rows);
+    }
+    Ok(heads)
+}
+
 /// Up to `limit` entries of `user_id` after position `after`, oldest first.
 pub async fn entries_after(
     db: &impl ConnectionTrait,

@@ -70,6 +70,9 @@ pub async fn authenticate<A: Adapter>(
     // Decided before the socket joins its rooms: a recovering socket holds back what is
     // broadcast to them until the replay (on_connect) has been sent. A socket without
     // offsets does not recover (it could not say where it stood).
+    // Before the socket joins its user's room: the logged events to it go through the
+    // user's delivery line, in the order of their positions, from the one after `log_seq`.
+    notifier.delivery.opened(me.who.id(), me.who.log_seq).await;
     if me.offsets {
         match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
             Resume::Recovered { pid, after } => {
@@ -154,13 +157,17 @@ impl Drop for Counted {
             return;
         };
         notifier.local.closed(&ns, me.legacy, !me.offsets);
+        let user_id = me.who.id();
         // Presence may ask Redis: that part runs as a task (sockets are dropped on the
         // runtime's threads; at shutdown there may be none left to run it).
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let app = app.clone();
-        runtime.spawn(async move { app.socket_closed(&me.who).await });
+        runtime.spawn(async move {
+            notifier.delivery.closed(user_id).await;
+            app.socket_closed(&me.who).await
+        });
     }
 }
 
@@ -232,7 +239,7 @@ async fn check<A: Adapter>(
                 ServiceError::RateLimited(_) => Err(ConnectError("rate_limited")),
                 // Not the client's fault: a valid token was refused `unauthorized` while the
                 // database was down, and its page logged itself out.
-                ServiceError::Domain(crate::domain::DomainError::Unavailable) => {
+                ServiceError::Domain(crate::service::DomainError::Unavailable) => {
                     Err(ConnectError("unavailable"))
                 }
                 ServiceError::Domain(_) => {

@@ -5,6 +5,7 @@ mod adapter;
 pub mod admin;
 pub mod bus;
 pub mod connect;
+pub mod delivery;
 pub mod events;
 mod local;
 pub mod notify;

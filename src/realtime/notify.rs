@@ -13,7 +13,7 @@ use socketioxide::adapter::Adapter;
 use super::adapter::Rooms;
 use super::bus::{Bus, Listener, Packet};
 use super::local::LocalSockets;
-use super::rooms::{legacy_room, plain_twins, session_room, user_room};
+use super::rooms::{legacy_room, plain_twins, session_room, user_of_room, user_room};
 use crate::service::Notifier;
 use crate::service::events::{Notice, ServerEvent, Stats};
 
@@ -28,6 +28,10 @@ pub struct SocketIoNotifier {
     pub local: LocalSockets,
     /// Event bursts and disconnects that could not reach the other nodes (Redis away).
     adapter_failures: AtomicU64,
+    /// Bursts from the bus dropped for a failed MAC or their age.
+    bursts_rejected: AtomicU64,
+    /// Logged events to this node's users, in the order of their positions.
+    pub delivery: super::delivery::Delivery,
 }
 
 impl Notifier for SocketIoNotifier {
@@ -85,6 +89,10 @@ impl Notifier for SocketIoNotifier {
         self.adapter_failures.load(Ordering::Relaxed)
     }
 
+    fn bursts_rejected(&self) -> u64 {
+        self.bursts_rejected.load(Ordering::Relaxed)
+    }
+
     fn revoke_admin(&self, user_id: i64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(rooms) = self.rooms.get() {
@@ -125,6 +133,10 @@ impl Listener for SocketIoNotifier {
     fn publish_failed(&self) {
         self.adapter_failures.fetch_add(1, Ordering::Relaxed);
     }
+
+    fn burst_rejected(&self) {
+        self.bursts_rejected.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl SocketIoNotifier {
@@ -142,6 +154,11 @@ impl SocketIoNotifier {
         if packet.legacy && !self.local.any_legacy() {
             return;
         }
+        if let Some((user_id, offset)) = logged_to_user(&packet.rooms, packet.offset.as_deref()) {
+            return self
+                .deliver(user_id, offset, &packet.event, &packet.payload)
+                .await;
+        }
         let Some(io) = self.rooms.get() else { return };
         let namespaces = self.local.namespaces();
         if !namespaces.is_empty() {
@@ -154,6 +171,24 @@ impl SocketIoNotifier {
                 packet.offset.as_deref(),
             )
             .await;
+        }
+    }
+
+    /// Emits a logged event at `offset` to `user_id`'s sockets here (its turn has come).
+    pub(super) async fn emit_logged(
+        &self,
+        user_id: i64,
+        offset: i64,
+        event: &str,
+        payload: &RawValue,
+    ) {
+        let Some(io) = self.rooms.get() else { return };
+        let namespaces = self.local.namespaces();
+        if !namespaces.is_empty() {
+            let offset = offset.to_string();
+            let room = vec![user_room(user_id)];
+            self.emit_here(io.as_ref(), namespaces, room, event, payload, Some(&offset))
+                .await;
         }
     }
 
@@ -198,8 +233,14 @@ impl SocketIoNotifier {
         if namespaces.is_empty() && bus.is_none() {
             return;
         }
+        let logged = match (offset, rooms.as_slice()) {
+            (Some(at), [room]) => user_of_room(room).map(|user| (user, at)),
+            _ => None,
+        };
         let offset = offset.map(|o| o.to_string());
-        if !namespaces.is_empty() {
+        if let Some((user_id, at)) = logged {
+            self.deliver(user_id, at, event, &payload).await;
+        } else if !namespaces.is_empty() {
             self.emit_here(
                 io.as_ref(),
                 namespaces,
@@ -221,4 +262,11 @@ impl SocketIoNotifier {
             .await;
         }
     }
+}
+
+/// The user and position of a logged event to one user's room (what [`SocketIoNotifier::deliver`]
+/// puts in order); `None` for anything else.
+fn logged_to_user(rooms: &[String], offset: Option<&str>) -> Option<(i64, i64)> {
+    let [room] = rooms else { return None };
+    Some((user_of_room(room)?, offset?.parse().ok()?))
 }

@@ -29,7 +29,7 @@ pub struct ReplayFrom(pub i64);
 /// is closed: its client reconnects and asks again.
 pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut after: i64) {
     loop {
-        let (page, last, more) = match app.missed_within(who, after, PAGE, PAGE_BYTES).await {
+        let (page, last, more) = match app.log_page(who.id(), after, PAGE, PAGE_BYTES).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "replaying missed events failed");

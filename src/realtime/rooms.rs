@@ -5,6 +5,11 @@ pub fn user_room(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 
+/// The user of a [`user_room`].
+pub fn user_of_room(room: &str) -> Option<i64> {
+    room.strip_prefix("user:")?.parse().ok()
+}
+
 /// Room of the sockets of one user that asked for no offsets (`{offsets: false}` in their
 /// CONNECT payload): they hear what [`user_room`] hears, without the position argument.
 pub fn plain_room(user_id: i64) -> String {

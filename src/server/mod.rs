@@ -56,7 +56,13 @@ impl Server {
                     .with_state(notifier.clone())
                     .build_layer();
                 let listener: Arc<dyn Listener> = notifier.clone();
-                let bus = Bus::start(driver, prefix, Arc::downgrade(&listener)).await?;
+                let bus = Bus::start(
+                    driver,
+                    prefix,
+                    app.bus_key.clone(),
+                    Arc::downgrade(&listener),
+                )
+                .await?;
                 assemble(&app, &notifier, layer, io, Some(bus))
             }
             None => {
@@ -67,7 +73,13 @@ impl Server {
                 assemble(&app, &notifier, layer, io, None)
             }
         };
-        let tasks = tasks::CancelOnDrop(tasks::spawn(&app));
+        let mut handles = tasks::spawn(&app);
+        // Fills what the bus lost for this node's sockets, from the log.
+        handles.push(tokio::spawn(crate::realtime::delivery::watch(
+            app.clone(),
+            notifier.clone(),
+        )));
+        let tasks = tasks::CancelOnDrop(handles);
         let policy = listen::Policy {
             header_timeout: app.config.header_timeout,
             per_address: (app.config.connections_per_address > 0)

@@ -50,6 +50,8 @@ pub struct App(Arc<AppInner>);
 
 pub struct AppInner {
     pub config: Config,
+    /// The key of the event bus's MACs (from the shared secret).
+    pub bus_key: redis_conn::BusKey,
     pub db: Database,
     pub tokens: Tokens,
     pub origins: OriginPolicy,
@@ -93,6 +95,7 @@ impl App {
         messaging::start_announcer(committed, notifier.clone());
         Ok(App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
+            bus_key: redis_conn::BusKey::new(&secret),
             recovery: Recovery::new(&secret),
             origins: OriginPolicy::new(&config.allowed_origins),
             limits: Limits::new(&config, metrics.clone()),

@@ -18,6 +18,8 @@ pub trait Notifier: Send + Sync + 'static {
     /// Events and disconnects that could not reach the other nodes (and were applied on this
     /// one only), since the start.
     fn adapter_failures(&self) -> u64;
+    /// Bursts from the bus dropped since the start: a failed MAC, or too old.
+    fn bursts_rejected(&self) -> u64;
     /// Whether an admin dashboard is connected to this node.
     fn has_local_admins(&self) -> bool;
     /// The users of the admin dashboards connected to this node.

@@ -59,6 +59,7 @@ impl App {
         self.metrics.render(
             self.presence.local_online_users(),
             self.notifier.adapter_failures(),
+            self.notifier.bursts_rejected(),
         )
     }
 
@@ -91,6 +92,8 @@ impl App {
                 continue;
             }
             self.close_demoted_dashboards().await;
+            // A dashboard is watching: its sessions figure is a second old at most.
+            self.count_sessions().await;
             let started = Instant::now();
             let healthy = self.db.ping().await.is_ok();
             let db_latency_ms = if healthy {

@@ -196,17 +196,19 @@ impl App {
     /// the last position read (`after` if none).
     pub async fn missed(
         &self,
-        who: &Identity,
+        user_id: i64,
         after: i64,
         limit: u64,
     ) -> ServiceResult<(Vec<Replayed>, i64)> {
-        let entries = event_log::entries_after(&self.db.conn, who.id(), after, limit).await?;
+        let entries = event_log::entries_after(&self.db.conn, user_id, after, limit).await?;
         // Rendering may skip an entry (its message gone): the page ends at the last one read.
         let last = entries.last().map_or(after, |e| e.seq);
-        Ok((
-            replay::render(&self.db.conn, who.id(), entries).await?,
-            last,
-        ))
+        Ok((replay::render(&self.db.conn, user_id, entries).await?, last))
+    }
+
+    /// Where the logs of `user_ids` stand.
+    pub async fn log_heads(&self, user_ids: &[i64]) -> ServiceResult<Vec<(i64, i64)>> {
+        Ok(event_log::heads(&self.db.conn, user_ids).await?)
     }
 
     /// Events of `who` after `after`, rendered to be sent again: at most `max_events`, and
@@ -214,9 +216,9 @@ impl App {
     /// as many as the ones before say will fit, so that a page of large messages is not
     /// rendered whole (500 of them were 30 MB) to be cut. Also says the last position read,
     /// and whether the log goes on past it.
-    pub async fn missed_within(
+    pub async fn log_page(
         &self,
-        who: &Identity,
+        user_id: i64,
         after: i64,
         max_events: u64,
         max_bytes: usize,
@@ -229,7 +231,7 @@ impl App {
             if want == 0 {
                 return Ok((events, last, true));
             }
-            let (page, read_last) = self.missed(who, last, want).await?;
+            let (page, read_last) = self.missed(user_id, last, want).await?;
             // Positions are consecutive: fewer than asked means the log's end was reached.
             let more = read_last - last >= want as i64;
             for r in page {
@@ -291,7 +293,7 @@ impl App {
         let mut after = after;
         let (missed, last) = loop {
             let (missed, last, more) = self
-                .missed_within(who, after, SYNC_PAGE, SYNC_PAGE_BYTES)
+                .log_page(who.id(), after, SYNC_PAGE, SYNC_PAGE_BYTES)
                 .await?;
             if !missed.is_empty() || !more || last == after {
                 break (missed, last);

@@ -24,3 +24,24 @@ pub fn settings() -> ConnectionManagerConfig {
 pub async fn connect(url: &str, config: ConnectionManagerConfig) -> RedisResult<ConnectionManager> {
     ConnectionManager::new_with_config(redis::Client::open(url)?, config).await
 }
+
+/// The key of the event bus's MACs, derived from the nodes' shared secret: a burst published
+/// by anyone without it reaches nobody.
+#[derive(Clone)]
+pub struct BusKey([u8; 32]);
+
+impl BusKey {
+    pub fn new(secret: &str) -> BusKey {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"missive event bus\0");
+        hash.update(secret.as_bytes());
+        BusKey(hash.finalize().into())
+    }
+
+    /// A MAC under this key, to be fed.
+    pub fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("any key length")
+    }
+}
