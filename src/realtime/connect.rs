@@ -70,9 +70,6 @@ pub async fn authenticate<A: Adapter>(
     // Decided before the socket joins its rooms: a recovering socket holds back what is
     // broadcast to them until the replay (on_connect) has been sent. A socket without
     // offsets does not recover (it could not say where it stood).
-    // Before the socket joins its user's room: the logged events to it go through the
-    // user's delivery line, in the order of their positions, from the one after `log_seq`.
-    notifier.delivery.opened(me.who.id(), me.who.log_seq).await;
     if me.offsets {
         match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
             Resume::Recovered { pid, after } => {
@@ -83,17 +80,26 @@ pub async fn authenticate<A: Adapter>(
             Resume::Fresh { pid } => s.set_recovery_pid(pid),
             Resume::Off => {}
         }
-        s.join(user_room(me.who.id()));
-    } else {
-        s.join(plain_room(me.who.id()));
     }
+    // Counted before it joins a room: an emit skips the namespaces without sockets.
+    notifier.local.opened(s.ns(), me.legacy, !me.offsets);
+    // The user's logged events reach the socket through their delivery line, in the order of
+    // their positions, from the one after `log_seq`; it joins their room under the line's lock,
+    // so that no event is delivered between the two.
+    let room = match me.offsets {
+        true => user_room(me.who.id()),
+        false => plain_room(me.who.id()),
+    };
+    notifier
+        .delivery
+        .opened(me.who.id(), me.who.log_seq, || s.join(room))
+        .await;
     // Closed with its session, or for Basic once the account's credentials end.
     s.join(session_room(&me.who.grant()));
     if me.legacy {
         s.join(legacy_room(me.who.id()));
     }
     events::register(&s);
-    notifier.local.opened(s.ns(), me.legacy, !me.offsets);
     tracing::debug!(username = %me.who.user.username, ns = s.ns(), "socket connected");
     app.socket_opened(&me.who).await;
     let me = Arc::new(me);

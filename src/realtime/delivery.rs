@@ -96,9 +96,11 @@ impl Line {
 
 impl Delivery {
     /// A messaging socket of `user_id` opened here; their log stood at `log_seq` when it was
-    /// authenticated (it hears what comes after).
-    pub async fn opened(&self, user_id: i64, log_seq: i64) {
+    /// authenticated (it hears what comes after). `join` (the socket joining the user's room)
+    /// runs under the lines' lock: no event is delivered between the two.
+    pub async fn opened(&self, user_id: i64, log_seq: i64, join: impl FnOnce()) {
         let mut lines = self.lines.lock().await;
+        join();
         let line = lines.entry(user_id).or_insert_with(|| Line {
             next: log_seq + 1,
             sockets: 0,
