@@ -112,7 +112,7 @@ async function httpRetry(what, method, path, opts, ok = (r) => r.status < 300) {
 // --- state and counters ---------------------------------------------------------------------
 
 const totals = { sends: 0, acked: 0, failed: 0, lost: 0, missed: 0, repeated: 0, reordered: 0, unrecovered: 0 };
-const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, fresh: 0, newSocket: 0, caughtUp: 0, resentAfterSync: 0 };
+const ops = { send: 0, retry: 0, read: 0, readOk: 0, del: 0, delOk: 0, drop: 0, fresh: 0, newSocket: 0, caughtUp: 0, resentAfterSync: 0, overlapAfterSync: 0 };
 const refusals = new Map(); // "event code" -> count
 let unchecked = 0; // sockets whose final position could not be learned
 let stopping = false;
@@ -213,6 +213,11 @@ class Tab {
 
   onConnect() {
     this.connects++;
+    // What this connection heard live: a connection that was not recovered hears its user's
+    // events from the position its CONNECT answer was made at (the server fills them from its
+    // log), so the first live copy of an event the catch-up `sync` gave is expected, once.
+    this.liveHeard = new Set();
+    this.freshConnection = !this.socket.recovered;
     if (this.connects === 1) return;
     if (verbose) {
       log(`${this.name} reconnected: recovered ${this.socket.recovered}, asked after ${this.socket._lastOffset}`);
@@ -227,7 +232,9 @@ class Tab {
       // asked for the events after the last one it heard, and it heard them out of order.
       const from = Number(this.recoveredFrom);
       // socket.io-client does not know of the events `sync` gave: its replay sends them again.
-      if (this.syncedTo > this.liveLast) this.resendUpTo = this.syncedTo;
+      // It asked after the last offset it heard live (none: the position its pid was made
+      // at), so whatever `sync` gave past that comes again.
+      if (this.syncedTo > (Number(this.recoveredFrom) || 0)) this.resendUpTo = this.syncedTo;
       for (const [p, gap] of this.pending) {
         if (p <= from && gap.passedMs === undefined) gap.passedMs = Date.now() - gap.ms;
       }
@@ -248,6 +255,16 @@ class Tab {
     const offset = args.length >= 2 ? args[args.length - 1] : undefined;
     if (typeof offset !== "string" || !/^\d+$/.test(offset)) return; // not logged
     this.heard++;
+    const at = Number(offset);
+    const again = this.liveHeard?.has(at) ?? false;
+    if (this.liveHeard) {
+      if (this.liveHeard.size > 20_000) this.liveHeard.clear();
+      this.liveHeard.add(at);
+    }
+    if (!again && this.freshConnection && !this.catchingUp && at <= this.syncedTo && at <= this.last) {
+      ops.overlapAfterSync++; // expected: see onConnect
+      return;
+    }
     this.liveLast = Math.max(this.liveLast, Number(offset));
     if (event === "message:new") this.user.learn(args[0]);
     if (this.catchingUp) this.held.push([event, Number(offset)]);
