@@ -137,7 +137,9 @@ impl SocketIoNotifier {
     /// it is next, held if it came early, dropped if it was emitted already. A user without
     /// sockets here has no line: nothing to emit.
     pub(super) async fn deliver(&self, user_id: i64, offset: i64, event: &str, payload: &RawValue) {
-        let mut lines = self.delivery.lines.lock().await;
+        // Outside tokio's cooperative budget: the announcer delivers thousands of events a
+        // batch, and a budgeted lock made it yield every 128 of them.
+        let mut lines = tokio::task::unconstrained(self.delivery.lines.lock()).await;
         let Some(line) = lines.get_mut(&user_id) else {
             return;
         };

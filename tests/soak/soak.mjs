@@ -232,9 +232,12 @@ class Tab {
       // asked for the events after the last one it heard, and it heard them out of order.
       const from = Number(this.recoveredFrom);
       // socket.io-client does not know of the events `sync` gave: its replay sends them again.
-      // It asked after the last offset it heard live (none: the position its pid was made
-      // at), so whatever `sync` gave past that comes again.
-      if (this.syncedTo > (Number(this.recoveredFrom) || 0)) this.resendUpTo = this.syncedTo;
+      // It asked after the last offset it heard live, and whatever `sync` gave past that comes
+      // again. Without an offset (socket.io-client sends none when it kept none) the server
+      // recovers from the position its pid was made at: anything heard since comes again.
+      const asked = Number(this.recoveredFrom);
+      if (Number.isNaN(asked)) this.resendUpTo = Math.max(this.last, this.syncedTo);
+      else if (this.syncedTo > asked) this.resendUpTo = this.syncedTo;
       for (const [p, gap] of this.pending) {
         if (p <= from && gap.passedMs === undefined) gap.passedMs = Date.now() - gap.ms;
       }
