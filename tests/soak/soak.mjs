@@ -291,6 +291,9 @@ class Tab {
       this.last = offset;
     } else if (offset <= this.resendUpTo && how === "live") {
       ops.resentAfterSync++; // expected: see resendUpTo
+    } else if (how === "sync") {
+      // A catch-up from before an awaited position fills it, and gives again what was heard.
+      this.pending.delete(offset);
     } else if (this.pending.has(offset)) {
       const gap = this.pending.get(offset);
       this.pending.delete(offset);
@@ -322,6 +325,15 @@ class Tab {
 
   // Pages `sync {since: last}` and checks what it answers, then the live events held meanwhile
   // (those the pages already covered are skipped).
+  // Where a catch-up starts: the last offset heard, or before the oldest position still
+  // awaited (a new connection may hear a live event before its "connect" handler runs, and so
+  // before its catch-up starts: the gap behind that event is the catch-up's to fill).
+  since() {
+    let since = this.last;
+    for (const p of this.pending.keys()) since = Math.min(since, p - 1);
+    return since;
+  }
+
   async catchUp() {
     const run = ++this.catchupRun;
     this.catchingUp = true;
@@ -330,7 +342,7 @@ class Tab {
       if (run !== this.catchupRun || !this.socket.connected) return;
       let page;
       try {
-        page = await this.socket.timeout(ACK_MS).emitWithAck("sync", { since: String(this.last) });
+        page = await this.socket.timeout(ACK_MS).emitWithAck("sync", { since: String(this.since()) });
       } catch (e) {
         await sleep(300);
         continue;
