@@ -125,10 +125,9 @@ impl Delivery {
         }
     }
 
-    /// The users with sockets here, and the positions this node has emitted to each.
-    async fn emitted(&self) -> Vec<(i64, i64)> {
-        let lines = self.lines.lock().await;
-        lines.iter().map(|(u, l)| (*u, l.next - 1)).collect()
+    /// The users with sockets here.
+    async fn users(&self) -> Vec<i64> {
+        self.lines.lock().await.keys().copied().collect()
     }
 }
 
@@ -293,11 +292,10 @@ pub async fn watch(app: App, notifier: Arc<SocketIoNotifier>) {
             continue;
         }
         last_check = Instant::now();
-        let emitted = notifier.delivery.emitted().await;
-        if emitted.is_empty() {
+        let ids = notifier.delivery.users().await;
+        if ids.is_empty() {
             continue;
         }
-        let ids: Vec<i64> = emitted.iter().map(|(u, _)| *u).collect();
         let heads = match app.log_heads(&ids).await {
             Ok(heads) => heads,
             Err(e) => {

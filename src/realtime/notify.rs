@@ -154,7 +154,8 @@ impl SocketIoNotifier {
         if packet.legacy && !self.local.any_legacy() {
             return;
         }
-        if let Some((user_id, offset)) = logged_to_user(&packet.rooms, packet.offset.as_deref()) {
+        let offset = packet.offset.as_deref().and_then(|o| o.parse().ok());
+        if let Some((user_id, offset)) = logged_to_user(&packet.rooms, offset) {
             return self
                 .deliver(user_id, offset, &packet.event, &packet.payload)
                 .await;
@@ -233,10 +234,7 @@ impl SocketIoNotifier {
         if namespaces.is_empty() && bus.is_none() {
             return;
         }
-        let logged = match (offset, rooms.as_slice()) {
-            (Some(at), [room]) => user_of_room(room).map(|user| (user, at)),
-            _ => None,
-        };
+        let logged = logged_to_user(&rooms, offset);
         let offset = offset.map(|o| o.to_string());
         if let Some((user_id, at)) = logged {
             self.deliver(user_id, at, event, &payload).await;
@@ -266,7 +264,7 @@ impl SocketIoNotifier {
 
 /// The user and position of a logged event to one user's room (what [`SocketIoNotifier::deliver`]
 /// puts in order); `None` for anything else.
-fn logged_to_user(rooms: &[String], offset: Option<&str>) -> Option<(i64, i64)> {
+fn logged_to_user(rooms: &[String], offset: Option<i64>) -> Option<(i64, i64)> {
     let [room] = rooms else { return None };
-    Some((user_of_room(room)?, offset?.parse().ok()?))
+    Some((user_of_room(room)?, offset?))
 }

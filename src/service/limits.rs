@@ -289,6 +289,14 @@ impl Bucket {
         self.updated = now;
     }
 
+    /// Refills for the time passed, then spends `n` tokens, into debt if need be; says how
+    /// long until the debt is paid back.
+    fn take(&mut self, n: f64, capacity: f64, per_second: f64) -> Duration {
+        self.refill(capacity, per_second);
+        self.tokens -= n;
+        Duration::from_secs_f64((-self.tokens).max(0.0) / per_second)
+    }
+
     /// Refills for the time passed, then spends a token.
     fn spend(&mut self, capacity: f64, per_second: f64) -> Result<(), Duration> {
         self.refill(capacity, per_second);
@@ -344,19 +352,13 @@ impl RateLimiter {
     pub fn take(&self, key: &str, n: f64) -> Duration {
         let hash = self.hasher.hash_one(key);
         let mut buckets = self.lock();
-        if buckets.get_mut(&hash).is_none() {
-            buckets.insert(hash, Bucket::full(self.capacity));
+        if let Some(bucket) = buckets.get_mut(&hash) {
+            return bucket.take(n, self.capacity, self.per_second);
         }
-        let Some(bucket) = buckets.get_mut(&hash) else {
-            return Duration::ZERO;
-        };
-        bucket.refill(self.capacity, self.per_second);
-        bucket.tokens -= n;
-        if bucket.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-bucket.tokens / self.per_second)
-        }
+        let mut bucket = Bucket::full(self.capacity);
+        let wait = bucket.take(n, self.capacity, self.per_second);
+        buckets.insert(hash, bucket);
+        wait
     }
 
     /// Gives back a token spent for `key` (if the key is still held).

@@ -98,15 +98,6 @@ impl Lobby {
         }
     }
 
-    /// Connections of `user_id` here.
-    pub fn connections_of(&self, user_id: i64) -> usize {
-        self.lock()
-            .members
-            .values()
-            .filter(|m| m.user_id == user_id)
-            .count()
-    }
-
     /// Usernames with at least one connection, sorted.
     pub fn online(&self) -> Vec<String> {
         let inner = self.lock();

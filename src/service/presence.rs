@@ -183,11 +183,6 @@ impl Presence {
         user_ids.iter().map(|u| c.shown.contains(u)).collect()
     }
 
-    /// Sockets of `user_id` on this node.
-    pub fn local_sockets(&self, user_id: i64) -> usize {
-        self.counts().users.get(&user_id).copied().unwrap_or(0)
-    }
-
     pub fn local_online_users(&self) -> usize {
         self.counts().users.len()
     }
