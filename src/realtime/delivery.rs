@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
 
-use super::notify::SocketIoNotifier;
 use crate::service::App;
 
 /// How long a position may wait for those before it before they are read from the log.
@@ -131,14 +130,27 @@ impl Delivery {
     }
 }
 
-impl SocketIoNotifier {
+/// What delivers a user's logged events to their sockets on this node (the notifier): the
+/// lines it keeps, and the emit of an event whose turn has come.
+pub trait Emitter: Send + Sync {
+    fn delivery(&self) -> &Delivery;
+    fn emit_logged<'a>(
+        &'a self,
+        user_id: i64,
+        offset: i64,
+        event: &'a str,
+        payload: &'a RawValue,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+}
+
+impl dyn Emitter + '_ {
     /// Emits `user_id`'s logged event at `offset` to their sockets here in its turn: at once if
     /// it is next, held if it came early, dropped if it was emitted already. A user without
     /// sockets here has no line: nothing to emit.
-    pub(super) async fn deliver(&self, user_id: i64, offset: i64, event: &str, payload: &RawValue) {
+    pub async fn deliver(&self, user_id: i64, offset: i64, event: &str, payload: &RawValue) {
         // Outside tokio's cooperative budget: the announcer delivers thousands of events a
         // batch, and a budgeted lock made it yield every 128 of them.
-        let mut lines = tokio::task::unconstrained(self.delivery.lines.lock()).await;
+        let mut lines = tokio::task::unconstrained(self.delivery().lines.lock()).await;
         let Some(line) = lines.get_mut(&user_id) else {
             return;
         };
@@ -176,7 +188,7 @@ impl SocketIoNotifier {
     /// Emits a page read from `user_id`'s log after `after` (through `last`, the last position
     /// read), in turn, then what was held behind it; drops what was emitted already.
     async fn deliver_filled(&self, user_id: i64, page: Ready, last: i64) {
-        let mut lines = self.delivery.lines.lock().await;
+        let mut lines = self.delivery().lines.lock().await;
         let Some(line) = lines.get_mut(&user_id) else {
             return;
         };
@@ -199,7 +211,7 @@ impl SocketIoNotifier {
 
     /// Starts a fill of `user_id`'s line if none is running; says up to where to fill.
     async fn start_fill(&self, user_id: i64, until: impl Fn(&Line) -> Option<i64>) -> Option<i64> {
-        let mut lines = self.delivery.lines.lock().await;
+        let mut lines = self.delivery().lines.lock().await;
         let line = lines.get_mut(&user_id)?;
         if line.filling {
             return None;
@@ -210,14 +222,14 @@ impl SocketIoNotifier {
     }
 
     async fn end_fill(&self, user_id: i64) {
-        if let Some(line) = self.delivery.lines.lock().await.get_mut(&user_id) {
+        if let Some(line) = self.delivery().lines.lock().await.get_mut(&user_id) {
             line.filling = false;
         }
     }
 
     /// Where `user_id`'s line stands: the next position to emit.
     async fn next_of(&self, user_id: i64) -> Option<i64> {
-        self.delivery
+        self.delivery()
             .lines
             .lock()
             .await
@@ -227,7 +239,7 @@ impl SocketIoNotifier {
 
     /// The users whose gap has been waited on for longer than [`GAP_WAIT`].
     async fn overdue(&self) -> Vec<i64> {
-        let lines = self.delivery.lines.lock().await;
+        let lines = self.delivery().lines.lock().await;
         lines
             .iter()
             .filter(|(_, l)| !l.filling && l.waiting_since.is_some_and(|t| t.elapsed() >= GAP_WAIT))
@@ -237,7 +249,7 @@ impl SocketIoNotifier {
 }
 
 /// Reads `user_id`'s log from where this node's line stands through `until` and delivers it.
-async fn fill(app: &App, notifier: &SocketIoNotifier, user_id: i64, until: i64) {
+async fn fill(app: &App, notifier: &dyn Emitter, user_id: i64, until: i64) {
     loop {
         let Some(next) = notifier.next_of(user_id).await else {
             break;
@@ -271,7 +283,7 @@ async fn fill(app: &App, notifier: &SocketIoNotifier, user_id: i64, until: i64) 
 /// Fills the gaps of this node's users: those waited on past [`GAP_WAIT`], and every
 /// [`HEAD_CHECK`] those where the user's log went further than this node heard and stayed so
 /// since the last check. Runs for as long as the node.
-pub async fn watch(app: App, notifier: Arc<SocketIoNotifier>) {
+pub async fn watch(app: App, notifier: Arc<dyn Emitter>) {
     if !app.db.log_events {
         return;
     }
@@ -285,14 +297,14 @@ pub async fn watch(app: App, notifier: Arc<SocketIoNotifier>) {
                 .start_fill(user_id, |l| Some(l.highest.max(l.next)))
                 .await
             {
-                fill(&app, &notifier, user_id, until).await;
+                fill(&app, notifier.as_ref(), user_id, until).await;
             }
         }
         if last_check.elapsed() < HEAD_CHECK {
             continue;
         }
         last_check = Instant::now();
-        let ids = notifier.delivery.users().await;
+        let ids = notifier.delivery().users().await;
         if ids.is_empty() {
             continue;
         }
@@ -310,17 +322,17 @@ pub async fn watch(app: App, notifier: Arc<SocketIoNotifier>) {
                     behind.then_some(head)
                 })
                 .await;
-            note_head(&notifier, user_id, head).await;
+            note_head(notifier.as_ref(), user_id, head).await;
             if let Some(until) = until {
                 tracing::info!(user_id, until, "delivering events this node missed");
-                fill(&app, &notifier, user_id, until).await;
+                fill(&app, notifier.as_ref(), user_id, until).await;
             }
         }
     }
 }
 
-async fn note_head(notifier: &SocketIoNotifier, user_id: i64, head: i64) {
-    if let Some(line) = notifier.delivery.lines.lock().await.get_mut(&user_id) {
+async fn note_head(notifier: &dyn Emitter, user_id: i64, head: i64) {
+    if let Some(line) = notifier.delivery().lines.lock().await.get_mut(&user_id) {
         line.seen_head = head;
     }
 }

@@ -12,6 +12,7 @@ use socketioxide::adapter::Adapter;
 
 use super::adapter::Rooms;
 use super::bus::{Bus, Listener, Packet};
+use super::delivery::{Delivery, Emitter};
 use super::local::LocalSockets;
 use super::rooms::{legacy_room, plain_twins, session_room, user_of_room, user_room};
 use crate::service::Notifier;
@@ -31,7 +32,7 @@ pub struct SocketIoNotifier {
     /// Bursts from the bus dropped for a failed MAC or their age.
     bursts_rejected: AtomicU64,
     /// Logged events to this node's users, in the order of their positions.
-    pub delivery: super::delivery::Delivery,
+    pub delivery: Delivery,
 }
 
 impl Notifier for SocketIoNotifier {
@@ -125,6 +126,22 @@ impl Notifier for SocketIoNotifier {
     }
 }
 
+impl Emitter for SocketIoNotifier {
+    fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    fn emit_logged<'a>(
+        &'a self,
+        user_id: i64,
+        offset: i64,
+        event: &'a str,
+        payload: &'a RawValue,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.emit_logged_here(user_id, offset, event, payload))
+    }
+}
+
 impl Listener for SocketIoNotifier {
     fn emit_here<'a>(&'a self, packet: &'a Packet) -> BoxFuture<'a, ()> {
         Box::pin(self.emit_packet(packet))
@@ -156,7 +173,7 @@ impl SocketIoNotifier {
         }
         let offset = packet.offset.as_deref().and_then(|o| o.parse().ok());
         if let Some((user_id, offset)) = logged_to_user(&packet.rooms, offset) {
-            return self
+            return (self as &dyn Emitter)
                 .deliver(user_id, offset, &packet.event, &packet.payload)
                 .await;
         }
@@ -176,13 +193,7 @@ impl SocketIoNotifier {
     }
 
     /// Emits a logged event at `offset` to `user_id`'s sockets here (its turn has come).
-    pub(super) async fn emit_logged(
-        &self,
-        user_id: i64,
-        offset: i64,
-        event: &str,
-        payload: &RawValue,
-    ) {
+    async fn emit_logged_here(&self, user_id: i64, offset: i64, event: &str, payload: &RawValue) {
         let Some(io) = self.rooms.get() else { return };
         let namespaces = self.local.namespaces();
         if !namespaces.is_empty() {
@@ -237,7 +248,9 @@ impl SocketIoNotifier {
         let logged = logged_to_user(&rooms, offset);
         let offset = offset.map(|o| o.to_string());
         if let Some((user_id, at)) = logged {
-            self.deliver(user_id, at, event, &payload).await;
+            (self as &dyn Emitter)
+                .deliver(user_id, at, event, &payload)
+                .await;
         } else if !namespaces.is_empty() {
             self.emit_here(
                 io.as_ref(),
