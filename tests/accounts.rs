@@ -791,26 +791,21 @@ async fn right_passwords_do_not_spend_the_names_budget() {
     srv.stop().await;
 }
 
-/// Median time of a few refused logins of `username`.
+/// Time of one refused login of `username`.
 async fn refusal_time(http: &Http, username: &str) -> Duration {
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let started = std::time::Instant::now();
-        let (status, _) = http
-            .post(
-                "/api/v1/auth/login",
-                json!({"username": username, "password": "not the password"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
-        times.push(started.elapsed());
-    }
-    times.sort();
-    times[1]
+    let started = std::time::Instant::now();
+    let (status, _) = http
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": username, "password": "not the password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    started.elapsed()
 }
 
 /// Unknown, imported and native names take the same time to refuse: an imported account's
-/// werkzeug check (PBKDF2, 150,000 rounds here) took ~250 ms against ~30 ms for the others,
+/// werkzeug check (PBKDF2, 30,000 rounds here: a test build checks them at ~200 ms) took far longer than the others,
 /// which told that the name exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_imported_and_native_names_take_as_long_to_refuse() {
@@ -824,7 +819,7 @@ async fn unknown_imported_and_native_names_take_as_long_to_refuse() {
     let db = sea_orm::Database::connect(&srv.database_url).await.unwrap();
     db.execute_unprepared(
         "UPDATE users SET password_hash = NULL, legacy_password_hash = \
-         'pbkdf2:sha256:150000$s4ltS4lt$84fbb972ca6e1b9eeb964646afe8d0c61374b64021fc579d1d9d87b2c394c280' \
+         'pbkdf2:sha256:30000$s4ltS4lt$84fbb972ca6e1b9eeb964646afe8d0c61374b64021fc579d1d9d87b2c394c280' \
          WHERE username = 'imported'",
     )
     .await
@@ -833,10 +828,16 @@ async fn unknown_imported_and_native_names_take_as_long_to_refuse() {
     // The server learns the imported hashes' cost from the first one it checks (at start-up,
     // from the database).
     refusal_time(&http, "imported").await;
-    let unknown = refusal_time(&http, "nobody").await;
-    let imported = refusal_time(&http, "imported").await;
-    let native = refusal_time(&http, "native").await;
-    let times = [unknown, imported, native];
+    // The fastest of five each, taken in turns: a stall of this machine lengthens one refusal,
+    // never shortens one, so the minimum is each kind's own cost.
+    let names = ["nobody", "imported", "native"];
+    let mut times = [Duration::MAX; 3];
+    for _ in 0..5 {
+        for (name, time) in names.iter().zip(times.iter_mut()) {
+            *time = (*time).min(refusal_time(&http, name).await);
+        }
+    }
+    let [unknown, imported, native] = times;
     let (fastest, slowest) = (times.iter().min().unwrap(), times.iter().max().unwrap());
     assert!(
         slowest.as_secs_f64() < fastest.as_secs_f64() * 1.5,
