@@ -13,7 +13,10 @@ use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-on_every_backend!(missed_events_are_replayed_once_in_order_then_live_ones_follow);
+on_every_backend!(
+    missed_events_are_replayed_once_in_order_then_live_ones_follow,
+    a_page_deep_in_the_log_is_read_from_near_its_position,
+);
 
 /// One event as a socket heard it.
 #[derive(Debug, Clone, PartialEq)]
@@ -442,6 +445,57 @@ async fn sync_pages_the_missed_events() {
         .await
         .unwrap();
     assert_eq!(refused["code"], "invalid_payload");
+    server.stop().await;
+}
+
+/// A page is read from near the position asked for, not by a walk from the user's newest entry
+/// (a 10,000-event gap walked it all for each page): with the chain cut a few entries before
+/// the newest, a page from far back is still read whole, and the same at any depth.
+async fn a_page_deep_in_the_log_is_read_from_near_its_position(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let Some(server) = TestServer::start_with(backend, |c| c.send_rate = 0).await else {
+        return;
+    };
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let start = tab.emit_with_ack("sync", &json!({}), WAIT).await.unwrap();
+    let since: i64 = start["head"].as_str().unwrap().parse().unwrap();
+    // 700 events (a message and the unread totals each), past a page and its last mark.
+    replies(&bob, &thread, 350, "r").await;
+    let db = sea_orm::Database::connect(&server.database_url)
+        .await
+        .unwrap();
+    db.execute_unprepared(
+        "UPDATE event_log SET prev = NULL \
+         WHERE user_id = (SELECT id FROM users WHERE username = 'alice') \
+         AND seq = (SELECT log_seq FROM users WHERE username = 'alice') - 5",
+    )
+    .await
+    .unwrap();
+    for after in [since, since + 100, since + 137] {
+        let page = tab
+            .emit_with_ack("sync", &json!({"since": after.to_string()}), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            (&page["complete"], &page["more"]),
+            (&json!(true), &json!(true)),
+            "{page}"
+        );
+        let offsets: Vec<i64> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[2].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            offsets.len() >= 100,
+            "{} events after {after}",
+            offsets.len()
+        );
+        let expected: Vec<i64> = (after + 1..).take(offsets.len()).collect();
+        assert_eq!(offsets, expected);
+    }
     server.stop().await;
 }
 

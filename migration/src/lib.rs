@@ -10,6 +10,7 @@ mod m20261130_000005_imported_unread;
 mod m20261130_000006_event_log;
 mod m20261201_000007_event_log_by_time;
 mod m20261206_000008_credential_epoch;
+mod m20261206_000009_event_log_marks;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_event_log::Migration),
             Box::new(m20261201_000007_event_log_by_time::Migration),
             Box::new(m20261206_000008_credential_epoch::Migration),
+            Box::new(m20261206_000009_event_log_marks::Migration),
         ]
     }
 }

@@ -10,8 +10,10 @@
 //!
 //! The table is kept in commit order (`gid`), so a commit appends its entries in a few pages
 //! however many users it touches. Each entry points to the same user's entry before it
-//! (`prev`), and `users.log_gid` to the newest: a replay follows that chain back from the
-//! newest to the position the client heard, one lookup by key per entry.
+//! (`prev`), and `users.log_gid` to the newest. Every 64th entry of a user is also a mark,
+//! found by user and position in a partial index: a walk starts at the first mark at or past
+//! the end of what it reads and follows the chain back to the position the client heard, one
+//! lookup by key per entry, so a page costs the same however deep in the log it lies.
 //!
 //! What an entry holds follows from its event's declaration (`domain::events`): an event
 //! logged as sent keeps its JSON, one logged as current keeps only what it refers to
@@ -137,8 +139,14 @@ pub async fn recoverable(
         return Ok(false);
     }
     // The chain's oldest entry after `after` must be the next one: a pruned entry ends it.
+    // Entries after it are newer, so pruned no sooner: the walk only reaches the first mark.
     let select = "MIN(e.seq), MIN(e.created_at)";
-    let statement = chain_statement(db.get_database_backend(), user_id, after, select, "", None);
+    let walk = Walk {
+        user_id,
+        after,
+        until: after + 1,
+    };
+    let statement = walk.statement(db.get_database_backend(), select, "", None);
     let oldest = db.query_one_raw(statement).await?;
     let first: Option<(Option<i64>, Option<i64>)> = match oldest {
         Some(row) => Some((row.try_get_by_index(0)?, row.try_get_by_index(1)?)),
@@ -183,10 +191,13 @@ pub async fn entries_after(
     limit: u64,
 ) -> DomainResult<Vec<event_log::Model>> {
     let select = "e.gid, e.user_id, e.seq, e.prev, e.event, e.ref_id, e.payload, e.created_at";
-    let statement = chain_statement(
-        db.get_database_backend(),
+    let walk = Walk {
         user_id,
         after,
+        until: after.saturating_add(limit as i64),
+    };
+    let statement = walk.statement(
+        db.get_database_backend(),
         select,
         "ORDER BY e.seq",
         Some(limit),
@@ -196,35 +207,53 @@ pub async fn entries_after(
         .await?)
 }
 
-/// The chain walk: from `users.log_gid`, each step reads the entry that `prev` names, down to
-/// the position after `after`. Each step must go back in the user's positions, so a `prev`
-/// that names a pruned entry ends the walk whatever holds that key now.
-fn chain_statement(
-    backend: DbBackend,
+/// Every `MARK_EVERY`th position of a user is a mark (`seq % 64 = 0`, the partial index
+/// `event_log_marks` of migration 9; its predicate and the queries' must read alike).
+pub const MARK_EVERY: i64 = 64;
+
+/// A walk along one user's chain, over the positions after `after`.
+struct Walk {
     user_id: i64,
     after: i64,
-    select: &str,
-    order: &str,
-    limit: Option<u64>,
-) -> Statement {
-    let limit = limit.map(|n| format!("LIMIT {n}")).unwrap_or_default();
-    let sql = format!(
-        "WITH RECURSIVE chain (gid, seq, prev) AS ( \
-            SELECT l.gid, l.seq, l.prev FROM event_log l \
-            WHERE l.gid = (SELECT log_gid FROM users WHERE id = $1) AND l.user_id = $1 \
-                AND l.seq > $2 \
-            UNION ALL \
-            SELECT l.gid, l.seq, l.prev FROM chain c JOIN event_log l ON l.gid = c.prev \
-            WHERE l.user_id = $1 AND l.seq > $2 AND l.seq < c.seq \
-        ) \
-        SELECT {select} FROM chain c JOIN event_log e ON e.gid = c.gid {order} {limit}"
-    );
-    let sql = match backend {
-        // SQLite reads `?NNN` as the NNNth parameter.
-        DbBackend::Sqlite => sql.replace('$', "?"),
-        _ => sql,
-    };
-    Statement::from_sql_and_values(backend, sql, [user_id.into(), after.into()])
+    /// The walk starts at the first mark at or past this position (the newest entry if there
+    /// is none), and so reads at most `MARK_EVERY - 1` entries past it.
+    until: i64,
+}
+
+impl Walk {
+    /// Each step reads the entry that `prev` names, down to the position after `after`. Each
+    /// step must go back in the user's positions, so a `prev` that names a pruned entry ends
+    /// the walk whatever holds that key now.
+    fn statement(
+        &self,
+        backend: DbBackend,
+        select: &str,
+        order: &str,
+        limit: Option<u64>,
+    ) -> Statement {
+        let limit = limit.map(|n| format!("LIMIT {n}")).unwrap_or_default();
+        let sql = format!(
+            "WITH RECURSIVE chain (gid, seq, prev) AS ( \
+                SELECT l.gid, l.seq, l.prev FROM event_log l \
+                WHERE l.gid = COALESCE( \
+                        (SELECT m.gid FROM event_log m WHERE m.user_id = $1 \
+                            AND m.seq % {MARK_EVERY} = 0 AND m.seq >= $3 ORDER BY m.seq LIMIT 1), \
+                        (SELECT log_gid FROM users WHERE id = $1)) \
+                    AND l.user_id = $1 AND l.seq > $2 \
+                UNION ALL \
+                SELECT l.gid, l.seq, l.prev FROM chain c JOIN event_log l ON l.gid = c.prev \
+                WHERE l.user_id = $1 AND l.seq > $2 AND l.seq < c.seq \
+            ) \
+            SELECT {select} FROM chain c JOIN event_log e ON e.gid = c.gid {order} {limit}"
+        );
+        let sql = match backend {
+            // SQLite reads `?NNN` as the NNNth parameter.
+            DbBackend::Sqlite => sql.replace('$', "?"),
+            _ => sql,
+        };
+        let values = [self.user_id.into(), self.after.into(), self.until.into()];
+        Statement::from_sql_and_values(backend, sql, values)
+    }
 }
 
 /// Deletes the entries written before `before` (microseconds); returns how many.

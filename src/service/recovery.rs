@@ -277,8 +277,7 @@ impl App {
         let Some(after) = parse_offset(since) else {
             return Ok(page(Vec::new(), false, false));
         };
-        // The bound of a replay applies here too: each page follows the user's chain back from
-        // the newest entry, so a gap past `recovery_max` would make every page walk it all.
+        // The bound of a replay applies here too: a client further behind reloads instead.
         let complete = self.db.log_events
             && self
                 .recoverable(who, after, head, self.config.recovery_max)
