@@ -40,9 +40,15 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
 
-    /// Redis URL; when set, Socket.IO rooms span every node through Redis.
+    /// Redis URL; when set, Socket.IO rooms span every node through Redis. `rediss://` for
+    /// TLS (the server's certificate is checked against the system's roots, or `--redis-ca`).
     #[arg(long, env = "MISSIVE_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// PEM file of the authority that signed the Redis server's certificate (`rediss://`),
+    /// trusted for Redis instead of the system's roots: for a Redis with a private CA.
+    #[arg(long, env = "MISSIVE_REDIS_CA")]
+    pub redis_ca: Option<std::path::PathBuf>,
 
     /// Prefix of the Redis channels, so several deployments can share one Redis.
     #[arg(long, env = "MISSIVE_REDIS_PREFIX", default_value = "missive")]
@@ -185,6 +191,7 @@ impl Default for Config {
             bind: ([127, 0, 0, 1], 8000).into(),
             secret: None,
             redis_url: None,
+            redis_ca: None,
             redis_prefix: "missive".into(),
             allowed_origins: Vec::new(),
             session_idle: Duration::from_secs(3600),

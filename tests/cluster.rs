@@ -304,16 +304,95 @@ async fn a_paused_node_registers_its_users_again_when_it_resumes() {
 struct OwnRedis {
     port: u16,
     child: Option<Child>,
+    /// The directory of its TLS certificate, key and authority, when it speaks TLS alone.
+    tls: Option<tempfile::TempDir>,
 }
 
 impl OwnRedis {
     async fn start() -> Option<OwnRedis> {
+        OwnRedis::start_with(None).await
+    }
+
+    /// A Redis that speaks TLS alone, with a certificate for 127.0.0.1 signed by an authority
+    /// of the test's own (`ca.pem` in [`OwnRedis::ca`]), made with the openssl command.
+    async fn start_tls() -> Option<OwnRedis> {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output();
+            match out {
+                Ok(out) if out.status.success() => Ok(()),
+                Ok(out) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let made = run(&[
+            &["req", "-x509"],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat()
+        .into_iter()
+        .chain(["-days", "2", "-subj", "/CN=missive test authority"])
+        .collect::<Vec<_>>())
+        .and_then(|_| {
+            run(&[
+                &["req"],
+                &ec[..],
+                &["-keyout", "server.key", "-out", "server.csr"],
+            ]
+            .concat()
+            .into_iter()
+            .chain(["-subj", "/CN=127.0.0.1"])
+            .collect::<Vec<_>>())
+        })
+        .and_then(|_| {
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ])
+        });
+        if let Err(e) = made {
+            common::service_missing("openssl (to make a certificate for a TLS Redis)", e);
+            return None;
+        }
+        OwnRedis::start_with(Some(dir)).await
+    }
+
+    async fn start_with(tls: Option<tempfile::TempDir>) -> Option<OwnRedis> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
             .ok()?
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            tls,
+        };
         if let Err(e) = redis.run().await {
             common::service_missing("redis-server (to start a Redis of the test's own)", e);
             return None;
@@ -322,8 +401,21 @@ impl OwnRedis {
     }
 
     async fn run(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(dir) => {
+                let file = |name: &str| dir.path().join(name).display().to_string();
+                cmd.args(["--port", "0", "--tls-port", &port])
+                    .args(["--tls-cert-file", &file("server.pem")])
+                    .args(["--tls-key-file", &file("server.key")])
+                    .args(["--tls-ca-cert-file", &file("ca.pem")])
+                    .args(["--tls-auth-clients", "no"])
+            }
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -348,8 +440,79 @@ impl OwnRedis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
+
+    /// The authority that signed a TLS Redis's certificate.
+    fn ca(&self) -> std::path::PathBuf {
+        self.tls
+            .as_ref()
+            .expect("a TLS Redis")
+            .path()
+            .join("ca.pem")
+    }
+}
+
+/// `rediss://`: two nodes speak TLS to a Redis whose certificate an authority of their own
+/// signed (`MISSIVE_REDIS_CA`), and rooms and presence span them; a node that does not trust
+/// that authority refuses the certificate and does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_speak_tls_to_redis() {
+    let Some(redis) = OwnRedis::start_tls().await else {
+        return;
+    };
+    let Some((schema, prefix)) = migrated_schema().await else {
+        return;
+    };
+    let untrusting = command(&schema, &prefix)
+        .env("MISSIVE_REDIS_URL", redis.url())
+        .env("MISSIVE_REDIS_PREFIX", &prefix)
+        .env("MISSIVE_BIND", "127.0.0.1:0")
+        .kill_on_drop(true)
+        .output();
+    let untrusting = tokio::time::timeout(Duration::from_secs(30), untrusting)
+        .await
+        .expect("a node that cannot trust Redis stops")
+        .unwrap();
+    assert!(!untrusting.status.success());
+    let said = String::from_utf8_lossy(&untrusting.stderr);
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+
+    let start = || {
+        let mut cmd = command(&schema, &prefix);
+        cmd.env("MISSIVE_REDIS_URL", redis.url())
+            .env("MISSIVE_REDIS_CA", redis.ca())
+            .env("MISSIVE_REDIS_PREFIX", &prefix);
+        common::spawn_missive(cmd)
+    };
+    let (child, url) = start().await;
+    let node1 = Node { child, url };
+    let (child, url) = start().await;
+    let node2 = Node { child, url };
+    let alice = user(&node1, "alice").await;
+    let bob = user(&node2, "bob").await;
+    let (a1, b2) = (tab(&node1, &alice).await, tab(&node2, &bob).await);
+    let ack = a1
+        .emit_with_ack(
+            "message:send",
+            &json!({"recipient": "bob", "subject": "tls", "body": "over rediss"}),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack["status"], true, "{ack}");
+    let heard = b2.expect("message:new", WAIT).await.unwrap();
+    assert_eq!(heard["message"]["body"], "over rediss");
+    // Presence crosses too: alice, on node 1, is online for bob.
+    let (status, people) = bob.http.get("/api/v1/users/alice").await;
+    assert_eq!(status, StatusCode::OK, "{people}");
+    assert_eq!(people["online"], true, "{people}");
+    common::drop_postgres_schema(&schema).await;
 }
 
 /// Redis killed and started again under two nodes: meanwhile each node still delivers to its

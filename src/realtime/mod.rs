@@ -27,6 +27,7 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
+use crate::service::redis_conn::Target;
 use redis_driver::HealingDriver;
 
 /// The Redis adapter on [`HealingDriver`].
@@ -67,20 +68,13 @@ pub fn local_builder(config: &Config) -> SocketIoBuilder<LocalAdapter> {
 /// event bus (`bus.rs`), which carries the emits.
 pub async fn redis_builder(
     config: &Config,
-    url: &str,
+    redis: &Target,
     prefix: &str,
 ) -> anyhow::Result<(SocketIoBuilder<RedisAdapter>, HealingDriver)> {
-    let url = if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    };
     let adapter = RedisAdapterConfig::new()
         .with_prefix(prefix.to_owned())
         .with_request_timeout(Duration::from_secs(2));
-    let driver = HealingDriver::new(&url).await?;
+    let driver = HealingDriver::new(&redis.resp3()).await?;
     let ctr = RedisAdapterCtr::new_with_driver(driver.clone(), adapter);
     Ok((
         tuned(SocketIo::builder(), config).with_adapter::<RedisAdapter>(ctr),

@@ -15,7 +15,7 @@ use redis::{FromRedisValue, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
-use crate::service::redis_conn;
+use crate::service::redis_conn::{self, Target};
 
 type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
@@ -39,7 +39,7 @@ const RETRY_AFTER: Duration = Duration::from_millis(500);
 pub struct DriverError(#[from] redis::RedisError);
 
 impl HealingDriver {
-    pub async fn new(url: &str) -> redis::RedisResult<HealingDriver> {
+    pub async fn new(redis: &Target) -> redis::RedisResult<HealingDriver> {
         let handlers: Handlers = Arc::default();
         let push = handlers.clone();
         let config = redis_conn::settings()
@@ -48,7 +48,7 @@ impl HealingDriver {
                 Ok::<(), std::convert::Infallible>(())
             })
             .set_automatic_resubscription();
-        let conn = redis_conn::connect(url, config).await?;
+        let conn = redis_conn::connect(redis, config).await?;
         Ok(HealingDriver {
             handlers,
             conn,

@@ -43,14 +43,14 @@ impl Server {
         let notifier = Arc::new(SocketIoNotifier::default());
         let app = App::new(config, notifier.clone()).await?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let router = match app.config.redis_url.clone() {
-            Some(url) => {
+        let router = match crate::service::redis_conn::Target::of(&app.config)? {
+            Some(redis) => {
                 app.presence
-                    .join_cluster(&url, &app.config.redis_prefix)
+                    .join_cluster(&redis, &app.config.redis_prefix)
                     .await?;
                 let prefix = &app.config.redis_prefix;
                 let (builder, driver) =
-                    crate::realtime::redis_builder(&app.config, &url, prefix).await?;
+                    crate::realtime::redis_builder(&app.config, &redis, prefix).await?;
                 let (layer, io) = builder
                     .with_state(app.clone())
                     .with_state(notifier.clone())

@@ -63,8 +63,12 @@ end
 
 impl Presence {
     /// Shares presence across nodes through Redis.
-    pub async fn join_cluster(&self, url: &str, prefix: &str) -> anyhow::Result<()> {
-        let redis = redis_conn::connect(url, redis_conn::settings()).await?;
+    pub async fn join_cluster(
+        &self,
+        target: &redis_conn::Target,
+        prefix: &str,
+    ) -> anyhow::Result<()> {
+        let redis = redis_conn::connect(target, redis_conn::settings()).await?;
         let cluster = Cluster {
             redis,
             prefix: prefix.to_owned(),
