@@ -7,6 +7,7 @@ mod history;
 mod idle;
 mod recovery;
 mod stats;
+mod storm;
 mod target;
 
 use std::process::Stdio;
@@ -33,6 +34,8 @@ enum Scenario {
     IdleBaseline(idle::IdleArgs),
     /// Time the replay of missed events to a tab that reconnects with its pid.
     Recovery(recovery::RecoveryArgs),
+    /// Another user's send latency while one user's sockets storm the server with recoveries.
+    Storm(storm::StormArgs),
     /// Seed a growing history and time the listings at each size.
     History(history::HistoryArgs),
     /// Redraw the charts of the results in a directory (default docs/perf), with `targets.png`
@@ -101,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Recovery(args) => {
             recovery::run(args).await?;
+        }
+        Scenario::Storm(args) => {
+            storm::run(args).await?;
         }
         Scenario::ServeBaseline { bind } => baseline::serve(bind).await?,
     }

@@ -29,7 +29,19 @@ pub struct ReplayFrom(pub i64);
 /// is closed: its client reconnects and asks again.
 pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut after: i64) {
     loop {
-        let (page, last, more) = match app.log_page(who.id(), after, PAGE, PAGE_BYTES).await {
+        // Replays are paid for before they are read: past the user's budget, the next page
+        // waits (the held live events wait with it; they come after the replay anyway).
+        let granted = match app.limits.grant_replay(who.id(), PAGE) {
+            Ok(granted) => granted,
+            Err(wait) => {
+                tokio::time::sleep(wait).await;
+                if !s.connected() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (page, last, more) = match app.log_page(who.id(), after, granted, PAGE_BYTES).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "replaying missed events failed");
@@ -37,6 +49,8 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 return;
             }
         };
+        app.limits
+            .return_replay(who.id(), granted.saturating_sub(page.len() as u64));
         for replayed in &page {
             let payload = &replayed.payload;
             // Waits for room in the socket's queue rather than fill it (a full queue closes
@@ -52,15 +66,9 @@ pub async fn replay<A: Adapter>(s: &SocketRef<A>, app: &App, who: &Identity, mut
                 return;
             }
         }
-        // Replays are paid for: past the user's budget, the next page waits (the held live
-        // events wait with it; they come after the replay anyway).
-        let wait = app.limits.charge_replay(who.id(), page.len());
         after = last;
         if !more {
             break;
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
         }
     }
     // Presence is state: the current one of each correspondent, not the flips missed. A flip

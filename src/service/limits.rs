@@ -90,23 +90,30 @@ impl Limits {
         }
     }
 
-    /// Whether `user_id` may ask `sync` for a page now: refused (`rate_limited`) while the
-    /// events they had replayed are more than their budget has paid back.
-    pub fn check_sync(&self, user_id: i64) -> ServiceResult<()> {
+    /// Grants `user_id` up to `want` events to replay now (a replay's or a `sync`'s page),
+    /// paid in advance: the page is read only once granted, so that concurrent replays of one
+    /// user cannot all read before any of them pays. Past the budget, says how long until a
+    /// page is worth reading (at least an eighth of the budget's burst, or `want`).
+    pub fn grant_replay(&self, user_id: i64, want: u64) -> Result<u64, Duration> {
         match &self.replays_by_user {
-            Some(limiter) if !limiter.has_token(&user_id.to_string()) => {
-                Err(self.refused(Duration::from_secs(1)))
-            }
-            _ => Ok(()),
+            Some(limiter) => limiter.grant(&user_id.to_string(), want as f64),
+            None => Ok(want),
         }
     }
 
-    /// Charges `events` replayed to `user_id` (a replay's page, a `sync` answer); says how long
-    /// a replay should wait before its next page (zero while within the budget).
-    pub fn charge_replay(&self, user_id: i64, events: usize) -> Duration {
-        match &self.replays_by_user {
-            Some(limiter) => limiter.take(&user_id.to_string(), events as f64),
-            None => Duration::ZERO,
+    /// [`Limits::grant_replay`] for `sync`, which does not wait: past the budget it is
+    /// refused (`rate_limited`).
+    pub fn grant_sync(&self, user_id: i64, want: u64) -> ServiceResult<u64> {
+        self.grant_replay(user_id, want)
+            .map_err(|wait| self.refused(wait))
+    }
+
+    /// Gives back what a page granted and did not use (the log ended before it).
+    pub fn return_replay(&self, user_id: i64, unused: u64) {
+        if let Some(limiter) = &self.replays_by_user
+            && unused > 0
+        {
+            limiter.give_back(&user_id.to_string(), unused as f64);
         }
     }
 
@@ -158,7 +165,7 @@ impl Limits {
 
     /// A right password: the attempt [`check_login`](Self::check_login) charged is given back.
     pub fn record_login_success(&self, username: &str) {
-        self.login_by_name.refund(&username_key(username));
+        self.login_by_name.give_back(&username_key(username), 1.0);
     }
 
     /// Spends one of the user's messages.
@@ -289,12 +296,23 @@ impl Bucket {
         self.updated = now;
     }
 
-    /// Refills for the time passed, then spends `n` tokens, into debt if need be; says how
-    /// long until the debt is paid back.
-    fn take(&mut self, n: f64, capacity: f64, per_second: f64) -> Duration {
+    /// Refills for the time passed, then spends up to `want` whole tokens if there are at
+    /// least `least`; otherwise says how long until there are.
+    fn grant(
+        &mut self,
+        want: f64,
+        least: f64,
+        capacity: f64,
+        per_second: f64,
+    ) -> Result<f64, Duration> {
         self.refill(capacity, per_second);
-        self.tokens -= n;
-        Duration::from_secs_f64((-self.tokens).max(0.0) / per_second)
+        if self.tokens >= least {
+            let granted = want.min(self.tokens.floor());
+            self.tokens -= granted;
+            Ok(granted)
+        } else {
+            Err(Duration::from_secs_f64((least - self.tokens) / per_second))
+        }
     }
 
     /// Refills for the time passed, then spends a token.
@@ -334,38 +352,29 @@ impl RateLimiter {
         spent
     }
 
-    /// Whether `key` has a token now (spending none).
-    pub fn has_token(&self, key: &str) -> bool {
+    /// Spends up to `want` whole tokens for `key`, once it has at least an eighth of the
+    /// capacity (or `want`, if fewer); otherwise says how long until it has.
+    pub fn grant(&self, key: &str, want: f64) -> Result<u64, Duration> {
+        let least = want.min(self.capacity / 8.0).max(1.0);
         let hash = self.hasher.hash_one(key);
         let mut buckets = self.lock();
-        match buckets.get_mut(&hash) {
-            Some(bucket) => {
-                bucket.refill(self.capacity, self.per_second);
-                bucket.tokens >= 1.0
+        let bucket = match buckets.get_mut(&hash) {
+            Some(bucket) => bucket,
+            None => {
+                buckets.insert(hash, Bucket::full(self.capacity));
+                buckets.get_mut(&hash).expect("just inserted")
             }
-            None => true,
-        }
+        };
+        bucket
+            .grant(want, least, self.capacity, self.per_second)
+            .map(|n| n as u64)
     }
 
-    /// Spends `n` tokens for `key`, into debt if need be; says how long until the debt is
-    /// paid back (zero when there was enough).
-    pub fn take(&self, key: &str, n: f64) -> Duration {
-        let hash = self.hasher.hash_one(key);
-        let mut buckets = self.lock();
-        if let Some(bucket) = buckets.get_mut(&hash) {
-            return bucket.take(n, self.capacity, self.per_second);
-        }
-        let mut bucket = Bucket::full(self.capacity);
-        let wait = bucket.take(n, self.capacity, self.per_second);
-        buckets.insert(hash, bucket);
-        wait
-    }
-
-    /// Gives back a token spent for `key` (if the key is still held).
-    pub fn refund(&self, key: &str) {
+    /// Gives back `n` tokens spent for `key` (if the key is still held).
+    pub fn give_back(&self, key: &str, n: f64) {
         let hash = self.hasher.hash_one(key);
         if let Some(bucket) = self.lock().get_mut(&hash) {
-            bucket.tokens = (bucket.tokens + 1.0).min(self.capacity);
+            bucket.tokens = (bucket.tokens + n).min(self.capacity);
         }
     }
 
@@ -397,7 +406,7 @@ mod tests {
         assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20));
         assert!(limiter.check("b").is_ok());
         // A token given back can be spent again, once.
-        limiter.refund("a");
+        limiter.give_back("a", 1.0);
         assert!(limiter.check("a").is_ok());
         assert!(limiter.check("a").is_err());
     }

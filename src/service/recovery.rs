@@ -273,16 +273,18 @@ impl App {
         let Some(since) = since else {
             return Ok(page(Vec::new(), self.db.log_events, false));
         };
-        self.limits.check_sync(who.id())?;
         let Some(after) = parse_offset(since) else {
             return Ok(page(Vec::new(), false, false));
         };
+        // Paid before it is read: past the budget, `rate_limited`.
+        let granted = self.limits.grant_sync(who.id(), SYNC_PAGE)?;
         // The bound of a replay applies here too: a client further behind reloads instead.
         let complete = self.db.log_events
             && self
                 .recoverable(who, after, head, self.config.recovery_max)
                 .await?;
         if !complete {
+            self.limits.return_replay(who.id(), granted);
             return Ok(page(Vec::new(), false, false));
         }
         // A page whose entries were all skipped (their messages gone) is not answered empty
@@ -292,14 +294,15 @@ impl App {
         let mut after = after;
         let (missed, last) = loop {
             let (missed, last, more) = self
-                .log_page(who.id(), after, SYNC_PAGE, SYNC_PAGE_BYTES)
+                .log_page(who.id(), after, granted, SYNC_PAGE_BYTES)
                 .await?;
             if !missed.is_empty() || !more || last == after {
                 break (missed, last);
             }
             after = last;
         };
-        self.limits.charge_replay(who.id(), missed.len());
+        self.limits
+            .return_replay(who.id(), granted.saturating_sub(missed.len() as u64));
         let events = missed
             .into_iter()
             .map(|r| SyncEvent {

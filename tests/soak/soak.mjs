@@ -367,6 +367,9 @@ class Tab {
       }
       if (!page.more) break;
     }
+    // A recovered connection's replay may come after this catch-up's answers (the server sends
+    // them side by side): what it carries up to the offsets `sync` gave comes again, expected.
+    if (this.socket.recovered) this.resendUpTo = Math.max(this.resendUpTo, this.syncedTo);
     const held = this.held;
     this.held = [];
     this.catchingUp = false;
