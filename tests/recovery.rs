@@ -838,3 +838,79 @@ async fn a_recovery_storm_does_not_slow_another_users_sends() {
     );
     server.stop().await;
 }
+
+/// A recovering CONNECT that cannot read the log (the database went away under it) is refused
+/// `unavailable`, and the client's next try recovers: it is not made a fresh session, which
+/// would have its client drop what it missed. The log's read is held on a lock, and its
+/// backend terminated as PostgreSQL's shutdown does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_the_database_cannot_check_is_refused_unavailable_then_recovers() {
+    use sea_orm::TransactionTrait;
+    let Some(server) = TestServer::start_with(Backend::Postgres, |c| c.send_rate = 0).await else {
+        return;
+    };
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    bob.reply(&thread, "heard").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    bob.reply(&thread, "missed").await;
+
+    let db = sea_orm::Database::connect(&server.database_url)
+        .await
+        .unwrap();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE event_log IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let connecting = {
+        let (url, alice, pid, offset) = (
+            server.url.clone(),
+            alice.clone(),
+            pid.clone(),
+            offset.clone(),
+        );
+        tokio::spawn(async move {
+            let auth = json!({"token": alice.token, "legacy": false, "pid": pid, "offset": offset});
+            Socket::connect(&url, ConnectOptions::namespace("/messages").auth(auth)).await
+        })
+    };
+    let waiting = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        WHERE wait_event_type = 'Lock' AND query LIKE '%RECURSIVE chain%' AND pid <> pg_backend_pid()";
+    let terminated = tokio::time::timeout(WAIT, async {
+        loop {
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    waiting,
+                ))
+                .await
+                .unwrap();
+            if !rows.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        terminated.is_ok(),
+        "the recovery's read never waited on the lock"
+    );
+    match connecting.await.unwrap() {
+        Err(missive_client::ConnectError::Refused(v)) => {
+            assert_eq!(v, json!({"message": "unavailable"}))
+        }
+        Err(e) => panic!("expected CONNECT_ERROR unavailable, got {e}"),
+        Ok(_) => panic!("expected CONNECT_ERROR unavailable, got a connection"),
+    }
+    lock.rollback().await.unwrap();
+
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed = heard(&back).await;
+    assert_eq!(replayed[0].name, "message:new");
+    assert_eq!(replayed[0].data["message"]["body"], "missed");
+    server.stop().await;
+}

@@ -71,7 +71,12 @@ pub async fn authenticate<A: Adapter>(
     // broadcast to them until the replay (on_connect) has been sent. A socket without
     // offsets does not recover (it could not say where it stood).
     if me.offsets {
-        match app.resume(&me.who, pid.as_ref(), offset.as_ref()).await {
+        let resume = app.resume(&me.who, pid.as_ref(), offset.as_ref()).await;
+        let refused = |_| {
+            Metrics::inc(&app.metrics.sockets_refused);
+            ConnectError("unavailable")
+        };
+        match resume.map_err(refused)? {
             Resume::Recovered { pid, after } => {
                 s.set_recovery_pid(pid);
                 s.hold_broadcasts();

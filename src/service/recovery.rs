@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{App, Identity, ServiceResult};
+use super::{App, DomainError, Identity, ServiceError, ServiceResult};
 use crate::domain::event_log;
 use crate::domain::messaging::replay;
 pub use crate::domain::messaging::replay::Replayed;
@@ -121,18 +121,41 @@ impl Serialize for SyncEvent {
 
 impl App {
     /// How a CONNECT of `who` presenting `pid` and `offset` (as the client sent them, if it
-    /// did) resumes.
+    /// did) resumes. While the database is unavailable it cannot say: the error is handed back
+    /// (the CONNECT is refused `unavailable`, and the client's next try recovers), where a
+    /// fresh session would have made the client drop what it missed.
     pub async fn resume(
         &self,
         who: &Identity,
         pid: Option<&serde_json::Value>,
         offset: Option<&serde_json::Value>,
-    ) -> Resume {
-        let fresh = || Resume::Fresh {
-            pid: self.recovery.new_pid(who),
+    ) -> ServiceResult<Resume> {
+        let resume = self.resume_or_fresh(who, pid, offset).await;
+        if let Err(e) = &resume {
+            tracing::warn!(error = %e, "checking a recovery failed");
+        }
+        match resume {
+            Err(ServiceError::Domain(DomainError::Unavailable)) => resume,
+            Err(_) => Ok(Resume::Fresh {
+                pid: self.recovery.new_pid(who),
+            }),
+            ok => ok,
+        }
+    }
+
+    async fn resume_or_fresh(
+        &self,
+        who: &Identity,
+        pid: Option<&serde_json::Value>,
+        offset: Option<&serde_json::Value>,
+    ) -> ServiceResult<Resume> {
+        let fresh = || {
+            Ok(Resume::Fresh {
+                pid: self.recovery.new_pid(who),
+            })
         };
         if !self.db.log_events {
-            return Resume::Off;
+            return Ok(Resume::Off);
         }
         let Some(pid) = pid.and_then(serde_json::Value::as_str) else {
             return fresh();
@@ -151,19 +174,16 @@ impl App {
         // `who` was read by this handshake: its log's head is current, and the client cannot
         // have heard a later position.
         let head = who.log_seq;
-        match self
+        if self
             .recoverable(who, after, head, self.config.recovery_max)
-            .await
+            .await?
         {
-            Ok(true) => Resume::Recovered {
+            Ok(Resume::Recovered {
                 pid: pid.to_owned(),
                 after,
-            },
-            Ok(false) => fresh(),
-            Err(e) => {
-                tracing::warn!(error = %e, "checking a recovery failed");
-                fresh()
-            }
+            })
+        } else {
+            fresh()
         }
     }
 
