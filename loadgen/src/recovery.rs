@@ -42,6 +42,21 @@ async fn tab(url: &str, token: &str, resume: Option<(&str, &str)>) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Sends `body` from `sender` in `thread` and waits for its ack; a refused send ends the run.
+pub async fn send(sender: &Socket, thread: &Value, body: &str) -> anyhow::Result<()> {
+    let ack = sender
+        .emit_with_ack(
+            "message:send",
+            &json!({"thread_id": thread["thread_id"], "body": body}),
+            Duration::from_secs(10),
+        )
+        .await?;
+    if ack["status"] != true {
+        bail!("send refused: {ack} (start the server with MISSIVE_SEND_RATE=0)");
+    }
+    Ok(())
+}
+
 /// The offset an undecoded event carries last (`[..., "42"]`).
 fn offset(json: &str) -> Option<String> {
     let items: Vec<Value> = serde_json::from_str(json).ok()?;
@@ -70,16 +85,7 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<Value> {
     for _ in 0..args.runs {
         first.close();
         for i in 0..args.missed {
-            let ack = sender
-                .emit_with_ack(
-                    "message:send",
-                    &json!({"thread_id": thread["thread_id"], "body": format!("missed {i}")}),
-                    Duration::from_secs(10),
-                )
-                .await?;
-            if ack["status"] != true {
-                bail!("send refused: {ack} (start the server with MISSIVE_SEND_RATE=0)");
-            }
+            send(&sender, &thread, &format!("missed {i}")).await?;
         }
         let expected = args.missed * 2;
         let started = Instant::now();

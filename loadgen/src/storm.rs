@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use missive_client::{ConnectOptions, Incoming, Socket};
 use serde_json::{Value, json};
 
+use crate::recovery::send;
 use crate::stats::{self, Latency};
 use crate::target::Target;
 
@@ -50,16 +51,7 @@ async fn sends(sender: &Socket, thread: &Value, until: Instant) -> anyhow::Resul
     let mut samples = Vec::new();
     while Instant::now() < until {
         let started = Instant::now();
-        let ack = sender
-            .emit_with_ack(
-                "message:send",
-                &json!({"thread_id": thread["thread_id"], "body": "calm"}),
-                Duration::from_secs(10),
-            )
-            .await?;
-        if ack["status"] != true {
-            bail!("send refused: {ack} (start the server with MISSIVE_SEND_RATE=0)");
-        }
+        send(sender, thread, "calm").await?;
         samples.push(started.elapsed().as_micros() as u64);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -81,16 +73,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     let filler_socket = target.connect(filler).await?;
     let bar = crate::bar(args.missed as u64, "messages");
     for i in 0..args.missed {
-        let ack = filler_socket
-            .emit_with_ack(
-                "message:send",
-                &json!({"thread_id": long["thread_id"], "body": format!("missed {i}")}),
-                Duration::from_secs(10),
-            )
-            .await?;
-        if ack["status"] != true {
-            bail!("send refused: {ack} (start the server with MISSIVE_SEND_RATE=0)");
-        }
+        send(&filler_socket, &long, &format!("missed {i}")).await?;
         bar.inc(1);
     }
     bar.finish_and_clear();
