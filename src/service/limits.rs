@@ -411,6 +411,23 @@ mod tests {
         assert!(limiter.check("a").is_err());
     }
 
+    /// A grant is paid before the work: up to what is asked, while the bucket holds at least an
+    /// eighth of its capacity; then refused with the wait until it does again.
+    #[test]
+    fn grants_are_paid_in_advance_and_wait_for_an_eighth() {
+        // 0.8 tokens a second: a stall of this machine between the calls adds none.
+        let limiter = RateLimiter::new(800, Duration::from_secs(1000), 100);
+        assert_eq!(limiter.grant("u", 500.0), Ok(500));
+        // 300 left: fewer than asked, but more than an eighth (100).
+        assert_eq!(limiter.grant("u", 500.0), Ok(300));
+        let wait = limiter.grant("u", 500.0).unwrap_err();
+        assert!(wait > Duration::from_secs(120) && wait <= Duration::from_secs(125));
+        // What a page did not use comes back.
+        limiter.give_back("u", 200.0);
+        assert_eq!(limiter.grant("u", 500.0), Ok(200));
+        assert_eq!(limiter.grant("v", 10.0), Ok(10));
+    }
+
     /// 100,000 distinct usernames (each up to a kilobyte) keep the table at its capacity.
     #[test]
     fn the_table_stays_at_its_capacity() {
