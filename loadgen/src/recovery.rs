@@ -28,7 +28,7 @@ pub struct RecoveryArgs {
 }
 
 /// A native tab that may present a pid and offset, hearing every event undecoded.
-async fn tab(url: &str, token: &str, resume: Option<(&str, &str)>) -> anyhow::Result<Socket> {
+pub async fn tab(url: &str, token: &str, resume: Option<(&str, &str)>) -> anyhow::Result<Socket> {
     let mut auth = json!({"token": token, "legacy": false});
     if let Some((pid, offset)) = resume {
         auth["pid"] = json!(pid);

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use missive_client::{ConnectOptions, Incoming, Socket};
+use missive_client::{Incoming, Socket};
 use serde_json::{Value, json};
 
-use crate::recovery::send;
+use crate::recovery::{send, tab};
 use crate::stats::{self, Latency};
 use crate::target::Target;
 
@@ -33,17 +33,6 @@ pub struct StormArgs {
     pub duration: u64,
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
-}
-
-/// A native tab of `token` recovering from `pid` at offset 1, hearing events undecoded.
-async fn recovering(url: &str, token: &str, pid: &str) -> anyhow::Result<Socket> {
-    let auth = json!({"token": token, "legacy": false, "pid": pid, "offset": "1"});
-    let opts = ConnectOptions::namespace("/messages")
-        .auth(auth)
-        .raw_payloads();
-    Socket::connect(url, opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// One send after another from `sender` in `thread` until `until`; their latencies (µs).
@@ -91,7 +80,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
             let (replayed, reconnects) = (replayed.clone(), reconnects.clone());
             tokio::spawn(async move {
                 while Instant::now() < storm_ends {
-                    let Ok(socket) = recovering(&url, &token, &pid).await else {
+                    let Ok(socket) = tab(&url, &token, Some((&pid, "1"))).await else {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     };

@@ -340,34 +340,28 @@ impl RateLimiter {
 
     /// Spends one token for `key`; on refusal, says how long until one is back.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let hash = self.hasher.hash_one(key);
-        let mut buckets = self.lock();
-        if let Some(bucket) = buckets.get_mut(&hash) {
-            return bucket.spend(self.capacity, self.per_second);
-        }
-        let mut bucket = Bucket::full(self.capacity);
-        let spent = bucket.spend(self.capacity, self.per_second);
-        // A full table forgets its least recently used key.
-        buckets.insert(hash, bucket);
-        spent
+        self.with_bucket(key, |b| b.spend(self.capacity, self.per_second))
     }
 
     /// Spends up to `want` whole tokens for `key`, once it has at least an eighth of the
     /// capacity (or `want`, if fewer); otherwise says how long until it has.
     pub fn grant(&self, key: &str, want: f64) -> Result<u64, Duration> {
         let least = want.min(self.capacity / 8.0).max(1.0);
+        self.with_bucket(key, |b| {
+            b.grant(want, least, self.capacity, self.per_second)
+        })
+        .map(|n| n as u64)
+    }
+
+    /// `f` on the bucket of `key`; a key not held gets a full one (a full table forgets its
+    /// least recently used key).
+    fn with_bucket<R>(&self, key: &str, f: impl FnOnce(&mut Bucket) -> R) -> R {
         let hash = self.hasher.hash_one(key);
         let mut buckets = self.lock();
-        let bucket = match buckets.get_mut(&hash) {
-            Some(bucket) => bucket,
-            None => {
-                buckets.insert(hash, Bucket::full(self.capacity));
-                buckets.get_mut(&hash).expect("just inserted")
-            }
-        };
-        bucket
-            .grant(want, least, self.capacity, self.per_second)
-            .map(|n| n as u64)
+        if buckets.get_mut(&hash).is_none() {
+            buckets.insert(hash, Bucket::full(self.capacity));
+        }
+        f(buckets.get_mut(&hash).expect("held or just inserted"))
     }
 
     /// Gives back `n` tokens spent for `key` (if the key is still held).

@@ -130,25 +130,6 @@ impl App {
         pid: Option<&serde_json::Value>,
         offset: Option<&serde_json::Value>,
     ) -> ServiceResult<Resume> {
-        let resume = self.resume_or_fresh(who, pid, offset).await;
-        if let Err(e) = &resume {
-            tracing::warn!(error = %e, "checking a recovery failed");
-        }
-        match resume {
-            Err(ServiceError::Domain(DomainError::Unavailable)) => resume,
-            Err(_) => Ok(Resume::Fresh {
-                pid: self.recovery.new_pid(who),
-            }),
-            ok => ok,
-        }
-    }
-
-    async fn resume_or_fresh(
-        &self,
-        who: &Identity,
-        pid: Option<&serde_json::Value>,
-        offset: Option<&serde_json::Value>,
-    ) -> ServiceResult<Resume> {
         let fresh = || {
             Ok(Resume::Fresh {
                 pid: self.recovery.new_pid(who),
@@ -174,16 +155,22 @@ impl App {
         // `who` was read by this handshake: its log's head is current, and the client cannot
         // have heard a later position.
         let head = who.log_seq;
-        if self
+        match self
             .recoverable(who, after, head, self.config.recovery_max)
-            .await?
+            .await
         {
-            Ok(Resume::Recovered {
+            Ok(true) => Ok(Resume::Recovered {
                 pid: pid.to_owned(),
                 after,
-            })
-        } else {
-            fresh()
+            }),
+            Ok(false) => fresh(),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking a recovery failed");
+                match e {
+                    ServiceError::Domain(DomainError::Unavailable) => Err(e),
+                    _ => fresh(),
+                }
+            }
         }
     }
 
