@@ -66,6 +66,15 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_MAX_BODY", default_value_t = 5000)]
     pub max_body: usize,
 
+    /// Most members of a group, its creator included.
+    #[arg(long, env = "MISSIVE_MAX_PARTICIPANTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(3..))]
+    pub max_participants: u16,
+
+    /// Groups a user may be added to by others per minute (creating a group with them adds
+    /// them too); 0 turns the limit off.
+    #[arg(long, env = "MISSIVE_GROUP_ADDS", default_value_t = 10)]
+    pub group_adds: u32,
+
     /// Login and registration attempts allowed per client address per minute.
     #[arg(long, env = "MISSIVE_LOGIN_RATE", default_value_t = 20)]
     pub login_rate: u32,
@@ -196,6 +205,8 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             session_idle: Duration::from_secs(3600),
             max_body: 5000,
+            max_participants: 32,
+            group_adds: 10,
             login_rate: 20,
             login_failures: 10,
             send_rate: 20,

@@ -912,3 +912,86 @@ async fn a_live_page_misses_nothing_written_while_redis_was_away() {
     assert!(took < Duration::from_secs(6), "took {took:?}");
     common::drop_postgres_schema(&schema).await;
 }
+
+/// A group whose members are spread over two nodes: each node delivers to every member, a
+/// change made through one node reaches the other's copy of the group at its next reply (the
+/// commit hands back the group's version), and a member removed through one node cannot send
+/// through the other, whose copy still lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_spread_over_two_nodes_follows_its_changes_on_both() {
+    if !redis_available().await {
+        return;
+    }
+    let Some((schema, prefix)) = migrated_schema().await else {
+        return;
+    };
+    let one = Node::start(&schema, &prefix).await;
+    let two = Node::start(&schema, &prefix).await;
+    let alice = user(&one, "alice").await;
+    let bob = user(&two, "bob").await;
+    let carol = user(&one, "carol").await;
+    let dave = user(&two, "dave").await;
+    let bob_two = Http::new(&two.url).login("bob", "correct horse").await;
+    let carol_two = Http::new(&two.url).login("carol", "correct horse").await;
+    let thread = alice.send_group(&["bob", "carol"], "spread", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Node 2 reads the group into its copy: bob and carol reply through it.
+    bob_two.reply(&thread, "from two").await;
+    carol_two.reply(&thread, "me too").await;
+    let tabs = [
+        tab(&one, &alice).await,
+        tab(&two, &bob).await,
+        tab(&one, &carol).await,
+        tab(&two, &dave).await,
+    ];
+
+    // Through node 1: dave in, carol out.
+    let (status, _) = alice
+        .http
+        .post(
+            &format!("/api/v1/threads/{thread}/participants"),
+            json!({"username": "dave"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice
+        .http
+        .delete(&format!("/api/v1/threads/{thread}/participants/carol"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for (tab, updates) in tabs.iter().zip([2, 2, 2, 2]) {
+        let heard = tab.drain(QUIET).await;
+        let n = names(&heard)
+            .iter()
+            .filter(|n| **n == "thread:updated")
+            .count();
+        assert_eq!(n, updates, "{:?}", names(&heard));
+    }
+
+    // Node 2's copy still says carol is in and dave is not: the commit knows better.
+    let (status, body) = carol_two
+        .http
+        .post(
+            "/api/v1/messages",
+            json!({"thread_id": thread, "body": "still here?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let sent = bob_two.reply(&thread, "welcome dave").await;
+    for tab in [&tabs[0], &tabs[1], &tabs[3]] {
+        let new = tab.expect("message:new", WAIT).await.unwrap();
+        assert_eq!(new["message"]["url"], sent["url"]);
+        assert_eq!(
+            new["thread"]["participants"],
+            json!(["alice", "bob", "dave"])
+        );
+    }
+    assert!(
+        !names(&tabs[2].drain(QUIET).await).contains(&"message:new"),
+        "carol, removed, hears nothing new"
+    );
+    assert_eq!(dave.unread().await, json!({"messages": 1, "threads": 1}));
+    common::drop_postgres_schema(&schema).await;
+}

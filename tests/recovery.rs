@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     missed_events_are_replayed_once_in_order_then_live_ones_follow,
     a_page_deep_in_the_log_is_read_from_near_its_position,
+    a_groups_changes_and_receipts_are_replayed_in_order,
 );
 
 /// One event as a socket heard it.
@@ -36,6 +37,8 @@ impl Heard {
             "message:deleted" => d["url"].to_string(),
             "thread:read" | "thread:deleted" => d["thread_id"].to_string(),
             "presence" => format!("{} {}", d["username"], d["online"]),
+            "thread:updated" => d["change"].to_string(),
+            "receipt" => format!("{} {}", d["username"], d["up_to"]),
             _ => String::new(),
         };
         (self.name.clone(), what, self.offset.clone())
@@ -184,6 +187,77 @@ async fn missed_events_are_replayed_once_in_order_then_live_ones_follow(backend:
         live[0].offset,
         Some((first_missed + replayed.len() as i64).to_string())
     );
+    server.stop().await;
+}
+
+/// A group's changes and its members' receipts are logged like messages: a tab that was away
+/// hears them again in the order they happened, among the messages, as a tab that stayed did.
+async fn a_groups_changes_and_receipts_are_replayed_in_order(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let dave = server.user("dave").await;
+    let thread = alice.send_group(&["bob", "carol"], "g", "hello").await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    let witness = alice.native_tab().await;
+    bob.reply(&thread, "while connected").await;
+    let offset = last_offset(&heard(&tab).await);
+    heard(&witness).await;
+    tab.close();
+
+    bob.reply(&thread, "missed").await;
+    let path = |rest: &str| format!("/api/v1/threads/{thread}{rest}");
+    let ok = |(status, body): (StatusCode, Value)| assert!(status.is_success(), "{body}");
+    ok(bob.http.post(&path("/read"), json!({})).await);
+    ok(carol
+        .http
+        .post(&path("/participants"), json!({"username": "dave"}))
+        .await);
+    ok(dave
+        .http
+        .patch(&path(""), json!({"subject": "renamed"}))
+        .await);
+    ok(alice.http.delete(&path("/participants/carol")).await);
+    dave.reply(&thread, "after").await;
+    ok(dave.http.post(&path("/read"), json!({})).await);
+    let expected = heard(&witness).await;
+    let kinds: Vec<&str> = expected.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message:new",
+            "unread",
+            "receipt",
+            "thread:updated",
+            "thread:updated",
+            "thread:updated",
+            "message:new",
+            "unread",
+            "receipt"
+        ]
+    );
+
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed: Vec<Heard> = heard(&back)
+        .await
+        .into_iter()
+        .filter(|h| h.name != "presence")
+        .collect();
+    let keys = |events: &[Heard]| events.iter().map(Heard::key).collect::<Vec<_>>();
+    assert_eq!(keys(&replayed), keys(&expected));
+    for (r, e) in replayed.iter().zip(&expected) {
+        if matches!(r.name.as_str(), "thread:updated" | "receipt") {
+            assert_eq!(r.data, e.data, "replayed as sent");
+        }
+    }
     server.stop().await;
 }
 

@@ -8,5 +8,6 @@ pub mod participant;
 pub mod session;
 pub mod setting;
 pub mod thread;
+pub mod thread_change;
 pub mod unread_below_mark;
 pub mod user;

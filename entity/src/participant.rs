@@ -16,6 +16,14 @@ pub struct Model {
     pub hidden_before: i64,
     /// Unread messages for this user in this thread.
     pub unread: i32,
+    /// The thread's newest message when this member joined: they see only later ones.
+    pub joined_after: i64,
+    /// The thread's newest message when this member left or was removed: they keep what came
+    /// up to it and hear nothing new. `None` while a member.
+    pub member_until: Option<i64>,
+    /// When they joined (Unix microseconds): the longest-standing member takes over the
+    /// creator's right to remove once the creator leaves.
+    pub joined_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,14 @@ pub struct Model {
     /// Timestamp of the newest message; never decreases.
     pub updated_at: i64,
     pub last_message_id: Option<i64>,
+    /// `direct` (two people, membership fixed) or `group`.
+    pub kind: String,
+    /// The member who holds the right to remove others: the creator, then the longest-standing
+    /// member once the creator leaves. Null only for a thread with no message (never stored).
+    pub created_by: Option<i64>,
+    /// Moves with every change of membership or subject (a commit hands it back, so that a
+    /// cached copy of the thread is read again).
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

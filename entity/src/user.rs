@@ -27,6 +27,8 @@ pub struct Model {
     /// Moves whenever the account's credentials end (a new password, ...): a Basic
     /// connection admitted at an earlier epoch is closed.
     pub credential_epoch: i64,
+    /// Whether the user sends read receipts and sees others'.
+    pub read_receipts: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! The ceiling: a bare socketioxide server with the fanout's shape and nothing else (no auth, no
 //! database). Sockets join `user:<n>` from their CONNECT payload; `message:send` to the
-//! conversation `a:b` emits `message:new` to both users' rooms and acks.
+//! conversation `a:b` (or a group's `a:b,c,...`) emits `message:new` to every member's room and
+//! acks.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,21 +29,20 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 const SOCKET_BUFFER: usize = 1024;
 
 async fn on_send(s: SocketRef, Data(req): Data<Send>, ack: AckSender) {
-    let mut pair = req.thread_id.split(':');
-    let (Some(a), Some(b)) = (pair.next(), pair.next()) else {
+    let Some((a, others)) = req.thread_id.split_once(':') else {
         return;
     };
     let message = json!({
         "url": NEXT.fetch_add(1, Ordering::Relaxed).to_string(),
         "thread_id": req.thread_id,
-        "sender": a, "recipient": b, "body": req.body,
+        "sender": a, "recipient": others, "body": req.body,
     });
     let event = json!({ "message": message });
-    let _ = s
-        .within(format!("user:{a}"))
-        .within(format!("user:{b}"))
-        .emit("message:new", &event)
-        .await;
+    let rooms: Vec<String> = std::iter::once(a)
+        .chain(others.split(','))
+        .map(|u| format!("user:{u}"))
+        .collect();
+    let _ = s.within(rooms).emit("message:new", &event).await;
     let _ = ack.send(&json!({ "status": true, "message": message }));
 }
 

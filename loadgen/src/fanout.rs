@@ -30,9 +30,13 @@ pub struct FanoutArgs {
     /// Tabs (sockets) per user.
     #[arg(long, default_value_t = 2)]
     pub tabs: usize,
-    /// Users who send (each to the next user).
+    /// Users who send (each to the next user, or the next `--group` - 1 users).
     #[arg(long, default_value_t = 100)]
     pub senders: usize,
+    /// Members of each sender's conversation, the sender included: 2 is a direct thread, more
+    /// a group of the sender and the users after them.
+    #[arg(long, default_value_t = 2)]
+    pub group: usize,
     /// Target total send rate (messages/s); flat out when absent.
     #[arg(long)]
     pub rate: Option<f64>,
@@ -148,12 +152,12 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
     let users = target.users(args.users, 8, &bar).await?;
     bar.finish_and_clear();
     let mut conversations = Vec::with_capacity(senders);
+    let others = args.group.clamp(2, args.users.max(2)) - 1;
     for i in 0..senders {
-        conversations.push(
-            target
-                .conversation(&users[i], &users[(i + 1) % users.len()])
-                .await?,
-        );
+        let to: Vec<_> = (1..=others)
+            .map(|k| &users[(i + k) % users.len()])
+            .collect();
+        conversations.push(target.conversation(&users[i], &to).await?);
     }
 
     let bar = crate::bar((args.users * args.tabs) as u64, "tabs");
@@ -322,7 +326,8 @@ pub async fn run(target: Target, args: FanoutArgs, default_name: &str) -> anyhow
     };
     let result = json!({
         "scenario": name, "legacy": args.legacy, "random_client_ids": args.random_client_ids,
-        "users": args.users, "tabs": args.tabs, "senders": senders, "inflight": args.inflight,
+        "users": args.users, "tabs": args.tabs, "senders": senders, "group": others + 1,
+        "inflight": args.inflight,
         "target_rate": args.rate, "duration_s": secs,
         "acked_sends": acked, "acked_per_s": (acked as f64 / secs).round(),
         "deliveries": delivered, "deliveries_per_s": (delivered as f64 / secs).round(),

@@ -69,7 +69,7 @@ pub async fn run(args: RecoveryArgs) -> anyhow::Result<Value> {
     let users = target.users(2, 2, &progress).await?;
     progress.finish_and_clear();
     let (reader, writer) = (&users[0], &users[1]);
-    let thread = target.conversation(writer, reader).await?;
+    let thread = target.conversation(writer, &[reader]).await?;
     let token = reader.auth["token"].as_str().context("token")?.to_owned();
     let sender = target.connect(writer).await?;
 

@@ -54,8 +54,8 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     progress.finish_and_clear();
     let (storming, filler, calm, reader) = (&users[0], &users[1], &users[2], &users[3]);
     let token = storming.auth["token"].as_str().context("token")?.to_owned();
-    let long = target.conversation(filler, storming).await?;
-    let quiet = target.conversation(calm, reader).await?;
+    let long = target.conversation(filler, &[storming]).await?;
+    let quiet = target.conversation(calm, &[reader]).await?;
     let first = target.connect(storming).await?;
     let pid = first.pid.clone().context("no pid: is the event log on?")?;
     first.close();

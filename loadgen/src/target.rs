@@ -121,18 +121,22 @@ impl Target {
         }
     }
 
-    /// The conversation `from` writes into, addressed to `to`; returns what `message:send` needs.
-    pub async fn conversation(&self, from: &LoadUser, to: &LoadUser) -> anyhow::Result<Value> {
+    /// The conversation `from` writes into, addressed to `to` (one user: a direct thread;
+    /// several: a group); returns what `message:send` needs.
+    pub async fn conversation(&self, from: &LoadUser, to: &[&LoadUser]) -> anyhow::Result<Value> {
         match self {
             Target::Baseline { .. } => {
-                Ok(json!({ "thread_id": format!("{}:{}", from.index, to.index) }))
+                let ids: Vec<String> = to.iter().map(|u| u.index.to_string()).collect();
+                Ok(json!({ "thread_id": format!("{}:{}", from.index, ids.join(",")) }))
             }
             Target::Missive { url, http, run, .. } => {
                 let token = from.auth["token"].as_str().unwrap_or_default();
+                let names: Vec<String> =
+                    to.iter().map(|u| format!("lg{run}_{}", u.index)).collect();
                 let res = http
                     .post(format!("{url}/api/v1/messages"))
                     .bearer_auth(token)
-                    .json(&json!({ "recipient": format!("lg{run}_{}", to.index), "subject": "load", "body": "hello" }))
+                    .json(&json!({ "recipients": names, "subject": "load", "body": "hello" }))
                     .send()
                     .await?;
                 if !res.status().is_success() {

@@ -11,6 +11,7 @@ mod m20261130_000006_event_log;
 mod m20261201_000007_event_log_by_time;
 mod m20261206_000008_credential_epoch;
 mod m20261206_000009_event_log_marks;
+mod m20261206_000010_conversations;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_event_log_by_time::Migration),
             Box::new(m20261206_000008_credential_epoch::Migration),
             Box::new(m20261206_000009_event_log_marks::Migration),
+            Box::new(m20261206_000010_conversations::Migration),
         ]
     }
 }

@@ -403,6 +403,20 @@ pub async fn set_admin(
     Ok(active.update(db).await?)
 }
 
+/// Turns the user's read receipts on or off (off: their reads send none, and they see none).
+pub async fn set_read_receipts(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    on: bool,
+) -> DomainResult<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::ReadReceipts, on.into())
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,13 @@ pub enum DomainError {
     UsernameTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// The request conflicts with what the thing is (`direct_thread`, `group_full`, ...).
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// A member asked for what only another may do (removing someone, for one who is not the
+    /// group's creator).
+    #[error("{0}")]
+    NotAllowed(String),
     /// The database cannot be reached (down, restarting, connections cut): nothing was
     /// written, and the same request succeeds once it is back.
     #[error("the database is unavailable, retry shortly")]
@@ -64,6 +71,8 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::Conflict(code, _) => code,
+            DomainError::NotAllowed(_) => "not_allowed",
             DomainError::Unavailable => "unavailable",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",
         }

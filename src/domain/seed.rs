@@ -65,6 +65,9 @@ pub async fn seed(
             read_up_to: Set(0),
             hidden_before: Set(0),
             unread: Set(0),
+            joined_after: Set(0),
+            member_until: Set(None),
+            joined_at: Set(t.created_at),
         }))
         .exec(&*txn)
         .await?;

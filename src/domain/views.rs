@@ -16,12 +16,14 @@ pub struct MessageView {
     pub url: String,
     pub thread_id: String,
     pub sender: String,
-    pub recipient: String,
+    /// The other person of a direct thread; null in a group.
+    pub recipient: Option<String>,
     pub subject: String,
     pub body: String,
     /// RFC 3339, UTC, milliseconds.
     pub timestamp: String,
-    /// Whether the recipient has read it.
+    /// In a direct thread, whether the recipient has read it; in a group, whether the viewer
+    /// has (their own messages: true).
     pub read: bool,
 }
 
@@ -51,13 +53,126 @@ impl Serialize for Rendered {
 pub struct ThreadView<M = MessageView> {
     pub thread_id: String,
     pub subject: String,
+    pub kind: ThreadKind,
+    /// The member who holds the right to remove others: the creator, or the longest-standing
+    /// member once the creator left.
+    pub created_by: String,
+    /// The current members (one who left or was removed is not among them).
     pub participants: Vec<String>,
+    /// Each other member's last read message (those with receipts on who read at least one);
+    /// empty when the viewer has receipts off.
+    pub read_by: Vec<ReadBy>,
     #[schema(value_type = Option<MessageView>)]
     pub last_message: Option<M>,
     /// Unread messages for this participant.
     pub unread: i32,
     /// Time of the newest message (RFC 3339).
     pub updated_at: String,
+}
+
+/// Whether a thread is between two people for good, or a group whose members change.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+#[ts(rename_all = "lowercase")]
+pub enum ThreadKind {
+    Direct,
+    Group,
+}
+
+impl ThreadKind {
+    pub const DIRECT: &'static str = "direct";
+    pub const GROUP: &'static str = "group";
+
+    pub fn of(stored: &str) -> ThreadKind {
+        if stored == Self::GROUP {
+            ThreadKind::Group
+        } else {
+            ThreadKind::Direct
+        }
+    }
+
+    pub fn stored(self) -> &'static str {
+        match self {
+            ThreadKind::Direct => Self::DIRECT,
+            ThreadKind::Group => Self::GROUP,
+        }
+    }
+}
+
+/// One member's read mark, in a thread's `read_by`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct ReadBy {
+    pub username: String,
+    /// The url of the last message they read.
+    pub up_to: String,
+}
+
+/// A change of a group's membership or subject (`thread:updated`, and the history).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// Who made it.
+    pub by: String,
+    /// Who was added, removed or left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub username: Option<String>,
+    /// The new subject (renamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+#[ts(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Left,
+    Renamed,
+}
+
+impl ChangeKind {
+    pub fn stored(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Left => "left",
+            ChangeKind::Renamed => "renamed",
+        }
+    }
+
+    pub fn of(stored: &str) -> Option<ChangeKind> {
+        Some(match stored {
+            "added" => ChangeKind::Added,
+            "removed" => ChangeKind::Removed,
+            "left" => ChangeKind::Left,
+            "renamed" => ChangeKind::Renamed,
+            _ => return None,
+        })
+    }
+}
+
+/// A change as a thread's history lists it, in place among the messages.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct ChangeNotice {
+    /// Always `"change"` (a message has no `kind`).
+    #[ts(type = "\"change\"")]
+    #[schema(value_type = String, example = "change")]
+    pub kind: &'static str,
+    pub change: Change,
+    /// When it happened (RFC 3339).
+    pub at: String,
+}
+
+/// One entry of a thread's history: a message, or a change of the group.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+#[serde(untagged)]
+#[ts(untagged)]
+pub enum HistoryItem {
+    Message(MessageView),
+    Change(ChangeNotice),
 }
 
 /// A user's unread totals: messages, and threads holding at least one.
@@ -78,6 +193,8 @@ pub struct AccountView {
     pub username: String,
     pub websocket_id: String,
     pub created_at: String,
+    /// Whether the user sends read receipts and sees others'.
+    pub read_receipts: bool,
 }
 
 /// An account as the layers above the domain see it (entity rows stay below them).
@@ -91,6 +208,8 @@ pub struct Account {
     pub log_seq: i64,
     /// The epoch of the account's credentials (see `accounts::end_credentials`).
     pub credential_epoch: i64,
+    /// Whether the user sends read receipts and sees others'.
+    pub read_receipts: bool,
 }
 
 impl From<&user::Model> for Account {
@@ -101,6 +220,7 @@ impl From<&user::Model> for Account {
             created_at: u.created_at,
             log_seq: u.log_seq,
             credential_epoch: u.credential_epoch,
+            read_receipts: u.read_receipts,
         }
     }
 }
@@ -111,6 +231,7 @@ impl From<&Account> for AccountView {
             username: a.user.username.clone(),
             websocket_id: a.user.websocket_id.clone(),
             created_at: ids::rfc3339(a.created_at),
+            read_receipts: a.read_receipts,
         }
     }
 }
@@ -133,46 +254,81 @@ impl From<&user::Model> for UserRef {
     }
 }
 
-/// A thread with its participants (one or two), enough to render any of its messages.
+/// One participant of a thread (current or former), as views need them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub row: participant::Model,
+    pub user: UserRef,
+    /// Whether they send and see read receipts.
+    pub receipts: bool,
+    /// The url of their last read message (`row.read_up_to`), if any.
+    pub read_url: Option<String>,
+}
+
+impl Member {
+    /// Whether they are a member now (not left or removed).
+    pub fn current(&self) -> bool {
+        self.row.member_until.is_none()
+    }
+}
+
+/// A thread with its participants, current and former, enough to render any of its messages.
 #[derive(Debug, Clone)]
 pub struct ThreadContext {
     pub thread: thread::Model,
-    pub members: Vec<(participant::Model, UserRef)>,
+    /// By user id.
+    pub members: Vec<Member>,
 }
 
 impl ThreadContext {
+    pub fn kind(&self) -> ThreadKind {
+        ThreadKind::of(&self.thread.kind)
+    }
+
     pub fn username(&self, user_id: i64) -> String {
         self.members
             .iter()
-            .find(|(_, u)| u.id == user_id)
-            .map(|(_, u)| u.username.clone())
+            .find(|m| m.user.id == user_id)
+            .map(|m| m.user.username.clone())
             .unwrap_or_default()
     }
 
     pub fn member(&self, user_id: i64) -> Option<&participant::Model> {
         self.members
             .iter()
-            .find(|(p, _)| p.user_id == user_id)
-            .map(|(p, _)| p)
+            .find(|m| m.user.id == user_id)
+            .map(|m| &m.row)
+    }
+
+    /// The current members.
+    pub fn current(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.current())
     }
 
     pub fn participant_names(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .map(|(_, u)| u.username.clone())
-            .collect()
+        self.current().map(|m| m.user.username.clone()).collect()
     }
 
-    pub fn message_view(&self, m: &message::Model) -> MessageView {
-        let read = m.sender_id == m.recipient_id
-            || self
-                .member(m.recipient_id)
-                .is_some_and(|p| p.read_up_to >= m.id);
+    /// `m` as `viewer` sees it: in a group, read when the viewer has read it.
+    pub fn message_view(&self, m: &message::Model, viewer: i64) -> MessageView {
+        let (recipient, read) = match self.kind() {
+            ThreadKind::Direct => (
+                Some(self.username(m.recipient_id)),
+                m.sender_id == m.recipient_id
+                    || self
+                        .member(m.recipient_id)
+                        .is_some_and(|p| p.read_up_to >= m.id),
+            ),
+            ThreadKind::Group => (
+                None,
+                m.sender_id == viewer || self.member(viewer).is_some_and(|p| p.read_up_to >= m.id),
+            ),
+        };
         MessageView {
             url: m.public_id.clone(),
             thread_id: self.thread.public_id.clone(),
             sender: self.username(m.sender_id),
-            recipient: self.username(m.recipient_id),
+            recipient,
             subject: self.thread.subject.clone(),
             body: m.body.clone(),
             timestamp: ids::rfc3339(m.created_at),
@@ -180,9 +336,37 @@ impl ThreadContext {
         }
     }
 
+    /// Whether a message's view is the same for every viewer (in a group, `read` is each
+    /// viewer's own).
+    pub fn same_for_all(&self) -> bool {
+        self.kind() == ThreadKind::Direct
+    }
+
     /// The thread as `viewer` sees it, given the newest message visible to them.
     pub fn thread_view(&self, viewer: i64, last: Option<&message::Model>) -> ThreadView {
-        self.thread_view_with(viewer, last.map(|m| self.message_view(m)))
+        self.thread_view_with(viewer, last.map(|m| self.message_view(m, viewer)))
+    }
+
+    /// The other current members' read marks, as `viewer` may see them: none when the viewer
+    /// has receipts off, and none of members who have them off.
+    pub fn read_by(&self, viewer: i64) -> Vec<ReadBy> {
+        let sees = self
+            .members
+            .iter()
+            .find(|m| m.user.id == viewer)
+            .is_some_and(|m| m.receipts);
+        if !sees {
+            return Vec::new();
+        }
+        self.current()
+            .filter(|m| m.user.id != viewer && m.receipts)
+            .filter_map(|m| {
+                Some(ReadBy {
+                    username: m.user.username.clone(),
+                    up_to: m.read_url.clone()?,
+                })
+            })
+            .collect()
     }
 
     /// The thread as `viewer` sees it, with its newest visible message as given.
@@ -190,7 +374,10 @@ impl ThreadContext {
         ThreadView {
             thread_id: self.thread.public_id.clone(),
             subject: self.thread.subject.clone(),
+            kind: self.kind(),
+            created_by: self.username(self.thread.created_by.unwrap_or_default()),
             participants: self.participant_names(),
+            read_by: self.read_by(viewer),
             last_message,
             unread: self.member(viewer).map(|p| p.unread).unwrap_or(0),
             updated_at: ids::rfc3339(self.thread.updated_at),
@@ -209,7 +396,7 @@ mod tests {
             url: "u1".into(),
             thread_id: "t1".into(),
             sender: "ann".into(),
-            recipient: "bob".into(),
+            recipient: Some("bob".into()),
             subject: "Tea \"now\"?".into(),
             body: "line\nbreak \u{e9}\u{1f600}".into(),
             timestamp: "2026-11-25T20:00:00.000000Z".into(),
@@ -218,7 +405,13 @@ mod tests {
         let plain = ThreadView {
             thread_id: "t1".into(),
             subject: message.subject.clone(),
+            kind: ThreadKind::Direct,
+            created_by: "ann".into(),
             participants: vec!["ann".into(), "bob".into()],
+            read_by: vec![ReadBy {
+                username: "bob".into(),
+                up_to: "u0".into(),
+            }],
             last_message: Some(message.clone()),
             unread: 3,
             updated_at: message.timestamp.clone(),
@@ -227,7 +420,10 @@ mod tests {
             last_message: Some(Rendered::of(&message).unwrap()),
             thread_id: plain.thread_id.clone(),
             subject: plain.subject.clone(),
+            kind: plain.kind,
+            created_by: plain.created_by.clone(),
             participants: plain.participants.clone(),
+            read_by: plain.read_by.clone(),
             unread: plain.unread,
             updated_at: plain.updated_at.clone(),
         };

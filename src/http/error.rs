@@ -54,7 +54,10 @@ impl IntoResponse for ApiError {
                     (StatusCode::UNPROCESSABLE_ENTITY, e.code())
                 }
                 DomainError::NotFound => (StatusCode::NOT_FOUND, e.code()),
-                DomainError::UsernameTaken => (StatusCode::CONFLICT, e.code()),
+                DomainError::UsernameTaken | DomainError::Conflict(..) => {
+                    (StatusCode::CONFLICT, e.code())
+                }
+                DomainError::NotAllowed(_) => (StatusCode::FORBIDDEN, e.code()),
                 DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
                 DomainError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {

@@ -24,12 +24,14 @@ pub struct MessageBody {
     message: MessageView,
 }
 
-/// Sends a message: a new thread (`recipient` and `subject`) or a reply (`thread_id`).
+/// Sends a message: a new thread (`recipient`, or `recipients` for a group, and `subject`) or
+/// a reply (`thread_id`).
 #[utoipa::path(post, path = "/messages", tag = "messages", request_body = SendMessage,
     security(("cookie" = []), ("bearer" = []), ("basic" = [])),
     responses(
         (status = 201, description = "Sent", body = MessageBody),
         (status = 200, description = "`client_id` repeated: the message it sent first", body = MessageBody),
+        (status = 409, description = "`group_full`: more people than a group holds", body = super::openapi::ErrorBody),
     ))]
 async fn send(
     State(app): State<App>,

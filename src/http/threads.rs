@@ -9,14 +9,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiResult;
-use super::extract::{ApiQuery, Auth};
-use crate::service::{App, MessageView, ThreadView, UnreadCounts};
+use super::extract::{ApiJson, ApiQuery, Auth};
+use crate::service::{App, HistoryItem, ThreadView, UnreadCounts};
 
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(unread))
         .routes(routes!(list))
-        .routes(routes!(show, delete))
+        .routes(routes!(show, delete, rename))
+        .routes(routes!(add_member))
+        .routes(routes!(remove_member))
         .routes(routes!(messages))
         .routes(routes!(read))
 }
@@ -47,8 +49,9 @@ pub struct ThreadBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct MessagePage {
-    /// Oldest first, ending just before `before` (or at the newest).
-    messages: Vec<MessageView>,
+    /// Oldest first, ending just before `before` (or at the newest); a group's changes of
+    /// membership and subject in place among them (`{kind: "change", change, at}`).
+    messages: Vec<HistoryItem>,
     has_more: bool,
 }
 
@@ -158,4 +161,77 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     app.delete_thread(&who, &thread_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// Who to add (any case).
+    username: String,
+}
+
+/// Adds someone to a group (any member may): they see its messages from now on.
+#[utoipa::path(post, path = "/threads/{thread_id}/participants", tag = "threads",
+    params(("thread_id" = String, Path)), request_body = NewMember,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The group after", body = ThreadBody),
+        (status = 409, description = "`direct_thread` or `group_full`", body = super::openapi::ErrorBody),
+        (status = 422, description = "`unknown_recipient`", body = super::openapi::ErrorBody),
+    ))]
+async fn add_member(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(thread_id): Path<String>,
+    ApiJson(req): ApiJson<NewMember>,
+) -> ApiResult<(StatusCode, Json<ThreadBody>)> {
+    app.limits.check_user_event(who.id())?;
+    let thread = app.add_member(&who, &thread_id, &req.username).await?;
+    Ok((StatusCode::CREATED, Json(ThreadBody { thread })))
+}
+
+/// Removes someone from a group (its creator may remove anyone; anyone may remove themself,
+/// which is leaving). They keep what they had, read-only.
+#[utoipa::path(delete, path = "/threads/{thread_id}/participants/{username}", tag = "threads",
+    params(("thread_id" = String, Path), ("username" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`not_allowed`: only the creator removes others", body = super::openapi::ErrorBody),
+        (status = 409, description = "`direct_thread`", body = super::openapi::ErrorBody),
+    ))]
+async fn remove_member(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path((thread_id, username)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    app.limits.check_user_event(who.id())?;
+    app.remove_member(&who, &thread_id, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    /// 1 to 70 characters.
+    subject: String,
+}
+
+/// Renames a group (any member may).
+#[utoipa::path(patch, path = "/threads/{thread_id}", tag = "threads",
+    params(("thread_id" = String, Path)), request_body = Rename,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The group after", body = ThreadBody),
+        (status = 409, description = "`direct_thread`", body = super::openapi::ErrorBody),
+    ))]
+async fn rename(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(thread_id): Path<String>,
+    ApiJson(req): ApiJson<Rename>,
+) -> ApiResult<Json<ThreadBody>> {
+    app.limits.check_user_event(who.id())?;
+    let thread = app.rename_thread(&who, &thread_id, &req.subject).await?;
+    Ok(Json(ThreadBody { thread }))
 }

@@ -2,18 +2,18 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiResult;
-use super::extract::Auth;
+use super::extract::{ApiJson, Auth};
 use crate::service::{AccountView, App};
 
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
-        .routes(routes!(me))
+        .routes(routes!(me, settings))
         .routes(routes!(show))
 }
 
@@ -29,6 +29,34 @@ pub struct UserStatus {
     responses((status = 200, description = "The caller", body = AccountView)))]
 async fn me(Auth(who): Auth) -> Json<AccountView> {
     Json(who.account())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Off: the caller's reads send no receipts, and they see none of others'.
+    read_receipts: Option<bool>,
+}
+
+/// Changes the caller's settings.
+#[utoipa::path(patch, path = "/me", tag = "users", request_body = Settings,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "The caller after", body = MeBody)))]
+async fn settings(
+    State(app): State<App>,
+    Auth(who): Auth,
+    ApiJson(req): ApiJson<Settings>,
+) -> ApiResult<Json<MeBody>> {
+    let user = match req.read_receipts {
+        Some(on) => app.set_read_receipts(&who, on).await?,
+        None => who.account(),
+    };
+    Ok(Json(MeBody { user }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeBody {
+    user: AccountView,
 }
 
 /// Whether a user exists and is online.

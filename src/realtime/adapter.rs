@@ -24,6 +24,9 @@ pub trait Rooms: Send + Sync {
     /// Disconnects `room`'s sockets on every node; returns how many namespaces failed to
     /// reach the other nodes.
     fn disconnect(&self, room: String) -> BoxFuture<'_, u64>;
+    /// Makes `room`'s sockets leave `left`, on every node; returns how many namespaces failed
+    /// to reach the other nodes.
+    fn leave(&self, room: String, left: String) -> BoxFuture<'_, u64>;
     fn emit_admins<'a>(&'a self, event: &'a str, payload: &'a RawValue) -> BoxFuture<'a, ()>;
     fn has_local_admins(&self) -> bool;
     fn local_admins(&self) -> Vec<i64>;
@@ -62,6 +65,22 @@ impl<A: Adapter> Rooms for SocketIo<A> {
                     failures += 1;
                     if let Some(ns) = self.nsps().into_iter().nth(i) {
                         let _ = ns.local().to(room.clone()).disconnect().await;
+                    }
+                }
+            }
+            failures
+        })
+    }
+
+    fn leave(&self, room: String, left: String) -> BoxFuture<'_, u64> {
+        Box::pin(async move {
+            let mut failures = 0;
+            for (i, ns) in self.nsps().into_iter().enumerate() {
+                if let Err(e) = ns.to(room.clone()).leave(left.clone()).await {
+                    tracing::warn!(error = %e, "leaving a room failed; leaving on this node");
+                    failures += 1;
+                    if let Some(ns) = self.nsps().into_iter().nth(i) {
+                        let _ = ns.local().to(room.clone()).leave(left.clone()).await;
                     }
                 }
             }

@@ -22,6 +22,9 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(THREAD_READ, on_read::<A>);
     s.on(MESSAGE_DELETE, on_delete_message::<A>);
     s.on(THREAD_DELETE, on_delete_thread::<A>);
+    s.on(THREAD_ADD, on_add::<A>);
+    s.on(THREAD_REMOVE, on_remove::<A>);
+    s.on(THREAD_RENAME, on_rename::<A>);
     s.on(TYPING, on_typing::<A>);
     s.on(SYNC, on_sync::<A>);
 }
@@ -173,6 +176,51 @@ async fn on_delete_thread<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |me, req| {
         Ok(app.delete_thread(&me.who, &req.thread_id).await?)
+    })
+    .await;
+}
+
+async fn on_add<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<MemberRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let thread = app
+            .add_member(&me.who, &req.thread_id, &req.username)
+            .await?;
+        Ok(ThreadBody { thread })
+    })
+    .await;
+}
+
+async fn on_remove<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<MemberRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let thread = app
+            .remove_member(&me.who, &req.thread_id, &req.username)
+            .await?;
+        Ok(ThreadBody { thread })
+    })
+    .await;
+}
+
+async fn on_rename<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<RenameRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let thread = app
+            .rename_thread(&me.who, &req.thread_id, &req.subject)
+            .await?;
+        Ok(ThreadBody { thread })
     })
     .await;
 }

@@ -14,7 +14,7 @@ use super::adapter::Rooms;
 use super::bus::{Bus, Listener, Packet};
 use super::delivery::{Delivery, Emitter};
 use super::local::LocalSockets;
-use super::rooms::{legacy_room, plain_twins, session_room, user_of_room, user_room};
+use super::rooms::{legacy_room, plain_twins, session_room, thread_room, user_of_room, user_room};
 use crate::service::Notifier;
 use crate::service::events::{Notice, ServerEvent, Stats};
 
@@ -62,6 +62,17 @@ impl Notifier for SocketIoNotifier {
                         self.emit(room, &l.event, l.payload, None, true).await;
                     }
                 }
+            }
+        })
+    }
+
+    fn leave_thread<'a>(&'a self, user_id: i64, thread_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(rooms) = self.rooms.get() {
+                let failures = rooms
+                    .leave(user_room(user_id), thread_room(thread_id))
+                    .await;
+                self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
             }
         })
     }

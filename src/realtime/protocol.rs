@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 pub use crate::service::events::{MessageDeleted, ThreadDeleted, ThreadRead};
 pub use crate::service::recovery::SyncPage;
-use crate::service::{MessageView, Rendered, SendMessage};
+use crate::service::{MessageView, Rendered, SendMessage, ThreadView};
 
 /// A client -> server event: its name, payload and ack.
 pub struct ClientEvent {
@@ -37,6 +37,9 @@ pub const THREAD_LEAVE: &str = "thread:leave";
 pub const THREAD_READ: &str = "thread:read";
 pub const MESSAGE_DELETE: &str = "message:delete";
 pub const THREAD_DELETE: &str = "thread:delete";
+pub const THREAD_ADD: &str = "thread:add";
+pub const THREAD_REMOVE: &str = "thread:remove";
+pub const THREAD_RENAME: &str = "thread:rename";
 pub const TYPING: &str = "typing";
 pub const SYNC: &str = "sync";
 
@@ -57,6 +60,15 @@ pub const CLIENT_EVENTS: &[ClientEvent] = &[
     ),
     client::<MessageRef, MessageDeleted>(MESSAGE_DELETE, "Delete a message for yourself."),
     client::<ThreadRef, ThreadDeleted>(THREAD_DELETE, "Delete a thread for yourself."),
+    client::<MemberRequest, ThreadBody>(
+        THREAD_ADD,
+        "Add someone to a group (any member; see Conversations).",
+    ),
+    client::<MemberRequest, ThreadBody>(
+        THREAD_REMOVE,
+        "Remove someone from a group (its creator), or leave it (yourself).",
+    ),
+    client::<RenameRequest, ThreadBody>(THREAD_RENAME, "Rename a group (any member)."),
     client::<TypingRequest, Empty>(
         TYPING,
         "Tell the thread's room you are typing (from a socket that joined it).",
@@ -99,6 +111,22 @@ pub struct MessageRef {
 pub struct SyncRequest {
     #[ts(optional, type = "string")]
     pub since: Option<serde_json::Value>,
+}
+
+/// `thread:add` and `thread:remove`: who, in which group.
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    pub thread_id: String,
+    pub username: String,
+}
+
+/// `thread:rename`.
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub thread_id: String,
+    pub subject: String,
 }
 
 /// `typing` (from a socket that joined the thread).
@@ -149,6 +177,12 @@ pub enum Sent {
 #[derive(Serialize, TS)]
 pub struct ThreadAck {
     pub thread_id: String,
+}
+
+/// `thread:add` and `thread:rename`'s ack: the group after.
+#[derive(Serialize, TS)]
+pub struct ThreadBody {
+    pub thread: ThreadView,
 }
 
 /// `typing`'s ack.

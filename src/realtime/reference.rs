@@ -7,14 +7,24 @@ use ts_rs::TS;
 
 use super::protocol::{CLIENT_EVENTS, ClientEvent, Refused};
 use crate::service::events::{Declared, Logged, SERVER_EVENTS};
-use crate::service::{MessageView, ThreadView, UnreadCounts};
+use crate::service::{
+    Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, ReadBy, ThreadKind, ThreadView,
+    UnreadCounts,
+};
 
 /// The TypeScript declarations every event refers to, each once, in a stable order.
 fn declarations(server: &[Declared], client: &[ClientEvent]) -> Vec<String> {
     let mut decls = vec![
         MessageView::decl(),
         ThreadView::<MessageView>::decl(),
+        ThreadKind::decl(),
+        ReadBy::decl(),
         UnreadCounts::decl(),
+        Change::decl(),
+        ChangeKind::decl(),
+        // A thread's history over HTTP: its messages and, in place, its changes.
+        ChangeNotice::decl(),
+        HistoryItem::decl(),
         Refused::decl(),
     ];
     decls.extend(client.iter().flat_map(|c| c.decls.iter().map(|d| d())));

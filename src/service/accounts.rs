@@ -195,6 +195,16 @@ impl App {
         }
     }
 
+    /// Turns the caller's read receipts on or off; their account as it is after.
+    pub async fn set_read_receipts(&self, who: &Identity, on: bool) -> ServiceResult<AccountView> {
+        self.db
+            .write(async |txn| accounts::set_read_receipts(txn, who.id(), on).await)
+            .await?;
+        let mut view = who.account();
+        view.read_receipts = on;
+        Ok(view)
+    }
+
     /// A user's name as stored, and whether they are online anywhere.
     pub async fn user_status(&self, username: &str) -> ServiceResult<(String, bool)> {
         let account = accounts::find_account(&self.db.conn, username)

@@ -17,6 +17,8 @@ pub struct Identity {
     pub log_seq: i64,
     /// The epoch of the account's credentials when they were checked.
     pub credential_epoch: i64,
+    /// Whether they send and see read receipts.
+    pub read_receipts: bool,
 }
 
 /// The grant of a Basic connection: the account's credentials at one epoch.
@@ -32,6 +34,7 @@ impl Identity {
             created_at: account.created_at,
             log_seq: account.log_seq,
             credential_epoch: account.credential_epoch,
+            read_receipts: account.read_receipts,
         }
     }
 
@@ -56,6 +59,7 @@ impl Identity {
             username: self.user.username.clone(),
             websocket_id: self.user.websocket_id.clone(),
             created_at: crate::ids::rfc3339(self.created_at),
+            read_receipts: self.read_receipts,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Limits {
     events_by_user: Option<RateLimiter>,
     /// Events replayed per user (recovering connects and `sync`); `None` when off.
     replays_by_user: Option<RateLimiter>,
+    /// Groups a user is added to by others, per username; `None` when off.
+    group_adds_by_name: Option<RateLimiter>,
     /// Client events per socket, per second (bursts of twice that); 0 when off.
     event_rate: u32,
     /// Events of one socket handled at once.
@@ -82,6 +84,8 @@ impl Limits {
             sends_by_user: per_user(config.send_rate),
             events_by_user: per_user(config.user_event_rate),
             replays_by_user: per_user(config.replay_rate),
+            group_adds_by_name: (config.group_adds > 0)
+                .then(|| RateLimiter::new(config.group_adds, Duration::from_secs(60), keys)),
             event_rate: config.event_rate,
             events_in_flight: config.events_in_flight.max(1),
             connections: Arc::default(),
@@ -178,6 +182,28 @@ impl Limits {
         }
     }
 
+    /// Spends one of the adds to groups that `username` may receive from others per minute
+    /// (so that nobody is spammed into groups); a name that is nobody's costs the same.
+    pub fn check_group_add(&self, username: &str) -> ServiceResult<()> {
+        match &self.group_adds_by_name {
+            Some(limiter) => limiter
+                .check(&username_key(username))
+                .map_err(|wait| self.refused(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Spends one of the user's client events, for a change asked over HTTP that a socket
+    /// event pays through [`Limits::admit_event`].
+    pub fn check_user_event(&self, user_id: i64) -> ServiceResult<()> {
+        match &self.events_by_user {
+            Some(limiter) => limiter
+                .check(&user_id.to_string())
+                .map_err(|wait| self.refused(wait)),
+            None => Ok(()),
+        }
+    }
+
     /// A new connection's event budget.
     pub fn budget(&self) -> Arc<Budget> {
         Arc::new(Budget {
@@ -225,6 +251,7 @@ impl Limits {
             + self.login_by_name.len()
             + self.sends_by_user.as_ref().map_or(0, RateLimiter::len)
             + self.events_by_user.as_ref().map_or(0, RateLimiter::len)
+            + self.group_adds_by_name.as_ref().map_or(0, RateLimiter::len)
     }
 }
 

@@ -7,9 +7,9 @@ use tokio::sync::mpsc;
 
 use super::{App, Identity, Notifier, ServiceResult};
 use crate::domain::events::{MessageDeleted, Notice, ThreadDeleted, ThreadRead};
-use crate::domain::messaging::{self, Read, SendMessage, SendOutcome};
+use crate::domain::messaging::{self, Read, SendLimits, SendMessage, SendOutcome};
 use crate::domain::outbox::Announcement;
-use crate::domain::views::{MessageView, ThreadView, UnreadCounts};
+use crate::domain::views::{HistoryItem, ThreadView, UnreadCounts};
 use crate::metrics::Metrics;
 
 /// Announces each commit of the node, in commit order, then answers whoever waits for it: a
@@ -35,6 +35,18 @@ impl App {
         req: SendMessage,
     ) -> ServiceResult<SendOutcome> {
         self.limits.check_send(sender.id())?;
+        // A new group adds each of its members: each spends one of their adds by others.
+        if let Some(names) = req.recipients.as_ref().filter(|names| names.len() > 1) {
+            for name in names.iter().take(usize::from(self.config.max_participants)) {
+                if *name != sender.user.username {
+                    self.limits.check_group_add(name)?;
+                }
+            }
+        }
+        let limits = SendLimits {
+            max_body: self.config.max_body,
+            max_participants: usize::from(self.config.max_participants),
+        };
         let outcome = messaging::send(
             &self.db,
             &self.outbox,
@@ -42,7 +54,7 @@ impl App {
             &self.replies,
             &sender.user,
             req,
-            self.config.max_body,
+            limits,
         )
         .await?;
         if let SendOutcome::Created { .. } = &outcome {
@@ -68,6 +80,66 @@ impl App {
                 Ok(event)
             }
         }
+    }
+
+    /// Adds `username` to the group `thread_id`; spends one of their adds by others.
+    pub async fn add_member(
+        &self,
+        who: &Identity,
+        thread_id: &str,
+        username: &str,
+    ) -> ServiceResult<ThreadView> {
+        self.limits.check_group_add(username)?;
+        let max = usize::from(self.config.max_participants);
+        let thread = messaging::add_member(
+            &self.db,
+            &self.outbox,
+            &self.threads,
+            &who.user,
+            thread_id,
+            username,
+            max,
+        );
+        Ok(Box::pin(thread).await?)
+    }
+
+    /// Removes `username` from the group `thread_id` (or the caller leaves it); the group as
+    /// the caller sees it after.
+    pub async fn remove_member(
+        &self,
+        who: &Identity,
+        thread_id: &str,
+        username: &str,
+    ) -> ServiceResult<ThreadView> {
+        let removed = messaging::remove_member(
+            &self.db,
+            &self.outbox,
+            &self.threads,
+            &who.user,
+            thread_id,
+            username,
+        );
+        let (removed, thread) = Box::pin(removed).await?;
+        self.notifier.leave_thread(removed.id, thread_id).await;
+        Ok(thread)
+    }
+
+    /// Renames the group `thread_id`.
+    pub async fn rename_thread(
+        &self,
+        who: &Identity,
+        thread_id: &str,
+        subject: &str,
+    ) -> ServiceResult<ThreadView> {
+        let renamed = messaging::rename(
+            &self.db,
+            &self.outbox,
+            &self.threads,
+            &who.user,
+            thread_id,
+            subject,
+        );
+        Ok(Box::pin(renamed).await?)
     }
 
     /// Hides one message for the caller only.
@@ -106,7 +178,7 @@ impl App {
         thread_id: &str,
         before: Option<&str>,
         limit: u64,
-    ) -> ServiceResult<(Vec<MessageView>, bool)> {
+    ) -> ServiceResult<(Vec<HistoryItem>, bool)> {
         Ok(messaging::list_messages(&self.db.conn, who.id(), thread_id, before, limit).await?)
     }
 

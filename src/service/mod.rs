@@ -29,7 +29,8 @@ pub use crate::domain::DomainError;
 pub use crate::domain::events;
 pub use crate::domain::messaging::{SendMessage, SendOutcome};
 pub use crate::domain::views::{
-    AccountView, MessageView, Rendered, ThreadView, UnreadCounts, UserRef,
+    AccountView, Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, ReadBy, Rendered,
+    ThreadKind, ThreadView, UnreadCounts, UserRef,
 };
 
 use crate::config::Config;
@@ -60,7 +61,7 @@ pub struct AppInner {
     pub presence: Presence,
     pub lobby: Lobby,
     pub recovery: Recovery,
-    threads: Directory,
+    threads: Arc<Directory>,
     replies: GroupCommit,
     /// Every change's events, to the announcer in commit order.
     outbox: Outbox,
@@ -91,7 +92,9 @@ impl App {
         crate::domain::accounts::learn_legacy_rounds(&db.conn).await?;
         let metrics = Arc::new(Metrics::default());
         let (outbox, committed) = Outbox::new();
-        let replies = GroupCommit::start(db.clone(), outbox.clone(), metrics.clone());
+        let threads = Arc::new(Directory::default());
+        let replies =
+            GroupCommit::start(db.clone(), outbox.clone(), threads.clone(), metrics.clone());
         messaging::start_announcer(committed, notifier.clone());
         Ok(App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
@@ -104,7 +107,7 @@ impl App {
             notifier,
             presence: Presence::default(),
             lobby: Lobby::default(),
-            threads: Directory::default(),
+            threads,
             metrics,
             db,
             config,

@@ -13,6 +13,9 @@ pub trait Notifier: Send + Sync + 'static {
     /// The events of one commit, in order, each to its user's tabs (with its legacy forms to
     /// those that hear them). Called by the announcer alone, in commit order.
     fn announce<'a>(&'a self, notices: &'a [Notice]) -> BoxFuture<'a, ()>;
+    /// Makes every socket of `user_id`, on every node, leave the room of `thread_id` (they
+    /// are no longer in the group: its typing is not theirs to hear).
+    fn leave_thread<'a>(&'a self, user_id: i64, thread_id: &'a str) -> BoxFuture<'a, ()>;
     /// Disconnects every socket of a session, on every node.
     fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
     /// Events and disconnects that could not reach the other nodes (and were applied on this

@@ -236,6 +236,15 @@ impl Http {
             .await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .patch(format!("{}{path}", self.base))
+                .json(&body),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send(self.client.delete(format!("{}{path}", self.base)))
             .await
@@ -305,6 +314,19 @@ impl User {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "send: {res}");
+        res["message"].clone()
+    }
+
+    /// Starts a group with `others` over HTTP and returns its first message.
+    pub async fn send_group(&self, others: &[&str], subject: &str, body: &str) -> Value {
+        let (status, res) = self
+            .http
+            .post(
+                "/api/v1/messages",
+                json!({"recipients": others, "subject": subject, "body": body}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "send to a group: {res}");
         res["message"].clone()
     }
 

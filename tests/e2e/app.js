@@ -37,10 +37,13 @@ export async function openInbox(page) {
   await online(page);
 }
 
-/** Composes a new thread and returns its id (read from the thread view it lands on). */
+/**
+ * Composes a new thread and returns its id (read from the thread view it lands on). `to` is one
+ * name (a direct thread) or several (a group).
+ */
 export async function compose(page, { to, subject, body }) {
   await page.goto('/#/compose');
-  await page.getByTestId('compose-recipient').fill(to);
+  await page.getByTestId('compose-recipient').fill(Array.isArray(to) ? to.join(', ') : to);
   await page.locator('[data-testid="recipient-status"][data-state="ok"]').waitFor();
   await page.getByTestId('compose-subject').fill(subject);
   await page.getByTestId('compose-body').fill(body);
@@ -77,4 +80,56 @@ export async function waitForBody(page, text) {
 
 export async function unreadOf(page, threadId) {
   return rowFor(page, threadId).getAttribute('data-unread');
+}
+
+/** The message row showing `body` (bodies are unique in the stories). */
+export const messageRow = (page, body) => messageRows(page).filter({ hasText: body });
+
+/** Picks "Delete for me" in a message's menu; the inline "Delete message? Yes / No" follows. */
+export async function chooseDelete(row) {
+  await row.getByTestId('message-menu').click();
+  await row.getByTestId('message-delete').click();
+}
+
+/** The thread view's history as a reader sees it: message bodies, and notices as "— text". */
+export async function history(page) {
+  return page.getByTestId('message-list').evaluate((list) =>
+    [...list.children].flatMap((li) => {
+      if (li.dataset.testid === 'message-row') return [li.querySelector('[data-testid="message-body"]').textContent];
+      if (li.dataset.testid === 'change-notice') return [`— ${li.textContent}`];
+      return [];
+    }),
+  );
+}
+
+export async function waitForNotice(page, text) {
+  await eventually(async () => assert.ok((await history(page)).includes(`— ${text}`), `history: ${JSON.stringify(await history(page))}`), {
+    what: `notice "${text}"`,
+  });
+}
+
+/** Who the "Seen" mark under message `url` names (empty when there is none). */
+export async function seenBy(page, url) {
+  return page.locator(`[data-testid="seen-by"][data-url="${url}"]`).evaluateAll((els) => els.flatMap((e) => e.dataset.users.split(',')));
+}
+
+/** Opens a group's member panel (a disclosure) unless it is open already. */
+export async function openMembers(page) {
+  const panel = page.getByTestId('members-panel');
+  await panel.waitFor();
+  if (!(await panel.evaluate((d) => d.open))) await page.getByTestId('members-toggle').click();
+  return panel;
+}
+
+export const memberRow = (page, username) => page.locator(`[data-testid="member-row"][data-username="${username}"]`);
+
+/** Turns read receipts on or off on the settings page. */
+export async function setReceipts(page, on) {
+  await page.goto('/#/settings');
+  const toggle = page.getByTestId('receipts-switch');
+  await toggle.waitFor();
+  if ((await toggle.getAttribute('aria-checked')) !== String(on)) await toggle.click();
+  await eventually(async () => (await toggle.getAttribute('aria-checked')) === String(on) && !(await toggle.isDisabled()), {
+    what: `read receipts ${on ? 'on' : 'off'}`,
+  });
 }

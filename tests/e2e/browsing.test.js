@@ -155,21 +155,26 @@ describe('Browsing a busy mailbox', () => {
     assert.equal((await page.getByTestId('compose-body').inputValue()).length, 5001, 'the text is kept');
   });
 
-  test('times are local and the relative time keeps up as time passes', async () => {
+  test('times are compact and local, in full on hover, under day separators that keep up as days pass', async () => {
     const other = await newDevice(browser, server.url);
     try {
       const p = await other.newPage();
       await p.clock.install();
       await login(p, dan);
       await openThread(p, longThread);
-      const last = messageRows(p).last();
-      await last.waitFor();
-      assert.equal(await last.getByTestId('message-relative').textContent(), 'just now');
-      const iso = await last.locator('time').getAttribute('datetime');
-      const local = await p.evaluate((t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }), iso);
-      assert.equal(await last.getByTestId('message-time').textContent(), local);
-      await p.clock.fastForward('03:00');
-      await eventually(async () => (await last.getByTestId('message-relative').textContent()) === '3 minutes ago', { what: '3 minutes ago' });
+      const time = messageRows(p).last().getByTestId('message-time');
+      await time.waitFor();
+      const iso = await time.getAttribute('datetime');
+      const [clock, full] = await p.evaluate(
+        (t) => [new Date(t).toLocaleTimeString(undefined, { timeStyle: 'short' }), new Date(t).toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'long' })],
+        iso,
+      );
+      assert.equal(await time.textContent(), clock);
+      assert.equal(await time.getAttribute('title'), full);
+      const day = p.getByTestId('day-label').last();
+      assert.equal(await day.textContent(), 'Today');
+      await p.clock.fastForward(24 * 3600 * 1000);
+      await eventually(async () => (await day.textContent()) === 'Yesterday', { what: 'Yesterday' });
     } finally {
       await other.context.close();
     }

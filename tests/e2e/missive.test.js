@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   PASSWORD,
   bodies,
+  chooseDelete,
   compose,
   login,
   messageRows,
@@ -143,9 +144,11 @@ describe('Missive in the browser', () => {
     await openThread(alice, threadId);
     await reply(alice, 'See you there.');
     await waitForBody(bob1, 'See you there.');
-    // times are shown, local and relative
-    const time = await messageRows(bob1).last().getByTestId('message-relative').textContent();
-    assert.equal(time, 'just now');
+    // times are compact: the local time of day, under a separator that names the day
+    const time = messageRows(bob1).last().getByTestId('message-time');
+    const clock = await time.evaluate((el) => new Date(el.getAttribute('datetime')).toLocaleTimeString(undefined, { timeStyle: 'short' }));
+    assert.equal(await time.textContent(), clock);
+    assert.equal(await bob1.getByTestId('day-label').last().textContent(), 'Today');
     await bob1.screenshot({ path: path.join(shots, 'thread.png') });
   });
 
@@ -168,9 +171,9 @@ describe('Missive in the browser', () => {
     await bob1.bringToFront(); // a background tab animates slowly, which makes clicks wait
     const target = bob1.locator('[data-testid="message-row"]').filter({ hasText: 'See you there.' });
     const url = await target.getAttribute('data-url');
-    await target.getByTestId('message-delete').click();
+    await chooseDelete(target);
     await target.getByTestId('confirm-no').click(); // change of mind first
-    await target.getByTestId('message-delete').click();
+    await chooseDelete(target);
     await target.getByTestId('confirm-yes').click();
 
     for (const tab of [bob1, bob2]) {
@@ -269,7 +272,7 @@ describe('Missive in the browser', () => {
       await waitForBody(other, 'sent while alice was away');
       await eventually(async () => (await otherMailbox.getAttribute('data-messages')) === '0', { what: 'the read to clear alice’s mailbox' });
       const target = other.locator(`[data-testid="message-row"][data-url="${doomedUrl}"]`);
-      await target.getByTestId('message-delete').click();
+      await chooseDelete(target);
       await target.getByTestId('confirm-yes').click();
       await target.waitFor({ state: 'detached' });
 

@@ -4,11 +4,13 @@ export interface User {
   username: string;
   websocket_id?: string;
   created_at?: string;
+  /** Whether this user sends and sees read receipts ("seen by"). */
+  read_receipts?: boolean;
 }
 
 // Shared with the realtime events: generated from the server's Rust types.
-import type { Message, Thread, Unread } from './generated/events';
-export type { Message, Thread, Unread };
+import type { Change, ChangeNotice, HistoryItem, Message, Thread, Unread } from './generated/events';
+export type { Change, ChangeNotice, HistoryItem, Message, Thread, Unread };
 
 export interface UserStatus {
   username: string;
@@ -86,10 +88,11 @@ export const api = {
     call<{ user: User; token: string }>('POST', '/auth/login', { username, password }, { quiet401: true }),
   logout: () => call<void>('POST', '/auth/logout', undefined, { quiet401: true }),
   me: () => call<User>('GET', '/me', undefined, { quiet401: true }),
+  updateMe: (changes: { read_receipts?: boolean }) => call<{ user: User }>('PATCH', '/me', changes),
   user: (username: string) => call<UserStatus>('GET', `/users/${seg(username)}`),
   unread: () => call<Unread>('GET', '/unread'),
   threads: (before: string | null, limit = 20) => call<{ threads: Thread[]; next: string | null }>('GET', `/threads${q({ limit, before })}`),
   thread: (id: string) => call<{ thread: Thread }>('GET', `/threads/${seg(id)}`),
   messages: (id: string, before: string | null, limit = 30) =>
-    call<{ messages: Message[]; has_more: boolean }>('GET', `/threads/${seg(id)}/messages${q({ limit, before })}`),
+    call<{ messages: HistoryItem[]; has_more: boolean }>('GET', `/threads/${seg(id)}/messages${q({ limit, before })}`),
 };

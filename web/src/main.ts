@@ -6,12 +6,13 @@ import { h, replaceChildren } from './dom';
 import { Realtime } from './realtime';
 import { parseHash, type View } from './router';
 import { Presence, Store, type Ctx } from './state';
-import { refreshRelativeTimes } from './time';
+import { refreshDayLabels } from './time';
 import { setPageTitle, setUnreadInTitle } from './title';
 import { adminView } from './views/admin';
 import { authView } from './views/auth';
 import { composeView } from './views/compose';
 import { inboxView } from './views/inbox';
+import { settingsView } from './views/settings';
 import { threadView } from './views/thread';
 
 const root = document.getElementById('app')!;
@@ -34,6 +35,7 @@ const nav = h(
   h('span', { class: 'spacer' }),
   connection,
   userName,
+  h('a', { class: 'settings-link', testid: 'nav-settings', attrs: { href: '#/settings', 'aria-label': 'Settings', title: 'Settings' } }, '⚙'),
   logoutBtn,
 );
 const header = h('header', { class: 'top' }, h('a', { class: 'brand', attrs: { href: '#/inbox' } }, 'Missive'), nav);
@@ -137,7 +139,7 @@ function mount(view: View, name: string): void {
   replaceChildren(main, view.el);
 }
 
-const TITLES: Record<string, string> = { login: 'Log in', register: 'Register', inbox: 'Inbox', compose: 'New message', admin: 'Server' };
+const TITLES: Record<string, string> = { login: 'Log in', register: 'Register', inbox: 'Inbox', compose: 'New message', admin: 'Server', settings: 'Settings' };
 
 function route(): void {
   const r = parseHash(location.hash);
@@ -164,6 +166,9 @@ function route(): void {
     case 'compose':
       mount(composeView(ctx, r.query), 'compose');
       break;
+    case 'settings':
+      mount(settingsView(ctx), 'settings');
+      break;
     case 'admin':
       mount(adminView(), 'admin');
       break;
@@ -174,7 +179,7 @@ function route(): void {
 }
 
 window.addEventListener('hashchange', route);
-window.setInterval(refreshRelativeTimes, 30_000);
+window.setInterval(refreshDayLabels, 30_000);
 
 async function boot(): Promise<void> {
   try {

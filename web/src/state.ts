@@ -92,3 +92,14 @@ export function others(participants: readonly string[], me: string): string[] {
   const rest = participants.filter((p) => p !== me);
   return rest.length ? rest : [me];
 }
+
+/**
+ * Names with their presence dots, "bob, carol and 3 more" past `max`: for the inbox rows and
+ * a thread's heading.
+ */
+export function peopleList(presence: Presence, names: readonly string[], max = 4): (Node | string)[] {
+  const shown = names.length > max ? names.slice(0, max - 1) : names;
+  const parts: (Node | string)[] = shown.flatMap((p, i) => [i ? ', ' : '', presence.dot(p), ' ', h('span', { class: 'person' }, p)]);
+  if (shown.length < names.length) parts.push(` and ${names.length - shown.length} more`);
+  return parts;
+}

@@ -5,7 +5,7 @@ use ts_rs::TS;
 
 use super::legacy::{LegacyDeletion, LegacyNewMessage, LegacyNotify};
 use super::{Audience, Legacy, LegacyForm, Logged, Now, Refers, ServerEvent};
-use crate::domain::views::{MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
+use crate::domain::views::{Change, MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
 
 /// `message:new`: the message, and its thread as that participant sees it (the message as
 /// its last).
@@ -196,6 +196,41 @@ impl ServerEvent for UnreadCounts {
     fn replay(now: &Now, _: Option<i64>) -> Option<UnreadCounts> {
         now.totals
     }
+}
+
+/// `thread:updated`: a group's membership or subject changed; the thread as the user sees it
+/// after the change.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ThreadUpdated {
+    pub thread: ThreadView,
+    pub change: Change,
+}
+
+impl ServerEvent for ThreadUpdated {
+    const NAME: &'static str = "thread:updated";
+    const DOC: &'static str = "A group's membership or subject changed (told to every member, and to the one \
+         removed or leaving).";
+    const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::AsSent;
+}
+
+/// `receipt`: another member read a thread up to a message.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct Receipt {
+    pub thread_id: String,
+    pub username: String,
+    /// The url of the last message they read.
+    pub up_to: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl ServerEvent for Receipt {
+    const NAME: &'static str = "receipt";
+    const DOC: &'static str = "Another member read further in a thread (never sent by or to a user with receipts \
+         off).";
+    const AUDIENCE: Audience = Audience::OtherMembers;
+    const LOGGED: Logged = Logged::AsSent;
 }
 
 /// `presence`: a user came online or went offline.

@@ -52,6 +52,8 @@ pub enum Audience {
     Own,
     /// The tabs of every participant of the thread.
     Participants,
+    /// The tabs of the thread's other members (not the one whose doing it reports).
+    OtherMembers,
     /// The tabs of every user who shares a thread with the subject.
     Correspondents,
     /// The other sockets that joined the thread's room (`thread:join`), volatile.
@@ -66,6 +68,7 @@ impl Audience {
         match self {
             Audience::Own => "the user's own tabs (`user:<id>`)",
             Audience::Participants => "every participant's tabs (`user:<id>`)",
+            Audience::OtherMembers => "the other members' tabs (`user:<id>`)",
             Audience::Correspondents => "the tabs of users who share a thread (`user:<id>`)",
             Audience::ThreadRoom => "other sockets in `thread:<thread_id>` (volatile)",
             Audience::Admins => "`/admin` sockets of the node",
@@ -201,6 +204,8 @@ pub const SERVER_EVENTS: &[Declared] = &[
     declare::<MessageDeleted>(),
     declare::<ThreadDeleted>(),
     declare::<UnreadCounts>(),
+    declare::<ThreadUpdated>(),
+    declare::<Receipt>(),
     declare::<Presence>(),
     declare::<Typing>(),
     declare::<Stats>(),

@@ -9,6 +9,7 @@ use chrono::NaiveDateTime;
 use entity::{message, message_hide, participant, thread, unread_below_mark, user};
 
 use super::source::{SourceMessage, SourceUser};
+use crate::domain::views::ThreadKind;
 use crate::ids;
 
 /// Longest thread subject Missive stores.
@@ -289,6 +290,7 @@ impl Accounts {
             log_seq: 0,
             log_gid: 0,
             credential_epoch: 0,
+            read_receipts: true,
         });
         self.next_id += 1;
         index
@@ -456,6 +458,9 @@ impl Threads {
                     created_at: time,
                     updated_at: time,
                     last_message_id: None,
+                    kind: ThreadKind::DIRECT.to_owned(),
+                    created_by: Some(pair[0]),
+                    version: 0,
                 },
                 members,
                 messages: Vec::new(),
@@ -512,6 +517,9 @@ impl ThreadState {
                 read_up_to: 0,
                 hidden_before: 0,
                 unread: 0,
+                joined_after: 0,
+                member_until: None,
+                joined_at: self.row.created_at,
             };
             if self.members.len() == 1 {
                 row.read_up_to = last;

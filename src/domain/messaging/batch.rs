@@ -10,7 +10,7 @@ use entity::{message, participant, thread};
 use super::SendOutcome;
 use super::directory::ThreadMeta;
 use crate::domain::events::{NewMessage, Notice, ServerEvent};
-use crate::domain::views::{Rendered, ThreadContext, UnreadCounts, UserRef};
+use crate::domain::views::{Member, Rendered, ThreadContext, ThreadKind, UnreadCounts, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
 /// Positions in the event log of a write's entries, by user and message: a `message:new`
@@ -25,12 +25,25 @@ pub struct Reply {
     pub client_id: Option<String>,
 }
 
+/// A member's participant row as a batch hands it back, with what views need of them.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub row: participant::Model,
+    /// Whether they send and see read receipts.
+    pub receipts: bool,
+    /// The url of their last read message.
+    pub read_url: Option<String>,
+}
+
 /// What one committed batch of replies left in the database.
 pub(super) struct BatchWrite {
-    /// The stored messages by url; a reply whose `client_id` was used before is absent.
+    /// The stored messages by url; a reply whose `client_id` was used before, or whose thread
+    /// changed since its sender's copy, is absent.
     pub messages: HashMap<String, message::Model>,
-    /// Every participant row of the batch's threads, after the batch.
-    pub participants: Vec<participant::Model>,
+    /// Each thread of the batch's version at its commit.
+    pub versions: HashMap<i64, i64>,
+    /// The current members' rows of the threads that got a message, after the batch.
+    pub participants: Vec<MemberRow>,
     /// Unread totals of the recipients (users with nothing unread are absent).
     pub unread: HashMap<i64, UnreadCounts>,
     /// Positions of the batch's event log entries.
@@ -38,8 +51,9 @@ pub(super) struct BatchWrite {
 }
 
 /// What a batch's statements hand back, on SQLite and PostgreSQL alike: rows whose `kind` says
-/// each is a stored message (`id`, `public_id`, `created_at`), a participant row after the
-/// batch, a user's new event log head (`user_id`, `seq`) or a recipient's unread totals
+/// each is a stored message (`id`, `public_id`, `created_at`), a thread's version
+/// (`thread_id`, `version`), a member's participant row after the batch (with `receipts` and
+/// `read_url`), a user's new event log head (`user_id`, `seq`) or a recipient's unread totals
 /// (`user_id`, `messages`, `threads`).
 pub(super) fn read_batch(
     results: Vec<sea_orm::QueryResult>,
@@ -50,6 +64,7 @@ pub(super) fn read_batch(
     let by_url: HashMap<&str, &Reply> = urls.iter().map(String::as_str).zip(batch).collect();
     let mut written = BatchWrite {
         messages: HashMap::with_capacity(batch.len()),
+        versions: HashMap::new(),
         participants: Vec::new(),
         unread: HashMap::new(),
         offsets: Offsets::new(),
@@ -71,9 +86,16 @@ pub(super) fn read_batch(
                 );
                 written.messages.insert(url, stored);
             }
-            "participant" => written
-                .participants
-                .push(participant::Model::from_query_result(&row, "")?),
+            "thread" => {
+                written
+                    .versions
+                    .insert(row.try_get("", "thread_id")?, row.try_get("", "version")?);
+            }
+            "participant" => written.participants.push(MemberRow {
+                row: participant::Model::from_query_result(&row, "")?,
+                receipts: row.try_get("", "receipts")?,
+                read_url: row.try_get("", "read_url")?,
+            }),
             "head" => {
                 heads.insert(row.try_get("", "user_id")?, row.try_get("", "seq")?);
             }
@@ -88,35 +110,41 @@ pub(super) fn read_batch(
             }
         }
     }
-    written.offsets = numbered(&written, batch, &heads);
+    written.offsets = numbered(&written, &heads);
     Ok(written)
 }
 
 /// The positions of a batch's event log entries, numbered as its statement did, back from
 /// each user's new head: a `message:new` for each stored message of the user's threads, in id
 /// order, then an `unread` if the user received one.
-fn numbered(written: &BatchWrite, batch: &[Reply], heads: &HashMap<i64, i64>) -> Offsets {
+fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
     let mut offsets = Offsets::new();
     if heads.is_empty() {
         return offsets;
     }
-    let members: HashMap<i64, &[UserRef]> = batch
-        .iter()
-        .map(|r| (r.meta.id, r.meta.members.as_slice()))
-        .collect();
+    let mut members: HashMap<i64, Vec<i64>> = HashMap::new();
+    for p in &written.participants {
+        members
+            .entry(p.row.thread_id)
+            .or_default()
+            .push(p.row.user_id);
+    }
     let mut stored: Vec<&message::Model> = written.messages.values().collect();
     stored.sort_unstable_by_key(|m| m.id);
     let mut entries: HashMap<i64, Vec<Option<i64>>> = HashMap::new();
+    let mut recipients: Vec<i64> = Vec::new();
     for m in &stored {
-        for member in members.get(&m.thread_id).copied().unwrap_or_default() {
-            entries.entry(member.id).or_default().push(Some(m.id));
+        for &member in members
+            .get(&m.thread_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            entries.entry(member).or_default().push(Some(m.id));
+            if member != m.sender_id {
+                recipients.push(member);
+            }
         }
     }
-    let mut recipients: Vec<i64> = stored
-        .iter()
-        .filter(|m| m.sender_id != m.recipient_id)
-        .map(|m| m.recipient_id)
-        .collect();
     recipients.sort_unstable();
     recipients.dedup();
     for r in recipients {
@@ -148,8 +176,13 @@ pub(super) fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) ->
     }
 }
 
-/// The other member of the reply's thread (the sender, in a thread with oneself).
+/// What a reply stores as its recipient: the other member of a direct thread (the sender, in
+/// a thread with oneself); the sender in a group, which has no single recipient (the column
+/// predates groups; views show none).
 pub(super) fn recipient_of(reply: &Reply) -> i64 {
+    if reply.meta.kind == ThreadKind::Group {
+        return reply.sender.id;
+    }
     reply
         .meta
         .members
@@ -180,11 +213,12 @@ impl Delivered {
     }
 }
 
-/// The outcome of a stored message, and its events as each participant sees them.
+/// The outcome of a stored message, and its events as each member (`rows`, the members the
+/// commit found) sees them.
 pub(super) fn delivered(
     meta: &ThreadMeta,
     message: &message::Model,
-    rows: Vec<participant::Model>,
+    rows: Vec<MemberRow>,
     unread: &HashMap<i64, UnreadCounts>,
     offsets: &Offsets,
 ) -> DomainResult<Delivered> {
@@ -196,25 +230,45 @@ pub(super) fn delivered(
             created_at: meta.created_at,
             updated_at: message.created_at,
             last_message_id: Some(message.id),
+            kind: meta.kind.stored().to_owned(),
+            created_by: meta.created_by,
+            version: meta.version,
         },
         members: rows
             .into_iter()
             .filter_map(|p| {
-                meta.members
-                    .iter()
-                    .find(|m| m.id == p.user_id)
-                    .map(|m| (p, m.clone()))
+                let user = meta.members.iter().find(|m| m.id == p.row.user_id)?.clone();
+                Some(Member {
+                    row: p.row,
+                    user,
+                    receipts: p.receipts,
+                    read_url: p.read_url,
+                })
             })
             .collect(),
     };
-    let view = ctx.message_view(message);
-    let rendered = Rendered::of(&view).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let render = |viewer: i64| {
+        let view = ctx.message_view(message, viewer);
+        let rendered = Rendered::of(&view).map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok::<_, DomainError>((view, rendered))
+    };
+    // The sender's view; in a group each other member's says unread (read is the viewer's).
+    let (view, rendered) = render(message.sender_id)?;
+    let others = match ctx.same_for_all() {
+        true => rendered.clone(),
+        false => render(-1)?.1,
+    };
     let mut news = Vec::with_capacity(ctx.members.len());
     let mut totals = Vec::new();
-    for (_, member) in &ctx.members {
+    for member in &ctx.members {
+        let member = &member.user;
+        let seen = match member.id == message.sender_id {
+            true => &rendered,
+            false => &others,
+        };
         let event = NewMessage {
-            message: rendered.clone(),
-            thread: ctx.thread_view_with(member.id, Some(rendered.clone())),
+            message: seen.clone(),
+            thread: ctx.thread_view_with(member.id, Some(seen.clone())),
             message_id: message.id,
             url: message.public_id.clone(),
         };

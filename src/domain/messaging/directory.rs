@@ -1,5 +1,10 @@
-//! The directory: what never changes about a thread, cached so that a reply reads nothing
+//! The directory: a thread's ids, subject and members, cached so that a reply reads nothing
 //! before the group commit.
+//!
+//! A group's members and subject change, on any node. The cache is only a guess: the commit
+//! checks the sender's membership itself and delivers to the members its own statement
+//! found, and hands back the thread's `version`; a reply whose copy is older is rendered from
+//! the thread read again (`refresh`). A change made on this node replaces its copy at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,17 +13,45 @@ use sea_orm::ConnectionTrait;
 
 use super::queries::{find_thread, thread_context};
 use crate::domain::DomainResult;
-use crate::domain::views::UserRef;
+use crate::domain::views::{ThreadContext, ThreadKind, UserRef};
 
-/// What never changes about a thread once created: its ids, subject and participants. Cached,
-/// so a reply does not read them again (safe across nodes: nothing here is ever updated).
+/// A thread as a reply needs it: ids, kind, subject and participants (current and former)
+/// as of `version`.
 #[derive(Debug, Clone)]
 pub struct ThreadMeta {
     pub id: i64,
     pub public_id: String,
+    pub kind: ThreadKind,
     pub subject: String,
     pub created_at: i64,
+    pub created_by: Option<i64>,
+    pub version: i64,
+    /// Every participant, current or former, by id.
     pub members: Vec<UserRef>,
+    /// The ids of the current members.
+    pub current: Vec<i64>,
+}
+
+impl ThreadMeta {
+    /// Whether `user_id` is a member now (as of this copy).
+    pub fn is_member(&self, user_id: i64) -> bool {
+        self.current.contains(&user_id)
+    }
+
+    /// The copy of `ctx`.
+    pub(super) fn of(ctx: &ThreadContext) -> ThreadMeta {
+        ThreadMeta {
+            id: ctx.thread.id,
+            public_id: ctx.thread.public_id.clone(),
+            kind: ctx.kind(),
+            subject: ctx.thread.subject.clone(),
+            created_at: ctx.thread.created_at,
+            created_by: ctx.thread.created_by,
+            version: ctx.thread.version,
+            members: ctx.members.iter().map(|m| m.user.clone()).collect(),
+            current: ctx.current().map(|m| m.user.id).collect(),
+        }
+    }
 }
 
 /// A bounded cache of [`ThreadMeta`] by public id.
@@ -60,7 +93,8 @@ impl Directory {
         Box::pin(self.load_missing(db, public_id)).await
     }
 
-    async fn load_missing(
+    /// The thread read from the database, whatever the cache holds.
+    pub(super) async fn load_missing(
         &self,
         db: &impl ConnectionTrait,
         public_id: &str,
@@ -69,12 +103,6 @@ impl Directory {
             return Ok(None);
         };
         let ctx = thread_context(db, thread.id).await?;
-        Ok(Some(self.put(ThreadMeta {
-            id: thread.id,
-            public_id: thread.public_id,
-            subject: thread.subject,
-            created_at: thread.created_at,
-            members: ctx.members.into_iter().map(|(_, u)| u).collect(),
-        })))
+        Ok(Some(self.put(ThreadMeta::of(&ctx))))
     }
 }

@@ -9,6 +9,7 @@ use sea_orm::{
 use super::list::{tell_with_totals, unread_counts};
 use super::queries::{
     below_mark_of, find_message, membership, visible_membership, visible_messages, visible_threads,
+    within_membership,
 };
 use crate::db::Database;
 use crate::domain::events::{MessageDeleted, ThreadDeleted};
@@ -33,7 +34,7 @@ pub async fn delete_message(
     let me = membership(txn, user.id, thread.id)
         .await?
         .ok_or(DomainError::NotFound)?;
-    if message.id <= me.hidden_before || is_hidden(txn, user.id, message.id).await? {
+    if !within_membership(&me, message.id) || is_hidden(txn, user.id, message.id).await? {
         return Err(DomainError::NotFound);
     }
     let before = unread_counts(txn, user.id).await?;

@@ -2,19 +2,22 @@
 
 use std::collections::HashMap;
 
-use entity::{message, participant};
+use entity::{message, participant, thread_change};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::MAX_PAGE;
 use super::queries::{
     find_message, message_views, newest_visible, not_hidden_by, thread_context, thread_contexts,
-    visible_membership, visible_messages, visible_threads,
+    visible_membership, visible_messages, visible_threads, within_membership,
 };
 use crate::domain::events::ServerEvent;
 use crate::domain::outbox::Write;
-use crate::domain::views::{MessageView, ThreadView, UnreadCounts, UserRef};
+use crate::domain::views::{
+    Change, ChangeKind, ChangeNotice, HistoryItem, ThreadContext, ThreadView, UnreadCounts, UserRef,
+};
 use crate::domain::{DomainError, DomainResult};
+use crate::ids;
 
 /// A page of `user`'s inbox, newest activity first. `before` is the `next` of the previous page.
 pub async fn list_threads(
@@ -70,13 +73,14 @@ pub async fn list_threads(
             continue;
         };
         let last = match lasts.remove(&row.last_message_id) {
-            Some(m) => Some(m),
-            None => newest_visible(db, user_id, row).await?,
+            Some(m) if within_membership(row, m.id) => Some(m),
+            _ => newest_visible(db, user_id, row).await?,
         };
         shown.push((ctx, last));
     }
     let mut last_views = message_views(
         db,
+        user_id,
         shown
             .iter()
             .filter_map(|(ctx, last)| Some((*ctx, last.as_ref()?))),
@@ -103,23 +107,25 @@ pub async fn get_thread(
     let ctx = thread_context(db, thread.id).await?;
     let last = newest_visible(db, user_id, &me).await?;
     let last = match &last {
-        Some(m) => message_views(db, [(&ctx, m)]).await?.pop(),
+        Some(m) => message_views(db, user_id, [(&ctx, m)]).await?.pop(),
         None => None,
     };
     Ok(ctx.thread_view_with(user_id, last))
 }
 
-/// A page of a thread's history, oldest first, ending just before `before` (or at the newest).
+/// A page of a thread's history, oldest first, ending just before `before` (or at the newest),
+/// with the group's changes in place among its messages.
 pub async fn list_messages(
     db: &impl ConnectionTrait,
     user_id: i64,
     thread_id: &str,
     before: Option<&str>,
     limit: u64,
-) -> DomainResult<(Vec<MessageView>, bool)> {
+) -> DomainResult<(Vec<HistoryItem>, bool)> {
     let limit = limit.clamp(1, MAX_PAGE);
     let (thread, me) = visible_membership(db, user_id, thread_id).await?;
     let mut query = visible_messages(user_id, &me, thread.id);
+    let mut upper = None;
     if let Some(url) = before {
         let m = find_message(db, url)
             .await?
@@ -132,6 +138,7 @@ pub async fn list_messages(
                 )
             })?;
         query = query.filter(message::Column::Id.lt(m.id));
+        upper = Some(m.id);
     }
     let mut page = query
         .order_by_desc(message::Column::Id)
@@ -142,10 +149,68 @@ pub async fn list_messages(
     page.truncate(limit as usize);
     page.reverse();
     let ctx = thread_context(db, thread.id).await?;
-    Ok((
-        message_views(db, page.iter().map(|m| (&ctx, m))).await?,
-        more,
-    ))
+    // The changes between this page's first message (the history's start on the last page)
+    // and the next page's first.
+    let lower = match (more, page.first()) {
+        (true, Some(first)) => Some(first.id),
+        _ => None,
+    };
+    let changes = changes_between(db, &me, lower, upper).await?;
+    let messages = message_views(db, user_id, page.iter().map(|m| (&ctx, m))).await?;
+    let mut history = Vec::with_capacity(messages.len() + changes.len());
+    let mut changes = changes.into_iter().peekable();
+    for (row, view) in page.iter().zip(messages) {
+        while let Some(change) = changes.next_if(|c| c.after_message_id < row.id) {
+            history.extend(change_notice(&ctx, &change));
+        }
+        history.push(HistoryItem::Message(view));
+    }
+    history.extend(changes.filter_map(|c| change_notice(&ctx, &c)));
+    Ok((history, more))
+}
+
+/// The changes of `me`'s thread placed after a message in `lower..upper` (either end open)
+/// that happened while they were a member, oldest first.
+async fn changes_between(
+    db: &impl ConnectionTrait,
+    me: &participant::Model,
+    lower: Option<i64>,
+    upper: Option<i64>,
+) -> DomainResult<Vec<thread_change::Model>> {
+    let mut query = thread_change::Entity::find()
+        .filter(thread_change::Column::ThreadId.eq(me.thread_id))
+        .filter(
+            thread_change::Column::AfterMessageId
+                .gte(std::cmp::max(me.joined_after, me.hidden_before)),
+        );
+    if let Some(until) = me.member_until {
+        query = query.filter(thread_change::Column::AfterMessageId.lte(until));
+    }
+    if let Some(lower) = lower {
+        query = query.filter(thread_change::Column::AfterMessageId.gte(lower));
+    }
+    if let Some(upper) = upper {
+        query = query.filter(thread_change::Column::AfterMessageId.lt(upper));
+    }
+    Ok(query
+        .order_by_asc(thread_change::Column::Id)
+        .limit(MAX_PAGE * 4)
+        .all(db)
+        .await?)
+}
+
+/// A stored change as the history shows it.
+pub(super) fn change_notice(ctx: &ThreadContext, c: &thread_change::Model) -> Option<HistoryItem> {
+    Some(HistoryItem::Change(ChangeNotice {
+        kind: "change",
+        change: Change {
+            kind: ChangeKind::of(&c.kind)?,
+            by: ctx.username(c.by_id),
+            username: c.user_id.map(|id| ctx.username(id)),
+            subject: c.subject.clone(),
+        },
+        at: ids::rfc3339(c.created_at),
+    }))
 }
 
 /// A user's unread totals.

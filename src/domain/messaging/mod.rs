@@ -1,8 +1,10 @@
-//! Private threads: sending, reading, listing and per-user deletion.
+//! Private threads, direct and group: sending, reading, listing, per-user deletion and a
+//! group's membership.
 //!
 //! Every write is one transaction; the service layer notifies only after it commits. Files by
-//! what they do: `validate` (what a send may carry), `directory` (the cache of what never
-//! changes about a thread), `send` (a new thread; a reply to the group commit), `group_commit`
+//! what they do: `validate` (what a send may carry), `directory` (a thread's members and
+//! subject, guessed from a cache and checked by the commit), `send` (a new thread; a reply to
+//! the group commit), `membership` (adding, removing, renaming), `group_commit`
 //! (the writer task that stores replies many to a transaction), `batch` (what a batch carries
 //! and hands back, and the events of a stored message), `sqlite_batch` and `postgres_batch`
 //! (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
@@ -15,6 +17,7 @@ mod directory;
 mod group_commit;
 mod hide;
 mod list;
+mod membership;
 mod postgres_batch;
 pub(crate) mod queries;
 mod read;
@@ -31,9 +34,10 @@ pub use group_commit::GroupCommit;
 pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};
 pub use list::{get_thread, list_messages, list_threads, unread_counts};
+pub use membership::{add_member, remove_member, rename};
 pub use queries::{correspondents, ensure_participant};
 pub use read::{Read, read};
-pub use send::send;
+pub use send::{SendLimits, send};
 
 use super::views::{MessageView, Rendered};
 
@@ -42,14 +46,17 @@ pub const MAX_SUBJECT: usize = 70;
 /// Largest page of threads or messages.
 pub const MAX_PAGE: u64 = 100;
 
-/// A new thread (`recipient` + `subject`) or a reply (`thread_id`), as POST /messages and
-/// `message:send` take it.
+/// A new thread (`recipient` or `recipients`, + `subject`) or a reply (`thread_id`), as POST
+/// /messages and `message:send` take it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// A new thread: who to (with `subject`).
+    /// A new direct thread: who to (with `subject`).
     #[ts(optional)]
     pub recipient: Option<String>,
+    /// A new thread to several people: two or more names make a group (one, a direct thread).
+    #[ts(optional)]
+    pub recipients: Option<Vec<String>>,
     /// A new thread's subject, 1 to 70 characters.
     #[ts(optional)]
     pub subject: Option<String>,

@@ -1,7 +1,11 @@
 //! One batch of replies on PostgreSQL: a single statement, prepared once, in one round trip.
 //!
 //! Data-modifying CTEs over the batch's rows (handed over as one JSON array, so the text never
-//! changes): lock the batch's threads in id order and stamp the time, insert the messages,
+//! changes): lock the batch's threads in id order and stamp the time, insert the messages of
+//! the replies whose thread is still at the version their sender's membership was checked
+//! against (the lock waits for a change of membership in flight and reads the thread as it
+//! committed; the rest of the statement reads an older snapshot, which the version vouches
+//! for: nothing changed the thread since the sender's copy, read before the statement),
 //! move each thread's and each participant's newest message and unread count, and read the
 //! recipients' unread totals. A statement outside a transaction block is its own transaction,
 //! so no BEGIN or COMMIT travels either: the previous version ran seven round trips (BEGIN,
@@ -26,15 +30,15 @@ const WRITE: &str = "\
 WITH input AS ( \
     SELECT * FROM ROWS FROM (json_to_recordset($1::json) \
         AS (public_id text, thread_id int8, sender_id int8, recipient_id int8, body text, \
-            client_id text)) WITH ORDINALITY AS r(public_id, thread_id, sender_id, recipient_id, \
-            body, client_id, n) \
+            client_id text, version int8)) WITH ORDINALITY AS r(public_id, thread_id, sender_id, \
+            recipient_id, body, client_id, version, n) \
 ), locked AS ( \
-    SELECT id, GREATEST(updated_at, $2::int8) AS stamp FROM threads \
+    SELECT id, GREATEST(updated_at, $2::int8) AS stamp, version FROM threads \
     WHERE id IN (SELECT thread_id FROM input) ORDER BY id FOR UPDATE \
 ), inserted AS ( \
     INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
     SELECT i.public_id, i.thread_id, i.sender_id, i.recipient_id, i.body, l.stamp, i.client_id \
-    FROM input i JOIN locked l ON l.id = i.thread_id ORDER BY i.n \
+    FROM input i JOIN locked l ON l.id = i.thread_id AND l.version = i.version ORDER BY i.n \
     ON CONFLICT (client_id, sender_id) DO NOTHING \
     RETURNING id, public_id, thread_id, sender_id, recipient_id, created_at \
 ), newest AS ( \
@@ -48,10 +52,14 @@ WITH input AS ( \
         unread = p.unread + (SELECT COUNT(*) FROM inserted i \
             WHERE i.thread_id = p.thread_id AND i.sender_id <> p.user_id), \
         last_message_id = n.last \
-    FROM newest n WHERE p.thread_id = n.thread_id \
-    RETURNING p.thread_id, p.user_id, p.last_message_id, p.read_up_to, p.hidden_before, p.unread \
+    FROM newest n WHERE p.thread_id = n.thread_id AND p.member_until IS NULL \
+    RETURNING p.thread_id, p.user_id, p.last_message_id, p.read_up_to, p.hidden_before, p.unread, \
+        p.joined_after, p.member_until, p.joined_at, \
+        (SELECT u.read_receipts FROM users u WHERE u.id = p.user_id) AS receipts, \
+        (SELECT m.public_id FROM messages m WHERE m.id = p.read_up_to) AS read_url \
 ), recipients AS ( \
-    SELECT DISTINCT recipient_id AS user_id FROM inserted WHERE sender_id <> recipient_id \
+    SELECT DISTINCT mv.user_id FROM inserted i JOIN moved mv ON mv.thread_id = i.thread_id \
+    WHERE mv.user_id <> i.sender_id \
 ), totals AS ( \
     SELECT u.user_id, SUM(u.unread)::int8 AS messages, COUNT(*)::int8 AS threads FROM ( \
         SELECT m.user_id, m.unread FROM moved m \
@@ -98,25 +106,33 @@ const LOG: &str = "\
     SELECT gid, user_id, seq, prev, event, ref_id, $2::int8 FROM chained ORDER BY gid \
 )";
 
-/// The rows handed back: stored messages, participants, totals (and log entries).
+/// The rows handed back: stored messages, the threads' versions, participants, totals (and
+/// log entries).
 const SELECT: &str = "\
 SELECT 'message' AS kind, id, public_id, created_at, NULL::int8 AS thread_id, \
     NULL::int8 AS user_id, NULL::int8 AS last_message_id, NULL::int8 AS read_up_to, \
-    NULL::int8 AS hidden_before, NULL::int4 AS unread, NULL::int8 AS messages, \
-    NULL::int8 AS threads, NULL::int8 AS seq, NULL::int8 AS ref_id \
+    NULL::int8 AS hidden_before, NULL::int4 AS unread, NULL::int8 AS joined_after, \
+    NULL::int8 AS member_until, NULL::int8 AS joined_at, NULL::bool AS receipts, \
+    NULL::text AS read_url, NULL::int8 AS messages, NULL::int8 AS threads, NULL::int8 AS seq, \
+    NULL::int8 AS version \
 FROM inserted \
 UNION ALL \
-SELECT 'participant', NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
-    hidden_before, unread, NULL, NULL, NULL, NULL FROM moved \
+SELECT 'thread', NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL, version FROM locked \
 UNION ALL \
-SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, messages, threads, \
-    NULL, NULL \
+SELECT 'participant', NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
+    hidden_before, unread, joined_after, member_until, joined_at, receipts, read_url, NULL, NULL, \
+    NULL, NULL FROM moved \
+UNION ALL \
+SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, messages, threads, NULL, NULL \
 FROM totals";
 
 /// The users' new heads (`batch::read_batch` numbers the entries from them).
 const SELECT_LOG: &str = "\
 UNION ALL \
-SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, head, NULL \
+SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, head, NULL \
 FROM heads";
 
 static LOGGED: LazyLock<String> =
@@ -132,6 +148,7 @@ struct Row<'a> {
     recipient_id: i64,
     body: &'a str,
     client_id: Option<&'a str>,
+    version: i64,
 }
 
 /// Writes the batch: the stored messages (a reply whose `client_id` was used before is
@@ -151,6 +168,7 @@ pub(super) async fn write(
             recipient_id: recipient_of(r),
             body: &r.body,
             client_id: r.client_id.as_deref(),
+            version: r.meta.version,
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| DomainError::Internal(e.to_string()))?;

@@ -8,18 +8,20 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::domain::views::{MessageView, ThreadContext, UserRef};
+use crate::domain::views::{Member, MessageView, ThreadContext, UserRef};
 use crate::domain::{DomainError, DomainResult};
 
-/// Checks that `user_id` takes part in `thread_id` (public) and can see it; for `thread:join`.
+/// Checks that `user_id` is a member of `thread_id` (public) and can see it; for
+/// `thread:join` (one who left hears nothing of the thread, typing included).
 pub async fn ensure_participant(
     db: &impl ConnectionTrait,
     user_id: i64,
     thread_id: &str,
 ) -> DomainResult<String> {
-    visible_membership(db, user_id, thread_id)
-        .await
-        .map(|(t, _)| t.public_id)
+    match visible_membership(db, user_id, thread_id).await? {
+        (thread, me) if me.member_until.is_none() => Ok(thread.public_id),
+        _ => Err(DomainError::NotFound),
+    }
 }
 
 /// The users who share at least one thread with `user_id` (for presence).
@@ -63,7 +65,7 @@ pub(super) async fn find_by_client_id(
         return Ok(None);
     };
     let ctx = thread_context(db, m.thread_id).await?;
-    Ok(Some(ctx.message_view(&m)))
+    Ok(Some(ctx.message_view(&m, sender_id)))
 }
 
 pub(super) async fn find_thread(
@@ -125,16 +127,28 @@ pub(super) fn visible_threads(user_id: i64) -> sea_orm::Select<participant::Enti
         )
 }
 
-/// The messages of a thread that `user_id` has not deleted.
+/// The messages of a thread that `user_id` has not deleted, sent while they were a member
+/// (a period between two memberships is hidden message by message when they come back).
 pub(super) fn visible_messages(
     user_id: i64,
     me: &participant::Model,
     thread_id: i64,
 ) -> sea_orm::Select<message::Entity> {
-    message::Entity::find()
+    let mut query = message::Entity::find()
         .filter(message::Column::ThreadId.eq(thread_id))
-        .filter(message::Column::Id.gt(me.hidden_before))
-        .filter(not_hidden_by(user_id))
+        .filter(message::Column::Id.gt(std::cmp::max(me.hidden_before, me.joined_after)))
+        .filter(not_hidden_by(user_id));
+    if let Some(until) = me.member_until {
+        query = query.filter(message::Column::Id.lte(until));
+    }
+    query
+}
+
+/// Whether `me` may see message `id` of their thread (by its position alone: one they
+/// deleted by itself is checked apart).
+pub(super) fn within_membership(me: &participant::Model, id: i64) -> bool {
+    id > std::cmp::max(me.hidden_before, me.joined_after)
+        && me.member_until.is_none_or(|until| id <= until)
 }
 
 /// Messages (of an outer `messages` query) that `user_id` has not deleted one by one.
@@ -173,7 +187,7 @@ pub(super) async fn thread_context(
         .ok_or(DomainError::NotFound)
 }
 
-/// Threads with their participants, in three queries whatever their number.
+/// Threads with their participants, in four queries whatever their number.
 pub(super) async fn thread_contexts(
     db: &impl ConnectionTrait,
     thread_ids: &[i64],
@@ -190,6 +204,28 @@ pub(super) async fn thread_contexts(
         .find_also_related(user::Entity)
         .all(db)
         .await?;
+    // The urls of the members' read marks, for `read_by`.
+    let mut marks: Vec<i64> = members
+        .iter()
+        .map(|(p, _)| p.read_up_to)
+        .filter(|id| *id > 0)
+        .collect();
+    marks.sort_unstable();
+    marks.dedup();
+    let urls: HashMap<i64, String> = if marks.is_empty() {
+        HashMap::new()
+    } else {
+        message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .column(message::Column::PublicId)
+            .filter(message::Column::Id.is_in(marks))
+            .into_tuple::<(i64, String)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut out: HashMap<i64, ThreadContext> = threads
         .into_iter()
         .map(|t| {
@@ -204,19 +240,26 @@ pub(super) async fn thread_contexts(
         .collect();
     for (p, u) in members {
         if let (Some(ctx), Some(u)) = (out.get_mut(&p.thread_id), u) {
-            ctx.members.push((p, UserRef::from(&u)));
+            ctx.members.push(Member {
+                read_url: urls.get(&p.read_up_to).cloned(),
+                row: p,
+                user: UserRef::from(&u),
+                receipts: u.read_receipts,
+            });
         }
     }
     for ctx in out.values_mut() {
-        ctx.members.sort_by_key(|(p, _)| p.user_id);
+        ctx.members.sort_by_key(|m| m.user.id);
     }
     Ok(out)
 }
 
-/// Views of `messages` (each with its thread), read as their recipient left them: a message
-/// below the recipient's read mark is read, unless an import listed it in `unread_below_mark`.
+/// Views of `messages` (each with its thread) as `viewer` sees them, read as their recipient
+/// left them: a message below the recipient's read mark is read, unless an import listed it
+/// in `unread_below_mark` (imported threads are all direct).
 pub(super) async fn message_views<'a>(
     db: &impl ConnectionTrait,
+    viewer: i64,
     messages: impl IntoIterator<Item = (&'a ThreadContext, &'a message::Model)>,
 ) -> DomainResult<Vec<MessageView>> {
     let messages: Vec<_> = messages.into_iter().collect();
@@ -224,7 +267,8 @@ pub(super) async fn message_views<'a>(
     let suspects: Vec<(i64, i64, i64)> = messages
         .iter()
         .filter(|(ctx, m)| {
-            m.sender_id != m.recipient_id
+            ctx.same_for_all()
+                && m.sender_id != m.recipient_id
                 && ctx
                     .member(m.recipient_id)
                     .is_some_and(|p| p.read_up_to >= m.id)
@@ -256,7 +300,7 @@ pub(super) async fn message_views<'a>(
     Ok(messages
         .into_iter()
         .map(|(ctx, m)| {
-            let mut view = ctx.message_view(m);
+            let mut view = ctx.message_view(m, viewer);
             view.read &= !unread.contains(&m.id);
             view
         })

@@ -5,12 +5,16 @@ use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::list::{tell_with_totals, unread_counts};
-use super::queries::{below_mark_of, find_message, visible_membership, visible_messages};
+use super::queries::{
+    below_mark_of, find_message, thread_context, visible_membership, visible_messages,
+    within_membership,
+};
 use crate::db::Database;
-use crate::domain::events::ThreadRead;
-use crate::domain::outbox::Outbox;
+use crate::domain::events::{Receipt, ThreadRead};
+use crate::domain::outbox::{Outbox, Write};
 use crate::domain::views::UserRef;
 use crate::domain::{DomainError, DomainResult};
+use crate::ids;
 
 /// A read, and whether it moved anything.
 pub enum Read {
@@ -77,6 +81,9 @@ pub async fn read(
         .filter(participant::Column::UserId.eq(reader.id))
         .exec(txn)
         .await?;
+    if read_up_to > me.read_up_to && me.member_until.is_none() {
+        tell_receipts(&mut write, thread.id, reader).await?;
+    }
     let event = tell_with_totals(&mut write, reader, before, |unread, totals_changed| {
         ThreadRead {
             thread_id: thread.public_id,
@@ -89,8 +96,40 @@ pub async fn read(
     Ok(Read::Moved(event))
 }
 
+/// Tells the other current members with receipts on that `reader` read up to their new mark
+/// (moved in this write), unless the reader has receipts off: receipts are reciprocal.
+async fn tell_receipts(
+    write: &mut Write<'_>,
+    thread_id: i64,
+    reader: &UserRef,
+) -> DomainResult<()> {
+    let ctx = thread_context(write.txn(), thread_id).await?;
+    let Some(me) = ctx.members.iter().find(|m| m.user.id == reader.id) else {
+        return Ok(());
+    };
+    let (true, Some(up_to)) = (me.receipts, me.read_url.clone()) else {
+        return Ok(());
+    };
+    let at = ids::rfc3339(ids::now_micros());
+    for other in ctx
+        .current()
+        .filter(|m| m.user.id != reader.id && m.receipts)
+    {
+        write.tell(
+            &other.user,
+            Receipt {
+                thread_id: ctx.thread.public_id.clone(),
+                username: reader.username.clone(),
+                up_to: up_to.clone(),
+                at: at.clone(),
+            },
+        );
+    }
+    Ok(())
+}
+
 /// The id of the message a read goes up to: `up_to`, which must be a message of the thread
-/// the reader can see, or the thread's newest.
+/// the reader can see, or the newest they can (the thread's, for a member).
 async fn read_target(
     db: &impl ConnectionTrait,
     thread: &thread::Model,
@@ -98,11 +137,12 @@ async fn read_target(
     up_to: Option<&str>,
 ) -> DomainResult<i64> {
     let Some(url) = up_to else {
-        return Ok(thread.last_message_id.unwrap_or(0));
+        let newest = thread.last_message_id.unwrap_or(0);
+        return Ok(me.member_until.map_or(newest, |until| until.min(newest)));
     };
     find_message(db, url)
         .await?
-        .filter(|m| m.thread_id == thread.id && m.id > me.hidden_before)
+        .filter(|m| m.thread_id == thread.id && within_membership(me, m.id))
         .map(|m| m.id)
         .ok_or_else(|| {
             DomainError::invalid(

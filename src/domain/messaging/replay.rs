@@ -94,7 +94,7 @@ async fn messages_now(
         .iter()
         .filter_map(|m| Some((contexts.get(&m.thread_id)?, m)))
         .collect();
-    let views = queries::message_views(db, with_context.iter().copied()).await?;
+    let views = queries::message_views(db, user_id, with_context.iter().copied()).await?;
     let mut out = HashMap::with_capacity(views.len());
     for ((ctx, m), view) in with_context.into_iter().zip(&views) {
         let r = Rendered::of(view).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -115,7 +115,9 @@ mod tests {
     use crate::domain::event_log;
     use crate::domain::events::{Audience, ServerEvent, declare};
     use crate::domain::messaging::queries::find_message;
-    use crate::domain::messaging::{Directory, GroupCommit, SendMessage, SendOutcome, send};
+    use crate::domain::messaging::{
+        Directory, GroupCommit, SendLimits, SendMessage, SendOutcome, send,
+    };
     use crate::domain::outbox::Outbox;
     use crate::domain::views::UserRef;
 
@@ -182,9 +184,16 @@ mod tests {
                 a.finish();
             }
         });
-        let replies = GroupCommit::start(db.clone(), outbox.clone(), Arc::default());
+        let directory = Arc::new(Directory::default());
+        let replies = GroupCommit::start(
+            db.clone(),
+            outbox.clone(),
+            directory.clone(),
+            Arc::default(),
+        );
         let first = SendMessage {
             recipient: Some("bob".into()),
+            recipients: None,
             subject: Some("s".into()),
             thread_id: None,
             body: "pin me".into(),
@@ -197,7 +206,7 @@ mod tests {
             &replies,
             &ann,
             first,
-            100,
+            SendLimits::TEST,
         )
         .await
         .unwrap();

@@ -1,23 +1,40 @@
 //! Sending: a new thread with its first message, in a transaction of its own; a reply through
 //! the group commit.
 
-use std::collections::HashMap;
+use entity::{message, participant, thread, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
+};
 
-use entity::{message, participant, thread};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, SqlErr};
-
-use super::batch::{Offsets, Reply, delivered};
+use super::batch::{MemberRow, Offsets, Reply, delivered};
 use super::directory::{Directory, ThreadMeta};
 use super::group_commit::GroupCommit;
-use super::list::unread_counts;
+use super::list::unread_counts_of;
 use super::queries::find_by_client_id;
 use super::validate::{Target, validate_send};
 use super::{SendMessage, SendOutcome};
 use crate::db::Database;
 use crate::domain::outbox::Outbox;
-use crate::domain::views::{UnreadCounts, UserRef};
+use crate::domain::views::{ThreadKind, UserRef};
 use crate::domain::{DomainError, DomainResult, accounts};
 use crate::ids;
+
+/// What a send may do: the longest body, the largest group.
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimits {
+    pub max_body: usize,
+    /// Most members of a group, its creator included.
+    pub max_participants: usize,
+}
+
+impl SendLimits {
+    /// The limits of the unit tests: short bodies, groups of up to 32.
+    #[cfg(test)]
+    pub const TEST: SendLimits = SendLimits {
+        max_body: 100,
+        max_participants: 32,
+    };
+}
 
 /// Stores a message and returns once its participants have been told. A new thread is stored
 /// in its own transaction; replies go through the group commit, many to a transaction. Both
@@ -29,17 +46,23 @@ pub async fn send(
     replies: &GroupCommit,
     sender: &UserRef,
     req: SendMessage,
-    max_body: usize,
+    limits: SendLimits,
 ) -> DomainResult<SendOutcome> {
-    let req = validate_send(req, max_body)?;
+    let req = validate_send(req, limits.max_body)?;
     match req.target {
         Target::Reply { thread_id } => {
-            let meta = directory
+            let mut meta = directory
                 .load(&db.conn, &thread_id)
                 .await?
                 .ok_or(DomainError::NotFound)?;
-            if !meta.members.iter().any(|m| m.id == sender.id) {
-                return Err(DomainError::NotFound);
+            if !meta.is_member(sender.id) {
+                // The copy may predate their joining: the commit checks against the thread
+                // as it is, but a refusal is only given on a fresh read.
+                meta = directory
+                    .load_missing(&db.conn, &thread_id)
+                    .await?
+                    .filter(|m| m.is_member(sender.id))
+                    .ok_or(DomainError::NotFound)?;
             }
             let reply = Reply {
                 sender: sender.clone(),
@@ -51,38 +74,95 @@ pub async fn send(
         }
         // Boxed: its future is several times the size of a reply's, and every send's future is
         // moved into a task of its own; the common case, a reply, stays small.
-        Target::New { recipient, subject } => {
+        Target::New {
+            recipients,
+            subject,
+        } => {
             let first = FirstMessage {
-                recipient,
+                recipients,
                 subject,
                 body: req.body,
                 client_id: req.client_id,
             };
             let _pending = replies.pending();
-            Box::pin(start_thread(db, outbox, directory, sender, first)).await
+            Box::pin(start_thread(
+                db,
+                outbox,
+                directory,
+                sender,
+                first,
+                limits.max_participants,
+            ))
+            .await
         }
     }
 }
 
 /// The first message of a new thread.
 struct FirstMessage {
-    recipient: String,
+    recipients: Vec<String>,
     subject: String,
     body: String,
     client_id: Option<String>,
 }
 
-/// Stores a new thread with its first message, in one transaction, and tells both
-/// participants.
+/// The people a new thread goes to, besides the sender: each name must be a user's; the
+/// sender and repeats count once. Two or more others make a group, of at most `max` members
+/// with the sender.
+async fn find_recipients(
+    db: &impl ConnectionTrait,
+    sender: &UserRef,
+    names: &[String],
+    max: usize,
+) -> DomainResult<Vec<user::Model>> {
+    let full = || {
+        DomainError::Conflict(
+            "group_full",
+            format!("a group has at most {max} members, its creator included"),
+        )
+    };
+    // Names beyond what a group holds are refused before any is looked up.
+    if names.len() > max {
+        return Err(full());
+    }
+    let mut others: Vec<user::Model> = Vec::with_capacity(names.len());
+    for name in names {
+        let found = match accounts::lookup_name(name) {
+            Some(name) => accounts::find_by_username(db, &name).await?,
+            None => None,
+        }
+        .ok_or_else(|| {
+            DomainError::invalid(
+                "recipients",
+                "unknown_recipient",
+                format!("no user has the username {name:?}"),
+            )
+        })?;
+        if !others.iter().any(|o| o.id == found.id) {
+            others.push(found);
+        }
+    }
+    let alone = others.len() == 1 && others[0].id == sender.id;
+    if !alone {
+        others.retain(|o| o.id != sender.id);
+    }
+    if others.len() + 1 > max {
+        return Err(full());
+    }
+    Ok(others)
+}
+
+/// Stores a new thread with its first message, in one transaction, and tells its members.
 async fn start_thread(
     db: &Database,
     outbox: &Outbox,
     directory: &Directory,
     sender: &UserRef,
     first: FirstMessage,
+    max_participants: usize,
 ) -> DomainResult<SendOutcome> {
     let FirstMessage {
-        recipient,
+        recipients,
         subject,
         body,
         client_id,
@@ -90,28 +170,30 @@ async fn start_thread(
     let mut write = outbox.begin(db).await?;
     let txn = write.txn();
     let now = ids::now_micros();
-    let recipient = match accounts::lookup_name(&recipient) {
-        Some(name) => accounts::find_by_username(txn, &name).await?,
-        None => None,
+    let others = find_recipients(txn, sender, &recipients, max_participants).await?;
+    let kind = match others.len() {
+        0 | 1 => ThreadKind::Direct,
+        _ => ThreadKind::Group,
+    };
+    // A direct thread's recipient is the other person (oneself, alone); a group has none.
+    let recipient_id = match kind {
+        ThreadKind::Direct => others[0].id,
+        ThreadKind::Group => sender.id,
+    };
+    let mut members: Vec<(UserRef, bool)> = vec![(sender.clone(), true)];
+    for o in others.iter().filter(|o| o.id != sender.id) {
+        members.push((UserRef::from(o), o.read_receipts));
     }
-    .ok_or_else(|| {
-        DomainError::invalid(
-            "recipient",
-            "unknown_recipient",
-            "no user has that username",
-        )
-    })?;
-    let mut members = vec![sender.clone()];
-    if recipient.id != sender.id {
-        members.push(UserRef::from(&recipient));
-    }
-    members.sort_by_key(|m| m.id);
+    members.sort_by_key(|(m, _)| m.id);
     let thread = thread::ActiveModel {
         public_id: Set(ids::public_id()),
         subject: Set(subject),
         created_at: Set(now),
         updated_at: Set(now),
         last_message_id: Set(None),
+        kind: Set(kind.stored().to_owned()),
+        created_by: Set(Some(sender.id)),
+        version: Set(0),
         ..Default::default()
     }
     .insert(txn)
@@ -120,7 +202,7 @@ async fn start_thread(
         public_id: Set(ids::message_url()),
         thread_id: Set(thread.id),
         sender_id: Set(sender.id),
-        recipient_id: Set(recipient.id),
+        recipient_id: Set(recipient_id),
         body: Set(body),
         created_at: Set(now),
         client_id: Set(client_id.clone()),
@@ -146,33 +228,47 @@ async fn start_thread(
         .filter(thread::Column::Id.eq(thread.id))
         .exec(txn)
         .await?;
-    let rows: Vec<participant::Model> = members
+    let rows: Vec<MemberRow> = members
         .iter()
-        .map(|m| participant::Model {
-            thread_id: thread.id,
-            user_id: m.id,
-            last_message_id: message.id,
-            read_up_to: 0,
-            hidden_before: 0,
-            unread: i32::from(m.id == recipient.id && recipient.id != sender.id),
+        .map(|(m, receipts)| MemberRow {
+            row: participant::Model {
+                thread_id: thread.id,
+                user_id: m.id,
+                last_message_id: message.id,
+                read_up_to: 0,
+                hidden_before: 0,
+                unread: i32::from(m.id != sender.id),
+                joined_after: 0,
+                member_until: None,
+                joined_at: now,
+            },
+            receipts: *receipts,
+            read_url: None,
         })
         .collect();
-    participant::Entity::insert_many(rows.iter().cloned().map(participant::ActiveModel::from))
-        .exec(txn)
-        .await?;
-    let recipient_unread = if recipient.id != sender.id {
-        unread_counts(txn, recipient.id).await?
-    } else {
-        UnreadCounts::default()
-    };
+    participant::Entity::insert_many(
+        rows.iter()
+            .map(|r| participant::ActiveModel::from(r.row.clone())),
+    )
+    .exec(txn)
+    .await?;
+    let receivers: Vec<i64> = members
+        .iter()
+        .map(|(m, _)| m.id)
+        .filter(|id| *id != sender.id)
+        .collect();
+    let unread = unread_counts_of(txn, &receivers).await?;
     let meta = ThreadMeta {
         id: thread.id,
         public_id: thread.public_id,
+        kind,
         subject: thread.subject,
         created_at: thread.created_at,
-        members,
+        created_by: Some(sender.id),
+        version: 0,
+        members: members.iter().map(|(m, _)| m.clone()).collect(),
+        current: members.iter().map(|(m, _)| m.id).collect(),
     };
-    let unread = HashMap::from([(recipient.id, recipient_unread)]);
     let delivered = delivered(&meta, &message, rows, &unread, &Offsets::new())?;
     write.extend(delivered.news.into_iter().chain(delivered.totals));
     write.commit().await?;

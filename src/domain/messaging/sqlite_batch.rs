@@ -7,50 +7,62 @@ use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
 
-/// The batch up to its event log entries.
+/// The batch up to its event log entries. A reply is stored only while its thread is at the
+/// `version` the sender's membership was checked against (`?1`'s seventh field); the threads'
+/// versions come back, so that a reply whose copy was older is checked again and retried.
 const WRITE: &str = "\
         BEGIN IMMEDIATE; \
         INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
                 MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5 \
-            FROM jsonb_each(?1) r WHERE true \
+            FROM jsonb_each(?1) r \
+            WHERE (SELECT t.version FROM threads t WHERE t.id = r.value ->> 1) = r.value ->> 6 \
             ON CONFLICT (client_id, sender_id) DO NOTHING \
             RETURNING 'message' AS kind, id, public_id, created_at; \
+        SELECT 'thread' AS kind, id AS thread_id, version FROM threads \
+            WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
                 (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = threads.id) \
-            WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
+            WHERE id IN (SELECT m.thread_id FROM messages m \
+                WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r)); \
         UPDATE participants SET \
                 unread = unread + (SELECT COUNT(*) FROM messages m \
                     WHERE m.thread_id = participants.thread_id \
                     AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id), \
                 last_message_id = \
                     (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id) \
-            WHERE thread_id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r) \
+            WHERE thread_id IN (SELECT m.thread_id FROM messages m \
+                WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r)) \
+                AND member_until IS NULL \
             RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
-                hidden_before, unread; \
+                hidden_before, unread, joined_after, member_until, joined_at, \
+                (SELECT u.read_receipts FROM users u WHERE u.id = participants.user_id) AS receipts, \
+                (SELECT m.public_id FROM messages m WHERE m.id = participants.read_up_to) AS read_url; \
 ";
 
 /// The event log entries of the batch (written when recovery is on): each stored message's
-/// `message:new` to each participant of its thread, then one `unread` to each recipient, at the
-/// users' next positions (the writer is alone, behind `BEGIN IMMEDIATE`). They are appended in
-/// one run of keys (`gid`) at the end of the log, each pointing to its user's entry before it,
-/// and each user's newest position and entry move. Only the users' new heads come back:
-/// `batch::read_batch` numbers the entries from them the same way, where a row per entry cost
-/// a fifth of the throughput. The keys follow the largest ever used (`sqlite_sequence`, kept
-/// by `AUTOINCREMENT`), so a log pruned to nothing never hands out a key that a user's newest
-/// entry still names. The heads are found by the batch's time (`?2`, indexed), and never move
-/// back should an older entry share it.
+/// `message:new` to each member of its thread, then one `unread` to each member who received
+/// one, at the users' next positions (the writer is alone, behind `BEGIN IMMEDIATE`). They are
+/// appended in one run of keys (`gid`) at the end of the log, each pointing to its user's
+/// entry before it, and each user's newest position and entry move. Only the users' new heads
+/// come back: `batch::read_batch` numbers the entries from them the same way, where a row per
+/// entry cost a fifth of the throughput. The keys follow the largest ever used
+/// (`sqlite_sequence`, kept by `AUTOINCREMENT`), so a log pruned to nothing never hands out a
+/// key that a user's newest entry still names. The heads are found by the batch's time (`?2`,
+/// indexed), and never move back should an older entry share it.
 const LOG: &str = "\
         INSERT INTO event_log (gid, user_id, seq, prev, event, ref_id, created_at) \
             WITH stored AS MATERIALIZED ( \
-                SELECT id, thread_id, sender_id, recipient_id FROM messages \
+                SELECT id, thread_id, sender_id FROM messages \
                 WHERE public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
+            ), members AS MATERIALIZED ( \
+                SELECT m.id, m.sender_id, p.user_id FROM stored m \
+                JOIN participants p ON p.thread_id = m.thread_id AND p.member_until IS NULL \
             ), entries AS ( \
-                SELECT p.user_id AS user_id, m.id AS ord, '{NEW}' AS event, m.id AS ref_id \
-                    FROM stored m JOIN participants p ON p.thread_id = m.thread_id \
+                SELECT user_id, id AS ord, '{NEW}' AS event, id AS ref_id FROM members \
                 UNION ALL \
-                SELECT DISTINCT recipient_id, 9223372036854775807, '{UNREAD}', NULL FROM stored \
-                    WHERE sender_id <> recipient_id \
+                SELECT DISTINCT user_id, 9223372036854775807, '{UNREAD}', NULL FROM members \
+                    WHERE user_id <> sender_id \
             ), numbered AS ( \
                 SELECT e.user_id, e.event, e.ref_id, u.log_gid AS before, \
                     u.log_seq + ROW_NUMBER() OVER (PARTITION BY e.user_id ORDER BY e.ord) AS seq, \
@@ -69,11 +81,14 @@ const LOG: &str = "\
             RETURNING 'head' AS kind, id AS user_id, log_seq AS seq; \
 ";
 
-/// The recipients' totals, and the commit.
+/// The totals of the members who received a message, and the commit.
 const TOTALS: &str = "\
         SELECT 'unread' AS kind, user_id, SUM(unread) AS messages, COUNT(*) AS threads \
             FROM participants WHERE user_id IN \
-                (SELECT r.value ->> 3 FROM jsonb_each(?1) r WHERE r.value ->> 2 <> r.value ->> 3) \
+                (SELECT p.user_id FROM messages m \
+                JOIN participants p ON p.thread_id = m.thread_id AND p.member_until IS NULL \
+                WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
+                    AND p.user_id <> m.sender_id) \
             AND unread > 0 GROUP BY user_id; \
         COMMIT";
 
@@ -111,6 +126,7 @@ pub(super) async fn write(
                 recipient,
                 &r.body,
                 &r.client_id,
+                r.meta.version,
             )
         })
         .collect();

@@ -16,8 +16,14 @@ pub(super) struct ValidSend {
 
 /// Where a send goes.
 pub(super) enum Target {
-    New { recipient: String, subject: String },
-    Reply { thread_id: String },
+    /// A new thread: to one other person (direct) or several (a group).
+    New {
+        recipients: Vec<String>,
+        subject: String,
+    },
+    Reply {
+        thread_id: String,
+    },
 }
 
 /// Checks a send: trims the body and subject, and says which kind of send it is.
@@ -46,25 +52,32 @@ pub(super) fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<V
             "client_id must be 1 to 64 characters",
         ));
     }
-    let target = match (req.thread_id, req.recipient, req.subject) {
+    let recipients = match (req.recipient, req.recipients) {
+        (Some(_), Some(_)) => {
+            return Err(DomainError::invalid(
+                "recipients",
+                "invalid_payload",
+                "give recipient (one person) or recipients (a list), not both",
+            ));
+        }
+        (Some(one), None) => Some(vec![one]),
+        (None, Some(list)) if list.is_empty() => {
+            return Err(DomainError::invalid(
+                "recipients",
+                "invalid_payload",
+                "recipients names nobody",
+            ));
+        }
+        (None, list) => list,
+    };
+    let target = match (req.thread_id, recipients, req.subject) {
         (Some(thread_id), None, None) => Target::Reply { thread_id },
-        (None, Some(recipient), Some(subject)) => {
-            let subject = subject.trim().to_owned();
-            if subject.is_empty() {
-                return Err(DomainError::invalid(
-                    "subject",
-                    "empty_subject",
-                    "subject is empty",
-                ));
+        (None, Some(recipients), Some(subject)) => {
+            let subject = valid_subject(&subject)?;
+            Target::New {
+                recipients,
+                subject,
             }
-            if subject.chars().count() > MAX_SUBJECT {
-                return Err(DomainError::invalid(
-                    "subject",
-                    "subject_too_long",
-                    format!("subject is longer than {MAX_SUBJECT} characters"),
-                ));
-            }
-            Target::New { recipient, subject }
         }
         (None, Some(_), None) => {
             return Err(DomainError::invalid(
@@ -93,4 +106,25 @@ pub(super) fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<V
         target,
         client_id: req.client_id,
     })
+}
+
+/// A subject trimmed, once it is 1 to [`MAX_SUBJECT`] characters (a new thread's, or a group's
+/// new name).
+pub(super) fn valid_subject(subject: &str) -> DomainResult<String> {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(DomainError::invalid(
+            "subject",
+            "empty_subject",
+            "subject is empty",
+        ));
+    }
+    if subject.chars().count() > MAX_SUBJECT {
+        return Err(DomainError::invalid(
+            "subject",
+            "subject_too_long",
+            format!("subject is longer than {MAX_SUBJECT} characters"),
+        ));
+    }
+    Ok(subject.to_owned())
 }

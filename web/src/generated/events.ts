@@ -1,17 +1,36 @@
 // Generated from Missive's event declarations (src/domain/events, src/realtime/protocol.rs); do not edit.
 // A test fails when this file is stale; MISSIVE_WRITE_TYPES=1 cargo nextest run -E 'test(reference)' rewrites it.
 
-export type Message = { url: string, thread_id: string, sender: string, recipient: string, subject: string, body: string, 
+export type Message = { url: string, thread_id: string, sender: string, 
+/**
+ * The other person of a direct thread; null in a group.
+ */
+recipient: string | null, subject: string, body: string, 
 /**
  * RFC 3339, UTC, milliseconds.
  */
 timestamp: string, 
 /**
- * Whether the recipient has read it.
+ * In a direct thread, whether the recipient has read it; in a group, whether the viewer
+ * has (their own messages: true).
  */
 read: boolean, };
 
-export type Thread = { thread_id: string, subject: string, participants: Array<string>, last_message: Message | null, 
+export type Thread = { thread_id: string, subject: string, kind: ThreadKind, 
+/**
+ * The member who holds the right to remove others: the creator, or the longest-standing
+ * member once the creator left.
+ */
+created_by: string, 
+/**
+ * The current members (one who left or was removed is not among them).
+ */
+participants: Array<string>, 
+/**
+ * Each other member's last read message (those with receipts on who read at least one);
+ * empty when the viewer has receipts off.
+ */
+read_by: Array<ReadBy>, last_message: Message | null, 
 /**
  * Unread messages for this participant.
  */
@@ -21,7 +40,43 @@ unread: number,
  */
 updated_at: string, };
 
+export type ThreadKind = "direct" | "group";
+
+export type ReadBy = { username: string, 
+/**
+ * The url of the last message they read.
+ */
+up_to: string, };
+
 export type Unread = { messages: number, threads: number, };
+
+export type Change = { kind: ChangeKind, 
+/**
+ * Who made it.
+ */
+by: string, 
+/**
+ * Who was added, removed or left.
+ */
+username?: string, 
+/**
+ * The new subject (renamed).
+ */
+subject?: string, };
+
+export type ChangeKind = "added" | "removed" | "left" | "renamed";
+
+export type ChangeNotice = { 
+/**
+ * Always `"change"` (a message has no `kind`).
+ */
+kind: "change", change: Change, 
+/**
+ * When it happened (RFC 3339).
+ */
+at: string, };
+
+export type HistoryItem = Message | ChangeNotice;
 
 export type Refused = { status: false, 
 /**
@@ -31,9 +86,13 @@ code: string, message: string, };
 
 export type SendMessage = { 
 /**
- * A new thread: who to (with `subject`).
+ * A new direct thread: who to (with `subject`).
  */
 recipient?: string, 
+/**
+ * A new thread to several people: two or more names make a group (one, a direct thread).
+ */
+recipients?: Array<string>, 
 /**
  * A new thread's subject, 1 to 70 characters.
  */
@@ -75,6 +134,12 @@ export type ThreadDeleted = { thread_id: string,
  */
 total_threads: number, };
 
+export type MemberRequest = { thread_id: string, username: string, };
+
+export type ThreadBody = { thread: Thread, };
+
+export type RenameRequest = { thread_id: string, subject: string, };
+
 export type TypingRequest = { thread_id: string, typing: boolean, };
 
 export type Empty = object;
@@ -109,6 +174,18 @@ export type LegacyNewMessage = { message_url: string, };
 export type LegacyNotify = { type: "thread" | "mailbox", notify: "false", thread_id?: string, };
 
 export type LegacyDeletion = { type: "message" | "thread", message_url?: string, thread_id: string, total_messages?: number, total_threads?: number, };
+
+export type ThreadUpdated = { thread: Thread, change: Change, };
+
+export type Receipt = { thread_id: string, username: string, 
+/**
+ * The url of the last message they read.
+ */
+up_to: string, 
+/**
+ * When (RFC 3339).
+ */
+at: string, };
 
 export type Presence = { username: string, online: boolean, };
 
@@ -147,6 +224,10 @@ export interface ServerToClientEvents {
   'thread:deleted': (payload: ThreadDeleted, offset?: string) => void;
   /** The user's unread totals changed. */
   'unread': (payload: Unread, offset?: string) => void;
+  /** A group's membership or subject changed (told to every member, and to the one removed or leaving). */
+  'thread:updated': (payload: ThreadUpdated, offset?: string) => void;
+  /** Another member read further in a thread (never sent by or to a user with receipts off). */
+  'receipt': (payload: Receipt, offset?: string) => void;
   /** A user who shares a thread with this one came online or went offline (state, not history: a recovering socket is sent everyone's current presence instead). */
   'presence': (payload: Presence) => void;
   /** Someone in the thread started or stopped typing. */
@@ -169,6 +250,12 @@ export interface ClientToServerEvents {
   'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
   /** Delete a thread for yourself. */
   'thread:delete': (payload: ThreadRef, ack: (answer: Ack<ThreadDeleted>) => void) => void;
+  /** Add someone to a group (any member; see Conversations). */
+  'thread:add': (payload: MemberRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
+  /** Remove someone from a group (its creator), or leave it (yourself). */
+  'thread:remove': (payload: MemberRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
+  /** Rename a group (any member). */
+  'thread:rename': (payload: RenameRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
   /** Tell the thread's room you are typing (from a socket that joined it). */
   'typing': (payload: TypingRequest, ack: (answer: Ack<Empty>) => void) => void;
   /** The events after `since`, a page at a time (see Recovery). */

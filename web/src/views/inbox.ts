@@ -4,7 +4,7 @@ import { ApiError, api, type Thread } from '../api';
 import { confirmButton } from '../components';
 import { Scope, h, reconcile } from '../dom';
 import { threadHref, type View } from '../router';
-import { others, type Ctx } from '../state';
+import { others, peopleList, type Ctx } from '../state';
 import { shortDate, verboseDateTime } from '../time';
 
 const PAGE = 20;
@@ -70,16 +70,20 @@ export function inboxView(ctx: Ctx): View {
   }
 
   function renderRow(t: Thread): HTMLElement {
+    const group = t.kind === 'group';
+    const member = t.participants.includes(me);
     const people = others(t.participants, me);
     const last = t.last_message;
-    const snippet = last ? `${last.sender === me ? 'You: ' : ''}${last.body.replace(/\s+/g, ' ').slice(0, 140)}` : 'No messages';
+    // In a group, say who wrote the last message; in a direct thread only "You:" needs saying.
+    const author = !last ? '' : last.sender === me ? 'You: ' : group ? `${last.sender}: ` : '';
+    const snippet = last ? `${author}${last.body.replace(/\s+/g, ' ').slice(0, 140)}` : 'No messages';
     const unread = t.unread > 0;
     return h(
       'li',
       {
-        class: `thread-row${unread ? ' unread' : ''}`,
+        class: `thread-row${unread ? ' unread' : ''}${member ? '' : ' gone'}`,
         testid: 'thread-row',
-        attrs: { 'data-thread-id': t.thread_id, 'data-unread': String(t.unread) },
+        attrs: { 'data-thread-id': t.thread_id, 'data-unread': String(t.unread), 'data-kind': t.kind },
       },
       h(
         'a',
@@ -87,13 +91,20 @@ export function inboxView(ctx: Ctx): View {
         h(
           'div',
           { class: 'row-top' },
-          h('span', { class: 'who', testid: 'thread-participants' }, ...people.flatMap((p, i) => [i ? ', ' : '', ctx.presence.dot(p), ' ', p])),
+          h(
+            'span',
+            { class: 'who', testid: 'thread-participants' },
+            group ? h('span', { class: 'tag', testid: 'thread-group', attrs: { title: `Group of ${t.participants.length}` } }, 'Group') : null,
+            group ? ' ' : null,
+            ...peopleList(ctx.presence, people, group ? 3 : 4),
+          ),
           h('time', { class: 'when', attrs: { datetime: t.updated_at, title: verboseDateTime(t.updated_at) } }, shortDate(t.updated_at)),
         ),
         h(
           'div',
           { class: 'row-mid' },
           h('span', { class: 'subject', testid: 'thread-subject' }, t.subject),
+          member ? null : h('span', { class: 'tag muted', testid: 'thread-gone' }, 'Not a member'),
           unread
             ? h('span', { class: 'badge', testid: 'thread-unread-count', attrs: { 'aria-label': `${t.unread} unread` } }, String(t.unread))
             : null,
@@ -196,6 +207,15 @@ export function inboxView(ctx: Ctx): View {
         upsert(thread);
         render();
       } else void refreshOne(message.thread_id);
+    }),
+  );
+  // A group changed (members, name) or I was added to one: the event carries the thread as it is.
+  scope.add(
+    ctx.rt.on('thread:updated', ({ thread }) => {
+      liveAt.set(thread.thread_id, performance.now());
+      threads.delete(thread.thread_id); // the server's word, even if its time did not move
+      upsert(thread);
+      render();
     }),
   );
   scope.add(

@@ -1,13 +1,15 @@
-// One conversation: messages (older ones load when scrolling up), the reply box, typing and read marks.
+// One conversation: its history (older entries load when scrolling up), a group's members,
+// the reply box, typing, read marks and receipts.
 
-import { ApiError, api, type Message, type Thread } from '../api';
+import { ApiError, api, type ChangeNotice, type HistoryItem, type Thread } from '../api';
 import { confirmButton } from '../components';
-import { Scope, h, reconcile, replaceChildren } from '../dom';
-import type { View } from '../router';
-import { others, type Ctx } from '../state';
-import { localDateTime, relativeSpan, verboseDateTime } from '../time';
+import { Scope, h, replaceChildren } from '../dom';
 import { newClientId } from '../ids';
+import type { View } from '../router';
+import { others, peopleList, type Ctx } from '../state';
 import { setPageTitle } from '../title';
+import { membersPanel } from './members';
+import { isNewFor, noticeKey, timeline } from './timeline';
 
 const PAGE = 30;
 const TYPING_EMIT_EVERY_MS = 2_000;
@@ -15,30 +17,60 @@ const TYPING_IDLE_MS = 3_000;
 /** Typing events are volatile: forget a typist we have not heard from in this long. */
 const TYPING_STALE_MS = 6_000;
 
+const isNotice = (item: HistoryItem): item is ChangeNotice => 'kind' in item && item.kind === 'change';
+const keyOf = (item: HistoryItem) => (isNotice(item) ? noticeKey(item) : item.url);
+const timeOf = (item: HistoryItem) => Date.parse(isNotice(item) ? item.at : item.timestamp) || 0;
+
 export function threadView(ctx: Ctx, threadId: string): View {
   const scope = new Scope();
   const me = ctx.me.username;
-  const messages = new Map<string, Message>();
-  const rows = new Map<string, HTMLElement>();
   let thread: Thread | null = null;
   let hasMore = false;
   let loadingOlder = false;
   let readPending = false;
-  /** When each message arrived live: a page fetched before that cannot know it. */
+  let readOnly = false;
+  /** When each entry arrived live: a page fetched before that cannot know it. */
   const liveAt = new Map<string, number>();
+
+  const tl = timeline({
+    me,
+    deleteMessage: async (m) => {
+      const ack = await ctx.rt.request('message:delete', { url: m.url });
+      if (!ack.status) return ack.message;
+      tl.drop(m.url);
+      render();
+      return null;
+    },
+  });
+  const members = membersPanel(ctx, threadId);
+  members.el.hidden = true;
 
   // ---- elements
   const title = h('h1', { class: 'thread-title', testid: 'thread-title' }, 'Loading…');
   const people = h('p', { class: 'muted people', testid: 'thread-people' });
-  const headActions = h('div', { class: 'head-actions' });
+  const headActions = h(
+    'div',
+    { class: 'head-actions', attrs: { hidden: true } },
+    confirmButton({
+      label: 'Delete',
+      question: 'Delete conversation?',
+      testid: 'thread-delete',
+      ariaLabel: 'Delete this conversation',
+      action: async () => {
+        const ack = await ctx.rt.request('thread:delete', { thread_id: threadId });
+        if (!ack.status) return ack.message;
+        ctx.navigate('#/inbox');
+        return null;
+      },
+    }),
+  );
   const older = h('button', { class: 'link more', testid: 'load-older', attrs: { type: 'button', hidden: true }, on: { click: () => void loadOlder() } }, 'Load older messages');
   const beginning = h('p', { class: 'muted center small', testid: 'thread-beginning', attrs: { hidden: true } }, 'Beginning of the conversation');
-  const list = h('ol', { class: 'message-list', testid: 'message-list', attrs: { 'aria-label': 'Messages' } });
   const emptyMsg = h('p', { class: 'muted center', testid: 'thread-empty', attrs: { hidden: true } }, 'No messages here.');
   const scroller = h(
     'div',
     { class: 'scroller', testid: 'message-scroll', attrs: { tabindex: 0, 'aria-label': 'Conversation', role: 'region' } },
-    h('div', { class: 'stack' }, older, beginning, list, emptyMsg),
+    h('div', { class: 'stack' }, older, beginning, tl.list, emptyMsg),
   );
   const jump = h(
     'button',
@@ -56,9 +88,15 @@ export function threadView(ctx: Ctx, threadId: string): View {
   });
   const sendBtn = h('button', { class: 'primary', testid: 'reply-send', attrs: { type: 'submit' } }, 'Send');
   const error = h('div', { class: 'field-error', testid: 'reply-error', attrs: { id: 'reply-error', role: 'alert' } });
+  const readOnlyNote = h(
+    'p',
+    { class: 'readonly-note', testid: 'thread-readonly', attrs: { hidden: true, role: 'status' } },
+    'You are no longer in this conversation.',
+  );
   const form = h(
     'form',
     { class: 'reply', testid: 'reply-form' },
+    readOnlyNote,
     h('label', { class: 'visually-hidden', attrs: { for: 'reply' } }, 'Reply'),
     h('div', { class: 'reply-row' }, input, sendBtn),
     error,
@@ -69,7 +107,14 @@ export function threadView(ctx: Ctx, threadId: string): View {
   const el = h(
     'section',
     { class: 'thread-view', testid: 'thread-view', attrs: { 'data-thread-id': threadId } },
-    h('div', { class: 'thread-head' }, h('a', { class: 'back', testid: 'back-to-inbox', attrs: { href: '#/inbox', 'aria-label': 'Back to the inbox' } }, '←', h('span', { class: 'back-text' }, ' Inbox')), h('div', { class: 'thread-head-main' }, title, people), headActions),
+    h(
+      'div',
+      { class: 'thread-head' },
+      h('a', { class: 'back', testid: 'back-to-inbox', attrs: { href: '#/inbox', 'aria-label': 'Back to the inbox' } }, '←', h('span', { class: 'back-text' }, ' Inbox')),
+      h('div', { class: 'thread-head-main' }, title, people),
+      headActions,
+    ),
+    members.el,
     status,
     h('div', { class: 'scroll-wrap' }, scroller, jump),
     typingEl,
@@ -77,8 +122,6 @@ export function threadView(ctx: Ctx, threadId: string): View {
   );
 
   // ---- rendering
-  const ts = (m: Message) => Date.parse(m.timestamp) || 0;
-  const order = () => [...messages.values()].sort((a, b) => ts(a) - ts(b));
   const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
   const toBottom = () => {
     scroller.scrollTop = scroller.scrollHeight;
@@ -86,91 +129,41 @@ export function threadView(ctx: Ctx, threadId: string): View {
   };
 
   function render(): void {
-    reconcile(list, order().map((m) => m.url), (url) => rows.get(url)!);
-    emptyMsg.hidden = messages.size > 0 || hasMore;
+    tl.render();
+    emptyMsg.hidden = tl.size > 0 || hasMore;
     older.hidden = !hasMore;
-    beginning.hidden = hasMore || messages.size === 0;
+    beginning.hidden = hasMore || tl.size === 0;
   }
 
-  function put(m: Message): void {
-    if (m.thread_id !== threadId) return;
-    const old = messages.get(m.url);
-    if (old && old.read === m.read && old.body === m.body) return;
-    messages.set(m.url, m);
-    const row = renderRow(m);
-    rows.get(m.url)?.replaceWith(row);
-    rows.set(m.url, row);
+  function put(item: HistoryItem): void {
+    if (isNotice(item)) tl.putNotice(item);
+    else if (item.thread_id === threadId) tl.putMessage(item);
   }
 
-  function drop(url: string): void {
-    messages.delete(url);
-    rows.get(url)?.remove();
-    rows.delete(url);
-  }
-
-  function renderRow(m: Message): HTMLElement {
-    const mine = m.sender === me;
-    const unreadForMe = !mine && m.recipient === me && !m.read;
-    return h(
-      'li',
-      {
-        class: `msg${mine ? ' mine' : ''}${unreadForMe ? ' new' : ''}`,
-        testid: 'message-row',
-        attrs: { 'data-url': m.url, 'data-sender': m.sender },
-      },
-      h(
-        'div',
-        { class: 'msg-meta' },
-        h('span', { class: 'sender', testid: 'message-sender' }, mine ? 'You' : m.sender),
-        h(
-          'time',
-          { attrs: { datetime: m.timestamp, title: verboseDateTime(m.timestamp) } },
-          h('span', { testid: 'message-time' }, localDateTime(m.timestamp)),
-          ' · ',
-          relativeSpan(m.timestamp, 'message-relative'),
-        ),
-        h(
-          'span',
-          { class: 'msg-actions' },
-          confirmButton({
-            label: 'Delete',
-            question: 'Delete message?',
-            testid: 'message-delete',
-            ariaLabel: `Delete message from ${m.sender}`,
-            action: async () => {
-              const ack = await ctx.rt.request('message:delete', { url: m.url });
-              if (!ack.status) return ack.message;
-              drop(m.url);
-              render();
-              return null;
-            },
-          }),
-        ),
-      ),
-      h('div', { class: 'msg-body', testid: 'message-body' }, m.body),
-    );
-  }
-
-  function renderHead(t: Thread): void {
+  /** What the server says the thread is now: heading, members, read marks, whether I may write. */
+  function applyThread(t: Thread): void {
+    thread = t;
     title.textContent = t.subject;
-    const who = others(t.participants, me);
-    replaceChildren(people, 'with ', ...who.flatMap((p, i) => [i ? ', ' : '', ctx.presence.dot(p), ' ', h('span', { class: 'person' }, p)]));
-    replaceChildren(
-      headActions,
-      confirmButton({
-        label: 'Delete',
-        question: 'Delete conversation?',
-        testid: 'thread-delete',
-        ariaLabel: 'Delete this conversation',
-        action: async () => {
-          const ack = await ctx.rt.request('thread:delete', { thread_id: threadId });
-          if (!ack.status) return ack.message;
-          ctx.navigate('#/inbox');
-          return null;
-        },
-      }),
-    );
+    el.dataset.kind = t.kind;
+    headActions.hidden = false;
+    replaceChildren(people, 'with ', ...peopleList(ctx.presence, others(t.participants, me)));
+    members.update(t);
+    tl.setThread(t);
+    setReadOnly(!t.participants.includes(me));
     setPageTitle(t.subject);
+  }
+
+  /** One who left or was removed keeps what they had, and can no longer write. */
+  function setReadOnly(ro: boolean): void {
+    readOnly = ro;
+    el.dataset.readonly = String(ro);
+    readOnlyNote.hidden = !ro;
+    input.disabled = ro;
+    sendBtn.disabled = ro || sending;
+    if (ro) {
+      stopTyping();
+      typists.forEach((_, name) => setTypist(name, false));
+    }
   }
 
   // ---- loading
@@ -179,9 +172,8 @@ export function threadView(ctx: Ctx, threadId: string): View {
     try {
       const [{ thread: t }, page] = await Promise.all([api.thread(threadId), api.messages(threadId, null, PAGE)]);
       if (!scope.alive) return;
-      thread = t;
-      renderHead(t);
-      for (const m of page.messages) put(m);
+      applyThread(t);
+      for (const item of page.messages) put(item);
       hasMore = page.has_more;
       status.textContent = '';
       render();
@@ -204,39 +196,71 @@ export function threadView(ctx: Ctx, threadId: string): View {
     }
   }
 
-  /** After a reconnect: merge the newest page, dropping what it says no longer exists. */
-  async function catchUp(): Promise<void> {
-    if (!thread) return void load();
+  /**
+   * Merges the newest page into what is shown, dropping what it says no longer exists: after a
+   * reconnect that missed events, and after a change of the group (whose notice the history
+   * places, with its time, among the messages).
+   */
+  async function mergeNewest(): Promise<void> {
     const started = performance.now();
     try {
       const page = await api.messages(threadId, null, PAGE);
       if (!scope.alive) return;
       const wasAtBottom = atBottom();
+      const fresh = (key: string) => (liveAt.get(key) ?? -1) >= started;
+      const inPage = new Set(page.messages.map(keyOf));
       // More than a page arrived while we were away: what we hold no longer joins up with it.
-      if (page.has_more && messages.size > 0 && !page.messages.some((m) => messages.has(m.url))) {
-        for (const url of [...messages.keys()]) if ((liveAt.get(url) ?? -1) < started) drop(url);
+      if (page.has_more && tl.size > 0 && ![...inPage].some((k) => tl.has(k))) {
+        for (const e of tl.keys()) if (!fresh(e.key)) tl.drop(e.key);
         hasMore = true;
       }
-      const urls = new Set(page.messages.map((m) => m.url));
-      const oldest = page.messages.length ? ts(page.messages[0]) : Infinity;
-      for (const m of [...messages.values()]) {
-        const fresh = (liveAt.get(m.url) ?? -1) >= started;
-        if (!fresh && !urls.has(m.url) && (ts(m) >= oldest || !page.has_more)) drop(m.url);
+      const oldest = page.messages.length ? timeOf(page.messages[0]) : Infinity;
+      for (const e of tl.keys()) {
+        if (!fresh(e.key) && !inPage.has(e.key) && (e.at >= oldest || !page.has_more)) tl.drop(e.key);
       }
-      for (const m of page.messages) put(m);
+      for (const item of page.messages) put(item);
       if (!page.has_more) hasMore = false;
       render();
       if (wasAtBottom) toBottom();
       observeTop();
-      if (page.messages.some((m) => m.recipient === me && !m.read)) markRead();
+      if (page.messages.some((item) => !isNotice(item) && isNewFor(item, me))) markRead();
     } catch (err) {
       if (scope.alive && err instanceof ApiError && err.status === 404) ctx.navigate('#/inbox');
     }
   }
 
+  // One merge at a time: an older page answering after a newer one would undo it.
+  let merging = false;
+  let mergeAgain = false;
+  async function refreshNewest(): Promise<void> {
+    if (merging) return void (mergeAgain = true);
+    merging = true;
+    try {
+      do {
+        mergeAgain = false;
+        await mergeNewest();
+      } while (mergeAgain && scope.alive);
+    } finally {
+      merging = false;
+    }
+  }
+
+  /** After a reconnect that did not recover: the thread and its newest page, again. */
+  async function catchUp(): Promise<void> {
+    if (!thread) return void load();
+    try {
+      const { thread: t } = await api.thread(threadId);
+      if (scope.alive) applyThread(t);
+    } catch (err) {
+      if (scope.alive && err instanceof ApiError && err.status === 404) return void ctx.navigate('#/inbox');
+    }
+    await refreshNewest();
+  }
+
   async function loadOlder(): Promise<void> {
     if (loadingOlder || !hasMore) return;
-    const oldest = order()[0];
+    // Pages are cut at a message: the oldest one shown.
+    const oldest = tl.messages()[0];
     if (!oldest) return;
     loadingOlder = true;
     older.textContent = 'Loading…';
@@ -244,7 +268,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
       const page = await api.messages(threadId, oldest.url, PAGE);
       if (!scope.alive) return;
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-      for (const m of page.messages) put(m);
+      for (const item of page.messages) put(item);
       hasMore = page.has_more;
       render();
       // Keep what the reader was looking at in place while older messages appear above it.
@@ -265,8 +289,9 @@ export function threadView(ctx: Ctx, threadId: string): View {
   };
   scope.add(() => io.disconnect());
 
-  // ---- read marks
+  // ---- read marks (the server tells the other members, as receipts)
   function markRead(): void {
+    if (readOnly) return;
     if (document.visibilityState !== 'visible') {
       readPending = true;
       return;
@@ -277,7 +302,8 @@ export function threadView(ctx: Ctx, threadId: string): View {
     });
   }
   function clearNewMarks(): void {
-    for (const m of [...messages.values()]) if (m.recipient === me && !m.read) put({ ...m, read: true });
+    for (const m of tl.messages()) if (isNewFor(m, me)) tl.putMessage({ ...m, read: true });
+    render();
   }
   scope.listen(document, 'visibilitychange', () => {
     if (document.visibilityState === 'visible' && readPending) markRead();
@@ -305,7 +331,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
     typingSent = false;
   }
   function noteTyping(): void {
-    if (!input.value.trim()) return stopTyping();
+    if (!input.value.trim() || readOnly) return stopTyping();
     const now = Date.now();
     if (!typingSent || now - lastTypingEmit > TYPING_EMIT_EVERY_MS) {
       ctx.rt.emit('typing', { thread_id: threadId, typing: true });
@@ -321,7 +347,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
   let pending: { body: string; clientId: string } | null = null;
   let sending = false;
   async function send(): Promise<void> {
-    if (sending) return;
+    if (sending || readOnly) return;
     const body = input.value;
     error.textContent = '';
     if (!body.trim()) {
@@ -341,7 +367,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
         pending = null;
         if (input.value === body) input.value = '';
         autosize();
-        put(ack.message);
+        tl.putMessage(ack.message);
         render();
         toBottom();
       } else {
@@ -349,7 +375,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
       }
     } finally {
       sending = false;
-      sendBtn.disabled = false;
+      sendBtn.disabled = readOnly;
     }
   }
   function autosize(): void {
@@ -378,7 +404,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
       if (message.thread_id !== threadId) return;
       liveAt.set(message.url, performance.now());
       const stick = atBottom() || message.sender === me;
-      put(message);
+      tl.putMessage(message);
       render();
       if (stick) toBottom();
       else jump.hidden = false;
@@ -389,9 +415,31 @@ export function threadView(ctx: Ctx, threadId: string): View {
     }),
   );
   scope.add(
+    ctx.rt.on('thread:updated', ({ thread: t, change }) => {
+      if (t.thread_id !== threadId) return;
+      const stick = atBottom();
+      applyThread(t);
+      // Shown at once at the end; the history's own copy (with its time) replaces it next.
+      const key = tl.putNotice({ kind: 'change', change, at: '' }, true);
+      liveAt.set(key, performance.now());
+      render();
+      if (stick) toBottom();
+      void refreshNewest();
+    }),
+  );
+  scope.add(
+    ctx.rt.on('receipt', ({ thread_id, username, up_to }) => {
+      if (thread_id !== threadId) return;
+      const stick = atBottom();
+      tl.receipt(username, up_to);
+      render();
+      if (stick) toBottom();
+    }),
+  );
+  scope.add(
     ctx.rt.on('message:deleted', ({ url, thread_id }) => {
       if (thread_id !== threadId) return;
-      drop(url);
+      tl.drop(url);
       render();
     }),
   );
