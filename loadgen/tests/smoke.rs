@@ -23,6 +23,7 @@ async fn server() -> Server {
         user_event_rate: 0,
         sockets_per_user: 0,
         connections_per_address: 0,
+        group_adds: 0,
         ..missive::Config::default()
     };
     Server {
@@ -82,6 +83,22 @@ async fn fanout_idle_baseline_and_history_run_at_tiny_sizes() {
     assert!(
         out.join("fanout.png").exists()
             || !Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
+    );
+
+    // The group shape: each sender writes to a group of three, each message reaches 3 x 2 tabs.
+    let group = loadgen(
+        &[
+            &["fanout"][..],
+            &common,
+            &["--users", "6", "--tabs", "2", "--senders", "3", "--duration", "2", "--group", "3"],
+        ]
+        .concat(),
+        &out,
+    );
+    assert_eq!((group["group"].as_u64(), &group["errors"]), (Some(3), &Value::from(0)), "{group}");
+    assert!(
+        group["deliveries"].as_u64().unwrap() >= group["acked_sends"].as_u64().unwrap() * 6 * 9 / 10,
+        "{group}"
     );
 
     let idle = loadgen(
