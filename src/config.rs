@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "MISSIVE_MAX_PARTICIPANTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(3..))]
     pub max_participants: u16,
 
+    /// How long after sending its sender may edit a message (e.g. `24h`, `15m`); `0` turns
+    /// editing off.
+    #[arg(long, env = "MISSIVE_EDIT_WINDOW", default_value = "24h", value_parser = parse_duration_or_zero)]
+    pub edit_window: Duration,
+
     /// Groups a user may be added to by others per minute (creating a group with them adds
     /// them too); 0 turns the limit off.
     #[arg(long, env = "MISSIVE_GROUP_ADDS", default_value_t = 10)]
@@ -207,6 +212,7 @@ impl Default for Config {
             max_body: 5000,
             max_participants: 32,
             group_adds: 10,
+            edit_window: Duration::from_secs(24 * 3600),
             login_rate: 20,
             login_failures: 10,
             send_rate: 20,

@@ -17,6 +17,7 @@ on_every_backend!(
     missed_events_are_replayed_once_in_order_then_live_ones_follow,
     a_page_deep_in_the_log_is_read_from_near_its_position,
     a_groups_changes_and_receipts_are_replayed_in_order,
+    an_edit_is_replayed_as_the_message_is_then,
 );
 
 /// One event as a socket heard it.
@@ -33,7 +34,7 @@ impl Heard {
     fn key(&self) -> (String, String, Option<String>) {
         let d = &self.data;
         let what = match self.name.as_str() {
-            "message:new" => d["message"]["url"].to_string(),
+            "message:new" | "message:edited" => d["message"]["url"].to_string(),
             "message:deleted" => d["url"].to_string(),
             "thread:read" | "thread:deleted" => d["thread_id"].to_string(),
             "presence" => format!("{} {}", d["username"], d["online"]),
@@ -257,6 +258,45 @@ async fn a_groups_changes_and_receipts_are_replayed_in_order(backend: Backend) {
         if matches!(r.name.as_str(), "thread:updated" | "receipt") {
             assert_eq!(r.data, e.data, "replayed as sent");
         }
+    }
+    server.stop().await;
+}
+
+/// An edit is logged as a reference to its message: a tab that was away hears it again in
+/// its place, showing the message as it is at the replay (edited twice: the second body).
+async fn an_edit_is_replayed_as_the_message_is_then(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    let sent = bob.reply(&thread, "frist").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    let url = sent["url"].as_str().unwrap();
+    for body in ["first", "first!"] {
+        let (status, res) = bob
+            .http
+            .patch(&format!("/api/v1/messages/{url}"), json!({"body": body}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+    }
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed: Vec<Heard> = heard(&back)
+        .await
+        .into_iter()
+        .filter(|h| h.name != "presence")
+        .collect();
+    let names: Vec<&str> = replayed.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["message:edited", "message:edited"]);
+    for h in &replayed {
+        assert_eq!(h.data["message"]["url"], url);
+        assert_eq!(
+            h.data["message"]["body"], "first!",
+            "as it is at the replay"
+        );
     }
     server.stop().await;
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub created_at: i64,
     /// Sender-chosen idempotency key, unique per sender.
     pub client_id: Option<String>,
+    /// When its sender last edited its body (Unix microseconds); `None` if never.
+    pub edited_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

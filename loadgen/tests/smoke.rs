@@ -90,14 +90,30 @@ async fn fanout_idle_baseline_and_history_run_at_tiny_sizes() {
         &[
             &["fanout"][..],
             &common,
-            &["--users", "6", "--tabs", "2", "--senders", "3", "--duration", "2", "--group", "3"],
+            &[
+                "--users",
+                "6",
+                "--tabs",
+                "2",
+                "--senders",
+                "3",
+                "--duration",
+                "2",
+                "--group",
+                "3",
+            ],
         ]
         .concat(),
         &out,
     );
-    assert_eq!((group["group"].as_u64(), &group["errors"]), (Some(3), &Value::from(0)), "{group}");
+    assert_eq!(
+        (group["group"].as_u64(), &group["errors"]),
+        (Some(3), &Value::from(0)),
+        "{group}"
+    );
     assert!(
-        group["deliveries"].as_u64().unwrap() >= group["acked_sends"].as_u64().unwrap() * 6 * 9 / 10,
+        group["deliveries"].as_u64().unwrap()
+            >= group["acked_sends"].as_u64().unwrap() * 6 * 9 / 10,
         "{group}"
     );
 

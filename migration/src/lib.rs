@@ -12,6 +12,7 @@ mod m20261201_000007_event_log_by_time;
 mod m20261206_000008_credential_epoch;
 mod m20261206_000009_event_log_marks;
 mod m20261206_000010_conversations;
+mod m20261206_000011_edits;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_credential_epoch::Migration),
             Box::new(m20261206_000009_event_log_marks::Migration),
             Box::new(m20261206_000010_conversations::Migration),
+            Box::new(m20261206_000011_edits::Migration),
         ]
     }
 }

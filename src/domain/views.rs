@@ -25,6 +25,8 @@ pub struct MessageView {
     /// In a direct thread, whether the recipient has read it; in a group, whether the viewer
     /// has (their own messages: true).
     pub read: bool,
+    /// When its sender last edited it (RFC 3339); null if never.
+    pub edited_at: Option<String>,
 }
 
 /// A view serialised once, then embedded as is in every payload that carries it: a new
@@ -333,6 +335,7 @@ impl ThreadContext {
             body: m.body.clone(),
             timestamp: ids::rfc3339(m.created_at),
             read,
+            edited_at: m.edited_at.map(ids::rfc3339),
         }
     }
 
@@ -401,6 +404,7 @@ mod tests {
             body: "line\nbreak \u{e9}\u{1f600}".into(),
             timestamp: "2026-11-25T20:00:00.000000Z".into(),
             read: false,
+            edited_at: None,
         };
         let plain = ThreadView {
             thread_id: "t1".into(),

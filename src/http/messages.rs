@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +16,7 @@ use crate::service::{App, MessageView, SendMessage, SendOutcome};
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(send))
-        .routes(routes!(remove))
+        .routes(routes!(remove, edit))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,4 +60,29 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     app.delete_message(&who, &url).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    /// The new body: 1 to MISSIVE_MAX_BODY characters after trimming.
+    body: String,
+}
+
+/// Edits one of the caller's messages, within `MISSIVE_EDIT_WINDOW` of sending it.
+#[utoipa::path(patch, path = "/messages/{url}", tag = "messages", request_body = EditBody,
+    params(("url" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The message as edited", body = MessageBody),
+        (status = 409, description = "`edit_window_closed` (or editing is off)", body = super::openapi::ErrorBody),
+    ))]
+async fn edit(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(url): Path<String>,
+    ApiJson(req): ApiJson<EditBody>,
+) -> ApiResult<Json<MessageBody>> {
+    let message = app.edit_message(&who, &url, &req.body).await?;
+    Ok(Json(MessageBody { message }))
 }

@@ -22,6 +22,7 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(THREAD_READ, on_read::<A>);
     s.on(MESSAGE_DELETE, on_delete_message::<A>);
     s.on(THREAD_DELETE, on_delete_thread::<A>);
+    s.on(MESSAGE_EDIT, on_edit::<A>);
     s.on(THREAD_ADD, on_add::<A>);
     s.on(THREAD_REMOVE, on_remove::<A>);
     s.on(THREAD_RENAME, on_rename::<A>);
@@ -106,7 +107,7 @@ async fn on_send<A: Adapter>(
     respond(&s, &app, ack, req, async |me, req| {
         let message = match app.send_message(&me.who, req).await? {
             SendOutcome::Created { rendered, .. } => Sent::Created(rendered),
-            SendOutcome::Repeated { message } => Sent::Repeated(message),
+            SendOutcome::Repeated { message } => Sent::View(message),
         };
         Ok(MessageAck { message })
     })
@@ -176,6 +177,21 @@ async fn on_delete_thread<A: Adapter>(
 ) {
     respond(&s, &app, ack, req, async |me, req| {
         Ok(app.delete_thread(&me.who, &req.thread_id).await?)
+    })
+    .await;
+}
+
+async fn on_edit<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<EditRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let message = app.edit_message(&me.who, &req.url, &req.body).await?;
+        Ok(MessageAck {
+            message: Sent::View(message),
+        })
     })
     .await;
 }

@@ -37,6 +37,7 @@ pub const THREAD_LEAVE: &str = "thread:leave";
 pub const THREAD_READ: &str = "thread:read";
 pub const MESSAGE_DELETE: &str = "message:delete";
 pub const THREAD_DELETE: &str = "thread:delete";
+pub const MESSAGE_EDIT: &str = "message:edit";
 pub const THREAD_ADD: &str = "thread:add";
 pub const THREAD_REMOVE: &str = "thread:remove";
 pub const THREAD_RENAME: &str = "thread:rename";
@@ -57,6 +58,10 @@ pub const CLIENT_EVENTS: &[ClientEvent] = &[
     client::<ReadRequest, ThreadRead>(
         THREAD_READ,
         "Mark the thread read, up to `up_to` or to its newest message.",
+    ),
+    client::<EditRequest, MessageAck>(
+        MESSAGE_EDIT,
+        "Edit one of your messages, within the edit window (see After sending).",
     ),
     client::<MessageRef, MessageDeleted>(MESSAGE_DELETE, "Delete a message for yourself."),
     client::<ThreadRef, ThreadDeleted>(THREAD_DELETE, "Delete a thread for yourself."),
@@ -102,6 +107,14 @@ pub struct ReadRequest {
 #[serde(deny_unknown_fields)]
 pub struct MessageRef {
     pub url: String,
+}
+
+/// `message:edit`: one of the sender's messages, and its new body.
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    pub url: String,
+    pub body: String,
 }
 
 /// `sync`: the events after `since` (an offset, as events carry it); without it, only where
@@ -164,13 +177,13 @@ pub struct MessageAck {
     pub message: Sent,
 }
 
-/// A message as sent: rendered once for all the events of a new message, or the view of the
-/// first message of a repeated `client_id`.
+/// A message as sent: rendered once for all the events of a new message, or a view (the
+/// first message of a repeated `client_id`, an edited message).
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Sent {
     Created(Rendered),
-    Repeated(MessageView),
+    View(MessageView),
 }
 
 /// `thread:join` and `thread:leave`'s ack.

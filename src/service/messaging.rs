@@ -7,9 +7,9 @@ use tokio::sync::mpsc;
 
 use super::{App, Identity, Notifier, ServiceResult};
 use crate::domain::events::{MessageDeleted, Notice, ThreadDeleted, ThreadRead};
-use crate::domain::messaging::{self, Read, SendLimits, SendMessage, SendOutcome};
+use crate::domain::messaging::{self, EditLimits, Read, SendLimits, SendMessage, SendOutcome};
 use crate::domain::outbox::Announcement;
-use crate::domain::views::{HistoryItem, ThreadView, UnreadCounts};
+use crate::domain::views::{HistoryItem, MessageView, ThreadView, UnreadCounts};
 use crate::metrics::Metrics;
 
 /// Announces each commit of the node, in commit order, then answers whoever waits for it: a
@@ -80,6 +80,23 @@ impl App {
                 Ok(event)
             }
         }
+    }
+
+    /// Edits the body of one of the caller's messages (within the edit window); spends one of
+    /// their sends, as it tells every member.
+    pub async fn edit_message(
+        &self,
+        who: &Identity,
+        url: &str,
+        body: &str,
+    ) -> ServiceResult<MessageView> {
+        self.limits.check_send(who.id())?;
+        let limits = EditLimits {
+            max_body: self.config.max_body,
+            window: self.config.edit_window,
+        };
+        let edited = messaging::edit_message(&self.db, &self.outbox, &who.user, url, body, limits);
+        Ok(Box::pin(edited).await?)
     }
 
     /// Adds `username` to the group `thread_id`; spends one of their adds by others.

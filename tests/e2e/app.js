@@ -91,6 +91,13 @@ export async function chooseDelete(row) {
   await row.getByTestId('message-delete').click();
 }
 
+/** Picks "Edit" in one of one's own messages' menu; the message's text box opens in its place. */
+export async function chooseEdit(row) {
+  await row.getByTestId('message-menu').click();
+  await row.getByTestId('message-edit').click();
+  await row.getByTestId('edit-input').waitFor();
+}
+
 /** The thread view's history as a reader sees it: message bodies, and notices as "— text". */
 export async function history(page) {
   return page.getByTestId('message-list').evaluate((list) =>

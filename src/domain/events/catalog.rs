@@ -198,6 +198,37 @@ impl ServerEvent for UnreadCounts {
     }
 }
 
+/// `message:edited`: a message's sender changed its body; the message as it is now.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MessageEdited {
+    #[ts(as = "MessageView")]
+    pub message: Rendered,
+    /// The message's row (the log's reference).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub message_id: i64,
+}
+
+impl ServerEvent for MessageEdited {
+    const NAME: &'static str = "message:edited";
+    const DOC: &'static str = "A message's sender edited it (a replay shows it as it is then).";
+    const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::Current(Refers::Message);
+
+    fn log_ref(&self) -> Option<i64> {
+        Some(self.message_id)
+    }
+
+    fn replay(now: &Now, ref_id: Option<i64>) -> Option<MessageEdited> {
+        let id = ref_id?;
+        let (message, _) = now.messages.get(&id)?;
+        Some(MessageEdited {
+            message: message.clone(),
+            message_id: id,
+        })
+    }
+}
+
 /// `thread:updated`: a group's membership or subject changed; the thread as the user sees it
 /// after the change.
 #[derive(Debug, Clone, Serialize, TS)]

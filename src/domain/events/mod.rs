@@ -204,6 +204,7 @@ pub const SERVER_EVENTS: &[Declared] = &[
     declare::<MessageDeleted>(),
     declare::<ThreadDeleted>(),
     declare::<UnreadCounts>(),
+    declare::<MessageEdited>(),
     declare::<ThreadUpdated>(),
     declare::<Receipt>(),
     declare::<Presence>(),

@@ -152,6 +152,7 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
             body: m.body.clone().unwrap_or_default(),
             created_at,
             client_id: None,
+            edited_at: None,
         });
     }
 

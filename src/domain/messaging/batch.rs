@@ -173,6 +173,7 @@ pub(super) fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) ->
         body: reply.body.clone(),
         created_at,
         client_id: reply.client_id.clone(),
+        edited_at: None,
     }
 }
 

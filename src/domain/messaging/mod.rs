@@ -4,7 +4,8 @@
 //! Every write is one transaction; the service layer notifies only after it commits. Files by
 //! what they do: `validate` (what a send may carry), `directory` (a thread's members and
 //! subject, guessed from a cache and checked by the commit), `send` (a new thread; a reply to
-//! the group commit), `membership` (adding, removing, renaming), `group_commit`
+//! the group commit), `membership` (adding, removing, renaming), `edit` (a sender's
+//! change of a body), `group_commit`
 //! (the writer task that stores replies many to a transaction), `batch` (what a batch carries
 //! and hands back, and the events of a stored message), `sqlite_batch` and `postgres_batch`
 //! (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
@@ -14,6 +15,7 @@
 
 mod batch;
 mod directory;
+mod edit;
 mod group_commit;
 mod hide;
 mod list;
@@ -30,6 +32,7 @@ use serde::Deserialize;
 
 pub use batch::Reply;
 pub use directory::{Directory, ThreadMeta};
+pub use edit::{EditLimits, edit_message};
 pub use group_commit::GroupCommit;
 pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};

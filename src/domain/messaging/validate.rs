@@ -28,21 +28,7 @@ pub(super) enum Target {
 
 /// Checks a send: trims the body and subject, and says which kind of send it is.
 pub(super) fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<ValidSend> {
-    let body = req.body.trim().to_owned();
-    if body.is_empty() {
-        return Err(DomainError::invalid(
-            "body",
-            "empty_body",
-            "message body is empty",
-        ));
-    }
-    if body.chars().count() > max_body {
-        return Err(DomainError::invalid(
-            "body",
-            "message_too_long",
-            format!("message body is longer than {max_body} characters"),
-        ));
-    }
+    let body = valid_body(&req.body, max_body)?;
     if let Some(id) = &req.client_id
         && (id.is_empty() || id.chars().count() > MAX_CLIENT_ID)
     {
@@ -127,4 +113,24 @@ pub(super) fn valid_subject(subject: &str) -> DomainResult<String> {
         ));
     }
     Ok(subject.to_owned())
+}
+
+/// A message body trimmed, once it is 1 to `max_body` characters (a send's, or an edit's).
+pub(super) fn valid_body(body: &str, max_body: usize) -> DomainResult<String> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(DomainError::invalid(
+            "body",
+            "empty_body",
+            "message body is empty",
+        ));
+    }
+    if body.chars().count() > max_body {
+        return Err(DomainError::invalid(
+            "body",
+            "message_too_long",
+            format!("message body is longer than {max_body} characters"),
+        ));
+    }
+    Ok(body.to_owned())
 }

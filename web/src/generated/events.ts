@@ -14,7 +14,11 @@ timestamp: string,
  * In a direct thread, whether the recipient has read it; in a group, whether the viewer
  * has (their own messages: true).
  */
-read: boolean, };
+read: boolean, 
+/**
+ * When its sender last edited it (RFC 3339); null if never.
+ */
+edited_at: string | null, };
 
 export type Thread = { thread_id: string, subject: string, kind: ThreadKind, 
 /**
@@ -120,6 +124,8 @@ export type ReadRequest = { thread_id: string, up_to?: string, };
 
 export type ThreadRead = { thread_id: string, unread: Unread, };
 
+export type EditRequest = { url: string, body: string, };
+
 export type MessageRef = { url: string, };
 
 export type MessageDeleted = { url: string, thread_id: string, 
@@ -175,6 +181,8 @@ export type LegacyNotify = { type: "thread" | "mailbox", notify: "false", thread
 
 export type LegacyDeletion = { type: "message" | "thread", message_url?: string, thread_id: string, total_messages?: number, total_threads?: number, };
 
+export type MessageEdited = { message: Message, };
+
 export type ThreadUpdated = { thread: Thread, change: Change, };
 
 export type Receipt = { thread_id: string, username: string, 
@@ -224,6 +232,8 @@ export interface ServerToClientEvents {
   'thread:deleted': (payload: ThreadDeleted, offset?: string) => void;
   /** The user's unread totals changed. */
   'unread': (payload: Unread, offset?: string) => void;
+  /** A message's sender edited it (a replay shows it as it is then). */
+  'message:edited': (payload: MessageEdited, offset?: string) => void;
   /** A group's membership or subject changed (told to every member, and to the one removed or leaving). */
   'thread:updated': (payload: ThreadUpdated, offset?: string) => void;
   /** Another member read further in a thread (never sent by or to a user with receipts off). */
@@ -246,6 +256,8 @@ export interface ClientToServerEvents {
   'thread:leave': (payload: ThreadRef, ack: (answer: Ack<ThreadAck>) => void) => void;
   /** Mark the thread read, up to `up_to` or to its newest message. */
   'thread:read': (payload: ReadRequest, ack: (answer: Ack<ThreadRead>) => void) => void;
+  /** Edit one of your messages, within the edit window (see After sending). */
+  'message:edit': (payload: EditRequest, ack: (answer: Ack<MessageAck>) => void) => void;
   /** Delete a message for yourself. */
   'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
   /** Delete a thread for yourself. */

@@ -6,6 +6,7 @@ import { Scope, h, reconcile } from '../dom';
 import { threadHref, type View } from '../router';
 import { others, peopleList, type Ctx } from '../state';
 import { shortDate, verboseDateTime } from '../time';
+import { withLatestEdit } from './timeline';
 
 const PAGE = 20;
 
@@ -54,6 +55,10 @@ export function inboxView(ctx: Ctx): View {
     const old = threads.get(t.thread_id);
     // A page fetched earlier must not overwrite a newer live update.
     if (old && time(old) > time(t)) return;
+    // Nor bring back the text of a last message edited since.
+    if (old?.last_message && t.last_message?.url === old.last_message.url) {
+      t = { ...t, last_message: withLatestEdit(old.last_message, t.last_message) };
+    }
     threads.set(t.thread_id, t);
     const row = renderRow(t);
     const prev = rows.get(t.thread_id);
@@ -224,6 +229,15 @@ export function inboxView(ctx: Ctx): View {
       if (!t || t.unread === 0) return;
       threads.delete(thread_id);
       upsert({ ...t, unread: 0, last_message: t.last_message && { ...t.last_message, read: true } });
+      render();
+    }),
+  );
+  // An edit of a thread's last message changes its preview.
+  scope.add(
+    ctx.rt.on('message:edited', ({ message }) => {
+      const t = threads.get(message.thread_id);
+      if (t?.last_message?.url !== message.url) return;
+      upsert({ ...t, last_message: message });
       render();
     }),
   );

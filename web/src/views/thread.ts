@@ -1,5 +1,5 @@
 // One conversation: its history (older entries load when scrolling up), a group's members,
-// the reply box, typing, read marks and receipts.
+// the reply box, typing, read marks and receipts, and editing one's own messages.
 
 import { ApiError, api, type ChangeNotice, type HistoryItem, type Thread } from '../api';
 import { confirmButton } from '../components';
@@ -39,6 +39,12 @@ export function threadView(ctx: Ctx, threadId: string): View {
       if (!ack.status) return ack.message;
       tl.drop(m.url);
       render();
+      return null;
+    },
+    editMessage: async (m, body) => {
+      const ack = await ctx.rt.request('message:edit', { url: m.url, body });
+      if (!ack.status) return ack.message;
+      if (scope.alive) keepPlace(() => tl.applyEdit(ack.message));
       return null;
     },
   });
@@ -127,6 +133,21 @@ export function threadView(ctx: Ctx, threadId: string): View {
     scroller.scrollTop = scroller.scrollHeight;
     jump.hidden = true;
   };
+  /**
+   * Runs `change` (rows growing or shrinking in place) without moving what the reader is
+   * looking at: the bottom stays the bottom, else the first row in view stays where it was.
+   */
+  function keepPlace(change: () => void): void {
+    if (atBottom()) {
+      change();
+      return toBottom();
+    }
+    const top = scroller.getBoundingClientRect().top;
+    const anchor = [...tl.list.children].find((row) => row.getBoundingClientRect().bottom > top);
+    const before = anchor?.getBoundingClientRect().top ?? 0;
+    change();
+    if (anchor?.isConnected) scroller.scrollTop += anchor.getBoundingClientRect().top - before;
+  }
 
   function render(): void {
     tl.render();
@@ -434,6 +455,11 @@ export function threadView(ctx: Ctx, threadId: string): View {
       tl.receipt(username, up_to);
       render();
       if (stick) toBottom();
+    }),
+  );
+  scope.add(
+    ctx.rt.on('message:edited', ({ message }) => {
+      if (message.thread_id === threadId) keepPlace(() => tl.applyEdit(message));
     }),
   );
   scope.add(

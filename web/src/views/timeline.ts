@@ -1,15 +1,20 @@
 // A conversation's history as a messenger shows it: a separator per day, consecutive messages
 // of one sender grouped under one name, membership changes as one-line notices in place, and
-// "Seen" marks under the last message each member read.
+// "Seen" marks under the last message each member read. One's own messages can be edited in
+// place.
 
 import type { Change, ChangeNotice, Message, Thread } from '../api';
 import type { ThreadKind } from '../generated/events';
-import { actionMenu, askInline, confirmError } from '../components';
-import { h, reconcile, replaceChildren } from '../dom';
+import { actionMenu, askInline, confirmError, type MenuItem } from '../components';
+import { h, reconcile, replaceChildren, setAttrs } from '../dom';
 import { clockTime, dayKey, dayLabelSpan, verboseDateTime } from '../time';
 
 /** Messages of one sender closer together than this share one name. */
 const GROUP_GAP_MS = 5 * 60_000;
+/** The server's default edit window: "Edit" is offered this long after sending (the server decides). */
+const EDIT_WINDOW_MS = 24 * 3_600_000;
+
+let editorIds = 0;
 
 type Entry =
   | { key: string; at: number; message: Message }
@@ -42,6 +47,15 @@ export function isNewFor(m: Message, me: string): boolean {
   return !m.read && (m.recipient === me || (m.recipient === null && m.sender !== me));
 }
 
+/**
+ * `incoming`, unless `held` has a later edit: a copy fetched before an edit arrived live must
+ * not bring the old text back.
+ */
+export function withLatestEdit(held: Message, incoming: Message): Message {
+  const editedAt = (m: Message) => (m.edited_at ? Date.parse(m.edited_at) || 0 : 0);
+  return editedAt(held) > editedAt(incoming) ? { ...incoming, body: held.body, edited_at: held.edited_at } : incoming;
+}
+
 export interface Timeline {
   list: HTMLOListElement;
   /** Messages, oldest first. */
@@ -50,6 +64,8 @@ export interface Timeline {
   /** Every entry's key and time (messages: url; notices: noticeKey or a live key). */
   keys(): { key: string; at: number }[];
   putMessage(m: Message): void;
+  /** An edit (an ack, a `message:edited` event): shown if the message is, ignored otherwise. */
+  applyEdit(m: Message): void;
   /** A notice from the history, or (`live`) one just heard of, placed after everything shown. */
   putNotice(n: ChangeNotice, live?: boolean): string;
   drop(key: string): void;
@@ -61,10 +77,23 @@ export interface Timeline {
   readonly size: number;
 }
 
-export function timeline(opts: { me: string; deleteMessage: (m: Message) => Promise<string | null> }): Timeline {
+/** What a row's actions do; each returns the server's refusal to show, or null. */
+export interface MessageActions {
+  deleteMessage(m: Message): Promise<string | null>;
+  editMessage(m: Message, body: string): Promise<string | null>;
+}
+
+/** A message's row: built once, then updated in place, so an open menu or editor survives. */
+interface MessageRow {
+  el: HTMLElement;
+  show(m: Message): void;
+}
+
+export function timeline(opts: { me: string } & MessageActions): Timeline {
   const me = opts.me;
   const entries = new Map<string, Entry>();
   const rows = new Map<string, HTMLElement>();
+  const messageRows = new Map<string, MessageRow>();
   const days = new Map<string, HTMLElement>();
   const marks = new Map<string, HTMLElement>();
   let kind: ThreadKind = 'direct';
@@ -78,13 +107,20 @@ export function timeline(opts: { me: string; deleteMessage: (m: Message) => Prom
   const ordered = () => [...entries.values()].sort((a, b) => a.at - b.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const timeOf = (e: Entry) => ('message' in e ? e.message.timestamp : e.notice.at);
 
+  function heldMessage(url: string): Message | null {
+    const e = entries.get(url);
+    return e && 'message' in e ? e.message : null;
+  }
+
   function putMessage(m: Message): void {
-    const old = entries.get(m.url);
-    if (old && 'message' in old && old.message.read === m.read && old.message.body === m.body) return;
+    const held = heldMessage(m.url);
+    if (held) m = withLatestEdit(held, m);
     entries.set(m.url, { key: m.url, at: Date.parse(m.timestamp) || 0, message: m });
-    const row = messageRow(m);
-    rows.get(m.url)?.replaceWith(row);
-    rows.set(m.url, row);
+    const row = messageRows.get(m.url);
+    if (row) return row.show(m);
+    const made = messageRow(m);
+    messageRows.set(m.url, made);
+    rows.set(m.url, made.el);
   }
 
   function putNotice(n: ChangeNotice, live = false): string {
@@ -108,48 +144,150 @@ export function timeline(opts: { me: string; deleteMessage: (m: Message) => Prom
     entries.delete(key);
     rows.get(key)?.remove();
     rows.delete(key);
+    messageRows.delete(key);
   }
 
-  function messageRow(m: Message): HTMLElement {
-    const mine = m.sender === me;
+  function messageRow(first: Message): MessageRow {
+    const url = first.url;
+    const mine = first.sender === me;
+    /** The message as it is now (edits and read marks update it after the row is built). */
+    const current = () => heldMessage(url) ?? first;
+    const body = h('div', { class: 'msg-body', testid: 'message-body' });
+    const edited = h('time', { class: 'msg-edited', testid: 'edited-label', attrs: { hidden: true } }, 'edited');
+    const time = h(
+      'time',
+      { class: 'msg-time', testid: 'message-time', attrs: { datetime: first.timestamp, title: verboseDateTime(first.timestamp) } },
+      clockTime(first.timestamp),
+    );
+    const bubble = h('div', { class: 'bubble' }, body, edited, time);
     const actions = h('span', { class: 'msg-actions' });
+    let editor: HTMLElement | null = null;
+
     const showMenu = (focus = false, error = '') => {
-      const menu = actionMenu({
-        label: `Actions for the message from ${mine ? 'you' : m.sender}`,
-        testid: 'message-menu',
-        items: [
-          {
-            label: 'Delete for me',
-            testid: 'message-delete',
-            danger: true,
-            run: () => askInline(actions, { question: 'Delete message?', action: () => opts.deleteMessage(m), restore: showMenu }),
-          },
-        ],
+      const items: MenuItem[] = [];
+      // Offered while the default window is open; a shorter one on the server refuses, and says so.
+      if (mine && Date.now() - (Date.parse(first.timestamp) || 0) < EDIT_WINDOW_MS) {
+        items.push({ label: 'Edit', testid: 'message-edit', run: startEdit });
+      }
+      items.push({
+        label: 'Delete for me',
+        testid: 'message-delete',
+        danger: true,
+        run: () => askInline(actions, { question: 'Delete message?', action: () => opts.deleteMessage(current()), restore: showMenu }),
       });
+      const menu = actionMenu({ label: `Actions for the message from ${mine ? 'you' : first.sender}`, testid: 'message-menu', items });
       replaceChildren(actions, menu, confirmError(error));
       if (focus) menu.querySelector('button')?.focus();
     };
-    showMenu();
-    return h(
-      'li',
-      {
-        class: `msg${mine ? ' mine' : ''}${isNewFor(m, me) ? ' new' : ''}`,
-        testid: 'message-row',
-        attrs: { 'data-url': m.url, 'data-sender': m.sender },
-      },
-      h('span', { class: 'sender', testid: 'message-sender' }, mine ? 'You' : m.sender),
-      h(
-        'div',
-        { class: 'msg-line' },
+
+    /** The body turns into a text box: Enter saves, Shift+Enter is a new line, Escape cancels. */
+    function startEdit(): void {
+      if (editor) return void editor.querySelector('textarea')?.focus();
+      const id = `edit-${++editorIds}`;
+      const input = h('textarea', {
+        class: 'edit-input',
+        testid: 'edit-input',
+        attrs: { id, rows: 1, 'aria-label': 'Edit message', 'aria-describedby': `${id}-hint ${id}-error` },
+      });
+      input.value = current().body;
+      const error = h('div', { class: 'field-error', testid: 'edit-error', attrs: { id: `${id}-error`, role: 'alert' } });
+      const save = h('button', { class: 'primary small-button', testid: 'edit-save', attrs: { type: 'submit' } }, 'Save');
+      const cancel = h('button', { class: 'link', testid: 'edit-cancel', attrs: { type: 'button' }, on: { click: () => stopEdit(true) } }, 'Cancel');
+      const form = h(
+        'form',
+        { class: 'edit-box', testid: 'edit-box' },
+        input,
+        error,
         h(
           'div',
-          { class: 'bubble' },
-          h('div', { class: 'msg-body', testid: 'message-body' }, m.body),
-          h('time', { class: 'msg-time', testid: 'message-time', attrs: { datetime: m.timestamp, title: verboseDateTime(m.timestamp) } }, clockTime(m.timestamp)),
+          { class: 'edit-row' },
+          h('span', { class: 'hint', attrs: { id: `${id}-hint` } }, 'Enter saves, Shift+Enter adds a new line, Escape cancels.'),
+          cancel,
+          save,
         ),
-        actions,
-      ),
+      );
+      let saving = false;
+      const submit = async () => {
+        if (saving) return;
+        const text = input.value;
+        // Nothing changed: nothing to tell anyone (and no "edited" label for it).
+        if (text.trim() === current().body.trim()) return stopEdit(true);
+        saving = true;
+        save.disabled = true;
+        error.textContent = '';
+        input.removeAttribute('aria-invalid');
+        const refusal = await opts.editMessage(current(), text);
+        saving = false;
+        save.disabled = false;
+        if (editor !== form) return; // cancelled meanwhile
+        if (refusal === null) return stopEdit(true);
+        // Refused: say why beside the text, which stays as typed.
+        error.textContent = refusal;
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+      };
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        void submit();
+      });
+      form.addEventListener('keydown', (e) => {
+        if (e.key === 'Escape') {
+          e.preventDefault();
+          stopEdit(true);
+        }
+      });
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+          e.preventDefault();
+          void submit();
+        }
+      });
+      const autosize = () => {
+        input.style.height = 'auto';
+        input.style.height = `${Math.min(input.scrollHeight + 2, 240)}px`;
+      };
+      input.addEventListener('input', autosize);
+
+      editor = form;
+      el.classList.add('editing');
+      body.hidden = true;
+      actions.hidden = true;
+      bubble.insertBefore(form, body);
+      autosize();
+      input.focus();
+      input.setSelectionRange(input.value.length, input.value.length);
+      form.scrollIntoView({ block: 'nearest' });
+    }
+
+    function stopEdit(focus: boolean): void {
+      editor?.remove();
+      editor = null;
+      el.classList.remove('editing');
+      body.hidden = false;
+      actions.hidden = false;
+      if (focus) actions.querySelector<HTMLElement>('[data-testid="message-menu"]')?.focus();
+    }
+
+    function show(m: Message): void {
+      if (body.textContent !== m.body) body.textContent = m.body;
+      edited.hidden = !m.edited_at;
+      if (m.edited_at) setAttrs(edited, { datetime: m.edited_at, title: `Edited ${verboseDateTime(m.edited_at)}` });
+      el.classList.toggle('new', isNewFor(m, me));
+    }
+
+    const el = h(
+      'li',
+      {
+        class: `msg${mine ? ' mine' : ''}`,
+        testid: 'message-row',
+        attrs: { 'data-url': url, 'data-sender': first.sender },
+      },
+      h('span', { class: 'sender', testid: 'message-sender' }, mine ? 'You' : first.sender),
+      h('div', { class: 'msg-line' }, bubble, actions),
     );
+    showMenu();
+    show(first);
+    return { el, show };
   }
 
   function noticeRow(n: ChangeNotice): HTMLElement {
@@ -244,6 +382,9 @@ export function timeline(opts: { me: string; deleteMessage: (m: Message) => Prom
     has: (key) => entries.has(key),
     keys: () => [...entries.values()].map((e) => ({ key: e.key, at: e.at })),
     putMessage,
+    applyEdit(m) {
+      if (heldMessage(m.url)) putMessage(m);
+    },
     putNotice,
     drop,
     setThread(t) {
