@@ -174,32 +174,25 @@ impl Limits {
 
     /// Spends one of the user's messages.
     pub fn check_send(&self, user_id: i64) -> ServiceResult<()> {
-        match &self.sends_by_user {
-            Some(limiter) => limiter
-                .check(&user_id.to_string())
-                .map_err(|wait| self.refused(wait)),
-            None => Ok(()),
-        }
+        self.spend(self.sends_by_user.as_ref(), &user_id.to_string())
     }
 
     /// Spends one of the adds to groups that `username` may receive from others per minute
     /// (so that nobody is spammed into groups); a name that is nobody's costs the same.
     pub fn check_group_add(&self, username: &str) -> ServiceResult<()> {
-        match &self.group_adds_by_name {
-            Some(limiter) => limiter
-                .check(&username_key(username))
-                .map_err(|wait| self.refused(wait)),
-            None => Ok(()),
-        }
+        self.spend(self.group_adds_by_name.as_ref(), &username_key(username))
     }
 
     /// Spends one of the user's client events, for a change asked over HTTP that a socket
     /// event pays through [`Limits::admit_event`].
     pub fn check_user_event(&self, user_id: i64) -> ServiceResult<()> {
-        match &self.events_by_user {
-            Some(limiter) => limiter
-                .check(&user_id.to_string())
-                .map_err(|wait| self.refused(wait)),
+        self.spend(self.events_by_user.as_ref(), &user_id.to_string())
+    }
+
+    /// Spends one from `key`'s bucket of `limiter` (`None`: that limit is off).
+    fn spend(&self, limiter: Option<&RateLimiter>, key: &str) -> ServiceResult<()> {
+        match limiter {
+            Some(limiter) => limiter.check(key).map_err(|wait| self.refused(wait)),
             None => Ok(()),
         }
     }
@@ -232,11 +225,7 @@ impl Limits {
                 .spend(capacity, budget.per_second)
                 .map_err(|wait| self.refused(wait))?;
         }
-        if let Some(limiter) = &self.events_by_user {
-            limiter
-                .check(&user_id.to_string())
-                .map_err(|wait| self.refused(wait))?;
-        }
+        self.check_user_event(user_id)?;
         Ok(permit)
     }
 

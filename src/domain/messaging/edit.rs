@@ -7,7 +7,6 @@ use std::time::Duration;
 use entity::{message, message_hide};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::hide::is_hidden;
 use super::queries::{find_message, membership, thread_context, within_membership};
 use super::validate::valid_body;
 use crate::db::Database;
@@ -41,11 +40,19 @@ pub async fn edit_message(
     let me = membership(txn, editor.id, found.thread_id)
         .await?
         .ok_or(DomainError::NotFound)?;
+    // Who deleted it for themselves: they hear nothing of its edits.
+    let hid: Vec<i64> = message_hide::Entity::find()
+        .filter(message_hide::Column::MessageId.eq(found.id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|h| h.user_id)
+        .collect();
     // Someone else's message, or one the editor no longer sees: as if it did not exist.
     if found.sender_id != editor.id
         || me.member_until.is_some()
         || !within_membership(&me, found.id)
-        || is_hidden(txn, editor.id, found.id).await?
+        || hid.contains(&editor.id)
     {
         return Err(DomainError::NotFound);
     }
@@ -75,14 +82,6 @@ pub async fn edit_message(
         ..found
     };
     let ctx = thread_context(txn, edited.thread_id).await?;
-    // Members who deleted it for themselves hear nothing of it.
-    let hid: Vec<i64> = message_hide::Entity::find()
-        .filter(message_hide::Column::MessageId.eq(edited.id))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|h| h.user_id)
-        .collect();
     let mut mine = None;
     for member in ctx.current() {
         if !within_membership(&member.row, edited.id) || hid.contains(&member.user.id) {

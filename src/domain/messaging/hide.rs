@@ -129,11 +129,7 @@ async fn hide_thread_until(
     Ok(())
 }
 
-pub(super) async fn is_hidden(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    message_id: i64,
-) -> DomainResult<bool> {
+async fn is_hidden(db: &impl ConnectionTrait, user_id: i64, message_id: i64) -> DomainResult<bool> {
     Ok(message_hide::Entity::find_by_id((user_id, message_id))
         .one(db)
         .await?

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use super::MAX_PAGE;
 use super::queries::{
     find_message, message_views, newest_visible, not_hidden_by, thread_context, thread_contexts,
-    visible_membership, visible_messages, visible_threads, within_membership,
+    visible_after, visible_membership, visible_messages, visible_threads, within_membership,
 };
 use crate::domain::events::ServerEvent;
 use crate::domain::outbox::Write;
@@ -179,10 +179,7 @@ async fn changes_between(
 ) -> DomainResult<Vec<thread_change::Model>> {
     let mut query = thread_change::Entity::find()
         .filter(thread_change::Column::ThreadId.eq(me.thread_id))
-        .filter(
-            thread_change::Column::AfterMessageId
-                .gte(std::cmp::max(me.joined_after, me.hidden_before)),
-        );
+        .filter(thread_change::Column::AfterMessageId.gte(visible_after(me)));
     if let Some(until) = me.member_until {
         query = query.filter(thread_change::Column::AfterMessageId.lte(until));
     }

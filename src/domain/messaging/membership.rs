@@ -83,8 +83,7 @@ pub async fn add_member(
         subject: None,
     };
     record(&write, &thread, by.id, Some(added.id), &change, now).await?;
-    let after = announce(&mut write, thread.id, change, &[]).await?;
-    let view = view_for(&write, &after, by.id).await?;
+    let (after, view) = announce(&mut write, thread.id, change, by.id, &[]).await?;
     write.commit().await?;
     directory.put(ThreadMeta::of(&after));
     Ok(view)
@@ -145,8 +144,7 @@ pub async fn remove_member(
         subject: None,
     };
     record(&write, &thread, by.id, Some(removed.id), &change, now).await?;
-    let after = announce(&mut write, thread.id, change, &[removed.id]).await?;
-    let view = view_for(&write, &after, by.id).await?;
+    let (after, view) = announce(&mut write, thread.id, change, by.id, &[removed.id]).await?;
     write.commit().await?;
     directory.put(ThreadMeta::of(&after));
     Ok((removed, view))
@@ -177,8 +175,7 @@ pub async fn rename(
         subject: Some(subject),
     };
     record(&write, &thread, by.id, None, &change, now).await?;
-    let after = announce(&mut write, thread.id, change, &[]).await?;
-    let view = view_for(&write, &after, by.id).await?;
+    let (after, view) = announce(&mut write, thread.id, change, by.id, &[]).await?;
     write.commit().await?;
     directory.put(ThreadMeta::of(&after));
     Ok(view)
@@ -300,13 +297,14 @@ async fn record(
 }
 
 /// Tells every current member, and `also` (the one removed), the change with the thread as
-/// each sees it after it; returns the thread after it.
+/// each sees it after it; returns the thread after it, and as `by` (one of those told) sees it.
 async fn announce(
     write: &mut Write<'_>,
     thread_id: i64,
     change: Change,
+    by: i64,
     also: &[i64],
-) -> DomainResult<ThreadContext> {
+) -> DomainResult<(ThreadContext, ThreadView)> {
     let after = thread_context(write.txn(), thread_id).await?;
     let told: Vec<UserRef> = after
         .members
@@ -314,8 +312,12 @@ async fn announce(
         .filter(|m| m.current() || also.contains(&m.user.id))
         .map(|m| m.user.clone())
         .collect();
+    let mut theirs = None;
     for user in told {
         let thread = view_for(write, &after, user.id).await?;
+        if user.id == by {
+            theirs = Some(thread.clone());
+        }
         write.tell(
             &user,
             ThreadUpdated {
@@ -324,7 +326,8 @@ async fn announce(
             },
         );
     }
-    Ok(after)
+    let theirs = theirs.ok_or(DomainError::NotFound)?;
+    Ok((after, theirs))
 }
 
 /// The thread as `viewer` sees it, with the newest message visible to them.

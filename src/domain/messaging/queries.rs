@@ -136,7 +136,7 @@ pub(super) fn visible_messages(
 ) -> sea_orm::Select<message::Entity> {
     let mut query = message::Entity::find()
         .filter(message::Column::ThreadId.eq(thread_id))
-        .filter(message::Column::Id.gt(std::cmp::max(me.hidden_before, me.joined_after)))
+        .filter(message::Column::Id.gt(visible_after(me)))
         .filter(not_hidden_by(user_id));
     if let Some(until) = me.member_until {
         query = query.filter(message::Column::Id.lte(until));
@@ -144,11 +144,16 @@ pub(super) fn visible_messages(
     query
 }
 
+/// The position in their thread after which `me` sees it: the later of their joining and the
+/// thread's deletion by them.
+pub(super) fn visible_after(me: &participant::Model) -> i64 {
+    std::cmp::max(me.hidden_before, me.joined_after)
+}
+
 /// Whether `me` may see message `id` of their thread (by its position alone: one they
 /// deleted by itself is checked apart).
 pub(super) fn within_membership(me: &participant::Model, id: i64) -> bool {
-    id > std::cmp::max(me.hidden_before, me.joined_after)
-        && me.member_until.is_none_or(|until| id <= until)
+    id > visible_after(me) && me.member_until.is_none_or(|until| id <= until)
 }
 
 /// Messages (of an outer `messages` query) that `user_id` has not deleted one by one.
