@@ -18,6 +18,7 @@ on_every_backend!(
     a_page_deep_in_the_log_is_read_from_near_its_position,
     a_groups_changes_and_receipts_are_replayed_in_order,
     an_edit_is_replayed_as_the_message_is_then,
+    reactions_and_a_removal_are_replayed_in_order,
 );
 
 /// One event as a socket heard it.
@@ -35,7 +36,8 @@ impl Heard {
         let d = &self.data;
         let what = match self.name.as_str() {
             "message:new" | "message:edited" => d["message"]["url"].to_string(),
-            "message:deleted" => d["url"].to_string(),
+            "message:deleted" | "message:removed" => d["url"].to_string(),
+            "message:reactions" => d["reactions"].to_string(),
             "thread:read" | "thread:deleted" => d["thread_id"].to_string(),
             "presence" => format!("{} {}", d["username"], d["online"]),
             "thread:updated" => d["change"].to_string(),
@@ -298,6 +300,81 @@ async fn an_edit_is_replayed_as_the_message_is_then(backend: Backend) {
             "as it is at the replay"
         );
     }
+    server.stop().await;
+}
+
+/// Reactions and a removal for everyone missed while offline come back in the order they
+/// happened, each as it was then (the reactions after each change).
+async fn reactions_and_a_removal_are_replayed_in_order(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    let sent = bob.reply(&thread, "react to me").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    let url = sent["url"].as_str().unwrap();
+    let react = async |who: &User, emoji: &str| {
+        let (status, res) = who
+            .http
+            .put(&format!("/api/v1/messages/{url}/reactions/{emoji}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+    };
+    react(&bob, "\u{1f44d}").await;
+    react(&alice, "\u{1f44d}").await;
+    react(&bob, "\u{1f389}").await;
+    let (status, _) = bob
+        .http
+        .delete(&format!("/api/v1/messages/{url}?for=everyone"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed: Vec<Heard> = heard(&back)
+        .await
+        .into_iter()
+        .filter(|h| h.name != "presence")
+        .collect();
+    let got: Vec<(&str, Value)> = replayed
+        .iter()
+        .map(|h| {
+            let what = match h.name.as_str() {
+                "message:reactions" => h.data["reactions"].clone(),
+                _ => h.data["url"].clone(),
+            };
+            (h.name.as_str(), what)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "message:reactions",
+                json!([{"emoji": "\u{1f44d}", "users": ["bob"]}])
+            ),
+            (
+                "message:reactions",
+                json!([{"emoji": "\u{1f44d}", "users": ["bob", "alice"]}])
+            ),
+            (
+                "message:reactions",
+                json!([
+                    {"emoji": "\u{1f44d}", "users": ["bob", "alice"]},
+                    {"emoji": "\u{1f389}", "users": ["bob"]}
+                ])
+            ),
+            ("message:removed", json!(url)),
+        ]
+    );
+    assert!(
+        replayed
+            .iter()
+            .all(|h| h.data["thread_id"] == thread.as_str())
+    );
     server.stop().await;
 }
 

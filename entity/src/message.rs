@@ -17,6 +17,16 @@ pub struct Model {
     pub client_id: Option<String>,
     /// When its sender last edited its body (Unix microseconds); `None` if never.
     pub edited_at: Option<i64>,
+    /// Its reactions as JSON, `[[emoji, [user ids]], ...]` in first-reacted order; `None`: none.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reactions: Option<String>,
+    /// When its sender removed it for everyone (its body is then empty).
+    pub removed_at: Option<i64>,
+    /// The message it answers.
+    pub reply_to_id: Option<i64>,
+    /// What its view shows of the message it answers: `{url, sender, excerpt}` as JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,5 @@
 //! history: grow a seeded history (via `missive seed`) and time the inbox and thread listings
-//! at each size, to show their cost stays flat.
+//! and searches at each size, to show their cost stays flat.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -32,6 +32,13 @@ pub struct HistoryArgs {
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
 }
+
+/// The searches timed at each size: (key in the result, query).
+const SEARCHES: &[(&str, &str)] = &[
+    ("search_common", "tea"),
+    ("search_rare", "quasar"),
+    ("search_prefix", "meet%20tomo"),
+];
 
 async fn timed(
     http: &reqwest::Client,
@@ -134,14 +141,33 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<Value> {
             args.samples,
         )
         .await?;
+        // Search: a word in a third of the bodies, one in a few hundredth, and two words of
+        // which the last is a prefix (the seeded bodies draw from `seed`'s vocabulary).
+        let mut searches = serde_json::Map::new();
+        for (key, q) in SEARCHES {
+            let (latency, page) = timed(
+                &http,
+                &format!("{}/api/v1/search?q={q}&limit=20", args.url),
+                &token,
+                args.samples,
+            )
+            .await?;
+            let found = page["results"].as_array().map_or(0, Vec::len);
+            println!(
+                "history {size}: search {q:?} p50 {:.2} p99 {:.2} ms ({found} results)",
+                latency.p50_ms, latency.p99_ms
+            );
+            searches.insert((*key).to_owned(), json!(latency));
+        }
         println!(
             "history {size}: inbox p50 {:.2} p99 {:.2} ms; messages p50 {:.2} p99 {:.2} ms",
             inbox.p50_ms, inbox.p99_ms, history.p50_ms, history.p99_ms
         );
-        points.push(
-            json!({ "messages": size, "threads_page": inbox, "threads_next_page": deep_inbox,
-            "messages_page": history, "messages_older_page": older }),
-        );
+        let mut point = json!({ "messages": size, "threads_page": inbox,
+            "threads_next_page": deep_inbox, "messages_page": history,
+            "messages_older_page": older });
+        point.as_object_mut().unwrap().extend(searches);
+        points.push(point);
     }
     let result = json!({ "scenario": "history", "threads": args.threads, "points": points });
     stats::write_json(&args.out, "history", &result)?;
@@ -178,6 +204,13 @@ pub fn chart(out: &std::path::Path, result: &Value) -> anyhow::Result<()> {
             series("threads_page", "p99_ms", "GET /threads p99"),
             series("messages_page", "p50_ms", "GET /threads/{id}/messages p50"),
             series("messages_page", "p99_ms", "GET /threads/{id}/messages p99"),
+            series("search_common", "p50_ms", "GET /search (common word) p50"),
+            series("search_common", "p99_ms", "GET /search (common word) p99"),
+            series(
+                "search_prefix",
+                "p99_ms",
+                "GET /search (two words, prefix) p99",
+            ),
         ],
         true,
     )

@@ -13,6 +13,7 @@ mod m20261206_000008_credential_epoch;
 mod m20261206_000009_event_log_marks;
 mod m20261206_000010_conversations;
 mod m20261206_000011_edits;
+mod m20261206_000012_after_sending;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_event_log_marks::Migration),
             Box::new(m20261206_000010_conversations::Migration),
             Box::new(m20261206_000011_edits::Migration),
+            Box::new(m20261206_000012_after_sending::Migration),
         ]
     }
 }

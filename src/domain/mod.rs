@@ -9,6 +9,7 @@ pub mod messaging;
 pub mod outbox;
 pub mod piratchat;
 pub mod presence;
+pub mod search;
 pub mod seed;
 pub mod sessions;
 pub mod views;
@@ -37,6 +38,9 @@ pub enum DomainError {
     /// The request conflicts with what the thing is (`direct_thread`, `group_full`, ...).
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// A request that cannot be carried out as asked (`invalid_query`): 400.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
     /// A member asked for what only another may do (removing someone, for one who is not the
     /// group's creator).
     #[error("{0}")]
@@ -71,7 +75,7 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
-            DomainError::Conflict(code, _) => code,
+            DomainError::Conflict(code, _) | DomainError::BadRequest(code, _) => code,
             DomainError::NotAllowed(_) => "not_allowed",
             DomainError::Unavailable => "unavailable",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",

@@ -5,16 +5,123 @@
 //! threads, so running it with growing counts grows one history.
 
 use entity::{message, participant, thread};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 use super::messaging::queries::{newest_in_thread, received_after};
-use super::{DomainResult, accounts};
+use super::{DomainResult, accounts, search};
 use crate::db::Database;
 use crate::ids;
 
 /// Password of every seeded user.
 pub const SEED_PASSWORD: &str = "seed-password";
 const BATCH: usize = 1000;
+
+/// Words of the seeded bodies: common ones first (each body draws more of those), some of other
+/// languages, so that a search meets words of every frequency.
+const VOCABULARY: &[&str] = &[
+    "the",
+    "and",
+    "tea",
+    "we",
+    "meet",
+    "tomorrow",
+    "at",
+    "noon",
+    "see",
+    "you",
+    "thanks",
+    "ok",
+    "train",
+    "late",
+    "coffee",
+    "lunch",
+    "call",
+    "later",
+    "project",
+    "report",
+    "draft",
+    "review",
+    "friday",
+    "monday",
+    "weekend",
+    "garden",
+    "book",
+    "film",
+    "concert",
+    "tickets",
+    "dinner",
+    "kitchen",
+    "bicycle",
+    "repair",
+    "invoice",
+    "budget",
+    "meeting",
+    "agenda",
+    "holiday",
+    "beach",
+    "mountain",
+    "river",
+    "photos",
+    "birthday",
+    "present",
+    "cake",
+    "music",
+    "piano",
+    "lesson",
+    "café",
+    "crème",
+    "brûlée",
+    "déjà",
+    "naïve",
+    "straße",
+    "grüße",
+    "über",
+    "mañana",
+    "niño",
+    "привет",
+    "спасибо",
+    "встреча",
+    "東京",
+    "ありがとう",
+    "e-mail",
+    "follow-up",
+    "3.14",
+    "2026",
+    "zeppelin",
+    "quokka",
+    "xylophone",
+    "kumquat",
+    "fjord",
+    "sphinx",
+    "wyvern",
+    "quasar",
+];
+
+/// The body of seeded message `n`: six to twelve words, drawn mostly from the common ones,
+/// and its number.
+fn seeded_body(n: usize) -> String {
+    let mut state = (n as u64)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let count = 6 + (next() * 7.0) as usize;
+    let mut words: Vec<&str> = (0..count)
+        .map(|_| {
+            let r = next();
+            VOCABULARY[((r * r * r) * VOCABULARY.len() as f64) as usize % VOCABULARY.len()]
+        })
+        .collect();
+    let number = n.to_string();
+    words.push(&number);
+    words.join(" ")
+}
 
 /// Ensures `users` users and `threads` threads exist, then appends `messages` messages.
 pub async fn seed(
@@ -83,30 +190,40 @@ pub async fn seed(
     let mut written = 0;
     while written < messages {
         let n = BATCH.min(messages - written);
-        let rows = (0..n).map(|j| {
-            let k = (written + j) % threads.len();
-            let (a, b) = (user_ids[k % users], user_ids[(k + 1) % users]);
-            let (sender, recipient) = if ((written + j) / threads.len()).is_multiple_of(2) {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            message::ActiveModel {
-                public_id: Set(ids::message_url()),
-                thread_id: Set(threads[k].id),
-                sender_id: Set(sender),
-                recipient_id: Set(recipient),
-                body: Set(format!(
-                    "seeded message {} of a long and calm conversation",
-                    written + j
-                )),
-                created_at: Set(start + (written + j) as i64),
-                client_id: Set(None),
-                ..Default::default()
-            }
-        });
+        let urls: Vec<String> = (0..n).map(|_| ids::message_url()).collect();
+        let rows: Vec<message::ActiveModel> = (0..n)
+            .map(|j| {
+                let k = (written + j) % threads.len();
+                let (a, b) = (user_ids[k % users], user_ids[(k + 1) % users]);
+                let (sender, recipient) = if ((written + j) / threads.len()).is_multiple_of(2) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                message::ActiveModel {
+                    public_id: Set(urls[j].clone()),
+                    thread_id: Set(threads[k].id),
+                    sender_id: Set(sender),
+                    recipient_id: Set(recipient),
+                    body: Set(seeded_body(written + j)),
+                    created_at: Set(start + (written + j) as i64),
+                    client_id: Set(None),
+                    ..Default::default()
+                }
+            })
+            .collect();
         let txn = db.begin_write().await?;
         message::Entity::insert_many(rows).exec(&*txn).await?;
+        // Searchable as they are stored, as sent messages are.
+        let stored: Vec<(i64, String)> = message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .column(message::Column::Body)
+            .filter(message::Column::PublicId.is_in(urls))
+            .into_tuple()
+            .all(&*txn)
+            .await?;
+        search::index(&*txn, stored.iter().map(|(id, body)| (*id, body.as_str()))).await?;
         txn.commit().await?;
         written += n;
     }

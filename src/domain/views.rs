@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use entity::{message, participant, thread, user};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::ids;
@@ -19,7 +19,8 @@ pub struct MessageView {
     /// The other person of a direct thread; null in a group.
     pub recipient: Option<String>,
     pub subject: String,
-    pub body: String,
+    /// Null once its sender removed it for everyone.
+    pub body: Option<String>,
     /// RFC 3339, UTC, milliseconds.
     pub timestamp: String,
     /// In a direct thread, whether the recipient has read it; in a group, whether the viewer
@@ -27,6 +28,56 @@ pub struct MessageView {
     pub read: bool,
     /// When its sender last edited it (RFC 3339); null if never.
     pub edited_at: Option<String>,
+    /// Whether its sender removed it for everyone (it stays in the history, without a body).
+    pub removed: bool,
+    /// Its reactions, in first-reacted order.
+    pub reactions: Vec<Reaction>,
+    /// The message it answers, if any.
+    pub reply_to: Option<ReplyTo>,
+}
+
+/// One emoji on a message, and who reacted with it (in the order they did).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<String>,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct ReplyTo {
+    pub url: String,
+    pub sender: String,
+    /// Its body's first 100 characters; null once it was removed for everyone.
+    pub excerpt: Option<String>,
+}
+
+/// The characters of a body a reply quotes.
+pub const EXCERPT_CHARS: usize = 100;
+
+impl ReplyTo {
+    /// What a reply to `m` (sent by `sender`) shows of it.
+    pub fn of(m: &message::Model, sender: String) -> ReplyTo {
+        ReplyTo {
+            url: m.public_id.clone(),
+            sender,
+            excerpt: m
+                .removed_at
+                .is_none()
+                .then(|| m.body.chars().take(EXCERPT_CHARS).collect()),
+        }
+    }
+}
+
+/// A message's reactions as stored (`messages.reactions`): each emoji with its users' ids.
+pub type StoredReactions = Vec<(String, Vec<i64>)>;
+
+/// The reactions stored on `m` (none when the column is empty or unreadable).
+pub fn stored_reactions(m: &message::Model) -> StoredReactions {
+    m.reactions
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
 }
 
 /// A view serialised once, then embedded as is in every payload that carries it: a new
@@ -175,6 +226,24 @@ pub struct ChangeNotice {
 pub enum HistoryItem {
     Message(MessageView),
     Change(ChangeNotice),
+}
+
+/// One message a search found: the message, its thread, and where the words matched.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct SearchResult {
+    pub message: MessageView,
+    pub thread: SearchThread,
+    /// Ranges of `message.body` where a word of the query matched, in Unicode code points,
+    /// end excluded (empty when only the subject matched).
+    #[schema(value_type = Vec<Vec<u32>>)]
+    pub highlights: Vec<[u32; 2]>,
+}
+
+/// The thread of a search result.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema, ts_rs::TS)]
+pub struct SearchThread {
+    pub thread_id: String,
+    pub subject: String,
 }
 
 /// A user's unread totals: messages, and threads holding at least one.
@@ -332,11 +401,31 @@ impl ThreadContext {
             sender: self.username(m.sender_id),
             recipient,
             subject: self.thread.subject.clone(),
-            body: m.body.clone(),
+            body: m.removed_at.is_none().then(|| m.body.clone()),
             timestamp: ids::rfc3339(m.created_at),
             read,
             edited_at: m.edited_at.map(ids::rfc3339),
+            removed: m.removed_at.is_some(),
+            reactions: self.reactions(m),
+            reply_to: m
+                .reply_to
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok()),
         }
+    }
+
+    /// `m`'s reactions, with its members' names.
+    pub fn reactions(&self, m: &message::Model) -> Vec<Reaction> {
+        if m.reactions.is_none() {
+            return Vec::new();
+        }
+        stored_reactions(m)
+            .into_iter()
+            .map(|(emoji, users)| Reaction {
+                emoji,
+                users: users.into_iter().map(|id| self.username(id)).collect(),
+            })
+            .collect()
     }
 
     /// Whether a message's view is the same for every viewer (in a group, `read` is each
@@ -401,10 +490,16 @@ mod tests {
             sender: "ann".into(),
             recipient: Some("bob".into()),
             subject: "Tea \"now\"?".into(),
-            body: "line\nbreak \u{e9}\u{1f600}".into(),
+            body: Some("line\nbreak \u{e9}\u{1f600}".into()),
             timestamp: "2026-11-25T20:00:00.000000Z".into(),
             read: false,
             edited_at: None,
+            removed: false,
+            reactions: vec![Reaction {
+                emoji: "\u{1f44d}".into(),
+                users: vec!["bob".into()],
+            }],
+            reply_to: None,
         };
         let plain = ThreadView {
             thread_id: "t1".into(),

@@ -58,6 +58,7 @@ impl IntoResponse for ApiError {
                     (StatusCode::CONFLICT, e.code())
                 }
                 DomainError::NotAllowed(_) => (StatusCode::FORBIDDEN, e.code()),
+                DomainError::BadRequest(..) => (StatusCode::BAD_REQUEST, e.code()),
                 DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
                 DomainError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {

@@ -9,14 +9,17 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiResult;
-use super::extract::{ApiJson, Auth};
-use crate::service::{App, MessageView, SendMessage, SendOutcome};
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery, Auth};
+use crate::service::{App, MessageView, React, SendMessage, SendOutcome};
 
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(send))
         .routes(routes!(remove, edit))
+        .routes(routes!(add_reaction, remove_reaction))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -48,18 +51,75 @@ async fn send(
     })
 }
 
-/// Hides a message for the caller only.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Removal {
+    /// `everyone`: the sender erases it for every member, within the edit window. Without
+    /// it, the message is hidden for the caller only.
+    #[serde(rename = "for")]
+    #[param(rename = "for")]
+    whom: Option<String>,
+}
+
+/// Hides a message for the caller only, or (`?for=everyone`, its sender, within the edit
+/// window) removes it for every member.
 #[utoipa::path(delete, path = "/messages/{url}", tag = "messages",
-    params(("url" = String, Path)),
+    params(("url" = String, Path), Removal),
     security(("cookie" = []), ("bearer" = []), ("basic" = [])),
-    responses((status = 204, description = "Deleted for the caller")))]
+    responses(
+        (status = 204, description = "Deleted for the caller, or removed for everyone"),
+        (status = 409, description = "`edit_window_closed` (removal for everyone)", body = super::openapi::ErrorBody),
+    ))]
 async fn remove(
     State(app): State<App>,
     Auth(who): Auth,
     Path(url): Path<String>,
+    ApiQuery(removal): ApiQuery<Removal>,
 ) -> ApiResult<StatusCode> {
-    app.delete_message(&who, &url).await?;
+    match removal.whom.as_deref() {
+        None => {
+            app.delete_message(&who, &url).await?;
+        }
+        Some("everyone") => app.remove_for_everyone(&who, &url).await?,
+        Some(_) => {
+            return Err(ApiError::InvalidPayload(
+                "for takes one value: everyone".into(),
+            ));
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds the caller's reaction to a message (a second time changes nothing).
+#[utoipa::path(put, path = "/messages/{url}/reactions/{emoji}", tag = "messages",
+    params(("url" = String, Path), ("emoji" = String, Path, description = "One emoji, percent-encoded")),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The message, with its reactions", body = MessageBody),
+        (status = 409, description = "`too_many_reactions`: 20 different ones already", body = super::openapi::ErrorBody),
+    ))]
+async fn add_reaction(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path((url, emoji)): Path<(String, String)>,
+) -> ApiResult<Json<MessageBody>> {
+    let message = app.react(&who, &url, &emoji, React::Add).await?;
+    Ok(Json(MessageBody { message }))
+}
+
+/// Takes back the caller's reaction to a message.
+#[utoipa::path(delete, path = "/messages/{url}/reactions/{emoji}", tag = "messages",
+    params(("url" = String, Path), ("emoji" = String, Path, description = "One emoji, percent-encoded")),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "The message, with its reactions", body = MessageBody)))]
+async fn remove_reaction(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path((url, emoji)): Path<(String, String)>,
+) -> ApiResult<Json<MessageBody>> {
+    let message = app.react(&who, &url, &emoji, React::Remove).await?;
+    Ok(Json(MessageBody { message }))
 }
 
 #[derive(Deserialize, ToSchema)]

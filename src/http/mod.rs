@@ -10,6 +10,7 @@ pub mod messages;
 pub mod openapi;
 pub mod ops;
 pub mod piratchat;
+pub mod search;
 pub mod threads;
 pub mod users;
 pub mod web;
@@ -37,6 +38,7 @@ fn documented() -> (Router<App>, Router<App>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(threads::router())
         .merge(messages::router())
+        .merge(search::router())
         .split_for_parts();
     let (rest, rest_doc) = OpenApiRouter::new()
         .merge(piratchat::router())

@@ -13,7 +13,7 @@ use super::rooms::thread_room;
 use super::socket_user::SocketUser;
 use crate::metrics::Metrics;
 use crate::service::events::{ServerEvent, Typing};
-use crate::service::{App, DomainError, SendMessage, SendOutcome, ServiceError};
+use crate::service::{App, DomainError, React, SendMessage, SendOutcome, ServiceError};
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(MESSAGE_SEND, on_send::<A>);
@@ -23,6 +23,8 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(MESSAGE_DELETE, on_delete_message::<A>);
     s.on(THREAD_DELETE, on_delete_thread::<A>);
     s.on(MESSAGE_EDIT, on_edit::<A>);
+    s.on(REACTION_ADD, on_react::<A, true>);
+    s.on(REACTION_REMOVE, on_react::<A, false>);
     s.on(THREAD_ADD, on_add::<A>);
     s.on(THREAD_REMOVE, on_remove::<A>);
     s.on(THREAD_RENAME, on_rename::<A>);
@@ -107,7 +109,7 @@ async fn on_send<A: Adapter>(
     respond(&s, &app, ack, req, async |me, req| {
         let message = match app.send_message(&me.who, req).await? {
             SendOutcome::Created { rendered, .. } => Sent::Created(rendered),
-            SendOutcome::Repeated { message } => Sent::View(message),
+            SendOutcome::Repeated { message } => Sent::View(Box::new(message)),
         };
         Ok(MessageAck { message })
     })
@@ -190,7 +192,23 @@ async fn on_edit<A: Adapter>(
     respond(&s, &app, ack, req, async |me, req| {
         let message = app.edit_message(&me.who, &req.url, &req.body).await?;
         Ok(MessageAck {
-            message: Sent::View(message),
+            message: Sent::View(Box::new(message)),
+        })
+    })
+    .await;
+}
+
+async fn on_react<A: Adapter, const ADD: bool>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ReactionRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let how = if ADD { React::Add } else { React::Remove };
+        let message = app.react(&me.who, &req.url, &req.emoji, how).await?;
+        Ok(MessageAck {
+            message: Sent::View(Box::new(message)),
         })
     })
     .await;

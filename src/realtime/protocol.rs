@@ -38,6 +38,8 @@ pub const THREAD_READ: &str = "thread:read";
 pub const MESSAGE_DELETE: &str = "message:delete";
 pub const THREAD_DELETE: &str = "thread:delete";
 pub const MESSAGE_EDIT: &str = "message:edit";
+pub const REACTION_ADD: &str = "reaction:add";
+pub const REACTION_REMOVE: &str = "reaction:remove";
 pub const THREAD_ADD: &str = "thread:add";
 pub const THREAD_REMOVE: &str = "thread:remove";
 pub const THREAD_RENAME: &str = "thread:rename";
@@ -63,6 +65,11 @@ pub const CLIENT_EVENTS: &[ClientEvent] = &[
         MESSAGE_EDIT,
         "Edit one of your messages, within the edit window (see After sending).",
     ),
+    client::<ReactionRequest, MessageAck>(
+        REACTION_ADD,
+        "React to a message with one emoji (any member; see After sending).",
+    ),
+    client::<ReactionRequest, MessageAck>(REACTION_REMOVE, "Take back your reaction."),
     client::<MessageRef, MessageDeleted>(MESSAGE_DELETE, "Delete a message for yourself."),
     client::<ThreadRef, ThreadDeleted>(THREAD_DELETE, "Delete a thread for yourself."),
     client::<MemberRequest, ThreadBody>(
@@ -115,6 +122,14 @@ pub struct MessageRef {
 pub struct EditRequest {
     pub url: String,
     pub body: String,
+}
+
+/// `reaction:add` and `reaction:remove`: which message, which emoji.
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionRequest {
+    pub url: String,
+    pub emoji: String,
 }
 
 /// `sync`: the events after `since` (an offset, as events carry it); without it, only where
@@ -183,7 +198,7 @@ pub struct MessageAck {
 #[serde(untagged)]
 pub enum Sent {
     Created(Rendered),
-    View(MessageView),
+    View(Box<MessageView>),
 }
 
 /// `thread:join` and `thread:leave`'s ack.

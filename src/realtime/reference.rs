@@ -8,14 +8,16 @@ use ts_rs::TS;
 use super::protocol::{CLIENT_EVENTS, ClientEvent, Refused};
 use crate::service::events::{Declared, Logged, SERVER_EVENTS};
 use crate::service::{
-    Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, ReadBy, ThreadKind, ThreadView,
-    UnreadCounts,
+    Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, Reaction, ReadBy, ReplyTo,
+    SearchResult, SearchThread, ThreadKind, ThreadView, UnreadCounts,
 };
 
 /// The TypeScript declarations every event refers to, each once, in a stable order.
 fn declarations(server: &[Declared], client: &[ClientEvent]) -> Vec<String> {
     let mut decls = vec![
         MessageView::decl(),
+        Reaction::decl(),
+        ReplyTo::decl(),
         ThreadView::<MessageView>::decl(),
         ThreadKind::decl(),
         ReadBy::decl(),
@@ -25,6 +27,9 @@ fn declarations(server: &[Declared], client: &[ClientEvent]) -> Vec<String> {
         // A thread's history over HTTP: its messages and, in place, its changes.
         ChangeNotice::decl(),
         HistoryItem::decl(),
+        // A search's results over HTTP.
+        SearchResult::decl(),
+        SearchThread::decl(),
         Refused::decl(),
     ];
     decls.extend(client.iter().flat_map(|c| c.decls.iter().map(|d| d())));

@@ -7,9 +7,11 @@ use tokio::sync::mpsc;
 
 use super::{App, Identity, Notifier, ServiceResult};
 use crate::domain::events::{MessageDeleted, Notice, ThreadDeleted, ThreadRead};
-use crate::domain::messaging::{self, EditLimits, Read, SendLimits, SendMessage, SendOutcome};
+use crate::domain::messaging::{
+    self, EditLimits, React, Read, SendLimits, SendMessage, SendOutcome,
+};
 use crate::domain::outbox::Announcement;
-use crate::domain::views::{HistoryItem, MessageView, ThreadView, UnreadCounts};
+use crate::domain::views::{HistoryItem, MessageView, SearchResult, ThreadView, UnreadCounts};
 use crate::metrics::Metrics;
 
 /// Announces each commit of the node, in commit order, then answers whoever waits for it: a
@@ -162,6 +164,49 @@ impl App {
     /// Hides one message for the caller only.
     pub async fn delete_message(&self, who: &Identity, url: &str) -> ServiceResult<MessageDeleted> {
         Ok(messaging::delete_message(&self.db, &self.outbox, &who.user, url).await?)
+    }
+
+    /// Removes one of the caller's messages for everyone (within the edit window); spends one
+    /// of their sends, as it tells every member.
+    pub async fn remove_for_everyone(&self, who: &Identity, url: &str) -> ServiceResult<()> {
+        self.limits.check_send(who.id())?;
+        let removed = messaging::remove_for_everyone(
+            &self.db,
+            &self.outbox,
+            &who.user,
+            url,
+            self.config.edit_window,
+        );
+        Ok(Box::pin(removed).await?)
+    }
+
+    /// Adds or takes back the caller's reaction to a message; spends one of their sends, as
+    /// it tells every member.
+    pub async fn react(
+        &self,
+        who: &Identity,
+        url: &str,
+        emoji: &str,
+        how: React,
+    ) -> ServiceResult<MessageView> {
+        self.limits.check_send(who.id())?;
+        let reacted = messaging::react(&self.db, &self.outbox, &who.user, url, emoji, how);
+        Ok(Box::pin(reacted).await?)
+    }
+
+    /// A page of the caller's messages that match `q`, and the cursor of the next; spends one
+    /// of their events.
+    pub async fn search(
+        &self,
+        who: &Identity,
+        q: &str,
+        thread_id: Option<&str>,
+        before: Option<&str>,
+        limit: u64,
+    ) -> ServiceResult<(Vec<SearchResult>, Option<String>)> {
+        self.limits.check_user_event(who.id())?;
+        let found = messaging::search(&self.db.conn, who.id(), q, thread_id, before, limit);
+        Ok(Box::pin(found).await?)
     }
 
     /// Hides a whole thread for the caller only.

@@ -27,10 +27,10 @@ pub use notify::Notifier;
 /// The domain's types that transports encode or decode, as the service hands them over.
 pub use crate::domain::DomainError;
 pub use crate::domain::events;
-pub use crate::domain::messaging::{SendMessage, SendOutcome};
+pub use crate::domain::messaging::{React, SendMessage, SendOutcome};
 pub use crate::domain::views::{
-    AccountView, Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, ReadBy, Rendered,
-    ThreadKind, ThreadView, UnreadCounts, UserRef,
+    AccountView, Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, Reaction, ReadBy,
+    Rendered, ReplyTo, SearchResult, SearchThread, ThreadKind, ThreadView, UnreadCounts, UserRef,
 };
 
 use crate::config::Config;
@@ -81,6 +81,8 @@ impl App {
     pub async fn new(config: Config, notifier: Arc<dyn Notifier>) -> anyhow::Result<App> {
         let db = Database::connect(&config).await?;
         db.migrate().await?;
+        // A database from before the search index: its messages are indexed once.
+        crate::domain::search::catch_up(&db).await?;
         let secret = match &config.secret {
             Some(s) if !s.is_empty() => s.clone(),
             _ => {

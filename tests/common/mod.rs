@@ -245,6 +245,11 @@ impl Http {
         .await
     }
 
+    pub async fn put(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.put(format!("{}{path}", self.base)))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.send(self.client.delete(format!("{}{path}", self.base)))
             .await

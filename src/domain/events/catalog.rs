@@ -5,7 +5,9 @@ use ts_rs::TS;
 
 use super::legacy::{LegacyDeletion, LegacyNewMessage, LegacyNotify};
 use super::{Audience, Legacy, LegacyForm, Logged, Now, Refers, ServerEvent};
-use crate::domain::views::{Change, MessageView, Rendered, ThreadView, UnreadCounts, UserRef};
+use crate::domain::views::{
+    Change, MessageView, Reaction, Rendered, ThreadView, UnreadCounts, UserRef,
+};
 
 /// `message:new`: the message, and its thread as that participant sees it (the message as
 /// its last).
@@ -227,6 +229,37 @@ impl ServerEvent for MessageEdited {
             message_id: id,
         })
     }
+}
+
+/// `message:reactions`: a message's reactions changed; all of them, as they are after it.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MessageReactions {
+    pub url: String,
+    pub thread_id: String,
+    pub reactions: Vec<Reaction>,
+}
+
+impl ServerEvent for MessageReactions {
+    const NAME: &'static str = "message:reactions";
+    const DOC: &'static str =
+        "A member added or removed a reaction to a message (its reactions after the change).";
+    const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::AsSent;
+}
+
+/// `message:removed`: a message's sender removed it for everyone; it stays in the history
+/// as `removed`, without a body.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct MessageRemoved {
+    pub url: String,
+    pub thread_id: String,
+}
+
+impl ServerEvent for MessageRemoved {
+    const NAME: &'static str = "message:removed";
+    const DOC: &'static str = "A message's sender removed it for everyone.";
+    const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::AsSent;
 }
 
 /// `thread:updated`: a group's membership or subject changed; the thread as the user sees it

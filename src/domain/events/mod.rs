@@ -205,6 +205,8 @@ pub const SERVER_EVENTS: &[Declared] = &[
     declare::<ThreadDeleted>(),
     declare::<UnreadCounts>(),
     declare::<MessageEdited>(),
+    declare::<MessageReactions>(),
+    declare::<MessageRemoved>(),
     declare::<ThreadUpdated>(),
     declare::<Receipt>(),
     declare::<Presence>(),

@@ -118,6 +118,9 @@ pub async fn import_flask_messaging(
 
     progress.phase("writing", plan.messages.len() as u64);
     write(&*txn, &plan, progress).await?;
+    // Searchable as soon as it commits.
+    crate::domain::search::index(&*txn, plan.messages.iter().map(|m| (m.id, m.body.as_str())))
+        .await?;
     if db.backend() == DbBackend::Postgres {
         for table in ["users", "threads", "messages"] {
             txn.execute_unprepared(&format!(

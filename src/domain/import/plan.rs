@@ -153,6 +153,10 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
             created_at,
             client_id: None,
             edited_at: None,
+            reactions: None,
+            removed_at: None,
+            reply_to_id: None,
+            reply_to: None,
         });
     }
 

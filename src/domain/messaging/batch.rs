@@ -23,6 +23,10 @@ pub struct Reply {
     pub meta: Arc<ThreadMeta>,
     pub body: String,
     pub client_id: Option<String>,
+    /// The message it answers (of the same thread, seen by the sender).
+    pub reply_to_id: Option<i64>,
+    /// Its body's search terms (`search::terms`), cut before it joins a batch.
+    pub terms: String,
 }
 
 /// A member's participant row as a batch hands it back, with what views need of them.
@@ -83,6 +87,7 @@ pub(super) fn read_batch(
                     &url,
                     row.try_get("", "id")?,
                     row.try_get("", "created_at")?,
+                    row.try_get("", "reply_to")?,
                 );
                 written.messages.insert(url, stored);
             }
@@ -162,8 +167,15 @@ fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
     offsets
 }
 
-/// The row of `reply` stored under `url`; `id` and `created_at` come from the database.
-pub(super) fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) -> message::Model {
+/// The row of `reply` stored under `url`; `id`, `created_at` and what it shows of the message
+/// it answers come from the database.
+pub(super) fn message_row(
+    reply: &Reply,
+    url: &str,
+    id: i64,
+    created_at: i64,
+    reply_to: Option<String>,
+) -> message::Model {
     message::Model {
         id,
         public_id: url.to_owned(),
@@ -174,6 +186,10 @@ pub(super) fn message_row(reply: &Reply, url: &str, id: i64, created_at: i64) ->
         created_at,
         client_id: reply.client_id.clone(),
         edited_at: None,
+        reactions: None,
+        removed_at: None,
+        reply_to_id: reply.reply_to_id,
+        reply_to,
     }
 }
 

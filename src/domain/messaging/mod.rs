@@ -22,8 +22,10 @@ mod list;
 mod membership;
 mod postgres_batch;
 pub(crate) mod queries;
+mod react;
 mod read;
 pub mod replay;
+mod search;
 mod send;
 mod sqlite_batch;
 mod validate;
@@ -32,14 +34,16 @@ use serde::Deserialize;
 
 pub use batch::Reply;
 pub use directory::{Directory, ThreadMeta};
-pub use edit::{EditLimits, edit_message};
+pub use edit::{EditLimits, edit_message, remove_for_everyone};
 pub use group_commit::GroupCommit;
 pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};
 pub use list::{get_thread, list_messages, list_threads, unread_counts};
 pub use membership::{add_member, remove_member, rename};
 pub use queries::{correspondents, ensure_participant};
+pub use react::{MAX_REACTIONS, React, react};
 pub use read::{Read, read};
+pub use search::search;
 pub use send::{SendLimits, send};
 
 use super::views::{MessageView, Rendered};
@@ -71,6 +75,9 @@ pub struct SendMessage {
     /// Chosen by the sender: a repeat is answered with the first message, nothing stored.
     #[ts(optional)]
     pub client_id: Option<String>,
+    /// A reply may answer a message of its thread (its url).
+    #[ts(optional)]
+    pub reply_to: Option<String>,
 }
 
 /// The result of a send.

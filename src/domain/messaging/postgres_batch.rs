@@ -30,17 +30,23 @@ const WRITE: &str = "\
 WITH input AS ( \
     SELECT * FROM ROWS FROM (json_to_recordset($1::json) \
         AS (public_id text, thread_id int8, sender_id int8, recipient_id int8, body text, \
-            client_id text, version int8)) WITH ORDINALITY AS r(public_id, thread_id, sender_id, \
-            recipient_id, body, client_id, version, n) \
+            client_id text, version int8, reply_to_id int8, terms text)) WITH ORDINALITY \
+        AS r(public_id, thread_id, sender_id, recipient_id, body, client_id, version, reply_to_id, \
+            terms, n) \
 ), locked AS ( \
     SELECT id, GREATEST(updated_at, $2::int8) AS stamp, version FROM threads \
     WHERE id IN (SELECT thread_id FROM input) ORDER BY id FOR UPDATE \
 ), inserted AS ( \
-    INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
-    SELECT i.public_id, i.thread_id, i.sender_id, i.recipient_id, i.body, l.stamp, i.client_id \
+    INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id, \
+        reply_to_id, reply_to, search) \
+    SELECT i.public_id, i.thread_id, i.sender_id, i.recipient_id, i.body, l.stamp, i.client_id, \
+        i.reply_to_id, (SELECT json_build_object('url', a.public_id, 'sender', u.username, 'excerpt', \
+            CASE WHEN a.removed_at IS NULL THEN left(a.body, 100) END)::text \
+            FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = i.reply_to_id), \
+        array_to_tsvector(string_to_array(i.terms, ' ')) \
     FROM input i JOIN locked l ON l.id = i.thread_id AND l.version = i.version ORDER BY i.n \
     ON CONFLICT (client_id, sender_id) DO NOTHING \
-    RETURNING id, public_id, thread_id, sender_id, recipient_id, created_at \
+    RETURNING id, public_id, thread_id, sender_id, recipient_id, created_at, reply_to \
 ), newest AS ( \
     SELECT thread_id, MAX(id) AS last FROM inserted GROUP BY thread_id \
 ), moved_threads AS ( \
@@ -109,7 +115,7 @@ const LOG: &str = "\
 /// The rows handed back: stored messages, the threads' versions, participants, totals (and
 /// log entries).
 const SELECT: &str = "\
-SELECT 'message' AS kind, id, public_id, created_at, NULL::int8 AS thread_id, \
+SELECT 'message' AS kind, id, public_id, created_at, reply_to, NULL::int8 AS thread_id, \
     NULL::int8 AS user_id, NULL::int8 AS last_message_id, NULL::int8 AS read_up_to, \
     NULL::int8 AS hidden_before, NULL::int4 AS unread, NULL::int8 AS joined_after, \
     NULL::int8 AS member_until, NULL::int8 AS joined_at, NULL::bool AS receipts, \
@@ -117,21 +123,21 @@ SELECT 'message' AS kind, id, public_id, created_at, NULL::int8 AS thread_id, \
     NULL::int8 AS version \
 FROM inserted \
 UNION ALL \
-SELECT 'thread', NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+SELECT 'thread', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
     NULL, NULL, NULL, NULL, version FROM locked \
 UNION ALL \
-SELECT 'participant', NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
+SELECT 'participant', NULL, NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
     hidden_before, unread, joined_after, member_until, joined_at, receipts, read_url, NULL, NULL, \
     NULL, NULL FROM moved \
 UNION ALL \
-SELECT 'unread', NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+SELECT 'unread', NULL, NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
     NULL, NULL, messages, threads, NULL, NULL \
 FROM totals";
 
 /// The users' new heads (`batch::read_batch` numbers the entries from them).
 const SELECT_LOG: &str = "\
 UNION ALL \
-SELECT 'head', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+SELECT 'head', NULL, NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
     NULL, NULL, head, NULL \
 FROM heads";
 
@@ -149,6 +155,8 @@ struct Row<'a> {
     body: &'a str,
     client_id: Option<&'a str>,
     version: i64,
+    reply_to_id: Option<i64>,
+    terms: &'a str,
 }
 
 /// Writes the batch: the stored messages (a reply whose `client_id` was used before is
@@ -169,6 +177,8 @@ pub(super) async fn write(
             body: &r.body,
             client_id: r.client_id.as_deref(),
             version: r.meta.version,
+            reply_to_id: r.reply_to_id,
+            terms: &r.terms,
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| DomainError::Internal(e.to_string()))?;

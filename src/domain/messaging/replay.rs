@@ -198,6 +198,7 @@ mod tests {
             thread_id: None,
             body: "pin me".into(),
             client_id: None,
+            reply_to: None,
         };
         let outcome = send(
             &db,

@@ -1,7 +1,7 @@
 //! Sending: a new thread with its first message, in a transaction of its own; a reply through
 //! the group commit.
 
-use entity::{message, participant, thread, user};
+use entity::{message, message_hide, participant, thread, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
 };
@@ -10,13 +10,13 @@ use super::batch::{MemberRow, Offsets, Reply, delivered};
 use super::directory::{Directory, ThreadMeta};
 use super::group_commit::GroupCommit;
 use super::list::unread_counts_of;
-use super::queries::find_by_client_id;
+use super::queries::{find_by_client_id, find_message, membership, within_membership};
 use super::validate::{Target, validate_send};
 use super::{SendMessage, SendOutcome};
 use crate::db::Database;
 use crate::domain::outbox::Outbox;
 use crate::domain::views::{ThreadKind, UserRef};
-use crate::domain::{DomainError, DomainResult, accounts};
+use crate::domain::{DomainError, DomainResult, accounts, search};
 use crate::ids;
 
 /// What a send may do: the longest body, the largest group.
@@ -64,11 +64,17 @@ pub async fn send(
                     .filter(|m| m.is_member(sender.id))
                     .ok_or(DomainError::NotFound)?;
             }
+            let reply_to_id = match &req.reply_to {
+                Some(url) => Some(reply_target(&db.conn, sender.id, meta.id, url).await?),
+                None => None,
+            };
             let reply = Reply {
                 sender: sender.clone(),
                 meta,
+                terms: search::terms(&req.body),
                 body: req.body,
                 client_id: req.client_id,
+                reply_to_id,
             };
             replies.submit(reply).await
         }
@@ -96,6 +102,39 @@ pub async fn send(
             .await
         }
     }
+}
+
+/// The id of the message `url` that a reply to thread `thread_id` answers: one of that thread
+/// that the sender can see, not removed.
+async fn reply_target(
+    db: &impl ConnectionTrait,
+    sender_id: i64,
+    thread_id: i64,
+    url: &str,
+) -> DomainResult<i64> {
+    let refused = || {
+        DomainError::invalid(
+            "reply_to",
+            "invalid_reply_to",
+            "reply_to names no message of this thread that you can see",
+        )
+    };
+    let target = find_message(db, url)
+        .await?
+        .filter(|m| m.thread_id == thread_id && m.removed_at.is_none())
+        .ok_or_else(refused)?;
+    let me = membership(db, sender_id, thread_id)
+        .await?
+        .filter(|me| within_membership(me, target.id))
+        .ok_or_else(refused)?;
+    let hidden = message_hide::Entity::find_by_id((me.user_id, target.id))
+        .one(db)
+        .await?
+        .is_some();
+    if hidden {
+        return Err(refused());
+    }
+    Ok(target.id)
 }
 
 /// The first message of a new thread.
@@ -223,6 +262,7 @@ async fn start_thread(
         }
         Err(e) => return Err(e.into()),
     };
+    search::index(txn, [(message.id, message.body.as_str())]).await?;
     thread::Entity::update_many()
         .col_expr(thread::Column::LastMessageId, message.id.into())
         .filter(thread::Column::Id.eq(thread.id))

@@ -9,16 +9,24 @@ use crate::ids;
 
 /// The batch up to its event log entries. A reply is stored only while its thread is at the
 /// `version` the sender's membership was checked against (`?1`'s seventh field); the threads'
-/// versions come back, so that a reply whose copy was older is checked again and retried.
+/// versions come back, so that a reply whose copy was older is checked again and retried. What
+/// a reply shows of the message it answers is read as the commit finds that one, and each
+/// stored message's search terms go to the index.
 const WRITE: &str = "\
         BEGIN IMMEDIATE; \
-        INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id) \
+        INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id, \
+                reply_to_id, reply_to) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
-                MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5 \
+                MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5, \
+                r.value ->> 7, (SELECT json_object('url', a.public_id, 'sender', u.username, 'excerpt', \
+                    CASE WHEN a.removed_at IS NULL THEN substr(a.body, 1, 100) END) \
+                    FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = r.value ->> 7) \
             FROM jsonb_each(?1) r \
             WHERE (SELECT t.version FROM threads t WHERE t.id = r.value ->> 1) = r.value ->> 6 \
             ON CONFLICT (client_id, sender_id) DO NOTHING \
-            RETURNING 'message' AS kind, id, public_id, created_at; \
+            RETURNING 'message' AS kind, id, public_id, created_at, reply_to; \
+        INSERT INTO message_search (rowid, terms) \
+            SELECT m.id, r.value ->> 8 FROM jsonb_each(?1) r JOIN messages m ON m.public_id = r.value ->> 0; \
         SELECT 'thread' AS kind, id AS thread_id, version FROM threads \
             WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
@@ -127,6 +135,8 @@ pub(super) async fn write(
                 &r.body,
                 &r.client_id,
                 r.meta.version,
+                r.reply_to_id,
+                &r.terms,
             )
         })
         .collect();

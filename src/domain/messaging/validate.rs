@@ -12,6 +12,8 @@ pub(super) struct ValidSend {
     pub body: String,
     pub target: Target,
     pub client_id: Option<String>,
+    /// The url of the message a reply answers.
+    pub reply_to: Option<String>,
 }
 
 /// Where a send goes.
@@ -87,10 +89,18 @@ pub(super) fn validate_send(req: SendMessage, max_body: usize) -> DomainResult<V
             ));
         }
     };
+    if req.reply_to.is_some() && matches!(target, Target::New { .. }) {
+        return Err(DomainError::invalid(
+            "reply_to",
+            "invalid_payload",
+            "reply_to answers a message of the thread a reply goes to (thread_id)",
+        ));
+    }
     Ok(ValidSend {
         body,
         target,
         client_id: req.client_id,
+        reply_to: req.reply_to,
     })
 }
 
