@@ -9,8 +9,8 @@ export interface User {
 }
 
 // Shared with the realtime events: generated from the server's Rust types.
-import type { Change, ChangeNotice, HistoryItem, Message, Thread, Unread } from './generated/events';
-export type { Change, ChangeNotice, HistoryItem, Message, Thread, Unread };
+import type { Change, ChangeNotice, HistoryItem, Message, Reaction, ReplyTo, SearchResult, Thread, Unread } from './generated/events';
+export type { Change, ChangeNotice, HistoryItem, Message, Reaction, ReplyTo, SearchResult, Thread, Unread };
 
 export interface UserStatus {
   username: string;
@@ -95,4 +95,9 @@ export const api = {
   thread: (id: string) => call<{ thread: Thread }>('GET', `/threads/${seg(id)}`),
   messages: (id: string, before: string | null, limit = 30) =>
     call<{ messages: HistoryItem[]; has_more: boolean }>('GET', `/threads/${seg(id)}/messages${q({ limit, before })}`),
+  /** The sender erases a message for every member (within the edit window). */
+  removeForEveryone: (url: string) => call<void>('DELETE', `/messages/${seg(url)}?for=everyone`),
+  /** Messages matching every word of `query`, newest first; `before` is the previous page's `next`. */
+  search: (query: string, before: string | null, limit = 20, threadId: string | null = null) =>
+    call<{ results: SearchResult[]; next: string | null }>('GET', `/search${q({ q: query, thread_id: threadId, before, limit })}`),
 };

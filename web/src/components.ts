@@ -80,14 +80,17 @@ export interface MenuItem {
   label: string;
   testid: string;
   danger?: boolean;
+  /** What a screen reader says, when the label alone does not (an emoji). */
+  ariaLabel?: string;
+  attrs?: Record<string, string>;
   run: () => void;
 }
 
 /**
- * A small "⋯" button opening a list of actions (WAI-ARIA menu button: arrows move, Escape
- * closes and returns to the button). The menu closes on a click anywhere else.
+ * A small "⋯" button (or `icon`) opening a list of actions (WAI-ARIA menu button: arrows move,
+ * Escape closes and returns to the button). The menu closes on a click anywhere else.
  */
-export function actionMenu(opts: { label: string; testid: string; items: MenuItem[] }): HTMLElement {
+export function actionMenu(opts: { label: string; testid: string; items: MenuItem[]; icon?: string; menuClass?: string }): HTMLElement {
   const button = h(
     'button',
     {
@@ -95,7 +98,7 @@ export function actionMenu(opts: { label: string; testid: string; items: MenuIte
       testid: opts.testid,
       attrs: { type: 'button', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-label': opts.label, title: opts.label },
     },
-    '⋯',
+    opts.icon ?? '⋯',
   );
   const items = opts.items.map((item) =>
     h(
@@ -103,7 +106,7 @@ export function actionMenu(opts: { label: string; testid: string; items: MenuIte
       {
         class: `menu-item${item.danger ? ' danger' : ''}`,
         testid: item.testid,
-        attrs: { type: 'button', role: 'menuitem', tabindex: -1 },
+        attrs: { ...item.attrs, type: 'button', role: 'menuitem', tabindex: -1, 'aria-label': item.ariaLabel, title: item.ariaLabel },
         on: {
           click: () => {
             close(false);
@@ -114,7 +117,7 @@ export function actionMenu(opts: { label: string; testid: string; items: MenuIte
       item.label,
     ),
   );
-  const menu = h('div', { class: 'menu', testid: `${opts.testid}-items`, attrs: { role: 'menu', hidden: true, 'aria-label': opts.label } }, ...items);
+  const menu = h('div', { class: opts.menuClass ? `menu ${opts.menuClass}` : 'menu', testid: `${opts.testid}-items`, attrs: { role: 'menu', hidden: true, 'aria-label': opts.label } }, ...items);
   const box = h('span', { class: 'menu-box' }, button, menu);
 
   const onOutside = (e: Event) => {
@@ -137,7 +140,7 @@ export function actionMenu(opts: { label: string; testid: string; items: MenuIte
   button.addEventListener('click', () => (menu.hidden ? open() : close(true)));
   menu.addEventListener('keydown', (e) => {
     const i = items.indexOf(document.activeElement as HTMLButtonElement);
-    const step = e.key === 'ArrowDown' ? 1 : e.key === 'ArrowUp' ? -1 : 0;
+    const step = e.key === 'ArrowDown' || e.key === 'ArrowRight' ? 1 : e.key === 'ArrowUp' || e.key === 'ArrowLeft' ? -1 : 0;
     if (step) {
       e.preventDefault();
       items[(i + step + items.length) % items.length]?.focus();

@@ -157,10 +157,10 @@ function route(): void {
   }
   switch (r.name) {
     case 'inbox':
-      mount(inboxView(ctx), 'inbox');
+      mount(inboxView(ctx, r.query.get('q')), 'inbox');
       break;
     case 'thread':
-      if (r.params[0]) mount(threadView(ctx, r.params[0]), 'thread');
+      if (r.params[0]) mount(threadView(ctx, r.params[0], r.query.get('m')), 'thread');
       else navigate('#/inbox');
       break;
     case 'compose':

@@ -5,7 +5,11 @@ export type Message = { url: string, thread_id: string, sender: string,
 /**
  * The other person of a direct thread; null in a group.
  */
-recipient: string | null, subject: string, body: string, 
+recipient: string | null, subject: string, 
+/**
+ * Null once its sender removed it for everyone.
+ */
+body: string | null, 
 /**
  * RFC 3339, UTC, milliseconds.
  */
@@ -18,7 +22,27 @@ read: boolean,
 /**
  * When its sender last edited it (RFC 3339); null if never.
  */
-edited_at: string | null, };
+edited_at: string | null, 
+/**
+ * Whether its sender removed it for everyone (it stays in the history, without a body).
+ */
+removed: boolean, 
+/**
+ * Its reactions, in first-reacted order.
+ */
+reactions: Array<Reaction>, 
+/**
+ * The message it answers, if any.
+ */
+reply_to: ReplyTo | null, };
+
+export type Reaction = { emoji: string, users: Array<string>, };
+
+export type ReplyTo = { url: string, sender: string, 
+/**
+ * Its body's first 100 characters; null once it was removed for everyone.
+ */
+excerpt: string | null, };
 
 export type Thread = { thread_id: string, subject: string, kind: ThreadKind, 
 /**
@@ -82,6 +106,15 @@ at: string, };
 
 export type HistoryItem = Message | ChangeNotice;
 
+export type SearchResult = { message: Message, thread: SearchThread, 
+/**
+ * Ranges of `message.body` where a word of the query matched, in Unicode code points,
+ * end excluded (empty when only the subject matched).
+ */
+highlights: Array<[number, number]>, };
+
+export type SearchThread = { thread_id: string, subject: string, };
+
 export type Refused = { status: false, 
 /**
  * `invalid_payload`, `not_found`, `rate_limited`, `unavailable`, a validation code, ...
@@ -112,7 +145,11 @@ body: string,
 /**
  * Chosen by the sender: a repeat is answered with the first message, nothing stored.
  */
-client_id?: string, };
+client_id?: string, 
+/**
+ * A reply may answer a message of its thread (its url).
+ */
+reply_to?: string, };
 
 export type MessageAck = { message: Message, };
 
@@ -125,6 +162,8 @@ export type ReadRequest = { thread_id: string, up_to?: string, };
 export type ThreadRead = { thread_id: string, unread: Unread, };
 
 export type EditRequest = { url: string, body: string, };
+
+export type ReactionRequest = { url: string, emoji: string, };
 
 export type MessageRef = { url: string, };
 
@@ -183,6 +222,10 @@ export type LegacyDeletion = { type: "message" | "thread", message_url?: string,
 
 export type MessageEdited = { message: Message, };
 
+export type MessageReactions = { url: string, thread_id: string, reactions: Array<Reaction>, };
+
+export type MessageRemoved = { url: string, thread_id: string, };
+
 export type ThreadUpdated = { thread: Thread, change: Change, };
 
 export type Receipt = { thread_id: string, username: string, 
@@ -234,6 +277,10 @@ export interface ServerToClientEvents {
   'unread': (payload: Unread, offset?: string) => void;
   /** A message's sender edited it (a replay shows it as it is then). */
   'message:edited': (payload: MessageEdited, offset?: string) => void;
+  /** A member added or removed a reaction to a message (its reactions after the change). */
+  'message:reactions': (payload: MessageReactions, offset?: string) => void;
+  /** A message's sender removed it for everyone. */
+  'message:removed': (payload: MessageRemoved, offset?: string) => void;
   /** A group's membership or subject changed (told to every member, and to the one removed or leaving). */
   'thread:updated': (payload: ThreadUpdated, offset?: string) => void;
   /** Another member read further in a thread (never sent by or to a user with receipts off). */
@@ -258,6 +305,10 @@ export interface ClientToServerEvents {
   'thread:read': (payload: ReadRequest, ack: (answer: Ack<ThreadRead>) => void) => void;
   /** Edit one of your messages, within the edit window (see After sending). */
   'message:edit': (payload: EditRequest, ack: (answer: Ack<MessageAck>) => void) => void;
+  /** React to a message with one emoji (any member; see After sending). */
+  'reaction:add': (payload: ReactionRequest, ack: (answer: Ack<MessageAck>) => void) => void;
+  /** Take back your reaction. */
+  'reaction:remove': (payload: ReactionRequest, ack: (answer: Ack<MessageAck>) => void) => void;
   /** Delete a message for yourself. */
   'message:delete': (payload: MessageRef, ack: (answer: Ack<MessageDeleted>) => void) => void;
   /** Delete a thread for yourself. */

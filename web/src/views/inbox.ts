@@ -1,16 +1,20 @@
-// The inbox: conversations, newest activity first, kept live by socket events.
+// The inbox: conversations, newest activity first, kept live by socket events; and searching
+// every message one can see (`#/inbox?q=words` shows the results).
 
-import { ApiError, api, type Thread } from '../api';
+import { ApiError, api, type SearchResult, type Thread } from '../api';
 import { confirmButton } from '../components';
-import { Scope, h, reconcile } from '../dom';
+import { Scope, h, reconcile, replaceChildren, type Child } from '../dom';
 import { threadHref, type View } from '../router';
 import { others, peopleList, type Ctx } from '../state';
 import { shortDate, verboseDateTime } from '../time';
-import { withLatestEdit } from './timeline';
+import { REMOVED_TEXT, asRemoved, previewOf, withLatestEdit } from './timeline';
 
 const PAGE = 20;
+const SEARCH_PAGE = 20;
+/** A long body shows this many characters of itself around its first match. */
+const RESULT_CHARS = 280;
 
-export function inboxView(ctx: Ctx): View {
+export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
   const scope = new Scope();
   const me = ctx.me.username;
   const threads = new Map<string, Thread>();
@@ -31,14 +35,56 @@ export function inboxView(ctx: Ctx): View {
   const status = h('p', { class: 'muted center', testid: 'inbox-status', attrs: { 'aria-live': 'polite' } }, 'Loading…');
   const more = h('button', { class: 'link more', testid: 'load-more', attrs: { type: 'button', hidden: true }, on: { click: () => void loadMore() } }, 'Load more');
 
+  // ---- search
+  const searchInput = h('input', {
+    class: 'search-input',
+    testid: 'search-input',
+    attrs: { id: 'search', type: 'search', name: 'q', placeholder: 'Search messages', autocomplete: 'off', 'aria-describedby': 'search-error' },
+  });
+  const searchForm = h(
+    'form',
+    { class: 'search', testid: 'search-form', attrs: { role: 'search' } },
+    h('label', { class: 'visually-hidden', attrs: { for: 'search' } }, 'Search messages'),
+    searchInput,
+    h('button', { class: 'small-button', testid: 'search-submit', attrs: { type: 'submit' } }, 'Search'),
+  );
+  const searchSummary = h('p', { class: 'search-summary muted', testid: 'search-summary', attrs: { 'aria-live': 'polite' } });
+  const searchError = h('p', { class: 'form-error', testid: 'search-error', attrs: { id: 'search-error', role: 'alert' } });
+  const searchEmpty = h('p', { class: 'empty', testid: 'search-empty', attrs: { hidden: true } });
+  const resultList = h('ul', { class: 'thread-list result-list', testid: 'search-result-list', attrs: { 'aria-label': 'Search results' } });
+  const searchMore = h(
+    'button',
+    { class: 'link more', testid: 'search-more', attrs: { type: 'button', hidden: true }, on: { click: () => void searchPage() } },
+    'More results',
+  );
+  const searchClear = h(
+    'button',
+    { class: 'link', testid: 'search-clear', attrs: { type: 'button' }, on: { click: () => (clearSearch(), searchInput.focus()) } },
+    'Back to conversations',
+  );
+  const results = h(
+    'section',
+    { class: 'search-results', testid: 'search-results', attrs: { hidden: true, 'aria-label': 'Search results' } },
+    h('div', { class: 'search-head' }, searchSummary, searchClear),
+    searchError,
+    searchEmpty,
+    resultList,
+    searchMore,
+  );
+  const conversations = h('div', { class: 'conversations', testid: 'conversations' }, list, empty, status, more);
+
   const el = h(
     'section',
     { class: 'inbox', testid: 'inbox' },
-    h('div', { class: 'page-head' }, h('h1', null, 'Inbox'), h('a', { class: 'button primary', testid: 'compose-link', attrs: { href: '#/compose' } }, 'New message')),
-    list,
-    empty,
-    status,
-    more,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', null, 'Inbox'),
+      searchForm,
+      h('a', { class: 'button primary', testid: 'compose-link', attrs: { href: '#/compose' } }, 'New message'),
+    ),
+    results,
+    conversations,
   );
 
   const time = (t: Thread) => Date.parse(t.updated_at) || 0;
@@ -81,7 +127,7 @@ export function inboxView(ctx: Ctx): View {
     const last = t.last_message;
     // In a group, say who wrote the last message; in a direct thread only "You:" needs saying.
     const author = !last ? '' : last.sender === me ? 'You: ' : group ? `${last.sender}: ` : '';
-    const snippet = last ? `${author}${last.body.replace(/\s+/g, ' ').slice(0, 140)}` : 'No messages';
+    const snippet = last ? `${author}${previewOf(last).replace(/\s+/g, ' ').slice(0, 140)}` : 'No messages';
     const unread = t.unread > 0;
     return h(
       'li',
@@ -114,7 +160,7 @@ export function inboxView(ctx: Ctx): View {
             ? h('span', { class: 'badge', testid: 'thread-unread-count', attrs: { 'aria-label': `${t.unread} unread` } }, String(t.unread))
             : null,
         ),
-        h('div', { class: 'snippet', testid: 'thread-snippet' }, snippet),
+        h('div', { class: `snippet${last?.removed ? ' removed' : ''}`, testid: 'thread-snippet' }, snippet),
       ),
       h(
         'div',
@@ -241,6 +287,18 @@ export function inboxView(ctx: Ctx): View {
       render();
     }),
   );
+  // So does a removal for everyone; a result shown of it loses its text.
+  scope.add(
+    ctx.rt.on('message:removed', ({ url, thread_id }) => {
+      const t = threads.get(thread_id);
+      if (t?.last_message?.url === url) {
+        upsert({ ...t, last_message: asRemoved(t.last_message) });
+        render();
+      }
+      const body = resultBodies.get(url);
+      if (body) showResultBody(body, null, []);
+    }),
+  );
   scope.add(
     ctx.rt.on('thread:deleted', ({ thread_id }) => {
       remove(thread_id);
@@ -254,6 +312,166 @@ export function inboxView(ctx: Ctx): View {
   );
   scope.add(ctx.rt.onResync(() => void loadFirst()));
 
+  // ---- search: one query at a time; a page answering for an older query is dropped.
+  let query = '';
+  let searchNext: string | null = null;
+  let searchGen = 0;
+  let searching = false;
+  const resultBodies = new Map<string, HTMLElement>();
+
+  function showSearch(on: boolean): void {
+    results.hidden = !on;
+    conversations.hidden = on;
+  }
+
+  function clearSearch(): void {
+    searchGen++;
+    query = '';
+    searchInput.value = '';
+    searching = false;
+    resultBodies.clear();
+    replaceChildren(resultList);
+    showSearch(false);
+    history.replaceState(history.state, '', '#/inbox');
+  }
+
+  /** A new search: the first page of results for `q` (empty: back to the conversations). */
+  function startSearch(q: string): void {
+    if (!q.trim()) return clearSearch();
+    searchGen++;
+    query = q;
+    searchNext = null;
+    searching = false;
+    resultBodies.clear();
+    replaceChildren(resultList);
+    searchError.textContent = '';
+    searchEmpty.hidden = true;
+    searchMore.hidden = true;
+    searchSummary.textContent = 'Searching…';
+    showSearch(true);
+    // Kept in the address, so that coming back from a result shows the results again.
+    history.replaceState(history.state, '', `#/inbox?q=${encodeURIComponent(q)}`);
+    void searchPage();
+  }
+
+  async function searchPage(): Promise<void> {
+    if (searching) return;
+    const gen = searchGen;
+    const before = searchNext;
+    searching = true;
+    searchMore.disabled = true;
+    try {
+      const page = await api.search(query, before, SEARCH_PAGE);
+      if (!scope.alive || gen !== searchGen) return;
+      for (const r of page.results) resultList.append(resultRow(r));
+      searchNext = page.next;
+      const count = resultList.childElementCount;
+      searchSummary.textContent = count ? `${count}${page.next ? '+' : ''} ${count === 1 ? 'result' : 'results'} for “${query}”` : '';
+      searchEmpty.textContent = `No results for “${query}”.`;
+      searchEmpty.hidden = count > 0;
+      searchMore.hidden = !page.next;
+    } catch (err) {
+      if (!scope.alive || gen !== searchGen) return;
+      // The server's own words (e.g. invalid_query: empty or too long).
+      searchError.textContent = err instanceof ApiError ? err.message : 'Could not search.';
+      searchSummary.textContent = '';
+      searchMore.hidden = !searchNext;
+    } finally {
+      if (gen === searchGen) {
+        searching = false;
+        searchMore.disabled = false;
+      }
+    }
+  }
+
+  function resultRow(r: SearchResult): HTMLElement {
+    const m = r.message;
+    const body = h('div', { class: 'result-body', testid: 'search-result-body' });
+    showResultBody(body, m.removed ? null : m.body, r.highlights);
+    resultBodies.set(m.url, body);
+    return h(
+      'li',
+      { class: 'thread-row search-result', testid: 'search-result', attrs: { 'data-url': m.url, 'data-thread-id': r.thread.thread_id } },
+      h(
+        'a',
+        { class: 'thread-link', testid: 'search-result-link', attrs: { href: `${threadHref(r.thread.thread_id)}?m=${encodeURIComponent(m.url)}` } },
+        h(
+          'div',
+          { class: 'row-top' },
+          h('span', { class: 'subject', testid: 'search-result-subject' }, r.thread.subject),
+          h('time', { class: 'when', testid: 'search-result-time', attrs: { datetime: m.timestamp, title: verboseDateTime(m.timestamp) } }, shortDate(m.timestamp)),
+        ),
+        h('div', { class: 'result-sender', testid: 'search-result-sender', attrs: { 'data-sender': m.sender } }, m.sender === me ? 'You' : m.sender),
+        body,
+      ),
+    );
+  }
+
+  searchForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    startSearch(searchInput.value);
+  });
+  // The search box's own clear button (type=search): back to the conversations.
+  searchInput.addEventListener('search', () => {
+    if (!searchInput.value && !results.hidden) clearSearch();
+  });
+  searchInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && !results.hidden) {
+      e.preventDefault();
+      clearSearch();
+    }
+  });
+
   void loadFirst();
+  if (initialQuery?.trim()) {
+    searchInput.value = initialQuery;
+    startSearch(initialQuery);
+  }
   return { el, destroy: () => scope.dispose() };
+}
+
+/** A result's text, its matches marked (text nodes and <mark>s only, never HTML). */
+function showResultBody(el: HTMLElement, body: string | null, ranges: Array<[number, number]>): void {
+  el.classList.toggle('removed', body === null);
+  if (body === null) return replaceChildren(el, REMOVED_TEXT);
+  replaceChildren(el, ...marked(body, ranges, RESULT_CHARS));
+}
+
+/**
+ * `body` with the code-point ranges `ranges` (end excluded) in <mark>s. Past `max` characters,
+ * only `max` of them around the first match, with an ellipsis where it was cut.
+ */
+export function marked(body: string, ranges: ReadonlyArray<readonly [number, number]>, max = Infinity): Child[] {
+  // Code points, as the server counts (an emoji is one, not two UTF-16 units).
+  const chars = Array.from(body);
+  const merged: [number, number][] = [];
+  const clean = ranges
+    .map(([a, b]) => [Math.max(0, Math.min(a, chars.length)), Math.max(0, Math.min(b, chars.length))] as [number, number])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  for (const [a, b] of clean) {
+    const last = merged[merged.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  let from = 0;
+  let to = chars.length;
+  if (chars.length > max) {
+    from = Math.max(0, Math.min((merged[0]?.[0] ?? 0) - Math.floor(max / 4), chars.length - max));
+    to = from + max;
+  }
+  const out: Child[] = [];
+  if (from > 0) out.push('…');
+  let pos = from;
+  for (const [a, b] of merged) {
+    const start = Math.max(a, pos);
+    const end = Math.min(b, to);
+    if (end <= start) continue;
+    if (start > pos) out.push(chars.slice(pos, start).join(''));
+    out.push(h('mark', { testid: 'search-mark' }, chars.slice(start, end).join('')));
+    pos = end;
+  }
+  if (pos < to) out.push(chars.slice(pos, to).join(''));
+  if (to < chars.length) out.push('…');
+  return out;
 }

@@ -1,7 +1,9 @@
 // One conversation: its history (older entries load when scrolling up), a group's members,
-// the reply box, typing, read marks and receipts, and editing one's own messages.
+// the reply box (quoting a message when answering one), typing, read marks and receipts,
+// reactions, and editing or removing one's own messages. Opened at a message (`?m=<url>`, from
+// a search), it loads back to that message and shows it highlighted.
 
-import { ApiError, api, type ChangeNotice, type HistoryItem, type Thread } from '../api';
+import { ApiError, api, type ChangeNotice, type HistoryItem, type Message, type Thread } from '../api';
 import { confirmButton } from '../components';
 import { Scope, h, replaceChildren } from '../dom';
 import { newClientId } from '../ids';
@@ -9,24 +11,27 @@ import type { View } from '../router';
 import { others, peopleList, type Ctx } from '../state';
 import { setPageTitle } from '../title';
 import { membersPanel } from './members';
-import { isNewFor, noticeKey, timeline } from './timeline';
+import { excerptOf, isNewFor, noticeKey, timeline } from './timeline';
 
 const PAGE = 30;
 const TYPING_EMIT_EVERY_MS = 2_000;
 const TYPING_IDLE_MS = 3_000;
 /** Typing events are volatile: forget a typist we have not heard from in this long. */
 const TYPING_STALE_MS = 6_000;
+/** How long a message jumped to (a quote, a search result) stays highlighted. */
+const HIGHLIGHT_MS = 3_000;
+/** How far back a jump to a message not shown yet looks: pages of PAGE. */
+const JUMP_MAX_PAGES = 40;
 
 const isNotice = (item: HistoryItem): item is ChangeNotice => 'kind' in item && item.kind === 'change';
 const keyOf = (item: HistoryItem) => (isNotice(item) ? noticeKey(item) : item.url);
 const timeOf = (item: HistoryItem) => Date.parse(isNotice(item) ? item.at : item.timestamp) || 0;
 
-export function threadView(ctx: Ctx, threadId: string): View {
+export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null = null): View {
   const scope = new Scope();
   const me = ctx.me.username;
   let thread: Thread | null = null;
   let hasMore = false;
-  let loadingOlder = false;
   let readPending = false;
   let readOnly = false;
   /** When each entry arrived live: a page fetched before that cannot know it. */
@@ -39,14 +44,39 @@ export function threadView(ctx: Ctx, threadId: string): View {
       if (!ack.status) return ack.message;
       tl.drop(m.url);
       render();
+      if (replyingTo?.url === m.url) quoteInComposer(null);
       return null;
     },
     editMessage: async (m, body) => {
       const ack = await ctx.rt.request('message:edit', { url: m.url, body });
       if (!ack.status) return ack.message;
-      if (scope.alive) keepPlace(() => tl.applyEdit(ack.message));
+      if (scope.alive) {
+        keepPlace(() => tl.applyEdit(ack.message));
+        if (replyingTo?.url === m.url) quoteInComposer(ack.message);
+      }
       return null;
     },
+    removeForEveryone: async (m) => {
+      try {
+        await api.removeForEveryone(m.url);
+      } catch (err) {
+        return err instanceof ApiError ? err.message : 'Could not remove the message.';
+      }
+      // Every tab (this one too) hears message:removed; no need to wait for it here.
+      if (scope.alive) removed(m.url);
+      return null;
+    },
+    react: async (m, emoji, add) => {
+      const ack = await ctx.rt.request(add ? 'reaction:add' : 'reaction:remove', { url: m.url, emoji });
+      if (!ack.status) return ack.message;
+      if (scope.alive) keepPlace(() => tl.applyReactions(m.url, ack.message.reactions));
+      return null;
+    },
+    reply: (m) => {
+      quoteInComposer(m);
+      input.focus();
+    },
+    openQuote: (url) => void jumpTo(url),
   });
   const members = membersPanel(ctx, threadId);
   members.el.hidden = true;
@@ -90,10 +120,28 @@ export function threadView(ctx: Ctx, threadId: string): View {
   const input = h('textarea', {
     class: 'reply-input',
     testid: 'reply-input',
-    attrs: { id: 'reply', name: 'body', rows: 2, placeholder: 'Write a reply…', 'aria-describedby': 'reply-hint reply-error' },
+    attrs: { id: 'reply', name: 'body', rows: 2, placeholder: 'Write a reply…', 'aria-describedby': 'reply-quote reply-hint reply-error' },
   });
   const sendBtn = h('button', { class: 'primary', testid: 'reply-send', attrs: { type: 'submit' } }, 'Send');
   const error = h('div', { class: 'field-error', testid: 'reply-error', attrs: { id: 'reply-error', role: 'alert' } });
+  // The message a reply answers, quoted above the box until it is sent or cancelled.
+  const quoteText = h('span', { class: 'composer-quote-text' });
+  const quoteCancel = h(
+    'button',
+    {
+      class: 'link',
+      testid: 'reply-quote-cancel',
+      attrs: { type: 'button', 'aria-label': 'Cancel the reply to this message', title: 'Cancel' },
+      on: { click: () => (quoteInComposer(null), input.focus()) },
+    },
+    '✕',
+  );
+  const composerQuote = h(
+    'div',
+    { class: 'composer-quote', testid: 'reply-quote', attrs: { id: 'reply-quote', hidden: true } },
+    quoteText,
+    quoteCancel,
+  );
   const readOnlyNote = h(
     'p',
     { class: 'readonly-note', testid: 'thread-readonly', attrs: { hidden: true, role: 'status' } },
@@ -103,6 +151,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
     'form',
     { class: 'reply', testid: 'reply-form' },
     readOnlyNote,
+    composerQuote,
     h('label', { class: 'visually-hidden', attrs: { for: 'reply' } }, 'Reply'),
     h('div', { class: 'reply-row' }, input, sendBtn),
     error,
@@ -179,6 +228,8 @@ export function threadView(ctx: Ctx, threadId: string): View {
     readOnly = ro;
     el.dataset.readonly = String(ro);
     readOnlyNote.hidden = !ro;
+    tl.setReadOnly(ro);
+    if (ro) quoteInComposer(null);
     input.disabled = ro;
     sendBtn.disabled = ro || sending;
     if (ro) {
@@ -201,6 +252,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
       toBottom();
       observeTop();
       markRead();
+      if (focusUrl) void jumpTo(focusUrl);
     } catch (err) {
       if (!scope.alive) return;
       if (err instanceof ApiError && err.status === 404) {
@@ -278,30 +330,82 @@ export function threadView(ctx: Ctx, threadId: string): View {
     await refreshNewest();
   }
 
-  async function loadOlder(): Promise<void> {
-    if (loadingOlder || !hasMore) return;
+  let olderLoad: Promise<boolean> | null = null;
+  /** Loads the page before the oldest message shown (one load at a time); false if it could not. */
+  function loadOlder(): Promise<boolean> {
+    if (olderLoad) return olderLoad;
     // Pages are cut at a message: the oldest one shown.
     const oldest = tl.messages()[0];
-    if (!oldest) return;
-    loadingOlder = true;
+    if (!hasMore || !oldest) return Promise.resolve(false);
+    olderLoad = fetchOlder(oldest.url).finally(() => {
+      olderLoad = null;
+      if (scope.alive) observeTop();
+    });
+    return olderLoad;
+  }
+
+  async function fetchOlder(before: string): Promise<boolean> {
     older.textContent = 'Loading…';
     try {
-      const page = await api.messages(threadId, oldest.url, PAGE);
-      if (!scope.alive) return;
+      const page = await api.messages(threadId, before, PAGE);
+      if (!scope.alive) return false;
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
       for (const item of page.messages) put(item);
       hasMore = page.has_more;
       render();
       // Keep what the reader was looking at in place while older messages appear above it.
       scroller.scrollTop = scroller.scrollHeight - fromBottom;
+      return true;
     } catch (err) {
       status.textContent = err instanceof ApiError ? err.message : 'Could not load older messages.';
+      return false;
     } finally {
-      loadingOlder = false;
       older.textContent = 'Load older messages';
-      observeTop();
     }
   }
+
+  // ---- jumping to a message (a reply's quote, a search result): loaded if need be, then
+  // scrolled to the middle and highlighted for a moment.
+  let highlighted: { row: HTMLElement; timer: number } | null = null;
+  let noteTimer: number | undefined;
+  async function jumpTo(url: string): Promise<boolean> {
+    for (let pages = 0; !tl.row(url) && hasMore && pages < JUMP_MAX_PAGES; pages++) {
+      if (!(await loadOlder()) || !scope.alive) break;
+    }
+    if (!scope.alive) return false;
+    const row = tl.row(url);
+    if (!row) {
+      status.textContent = 'That message is not in this conversation any more.';
+      window.clearTimeout(noteTimer);
+      noteTimer = window.setTimeout(() => {
+        if (status.textContent?.startsWith('That message')) status.textContent = '';
+      }, 5_000);
+      return false;
+    }
+    const box = scroller.getBoundingClientRect();
+    const at = row.getBoundingClientRect();
+    scroller.scrollTop += at.top - box.top - Math.max(0, (scroller.clientHeight - at.height) / 2);
+    if (atBottom()) jump.hidden = true;
+    if (highlighted) {
+      window.clearTimeout(highlighted.timer);
+      unflash(highlighted.row);
+    }
+    void row.offsetWidth; // restart the animation when the same row is highlighted again
+    row.classList.add('highlight');
+    row.dataset.highlighted = 'true';
+    row.tabIndex = -1;
+    row.focus({ preventScroll: true });
+    highlighted = { row, timer: window.setTimeout(() => unflash(row), HIGHLIGHT_MS) };
+    return true;
+  }
+  function unflash(row: HTMLElement): void {
+    row.classList.remove('highlight');
+    delete row.dataset.highlighted;
+  }
+  scope.add(() => {
+    window.clearTimeout(noteTimer);
+    if (highlighted) window.clearTimeout(highlighted.timer);
+  });
 
   const io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && void loadOlder(), { root: scroller, rootMargin: '200px 0px 0px 0px' });
   const observeTop = () => {
@@ -364,8 +468,35 @@ export function threadView(ctx: Ctx, threadId: string): View {
   }
   scope.add(stopTyping);
 
+  // ---- the message a reply answers
+  let replyingTo: Message | null = null;
+  function quoteInComposer(m: Message | null): void {
+    keepPlace(() => {
+      replyingTo = m;
+      composerQuote.hidden = !m;
+      if (!m) {
+        delete composerQuote.dataset.url;
+        return replaceChildren(quoteText);
+      }
+      composerQuote.dataset.url = m.url;
+      const excerpt = excerptOf(m.removed ? null : m.body);
+      replaceChildren(
+        quoteText,
+        h('span', { class: 'muted' }, 'Replying to '),
+        h('span', { class: 'quote-sender', testid: 'reply-quote-sender' }, m.sender === me ? 'yourself' : m.sender),
+        ' ',
+        h('span', { class: `quote-excerpt${excerpt === null ? ' removed' : ''}`, testid: 'reply-quote-excerpt' }, excerpt ?? 'removed message'),
+      );
+    });
+  }
+  /** Removed for everyone: shown as such, here and wherever it is quoted. */
+  function removed(url: string): void {
+    keepPlace(() => tl.applyRemoved(url));
+    if (replyingTo?.url === url) quoteInComposer({ ...replyingTo, body: null, removed: true });
+  }
+
   // ---- sending
-  let pending: { body: string; clientId: string } | null = null;
+  let pending: { body: string; replyTo: string | null; clientId: string } | null = null;
   let sending = false;
   async function send(): Promise<void> {
     if (sending || readOnly) return;
@@ -375,18 +506,25 @@ export function threadView(ctx: Ctx, threadId: string): View {
       error.textContent = 'Write something first.';
       return;
     }
+    const replyTo = replyingTo?.url ?? null;
     // Retrying the same text reuses its client_id, so the server never stores it twice.
-    if (!pending || pending.body !== body) pending = { body, clientId: newClientId() };
+    if (!pending || pending.body !== body || pending.replyTo !== replyTo) pending = { body, replyTo, clientId: newClientId() };
     sending = true;
     sendBtn.disabled = true;
     stopTyping();
     try {
-      const ack = await ctx.rt.request('message:send', { thread_id: threadId, body, client_id: pending.clientId });
+      const ack = await ctx.rt.request('message:send', {
+        thread_id: threadId,
+        body,
+        client_id: pending.clientId,
+        ...(replyTo ? { reply_to: replyTo } : {}),
+      });
       if (!scope.alive) return;
       if (ack.status) {
         liveAt.set(ack.message.url, performance.now());
         pending = null;
         if (input.value === body) input.value = '';
+        if (replyTo && replyingTo?.url === replyTo) quoteInComposer(null);
         autosize();
         tl.putMessage(ack.message);
         render();
@@ -412,6 +550,9 @@ export function threadView(ctx: Ctx, threadId: string): View {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();
       void send();
+    } else if (e.key === 'Escape' && replyingTo) {
+      e.preventDefault();
+      quoteInComposer(null);
     }
   });
   input.addEventListener('input', () => {
@@ -459,7 +600,19 @@ export function threadView(ctx: Ctx, threadId: string): View {
   );
   scope.add(
     ctx.rt.on('message:edited', ({ message }) => {
-      if (message.thread_id === threadId) keepPlace(() => tl.applyEdit(message));
+      if (message.thread_id !== threadId) return;
+      keepPlace(() => tl.applyEdit(message));
+      if (replyingTo?.url === message.url) quoteInComposer(message);
+    }),
+  );
+  scope.add(
+    ctx.rt.on('message:reactions', ({ url, thread_id, reactions }) => {
+      if (thread_id === threadId) keepPlace(() => tl.applyReactions(url, reactions));
+    }),
+  );
+  scope.add(
+    ctx.rt.on('message:removed', ({ url, thread_id }) => {
+      if (thread_id === threadId) removed(url);
     }),
   );
   scope.add(
@@ -467,6 +620,7 @@ export function threadView(ctx: Ctx, threadId: string): View {
       if (thread_id !== threadId) return;
       tl.drop(url);
       render();
+      if (replyingTo?.url === url) quoteInComposer(null);
     }),
   );
   scope.add(
