@@ -17,6 +17,7 @@ on_every_backend!(
     a_sender_removes_a_message_for_everyone,
     a_reply_quotes_the_message_it_answers,
     search_finds_the_words_of_what_the_caller_can_see,
+    messages_from_before_the_index_are_indexed_at_the_next_start,
 );
 
 fn code((status, body): (StatusCode, Value)) -> (u16, Option<String>) {
@@ -714,5 +715,55 @@ async fn an_edit_is_refused_to_others_outside_the_window_and_for_bad_bodies(back
         code(edit(&alice, sent["url"].as_str().unwrap(), "x").await),
         (409, Some("edit_window_closed".into()))
     );
+    srv.stop().await;
+}
+
+/// A database whose messages predate the search index (as one upgraded from before it): the
+/// next server to start on it indexes them, once.
+async fn messages_from_before_the_index_are_indexed_at_the_next_start(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let Some(srv) = TestServer::start(backend).await else {
+        return;
+    };
+    let alice = srv.user("alice").await;
+    let _bob = srv.user("bob").await;
+    let first = alice
+        .send_new("bob", "Old times", "an archived kumquat")
+        .await;
+    alice
+        .reply(first["thread_id"].as_str().unwrap(), "another kumquat")
+        .await;
+    let db = sea_orm::Database::connect(&srv.database_url).await.unwrap();
+    let wipe = match backend {
+        Backend::Sqlite => "DELETE FROM message_search",
+        Backend::Postgres => "UPDATE messages SET search = NULL",
+    };
+    db.execute_unprepared(wipe).await.unwrap();
+    db.execute_unprepared("DELETE FROM settings WHERE key = 'search_index_complete'")
+        .await
+        .unwrap();
+    let (_, found) = alice.http.get("/api/v1/search?q=kumquat").await;
+    assert_eq!(found["results"], json!([]), "the index was emptied");
+
+    let (url, schema) = (srv.database_url.clone(), srv.schema().map(str::to_owned));
+    let next = TestServer::start_with(backend, |c| {
+        if let Some(schema) = schema {
+            c.database_schema = Some(schema);
+        } else {
+            c.database_url = url;
+        }
+    })
+    .await
+    .unwrap();
+    let alice = next.http().login("alice", "correct horse").await;
+    let (_, found) = alice.http.get("/api/v1/search?q=kumquat").await;
+    let bodies: Vec<&str> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["another kumquat", "an archived kumquat"]);
+    next.stop().await;
     srv.stop().await;
 }

@@ -7,8 +7,9 @@
 //! - `messages.reply_to_id` and `reply_to`: the message it answers, and what a view shows of
 //!   it (`{url, sender, excerpt}` as JSON), kept when that one is edited or removed.
 //! - The search index over bodies, of terms the server cuts and folds itself (so that both
-//!   backends match alike): on SQLite an FTS5 table without content, keyed by message id; on
-//!   PostgreSQL a `tsvector` column with a GIN index. Existing messages are indexed when the
+//!   backends match alike): on SQLite an FTS5 table without content or positions (a search
+//!   asks for words and a prefix, never a phrase), keyed by message id; on PostgreSQL a
+//!   `tsvector` column with a GIN index. Existing messages are indexed when the
 //!   server next starts (`domain::search::catch_up`).
 
 use sea_orm_migration::prelude::*;
@@ -64,7 +65,7 @@ impl MigrationTrait for Migration {
             }
             _ => {
                 db.execute_unprepared(
-                    "CREATE VIRTUAL TABLE message_search USING fts5(terms, content='', \
+                    "CREATE VIRTUAL TABLE message_search USING fts5(terms, content='', detail=none, \
                      contentless_delete=1, tokenize='unicode61 remove_diacritics 0')",
                 )
                 .await?;

@@ -142,27 +142,27 @@ impl Query {
 
     /// The terms `which` as an FTS5 query (every one, the last as a prefix).
     pub fn fts5(&self, which: &[usize]) -> String {
-        which
-            .iter()
-            .map(|&i| match i + 1 == self.terms.len() {
-                true => format!("\"{}\"*", self.terms[i]),
-                false => format!("\"{}\"", self.terms[i]),
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.joined(which, " ", |term, prefix| match prefix {
+            true => format!("\"{term}\"*"),
+            false => format!("\"{term}\""),
+        })
     }
 
     /// The terms `which` as a `tsquery` (every one, the last as a prefix). Terms hold letters
     /// and digits only: nothing to escape.
     pub fn tsquery(&self, which: &[usize]) -> String {
+        self.joined(which, " & ", |term, prefix| match prefix {
+            true => format!("'{term}':*"),
+            false => format!("'{term}'"),
+        })
+    }
+
+    fn joined(&self, which: &[usize], and: &str, each: impl Fn(&str, bool) -> String) -> String {
         which
             .iter()
-            .map(|&i| match i + 1 == self.terms.len() {
-                true => format!("'{}':*", self.terms[i]),
-                false => format!("'{}'", self.terms[i]),
-            })
+            .map(|&i| each(&self.terms[i], i + 1 == self.terms.len()))
             .collect::<Vec<_>>()
-            .join(" & ")
+            .join(and)
     }
 }
 

@@ -5,7 +5,8 @@
 //! what they do: `validate` (what a send may carry), `directory` (a thread's members and
 //! subject, guessed from a cache and checked by the commit), `send` (a new thread; a reply to
 //! the group commit), `membership` (adding, removing, renaming), `edit` (a sender's
-//! change of a body), `group_commit`
+//! change of a body, or its removal for everyone), `react` (reactions), `search` (the
+//! caller's messages by their words), `group_commit`
 //! (the writer task that stores replies many to a transaction), `batch` (what a batch carries
 //! and hands back, and the events of a stored message), `sqlite_batch` and `postgres_batch`
 //! (one batch on each backend), `read`, `hide` (per-user deletion), `replay`
