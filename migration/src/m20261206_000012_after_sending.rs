@@ -69,6 +69,11 @@ impl MigrationTrait for Migration {
                      contentless_delete=1, tokenize='unicode61 remove_diacritics 0')",
                 )
                 .await?;
+                // Its terms, to look a prefix up as the terms it begins.
+                db.execute_unprepared(
+                    "CREATE VIRTUAL TABLE message_search_terms USING fts5vocab(message_search, row)",
+                )
+                .await?;
             }
         }
         Ok(())
@@ -82,6 +87,8 @@ impl MigrationTrait for Migration {
                     .await?;
             }
             _ => {
+                db.execute_unprepared("DROP TABLE message_search_terms")
+                    .await?;
                 db.execute_unprepared("DROP TABLE message_search").await?;
             }
         }

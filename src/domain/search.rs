@@ -58,6 +58,15 @@ pub fn words(text: &str) -> Vec<Word> {
 }
 
 fn fold_into(out: &mut Vec<Word>, raw: &str, start: usize, end: usize) {
+    if raw.is_ascii() {
+        // Letters and digits of ASCII: lower case is all there is to fold.
+        out.push(Word {
+            term: raw[..raw.len().min(MAX_TERM)].to_ascii_lowercase(),
+            start,
+            end,
+        });
+        return;
+    }
     let folded: String = raw
         .chars()
         .flat_map(char::to_lowercase)
@@ -140,12 +149,24 @@ impl Query {
         out
     }
 
-    /// The terms `which` as an FTS5 query (every one, the last as a prefix).
-    pub fn fts5(&self, which: &[usize]) -> String {
-        self.joined(which, " ", |term, prefix| match prefix {
-            true => format!("\"{term}\"*"),
-            false => format!("\"{term}\""),
+    /// The terms `which` as an FTS5 query: every one, the last as a prefix or, when given,
+    /// as any of the index's terms that it begins (`expanded`, not empty). FTS5 gathers every
+    /// match of a prefix before it yields the first (35 ms for a word in a third of a million
+    /// messages), where it walks the matches of named terms newest first and stops at a page.
+    pub fn fts5(&self, which: &[usize], expanded: Option<&[String]>) -> String {
+        self.joined(which, " AND ", |term, prefix| match (prefix, expanded) {
+            (true, Some(terms)) => {
+                let any: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+                format!("({})", any.join(" OR "))
+            }
+            (true, None) => format!("\"{term}\"*"),
+            (false, _) => format!("\"{term}\""),
         })
+    }
+
+    /// The last term: the one matched as a prefix.
+    pub fn prefix(&self) -> &str {
+        &self.terms[self.terms.len() - 1]
     }
 
     /// The terms `which` as a `tsquery` (every one, the last as a prefix). Terms hold letters
@@ -318,7 +339,13 @@ mod tests {
         assert_eq!(q.terms, ["tea", "caf"]);
         assert!(q.matches(0, "tea") && !q.matches(0, "teapot"));
         assert!(q.matches(1, "cafe") && q.matches(1, "caf"));
-        assert_eq!(q.fts5(&[0, 1]), "\"tea\" \"caf\"*");
+        assert_eq!(q.fts5(&[0, 1], None), "\"tea\" AND \"caf\"*");
+        let expanded = ["cafe".to_owned(), "caftan".to_owned()];
+        assert_eq!(
+            q.fts5(&[0, 1], Some(&expanded)),
+            "\"tea\" AND (\"cafe\" OR \"caftan\")"
+        );
+        assert_eq!(q.prefix(), "caf");
         assert_eq!(q.tsquery(&[0, 1]), "'tea' & 'caf':*");
         assert_eq!(
             q.highlights("Tea at the Café, teapot tea"),

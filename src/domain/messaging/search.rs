@@ -109,6 +109,33 @@ pub async fn search(
     Ok((results, next))
 }
 
+/// Most terms a prefix is looked up as, one by one.
+const MAX_EXPANSION: u64 = 64;
+
+/// The terms of the SQLite index that begin with `prefix`, when there are at most
+/// [`MAX_EXPANSION`] (`None`: more).
+async fn prefixed_terms(
+    db: &impl ConnectionTrait,
+    prefix: &str,
+) -> DomainResult<Option<Vec<String>>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT term FROM message_search_terms WHERE term >= ? AND term < ? LIMIT ?",
+            [
+                prefix.into(),
+                format!("{prefix}\u{10ffff}").into(),
+                (MAX_EXPANSION + 1).into(),
+            ],
+        ))
+        .await?;
+    let terms = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "term"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((terms.len() as u64 <= MAX_EXPANSION).then_some(terms))
+}
+
 /// A statement's text and its values, with the backend's placeholders.
 struct Sql {
     backend: DbBackend,
@@ -152,6 +179,18 @@ async fn matching_ids(
     let together: Vec<usize> = (0..query.terms.len())
         .filter(|&i| in_subjects[i].is_empty())
         .collect();
+    let last = query.terms.len() - 1;
+    // On SQLite the last word is looked up as the terms it begins, when they are few.
+    let expanded = match postgres {
+        true => None,
+        false => prefixed_terms(db, query.prefix()).await?,
+    };
+    let nowhere = expanded.as_ref().is_some_and(Vec::is_empty);
+    if nowhere && in_subjects[last].is_empty() {
+        // The last word begins no word of any body, nor a subject of the caller's.
+        return Ok(Vec::new());
+    }
+    let expanded = expanded.as_deref();
     let mut sql = Sql {
         backend,
         text: String::new(),
@@ -174,7 +213,7 @@ async fn matching_ids(
                 .push("::tsquery"),
             false => sql
                 .push(" AND s.message_search MATCH ")
-                .bind(query.fts5(&together)),
+                .bind(query.fts5(&together, expanded)),
         };
     }
     for (i, threads) in in_subjects.iter().enumerate() {
@@ -190,13 +229,15 @@ async fn matching_ids(
             true => sql
                 .push(" AND (m.search @@ ")
                 .bind(query.tsquery(&[i]))
-                .push("::tsquery"),
+                .push("::tsquery OR"),
+            // Only a subject has it.
+            false if i == last && nowhere => sql.push(" AND ("),
             false => sql
                 .push(" AND (m.id IN (SELECT rowid FROM message_search WHERE message_search MATCH ")
-                .bind(query.fts5(&[i]))
-                .push(")"),
+                .bind(query.fts5(&[i], expanded))
+                .push(") OR"),
         };
-        sql.push(&format!(" OR m.thread_id IN ({list}))"));
+        sql.push(&format!(" m.thread_id IN ({list}))"));
     }
     sql.push(match postgres {
         true => " AND m.id > GREATEST(p.hidden_before, p.joined_after)",

@@ -26,7 +26,8 @@ const WRITE: &str = "\
             ON CONFLICT (client_id, sender_id) DO NOTHING \
             RETURNING 'message' AS kind, id, public_id, created_at, reply_to; \
         INSERT INTO message_search (rowid, terms) \
-            SELECT m.id, r.value ->> 8 FROM jsonb_each(?1) r JOIN messages m ON m.public_id = r.value ->> 0; \
+            SELECT m.id, r.value ->> 8 FROM jsonb_each(?1) r CROSS JOIN messages m \
+            ON m.public_id = r.value ->> 0; \
         SELECT 'thread' AS kind, id AS thread_id, version FROM threads \
             WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
