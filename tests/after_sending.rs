@@ -735,13 +735,17 @@ async fn messages_from_before_the_index_are_indexed_at_the_next_start(backend: B
         .await;
     let db = sea_orm::Database::connect(&srv.database_url).await.unwrap();
     let wipe = match backend {
-        Backend::Sqlite => "DELETE FROM message_search",
+        Backend::Sqlite => "INSERT INTO message_search (message_search) VALUES ('delete-all')",
         Backend::Postgres => "UPDATE messages SET search = NULL",
     };
     db.execute_unprepared(wipe).await.unwrap();
-    db.execute_unprepared("DELETE FROM settings WHERE key = 'search_index_complete'")
-        .await
-        .unwrap();
+    // As the migration that made the index leaves a database that had messages.
+    db.execute_unprepared(
+        "INSERT INTO settings (key, value) \
+         SELECT 'search_index_backlog', '0 ' || CAST(MAX(id) AS TEXT) FROM messages",
+    )
+    .await
+    .unwrap();
     let (_, found) = alice.http.get("/api/v1/search?q=kumquat").await;
     assert_eq!(found["results"], json!([]), "the index was emptied");
 
@@ -764,6 +768,15 @@ async fn messages_from_before_the_index_are_indexed_at_the_next_start(backend: B
         .map(|r| r["message"]["body"].as_str().unwrap())
         .collect();
     assert_eq!(bodies, ["another kumquat", "an archived kumquat"]);
+    let backlog = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM settings WHERE key = 'search_index_backlog'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backlog.try_get::<i64>("", "n").unwrap(), 0, "done once");
     next.stop().await;
     srv.stop().await;
 }

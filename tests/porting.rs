@@ -205,7 +205,9 @@ async fn dump(url: &str) -> Vec<String> {
     let tables: Vec<String> = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+            // The search index keeps no rows to read (its terms are in its shadow tables).
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'message_search' \
+             ORDER BY name",
         ))
         .await
         .unwrap()
@@ -263,21 +265,18 @@ async fn the_sample_imports_whole_and_every_user_logs_in_and_sees_their_mail() {
             "the summary lists {repair:?}: {said}"
         );
     }
-    // The import indexed every message for search, in its own transaction (no server has
-    // started yet to catch up).
+    // The import indexed its messages for search in its own transaction: no backlog is left
+    // for a server to catch up on (each user's newest message is searched for below).
     let imported = connect(&url).await;
-    let count = async |sql: &str| -> i64 {
-        let row = imported
-            .query_one_raw(Statement::from_string(imported.get_database_backend(), sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get("", "n").unwrap()
-    };
-    assert_eq!(
-        count("SELECT COUNT(*) AS n FROM message_search").await,
-        count("SELECT COUNT(*) AS n FROM messages").await
-    );
+    let backlog = imported
+        .query_one_raw(Statement::from_string(
+            imported.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM settings WHERE key = 'search_index_backlog'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backlog.try_get::<i64>("", "n").unwrap(), 0);
 
     let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = url.clone())
         .await

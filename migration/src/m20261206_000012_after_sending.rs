@@ -7,10 +7,10 @@
 //! - `messages.reply_to_id` and `reply_to`: the message it answers, and what a view shows of
 //!   it (`{url, sender, excerpt}` as JSON), kept when that one is edited or removed.
 //! - The search index over bodies, of terms the server cuts and folds itself (so that both
-//!   backends match alike): on SQLite an FTS5 table without content or positions (a search
-//!   asks for words and a prefix, never a phrase), keyed by message id; on PostgreSQL a
-//!   `tsvector` column with a GIN index. Existing messages are indexed when the
-//!   server next starts (`domain::search::catch_up`).
+//!   backends match alike): on SQLite an FTS5 table without content, positions (a search
+//!   asks for words and a prefix, never a phrase) or sizes (no ranking), keyed by message id; on PostgreSQL a
+//!   `tsvector` column with a GIN index. Existing messages are recorded as a backlog in
+//!   `settings` and indexed when the server next starts (`domain::search::catch_up`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -65,8 +65,8 @@ impl MigrationTrait for Migration {
             }
             _ => {
                 db.execute_unprepared(
-                    "CREATE VIRTUAL TABLE message_search USING fts5(terms, content='', detail=none, \
-                     contentless_delete=1, tokenize='unicode61 remove_diacritics 0')",
+                    "CREATE VIRTUAL TABLE message_search USING fts5(terms, content='', detail=none, columnsize=0, \
+                     tokenize='unicode61 remove_diacritics 0')",
                 )
                 .await?;
                 // Its terms, to look a prefix up as the terms it begins.
@@ -76,11 +76,20 @@ impl MigrationTrait for Migration {
                 .await?;
             }
         }
+        // The messages already there are indexed at the next start (`search::catch_up`):
+        // the last one indexed, and the newest of them.
+        db.execute_unprepared(
+            "INSERT INTO settings (key, value) SELECT 'search_index_backlog', \
+             '0 ' || CAST(MAX(id) AS TEXT) FROM messages HAVING MAX(id) IS NOT NULL",
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
+        db.execute_unprepared("DELETE FROM settings WHERE key = 'search_index_backlog'")
+            .await?;
         match manager.get_database_backend() {
             DbBackend::Postgres => {
                 db.execute_unprepared("ALTER TABLE messages DROP COLUMN search")

@@ -4,7 +4,8 @@
 //! messages on both (their own parsers split hyphens, numbers and scripts each their own way).
 //! The index is written in the transaction that stores, edits or removes a message; an import
 //! writes its messages' terms in its own, and the messages of a database from before the index
-//! are indexed once at start-up ([`catch_up`]).
+//! are indexed once at start-up ([`catch_up`]). On SQLite it is an FTS5 table that keeps
+//! neither the text nor positions nor sizes: each commit adds only the terms' lists.
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::Serialize;
@@ -21,8 +22,9 @@ pub const MAX_QUERY_WORDS: usize = 10;
 const MAX_TERM: usize = 64;
 /// Messages indexed per statement by [`index`] and [`catch_up`].
 const CHUNK: usize = 500;
-/// The `settings` key that says every message of the database is in the index.
-const CAUGHT_UP: &str = "search_index_complete";
+/// The `settings` key of the messages from before the index not yet in it: `"<last indexed
+/// id> <newest id of them>"` (written by the migration that made the index).
+const BACKLOG: &str = "search_index_backlog";
 
 /// A word of a text: its folded term, and where it stands (in code points, end excluded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +193,7 @@ impl Query {
 #[derive(Serialize)]
 struct Entry<'a>(i64, &'a str);
 
-/// Puts `messages` (id, body) in the index, replacing what it held of them.
+/// Puts new `messages` (id, body) in the index.
 pub async fn index(
     db: &impl ConnectionTrait,
     messages: impl IntoIterator<Item = (i64, &str)>,
@@ -200,100 +202,130 @@ pub async fn index(
         .into_iter()
         .map(|(id, body)| (id, terms(body)))
         .collect();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE messages SET search = array_to_tsvector(string_to_array(e.value ->> 1, ' ')) \
+             FROM json_array_elements($1::json) e WHERE messages.id = (e.value ->> 0)::int8"
+        }
+        _ => {
+            "INSERT INTO message_search (rowid, terms) \
+             SELECT e.value ->> 0, e.value ->> 1 FROM json_each(?) e"
+        }
+    };
     for chunk in all.chunks(CHUNK) {
         let entries: Vec<Entry> = chunk.iter().map(|(id, t)| Entry(*id, t)).collect();
         let json = serde_json::to_string(&entries).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let backend = db.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE messages SET search = array_to_tsvector(string_to_array(e.value ->> 1, ' ')) \
-                 FROM json_array_elements($1::json) e WHERE messages.id = (e.value ->> 0)::int8"
-            }
-            _ => {
-                // A contentless FTS5 table replaces a row by deleting it first.
-                db.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "DELETE FROM message_search WHERE rowid IN \
-                     (SELECT e.value ->> 0 FROM json_each(?) e)",
-                    [json.clone().into()],
-                ))
-                .await?;
-                "INSERT INTO message_search (rowid, terms) \
-                 SELECT e.value ->> 0, e.value ->> 1 FROM json_each(?) e"
-            }
-        };
         db.execute_raw(Statement::from_sql_and_values(backend, sql, [json.into()]))
             .await?;
     }
     Ok(())
 }
 
-/// Takes message `id` out of the index (it was removed for everyone).
-pub async fn unindex(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+/// Takes message `id`, whose body was `old`, out of the index. SQLite's table keeps no copy
+/// of what it indexed (nor, to spare every commit a write, a way to find a row's terms by its
+/// id): it is handed the terms it was given, cut again from the body. A change of [`words`]
+/// must therefore come with a new migration that empties the index and sets the backlog.
+pub async fn unindex(db: &impl ConnectionTrait, id: i64, old: &str) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "UPDATE messages SET search = NULL WHERE id = $1",
-        _ => "DELETE FROM message_search WHERE rowid = ?",
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+        DbBackend::Postgres => (
+            "UPDATE messages SET search = NULL WHERE id = $1",
+            vec![id.into()],
+        ),
+        _ => (
+            "INSERT INTO message_search (message_search, rowid, terms) VALUES ('delete', ?, ?)",
+            vec![id.into(), terms(old).into()],
+        ),
     };
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
 }
 
-/// Indexes every message not yet in the index (those of a database from before it), once:
-/// afterwards every write keeps the index, and a start does nothing.
+/// Indexes message `id` again: its body was `old`, it is `new`.
+pub async fn reindex(
+    db: &impl ConnectionTrait,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        unindex(db, id, old).await?;
+    }
+    index(db, [(id, new)]).await
+}
+
+/// Indexes the messages of a database from before the index, once. The migration that made
+/// the index recorded them as a backlog (`settings`: the last one indexed, and the newest of
+/// them); every message since is indexed by its write. Each chunk moves the backlog in its own
+/// transaction, so a start cut short carries on where it stopped.
 pub async fn catch_up(db: &crate::db::Database) -> DomainResult<u64> {
     use entity::setting;
-    use sea_orm::EntityTrait;
-    if setting::Entity::find_by_id(CAUGHT_UP.to_owned())
+    use sea_orm::{ActiveModelTrait, EntityTrait};
+    let Some(backlog) = setting::Entity::find_by_id(BACKLOG.to_owned())
         .one(&db.conn)
         .await?
-        .is_some()
-    {
+    else {
         return Ok(0);
-    }
+    };
+    let parse = |v: &str| -> Option<(i64, i64)> {
+        let (done, upto) = v.split_once(' ')?;
+        Some((done.parse().ok()?, upto.parse().ok()?))
+    };
+    let (mut done, upto) = parse(&backlog.value)
+        .ok_or_else(|| DomainError::Internal(format!("unreadable {BACKLOG}: {}", backlog.value)))?;
     let backend = db.backend();
-    let missing = match backend {
+    let chunk = match backend {
         DbBackend::Postgres => {
-            "SELECT id, body FROM messages WHERE search IS NULL AND removed_at IS NULL \
-             AND id > $1 ORDER BY id LIMIT 2000"
+            "SELECT id, body FROM messages WHERE id > $1 AND id <= $2 AND removed_at IS NULL \
+             ORDER BY id LIMIT 2000"
         }
         _ => {
-            "SELECT id, body FROM messages WHERE removed_at IS NULL AND id > ? \
-             AND id NOT IN (SELECT rowid FROM message_search) ORDER BY id LIMIT 2000"
+            "SELECT id, body FROM messages WHERE id > ? AND id <= ? AND removed_at IS NULL \
+             ORDER BY id LIMIT 2000"
         }
     };
-    let (mut after, mut indexed) = (0i64, 0u64);
+    let mut indexed = 0u64;
     loop {
         let rows = db
             .conn
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
-                missing,
-                [after.into()],
+                chunk,
+                [done.into(), upto.into()],
             ))
             .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get("", "id")?;
         let found: Vec<(i64, String)> = rows
             .iter()
             .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "body")?)))
-            .collect::<Result<_, sea_orm::DbErr>>()?;
+            .collect::<Result<_, DbErr>>()?;
+        let last = found.last().map(|(id, _)| *id);
         indexed += found.len() as u64;
-        db.write(async |txn| index(txn, found.iter().map(|(id, body)| (*id, body.as_str()))).await)
-            .await?;
-    }
-    db.write(async |txn| {
-        setting::Entity::insert(setting::ActiveModel {
-            key: sea_orm::Set(CAUGHT_UP.to_owned()),
-            value: sea_orm::Set("1".to_owned()),
+        db.write(async |txn| {
+            index(txn, found.iter().map(|(id, body)| (*id, body.as_str()))).await?;
+            let moved = setting::ActiveModel {
+                key: sea_orm::Set(BACKLOG.to_owned()),
+                value: sea_orm::Set(format!("{} {upto}", last.unwrap_or(upto))),
+            };
+            match last {
+                Some(_) => {
+                    moved.update(txn).await?;
+                }
+                None => {
+                    setting::Entity::delete_by_id(BACKLOG.to_owned())
+                        .exec(txn)
+                        .await?;
+                }
+            }
+            Ok::<_, DomainError>(())
         })
-        .on_conflict_do_nothing()
-        .exec_without_returning(txn)
         .await?;
-        Ok::<_, DomainError>(())
-    })
-    .await?;
+        match last {
+            Some(id) => done = id,
+            None => break,
+        }
+    }
     if indexed > 0 {
         tracing::info!(messages = indexed, "search index caught up");
     }

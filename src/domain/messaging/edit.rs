@@ -46,7 +46,7 @@ pub async fn edit_message(
         .filter(message::Column::Id.eq(found.id))
         .exec(txn)
         .await?;
-    search::index(txn, [(found.id, body.as_str())]).await?;
+    search::reindex(txn, found.id, &found.body, &body).await?;
     requote(txn, found.id).await?;
     let edited = message::Model {
         body,
@@ -93,7 +93,7 @@ pub async fn remove_for_everyone(
         .filter(message::Column::Id.eq(found.id))
         .exec(txn)
         .await?;
-    search::unindex(txn, found.id).await?;
+    search::unindex(txn, found.id, &found.body).await?;
     requote(txn, found.id).await?;
     let ctx = thread_context(txn, found.thread_id).await?;
     for member in seers(&ctx, &found, &hid) {
