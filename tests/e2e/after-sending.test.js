@@ -39,7 +39,9 @@ describe('After sending: reactions, removal for everyone, replies and search in 
   const rowOf = (page, url) => page.locator(`[data-testid="message-row"][data-url="${url}"]`);
   const urlOf = (page, body) => messageRows(page).filter({ has: page.getByTestId('message-body').getByText(body, { exact: true }) }).getAttribute('data-url');
   const chip = (page, url, emoji) => rowOf(page, url).locator(`[data-testid="reaction-chip"][data-emoji="${emoji}"]`);
-  const countOf = async (page, url, emoji) => ((await chip(page, url, emoji).count()) ? Number(await chip(page, url, emoji).getAttribute('data-count')) : 0);
+  // One look at the page: a chip that goes between a count() and a getAttribute() left the
+  // latter waiting 30 s for it to come back.
+  const countOf = (page, url, emoji) => chip(page, url, emoji).evaluateAll((els) => (els.length ? Number(els[0].getAttribute('data-count')) : 0));
 
   /** Picks `emoji` in the reaction picker of message `url`. */
   async function react(page, url, emoji) {
