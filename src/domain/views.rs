@@ -55,20 +55,6 @@ pub struct ReplyTo {
 /// The characters of a body a reply quotes.
 pub const EXCERPT_CHARS: usize = 100;
 
-impl ReplyTo {
-    /// What a reply to `m` (sent by `sender`) shows of it.
-    pub fn of(m: &message::Model, sender: String) -> ReplyTo {
-        ReplyTo {
-            url: m.public_id.clone(),
-            sender,
-            excerpt: m
-                .removed_at
-                .is_none()
-                .then(|| m.body.chars().take(EXCERPT_CHARS).collect()),
-        }
-    }
-}
-
 /// A message's reactions as stored (`messages.reactions`): each emoji with its users' ids.
 pub type StoredReactions = Vec<(String, Vec<i64>)>;
 

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use entity::{message, participant, thread};
+use sea_orm::DbBackend;
 
 use super::SendOutcome;
 use super::directory::ThreadMeta;
 use crate::domain::events::{NewMessage, Notice, ServerEvent};
-use crate::domain::views::{Member, Rendered, ThreadContext, ThreadKind, UnreadCounts, UserRef};
+use crate::domain::views::{
+    EXCERPT_CHARS, Member, Rendered, ThreadContext, ThreadKind, UnreadCounts, UserRef,
+};
 use crate::domain::{DomainError, DomainResult};
 
 /// Positions in the event log of a write's entries, by user and message: a `message:new`
@@ -165,6 +168,30 @@ fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
         }
     }
     offsets
+}
+
+/// What a reply shows of the message `id` (an SQL expression) that it answers: `views::ReplyTo`
+/// as JSON text, its excerpt the body's first [`EXCERPT_CHARS`] characters, null once removed;
+/// null when there is no such message. The batch writers store it with a reply, and an edit or
+/// a removal writes it again into the replies.
+pub(super) fn quote(backend: DbBackend, id: &str) -> String {
+    let (object, cut) = match backend {
+        DbBackend::Postgres => (
+            "json_build_object",
+            format!("left(a.body, {EXCERPT_CHARS})"),
+        ),
+        _ => ("json_object", format!("substr(a.body, 1, {EXCERPT_CHARS})")),
+    };
+    let text = if backend == DbBackend::Postgres {
+        "::text"
+    } else {
+        ""
+    };
+    format!(
+        "(SELECT {object}('url', a.public_id, 'sender', u.username, 'excerpt', \
+         CASE WHEN a.removed_at IS NULL THEN {cut} END){text} \
+         FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = {id})"
+    )
 }
 
 /// The row of `reply` stored under `url`; `id`, `created_at` and what it shows of the message

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use entity::{message, message_hide};
+use entity::message;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 
-use super::queries::{find_message, membership, thread_context, within_membership};
+use super::batch::quote;
+use super::queries::{find_message, seen_by, thread_context, within_membership};
 use super::validate::valid_body;
 use crate::db::Database;
 use crate::domain::events::{MessageEdited, MessageRemoved};
@@ -120,18 +121,13 @@ async fn own_message(
         .await?
         .filter(|m| m.removed_at.is_none())
         .ok_or(DomainError::NotFound)?;
-    let me = membership(txn, sender.id, found.thread_id)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-    let hid = hidden_by(txn, found.id).await?;
     // Someone else's message, or one the sender no longer sees: as if it did not exist.
-    if found.sender_id != sender.id
-        || me.member_until.is_some()
-        || !within_membership(&me, found.id)
-        || hid.contains(&sender.id)
-    {
+    if found.sender_id != sender.id {
         return Err(DomainError::NotFound);
     }
+    let hid = seen_by(txn, sender.id, &found)
+        .await?
+        .ok_or(DomainError::NotFound)?;
     let age =
         Duration::from_micros(u64::try_from(ids::now_micros() - found.created_at).unwrap_or(0));
     if window.is_zero() || age > window {
@@ -149,17 +145,6 @@ async fn own_message(
     Ok((found, hid))
 }
 
-/// Who deleted message `id` for themselves (they hear nothing more of it).
-pub(super) async fn hidden_by(txn: &impl ConnectionTrait, id: i64) -> DomainResult<Vec<i64>> {
-    Ok(message_hide::Entity::find()
-        .filter(message_hide::Column::MessageId.eq(id))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|h| h.user_id)
-        .collect())
-}
-
 /// The current members who see `m`: it is within their membership and they did not delete it.
 pub(super) fn seers<'a>(
     ctx: &'a ThreadContext,
@@ -174,20 +159,14 @@ pub(super) fn seers<'a>(
 /// Renews what the replies to message `id` show of it (after an edit or a removal).
 async fn requote(txn: &impl ConnectionTrait, id: i64) -> DomainResult<()> {
     let backend = txn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "UPDATE messages SET reply_to = (SELECT json_build_object('url', a.public_id, \
-             'sender', u.username, 'excerpt', CASE WHEN a.removed_at IS NULL THEN \
-             left(a.body, 100) END)::text FROM messages a JOIN users u ON u.id = a.sender_id \
-             WHERE a.id = $1) WHERE reply_to_id = $1"
-        }
-        _ => {
-            "UPDATE messages SET reply_to = (SELECT json_object('url', a.public_id, \
-             'sender', u.username, 'excerpt', CASE WHEN a.removed_at IS NULL THEN \
-             substr(a.body, 1, 100) END) FROM messages a JOIN users u ON u.id = a.sender_id \
-             WHERE a.id = ?1) WHERE reply_to_id = ?1"
-        }
+    let id_param = match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?1",
     };
+    let sql = format!(
+        "UPDATE messages SET reply_to = {} WHERE reply_to_id = {id_param}",
+        quote(backend, id_param)
+    );
     txn.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
         .await?;
     Ok(())

@@ -42,7 +42,7 @@ pub use hide::{delete_message, delete_thread};
 pub use list::{get_thread, list_messages, list_threads, unread_counts};
 pub use membership::{add_member, remove_member, rename};
 pub use queries::{correspondents, ensure_participant};
-pub use react::{MAX_REACTIONS, React, react};
+pub use react::{React, react};
 pub use read::{Read, read};
 pub use search::search;
 pub use send::{SendLimits, send};

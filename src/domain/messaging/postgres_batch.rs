@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
-use super::batch::{BatchWrite, Reply, read_batch, recipient_of, with_event_names};
+use super::batch::{BatchWrite, Reply, quote, read_batch, recipient_of, with_event_names};
 use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
@@ -40,9 +40,7 @@ WITH input AS ( \
     INSERT INTO messages (public_id, thread_id, sender_id, recipient_id, body, created_at, client_id, \
         reply_to_id, reply_to, search) \
     SELECT i.public_id, i.thread_id, i.sender_id, i.recipient_id, i.body, l.stamp, i.client_id, \
-        i.reply_to_id, (SELECT json_build_object('url', a.public_id, 'sender', u.username, 'excerpt', \
-            CASE WHEN a.removed_at IS NULL THEN left(a.body, 100) END)::text \
-            FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = i.reply_to_id), \
+        i.reply_to_id, {QUOTE}, \
         array_to_tsvector(string_to_array(i.terms, ' ')) \
     FROM input i JOIN locked l ON l.id = i.thread_id AND l.version = i.version ORDER BY i.n \
     ON CONFLICT (client_id, sender_id) DO NOTHING \
@@ -142,8 +140,13 @@ SELECT 'head', NULL, NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, N
 FROM heads";
 
 static LOGGED: LazyLock<String> =
-    LazyLock::new(|| with_event_names(&format!("{WRITE}{LOG} {SELECT} {SELECT_LOG}")));
-static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE} {SELECT}"));
+    LazyLock::new(|| with_event_names(&format!("{}{LOG} {SELECT} {SELECT_LOG}", write_text())));
+static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{} {SELECT}", write_text()));
+
+/// [`WRITE`] with the quote of the message each reply answers.
+fn write_text() -> String {
+    WRITE.replace("{QUOTE}", &quote(DbBackend::Postgres, "i.reply_to_id"))
+}
 
 /// One reply as the statement reads it.
 #[derive(Serialize)]

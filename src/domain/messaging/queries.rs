@@ -156,6 +156,34 @@ pub(super) fn within_membership(me: &participant::Model, id: i64) -> bool {
     id > visible_after(me) && me.member_until.is_none_or(|until| id <= until)
 }
 
+/// Who deleted message `id` for themselves (they hear nothing more of it).
+pub(super) async fn hidden_by(db: &impl ConnectionTrait, id: i64) -> DomainResult<Vec<i64>> {
+    Ok(message_hide::Entity::find()
+        .filter(message_hide::Column::MessageId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|h| h.user_id)
+        .collect())
+}
+
+/// Who deleted `m` for themselves, once `user_id` is a current member of its thread who sees
+/// it (within their membership, not deleted by them); `None` when they do not.
+pub(super) async fn seen_by(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    m: &message::Model,
+) -> DomainResult<Option<Vec<i64>>> {
+    let Some(me) = membership(db, user_id, m.thread_id).await? else {
+        return Ok(None);
+    };
+    if me.member_until.is_some() || !within_membership(&me, m.id) {
+        return Ok(None);
+    }
+    let hid = hidden_by(db, m.id).await?;
+    Ok((!hid.contains(&user_id)).then_some(hid))
+}
+
 /// Messages (of an outer `messages` query) that `user_id` has not deleted one by one.
 pub(super) fn not_hidden_by(user_id: i64) -> Condition {
     Condition::all().add(Expr::not_exists(
@@ -310,6 +338,33 @@ pub(super) async fn message_views<'a>(
             view
         })
         .collect())
+}
+
+/// The threads of `messages`, and the view of each message as `viewer` sees it (in order; one
+/// whose thread is gone is left out): what the replay and the search render.
+pub(super) async fn views_in_context<'a>(
+    db: &impl ConnectionTrait,
+    viewer: i64,
+    messages: &'a [message::Model],
+) -> DomainResult<(
+    HashMap<i64, ThreadContext>,
+    Vec<(&'a message::Model, MessageView)>,
+)> {
+    let mut thread_ids: Vec<i64> = messages.iter().map(|m| m.thread_id).collect();
+    thread_ids.sort_unstable();
+    thread_ids.dedup();
+    let contexts = thread_contexts(db, &thread_ids).await?;
+    let with_context: Vec<_> = messages
+        .iter()
+        .filter_map(|m| Some((contexts.get(&m.thread_id)?, m)))
+        .collect();
+    let views = message_views(db, viewer, with_context.iter().copied()).await?;
+    let views = with_context
+        .into_iter()
+        .map(|(_, m)| m)
+        .zip(views)
+        .collect();
+    Ok((contexts, views))
 }
 
 /// The rows of `unread_below_mark` of one participant.

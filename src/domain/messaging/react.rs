@@ -5,8 +5,8 @@
 use entity::message;
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 
-use super::edit::{hidden_by, seers};
-use super::queries::{membership, thread_context, within_membership};
+use super::edit::seers;
+use super::queries::{seen_by, thread_context};
 use crate::db::Database;
 use crate::domain::events::MessageReactions;
 use crate::domain::outbox::Outbox;
@@ -63,14 +63,9 @@ pub async fn react(
         .await?
         .filter(|m| m.removed_at.is_none())
         .ok_or(DomainError::NotFound)?;
-    let me = membership(txn, user.id, found.thread_id)
+    let hid = seen_by(txn, user.id, &found)
         .await?
-        .filter(|me| me.member_until.is_none() && within_membership(me, found.id))
         .ok_or(DomainError::NotFound)?;
-    let hid = hidden_by(txn, found.id).await?;
-    if hid.contains(&me.user_id) {
-        return Err(DomainError::NotFound);
-    }
     let mut reactions = stored_reactions(&found);
     let changed = match how {
         React::Add => {

@@ -86,18 +86,11 @@ async fn messages_now(
         .all(db)
         .await?;
     messages.sort_unstable_by_key(|m| m.id);
-    let mut thread_ids: Vec<i64> = messages.iter().map(|m| m.thread_id).collect();
-    thread_ids.sort_unstable();
-    thread_ids.dedup();
-    let contexts = queries::thread_contexts(db, &thread_ids).await?;
-    let with_context: Vec<_> = messages
-        .iter()
-        .filter_map(|m| Some((contexts.get(&m.thread_id)?, m)))
-        .collect();
-    let views = queries::message_views(db, user_id, with_context.iter().copied()).await?;
+    let (contexts, views) = queries::views_in_context(db, user_id, &messages).await?;
     let mut out = HashMap::with_capacity(views.len());
-    for ((ctx, m), view) in with_context.into_iter().zip(&views) {
+    for (m, view) in &views {
         let r = Rendered::of(view).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let ctx = &contexts[&m.thread_id];
         out.insert(m.id, (r.clone(), ctx.thread_view_with(user_id, Some(r))));
     }
     Ok(out)

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::MAX_PAGE;
-use super::queries::{find_message, message_views, thread_contexts, visible_membership};
+use super::queries::{find_message, views_in_context, visible_membership};
 use crate::domain::search::{Query, words};
 use crate::domain::views::{SearchResult, SearchThread};
 use crate::domain::{DomainError, DomainResult};
@@ -71,39 +71,32 @@ pub async fn search(
 
     let ids = matching_ids(db, user_id, &query, &in_subjects, only, before, limit + 1).await?;
     let more = ids.len() as u64 > limit;
-    let mut found = message::Entity::find()
+    let found = message::Entity::find()
         .filter(message::Column::Id.is_in(ids.iter().take(limit as usize).copied()))
         .order_by_desc(message::Column::Id)
         .all(db)
         .await?;
-    found.truncate(limit as usize);
     let next = more
         .then(|| found.last().map(|m| m.public_id.clone()))
         .flatten();
 
-    let mut thread_ids: Vec<i64> = found.iter().map(|m| m.thread_id).collect();
-    thread_ids.sort_unstable();
-    thread_ids.dedup();
-    let contexts = thread_contexts(db, &thread_ids).await?;
-    let with_context: Vec<_> = found
-        .iter()
-        .filter_map(|m| Some((contexts.get(&m.thread_id)?, m)))
-        .collect();
-    let views = message_views(db, user_id, with_context.iter().copied()).await?;
-    let results = with_context
-        .iter()
-        .zip(views)
-        .map(|((ctx, m), message)| SearchResult {
-            highlights: query
-                .highlights(&m.body)
-                .into_iter()
-                .map(|[a, b]| [a as u32, b as u32])
-                .collect(),
-            thread: SearchThread {
-                thread_id: ctx.thread.public_id.clone(),
-                subject: ctx.thread.subject.clone(),
-            },
-            message,
+    let (contexts, views) = views_in_context(db, user_id, &found).await?;
+    let results = views
+        .into_iter()
+        .map(|(m, message)| {
+            let thread = &contexts[&m.thread_id].thread;
+            SearchResult {
+                highlights: query
+                    .highlights(&m.body)
+                    .into_iter()
+                    .map(|[a, b]| [a as u32, b as u32])
+                    .collect(),
+                thread: SearchThread {
+                    thread_id: thread.public_id.clone(),
+                    subject: thread.subject.clone(),
+                },
+                message,
+            }
         })
         .collect();
     Ok((results, next))

@@ -1,7 +1,7 @@
 //! Sending: a new thread with its first message, in a transaction of its own; a reply through
 //! the group commit.
 
-use entity::{message, message_hide, participant, thread, user};
+use entity::{message, participant, thread, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
 };
@@ -10,7 +10,7 @@ use super::batch::{MemberRow, Offsets, Reply, delivered};
 use super::directory::{Directory, ThreadMeta};
 use super::group_commit::GroupCommit;
 use super::list::unread_counts_of;
-use super::queries::{find_by_client_id, find_message, membership, within_membership};
+use super::queries::{find_by_client_id, find_message, seen_by};
 use super::validate::{Target, validate_send};
 use super::{SendMessage, SendOutcome};
 use crate::db::Database;
@@ -123,17 +123,7 @@ async fn reply_target(
         .await?
         .filter(|m| m.thread_id == thread_id && m.removed_at.is_none())
         .ok_or_else(refused)?;
-    let me = membership(db, sender_id, thread_id)
-        .await?
-        .filter(|me| within_membership(me, target.id))
-        .ok_or_else(refused)?;
-    let hidden = message_hide::Entity::find_by_id((me.user_id, target.id))
-        .one(db)
-        .await?
-        .is_some();
-    if hidden {
-        return Err(refused());
-    }
+    seen_by(db, sender_id, &target).await?.ok_or_else(refused)?;
     Ok(target.id)
 }
 

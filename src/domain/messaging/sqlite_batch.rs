@@ -2,7 +2,9 @@
 
 use std::sync::LazyLock;
 
-use super::batch::{BatchWrite, Reply, read_batch, recipient_of, with_event_names};
+use sea_orm::DbBackend;
+
+use super::batch::{BatchWrite, Reply, quote, read_batch, recipient_of, with_event_names};
 use crate::db::Database;
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
@@ -18,9 +20,7 @@ const WRITE: &str = "\
                 reply_to_id, reply_to) \
             SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, \
                 MAX(?2, (SELECT t.updated_at FROM threads t WHERE t.id = r.value ->> 1)), r.value ->> 5, \
-                r.value ->> 7, (SELECT json_object('url', a.public_id, 'sender', u.username, 'excerpt', \
-                    CASE WHEN a.removed_at IS NULL THEN substr(a.body, 1, 100) END) \
-                    FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = r.value ->> 7) \
+                r.value ->> 7, {QUOTE} \
             FROM jsonb_each(?1) r \
             WHERE (SELECT t.version FROM threads t WHERE t.id = r.value ->> 1) = r.value ->> 6 \
             ON CONFLICT (client_id, sender_id) DO NOTHING \
@@ -102,8 +102,13 @@ const TOTALS: &str = "\
         COMMIT";
 
 static LOGGED: LazyLock<String> =
-    LazyLock::new(|| with_event_names(&format!("{WRITE}{LOG}{TOTALS}")));
-static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{WRITE}{TOTALS}"));
+    LazyLock::new(|| with_event_names(&format!("{}{LOG}{TOTALS}", write_text())));
+static UNLOGGED: LazyLock<String> = LazyLock::new(|| format!("{}{TOTALS}", write_text()));
+
+/// [`WRITE`] with the quote of the message each reply answers (`?1`'s eighth field).
+fn write_text() -> String {
+    WRITE.replace("{QUOTE}", &quote(DbBackend::Sqlite, "r.value ->> 7"))
+}
 
 /// The batch on SQLite, as one multi-statement query that also begins and commits its
 /// transaction: the whole batch goes to the connection's worker thread in one message and its
