@@ -193,6 +193,30 @@ pub struct Config {
     /// is reported as not recovered (the client reloads).
     #[arg(long, env = "MISSIVE_RECOVERY_MAX", default_value_t = 10_000)]
     pub recovery_max: u64,
+
+    /// Who runs this server, for the push services (RFC 8292's `sub`): `mailto:you@example.org`
+    /// or an `https://` URL. They write there when a server's pushes misbehave.
+    #[arg(long, env = "MISSIVE_PUSH_CONTACT", default_value = "mailto:postmaster@localhost")]
+    pub push_contact: String,
+
+    /// The VAPID private key (base64url, the 32-byte P-256 scalar). Unset: generated once and
+    /// kept in the database, so every node signs with the same.
+    #[arg(long, env = "MISSIVE_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+
+    /// Whether a push shows the first 100 characters of the message (`false`: sender and
+    /// subject only).
+    #[arg(long, env = "MISSIVE_PUSH_PREVIEW", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub push_preview: bool,
+
+    /// At most one push per thread and subscription this often: the first message pushes at
+    /// once, the latest of those that follow within it at its end. `0`: every message.
+    #[arg(long, env = "MISSIVE_PUSH_COALESCE", default_value = "10s", value_parser = parse_duration_or_zero)]
+    pub push_coalesce: Duration,
+
+    /// For tests only: also allow push endpoints on loopback addresses, over `http://`.
+    #[arg(long, env = "MISSIVE_PUSH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub push_allow_private: bool,
 }
 
 impl Default for Config {
@@ -237,6 +261,11 @@ impl Default for Config {
             recovery_max: 10_000,
             presence_grace: Duration::from_secs(5),
             replay_rate: 5000,
+            push_contact: "mailto:postmaster@localhost".into(),
+            vapid_private_key: None,
+            push_preview: true,
+            push_coalesce: Duration::from_secs(10),
+            push_allow_private: false,
         }
     }
 }

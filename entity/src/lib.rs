@@ -1,10 +1,12 @@
 //! Database entities of Missive. Plain data: the rules live in the server's domain services.
 //! Times are stored as Unix microseconds (`i64`) so that SQLite and PostgreSQL compare them alike.
 
+pub mod block;
 pub mod event_log;
 pub mod message;
 pub mod message_hide;
 pub mod participant;
+pub mod push_subscription;
 pub mod session;
 pub mod setting;
 pub mod thread;

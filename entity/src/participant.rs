@@ -24,6 +24,9 @@ pub struct Model {
     /// When they joined (Unix microseconds): the longest-standing member takes over the
     /// creator's right to remove once the creator leaves.
     pub joined_at: i64,
+    /// Until when this member hears no pushes for the thread (Unix microseconds; `i64::MAX`
+    /// until they unmute it). `None`: not muted.
+    pub muted_until: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

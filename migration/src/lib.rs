@@ -14,6 +14,7 @@ mod m20261206_000009_event_log_marks;
 mod m20261206_000010_conversations;
 mod m20261206_000011_edits;
 mod m20261206_000012_after_sending;
+mod m20261206_000013_notifications;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_conversations::Migration),
             Box::new(m20261206_000011_edits::Migration),
             Box::new(m20261206_000012_after_sending::Migration),
+            Box::new(m20261206_000013_notifications::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod event_log;
 pub mod events;
 pub mod import;
 pub mod messaging;
+pub mod notifications;
 pub mod outbox;
 pub mod piratchat;
 pub mod presence;

@@ -41,9 +41,10 @@ impl Announcement {
         (announcement, out)
     }
 
-    /// The events went out: answers whoever waits for them.
-    pub fn finish(self) {
+    /// The events went out: answers whoever waits for them, and hands the events back.
+    pub fn finish(self) -> Vec<Notice> {
         (self.done)();
+        self.notices
     }
 }
 

@@ -28,7 +28,7 @@ pub async fn announce(
     user: &UserRef,
     online: bool,
 ) -> DomainResult<()> {
-    let watchers = messaging::correspondents(&db.conn, user.id).await?;
+    let watchers = messaging::correspondents(&db.conn, user.id, messaging::Seen::Of).await?;
     if watchers.is_empty() {
         return Ok(());
     }

@@ -175,6 +175,7 @@ pub async fn seed(
             joined_after: Set(0),
             member_until: Set(None),
             joined_at: Set(t.created_at),
+            muted_until: Set(None),
         }))
         .exec(&*txn)
         .await?;

@@ -107,6 +107,29 @@ pub struct ThreadView<M = MessageView> {
     pub unread: i32,
     /// Time of the newest message (RFC 3339).
     pub updated_at: String,
+    /// Whether the viewer muted it: no pushes for its messages.
+    pub muted: bool,
+    /// Until when it is muted (RFC 3339); null when muted until unmuted, or not muted.
+    pub muted_until: Option<String>,
+}
+
+/// A member's mute of a thread, as stored in `participants.muted_until`: `None` not muted,
+/// [`Mute::FOREVER`] until they unmute it, else until that time (Unix microseconds).
+pub struct Mute;
+
+impl Mute {
+    /// Stored for a mute without end.
+    pub const FOREVER: i64 = i64::MAX;
+
+    /// The mute at `now`: `None` when not muted (or its time has passed), `Some(None)` until
+    /// unmuted, `Some(Some(until))`.
+    pub fn of(stored: Option<i64>, now: i64) -> Option<Option<i64>> {
+        match stored? {
+            Self::FOREVER => Some(None),
+            until if until > now => Some(Some(until)),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a thread is between two people for good, or a group whose members change.
@@ -449,6 +472,9 @@ impl ThreadContext {
 
     /// The thread as `viewer` sees it, with its newest visible message as given.
     pub fn thread_view_with<M>(&self, viewer: i64, last_message: Option<M>) -> ThreadView<M> {
+        let mute = self
+            .member(viewer)
+            .and_then(|p| Mute::of(p.muted_until, ids::now_micros()));
         ThreadView {
             thread_id: self.thread.public_id.clone(),
             subject: self.thread.subject.clone(),
@@ -459,6 +485,8 @@ impl ThreadContext {
             last_message,
             unread: self.member(viewer).map(|p| p.unread).unwrap_or(0),
             updated_at: ids::rfc3339(self.thread.updated_at),
+            muted: mute.is_some(),
+            muted_until: mute.flatten().map(ids::rfc3339),
         }
     }
 }

@@ -1,11 +1,9 @@
 //! Messaging use cases: send, read, delete, and the lists. Every change is committed by the
 //! domain and announced through the outbox, in commit order, before the caller is answered.
 
-use std::sync::Arc;
-
 use tokio::sync::mpsc;
 
-use super::{App, Identity, Notifier, ServiceResult};
+use super::{App, Identity, ServiceResult};
 use crate::domain::events::{MessageDeleted, Notice, ThreadDeleted, ThreadRead};
 use crate::domain::messaging::{
     self, EditLimits, React, Read, SendLimits, SendMessage, SendOutcome,
@@ -15,15 +13,14 @@ use crate::domain::views::{HistoryItem, MessageView, SearchResult, ThreadView, U
 use crate::metrics::Metrics;
 
 /// Announces each commit of the node, in commit order, then answers whoever waits for it: a
-/// sender hears back only once the participants have been told.
-pub(super) fn start_announcer(
-    mut committed: mpsc::UnboundedReceiver<Announcement>,
-    notifier: Arc<dyn Notifier>,
-) {
+/// sender hears back only once the participants have been told. What would be pushed to users
+/// with no socket here then goes to the pushes, never waited for.
+pub(super) fn start_announcer(mut committed: mpsc::UnboundedReceiver<Announcement>, app: App) {
     tokio::spawn(async move {
         while let Some(announcement) = committed.recv().await {
-            notifier.announce(&announcement.notices).await;
-            announcement.finish();
+            app.notifier.announce(&announcement.notices).await;
+            let notices = announcement.finish();
+            app.pushes.consider(&notices, &app.presence);
         }
     });
 }

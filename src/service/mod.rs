@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod notify;
 pub mod ops;
 pub mod presence;
+pub mod push;
 pub mod recovery;
 pub mod redis_conn;
 
@@ -66,6 +67,8 @@ pub struct AppInner {
     /// Every change's events, to the announcer in commit order.
     outbox: Outbox,
     pub metrics: Arc<Metrics>,
+    /// Web Push: what goes to users with no tab open.
+    pub pushes: push::Pushes,
 }
 
 impl Deref for App {
@@ -97,8 +100,16 @@ impl App {
         let threads = Arc::new(Directory::default());
         let replies =
             GroupCommit::start(db.clone(), outbox.clone(), threads.clone(), metrics.clone());
-        messaging::start_announcer(committed, notifier.clone());
-        Ok(App(Arc::new(AppInner {
+        let vapid_private = match &config.vapid_private_key {
+            Some(k) if !k.is_empty() => k.clone(),
+            _ => {
+                db.write(async |txn| {
+                    crate::domain::notifications::vapid_key(txn, push::new_vapid_key).await
+                })
+                .await?
+            }
+        };
+        let app = App(Arc::new(AppInner {
             tokens: Tokens::new(&secret),
             bus_key: redis_conn::BusKey::new(&secret),
             recovery: Recovery::new(&secret),
@@ -111,9 +122,12 @@ impl App {
             lobby: Lobby::default(),
             threads,
             metrics,
+            pushes: push::Pushes::new(vapid_private),
             db,
             config,
-        })))
+        }));
+        messaging::start_announcer(committed, app.clone());
+        Ok(app)
     }
 
     /// Lets the sends in flight commit and be answered (at most 5 s), before the sockets

@@ -187,6 +187,39 @@ impl Presence {
         user_ids.iter().map(|u| c.shown.contains(u)).collect()
     }
 
+    /// Which of `user_ids` hold no socket on this node.
+    pub fn away_here(&self, user_ids: impl Iterator<Item = i64>) -> Vec<bool> {
+        let c = self.counts();
+        user_ids.map(|u| !c.users.contains_key(&u)).collect()
+    }
+
+    /// Those of `user_ids` who hold no socket on any live node (this one's count is exact; the
+    /// others' are read from Redis, and a user whose count cannot be read counts as away).
+    pub async fn away_everywhere(&self, user_ids: &[i64]) -> Vec<i64> {
+        let away: Vec<i64> = user_ids
+            .iter()
+            .copied()
+            .zip(self.away_here(user_ids.iter().copied()))
+            .filter_map(|(u, away)| away.then_some(u))
+            .collect();
+        let Some(cluster) = self.cluster.get() else {
+            return away;
+        };
+        let mut gone = Vec::with_capacity(away.len());
+        for user_id in away {
+            if cluster.total(user_id).await.unwrap_or(0) == 0 {
+                gone.push(user_id);
+            }
+        }
+        gone
+    }
+
+    /// The Redis connection and key prefix shared by the cluster's nodes, when clustered.
+    pub fn cluster_redis(&self) -> Option<(ConnectionManager, String)> {
+        let cluster = self.cluster.get()?;
+        Some((cluster.redis.clone(), cluster.prefix.clone()))
+    }
+
     pub fn local_online_users(&self) -> usize {
         self.counts().users.len()
     }
@@ -317,7 +350,12 @@ impl App {
         &self,
         who: &Identity,
     ) -> ServiceResult<Vec<crate::domain::events::Presence>> {
-        let people = crate::domain::messaging::correspondents(&self.db.conn, who.id()).await?;
+        let people = crate::domain::messaging::correspondents(
+            &self.db.conn,
+            who.id(),
+            crate::domain::messaging::Seen::By,
+        )
+        .await?;
         let ids: Vec<i64> = people.iter().map(|p| p.id).collect();
         let shown = self.presence.shown_among(&ids).await;
         Ok(people
@@ -427,6 +465,18 @@ return total
             .arg(&self.prefix)
             .arg(delta)
             .arg(user_id)
+            .invoke_async(&mut redis)
+            .await
+    }
+
+    /// The user's socket count over live nodes.
+    async fn total(&self, user_id: i64) -> redis::RedisResult<i64> {
+        let script = redis::Script::new(&format!("{LIVE_SUM}\nreturn total"));
+        let mut redis = self.redis.clone();
+        script
+            .key(self.key(&format!("presence:{user_id}")))
+            .arg(&self.node)
+            .arg(&self.prefix)
             .invoke_async(&mut redis)
             .await
     }

@@ -4,9 +4,11 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use super::legacy::{LegacyDeletion, LegacyNewMessage, LegacyNotify};
-use super::{Audience, Legacy, LegacyForm, Logged, Now, Refers, ServerEvent};
+use std::sync::Arc;
+
+use super::{Audience, Legacy, LegacyForm, Logged, Now, PushNote, Refers, ServerEvent};
 use crate::domain::views::{
-    Change, MessageView, Reaction, Rendered, ThreadView, UnreadCounts, UserRef,
+    Change, ChangeKind, MessageView, Reaction, Rendered, ThreadView, UnreadCounts, UserRef,
 };
 
 /// `message:new`: the message, and its thread as that participant sees it (the message as
@@ -24,6 +26,10 @@ pub struct NewMessage {
     #[serde(skip)]
     #[ts(skip)]
     pub url: String,
+    /// What a push of it says (the same for every recipient; none when replayed).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub push: Option<Arc<PushNote>>,
 }
 
 impl ServerEvent for NewMessage {
@@ -56,6 +62,10 @@ impl ServerEvent for NewMessage {
         Some(self.message_id)
     }
 
+    fn push(&self, to: &UserRef) -> Option<Arc<PushNote>> {
+        self.push.clone().filter(|note| note.sender != to.username)
+    }
+
     fn replay(now: &Now, ref_id: Option<i64>) -> Option<NewMessage> {
         let id = ref_id?;
         let (message, thread) = now.messages.get(&id)?;
@@ -64,6 +74,7 @@ impl ServerEvent for NewMessage {
             thread: thread.clone(),
             message_id: id,
             url: String::new(),
+            push: None,
         })
     }
 }
@@ -275,6 +286,38 @@ impl ServerEvent for ThreadUpdated {
     const DOC: &'static str = "A group's membership or subject changed (told to every member, and to the one \
          removed or leaving).";
     const AUDIENCE: Audience = Audience::Participants;
+    const LOGGED: Logged = Logged::AsSent;
+
+    /// The member added is pushed that they were.
+    fn push(&self, to: &UserRef) -> Option<Arc<PushNote>> {
+        let added = self.change.kind == ChangeKind::Added
+            && self.change.username.as_deref() == Some(to.username.as_str());
+        added.then(|| {
+            Arc::new(PushNote {
+                thread_id: self.thread.thread_id.clone(),
+                subject: self.thread.subject.clone(),
+                sender: self.change.by.clone(),
+                preview: None,
+            })
+        })
+    }
+}
+
+/// `thread:muted` (and `thread:mute`'s and `thread:unmute`'s thread): the user muted or
+/// unmuted a thread.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct ThreadMuted {
+    pub thread_id: String,
+    pub muted: bool,
+    /// Until when (RFC 3339); null when muted until unmuted, or not muted.
+    pub muted_until: Option<String>,
+}
+
+impl ServerEvent for ThreadMuted {
+    const NAME: &'static str = "thread:muted";
+    const DOC: &'static str = "The user muted or unmuted a thread: no pushes for it while muted (told to the \
+         user's own tabs only).";
+    const AUDIENCE: Audience = Audience::Own;
     const LOGGED: Logged = Logged::AsSent;
 }
 

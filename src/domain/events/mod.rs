@@ -11,6 +11,7 @@ mod catalog;
 mod legacy;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -92,6 +93,12 @@ pub trait ServerEvent: Serialize + TS + Send + Sync + 'static {
 
     /// What the log entry of a [`Logged::Current`] event names (`ref_id`).
     fn log_ref(&self) -> Option<i64> {
+        None
+    }
+
+    /// What a push to `to` says of this event, when `to` has no tab open (`None`: it is not
+    /// pushed, e.g. to the sender of a message).
+    fn push(&self, _to: &UserRef) -> Option<Arc<PushNote>> {
         None
     }
 
@@ -208,11 +215,24 @@ pub const SERVER_EVENTS: &[Declared] = &[
     declare::<MessageReactions>(),
     declare::<MessageRemoved>(),
     declare::<ThreadUpdated>(),
+    declare::<ThreadMuted>(),
     declare::<Receipt>(),
     declare::<Presence>(),
     declare::<Typing>(),
     declare::<Stats>(),
 ];
+
+/// What a Web Push tells a user with no tab open (its payload, as JSON): a message in a thread
+/// (`preview`: its first characters) or their addition to a group (`sender` is who added
+/// them; no preview).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PushNote {
+    pub thread_id: String,
+    pub subject: String,
+    pub sender: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
 
 /// The declaration named `name` in `events`.
 pub fn find<'a>(events: &'a [Declared], name: &str) -> Option<&'a Declared> {
@@ -245,6 +265,8 @@ pub trait Outgoing: Send + Sync {
     fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>);
     /// Its entry in `user_id`'s log, if it is logged.
     fn log_entry(&self, user_id: i64) -> Option<Entry>;
+    /// What a push to `to` would say of it, if it is pushed.
+    fn push(&self, to: &UserRef) -> Option<Arc<PushNote>>;
 }
 
 impl<E: ServerEvent> Outgoing for E {
@@ -258,6 +280,10 @@ impl<E: ServerEvent> Outgoing for E {
 
     fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
         ServerEvent::legacy(self, to, out);
+    }
+
+    fn push(&self, to: &UserRef) -> Option<Arc<PushNote>> {
+        ServerEvent::push(self, to)
     }
 
     fn log_entry(&self, user_id: i64) -> Option<Entry> {

@@ -525,6 +525,7 @@ impl ThreadState {
                 joined_after: 0,
                 member_until: None,
                 joined_at: self.row.created_at,
+                muted_until: None,
             };
             if self.members.len() == 1 {
                 row.read_up_to = last;

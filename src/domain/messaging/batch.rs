@@ -2,7 +2,7 @@
 //! stored message: the toolkit of the batch writers (`sqlite_batch`, `postgres_batch`), the
 //! group commit and a new thread's first message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use entity::{message, participant, thread};
@@ -10,7 +10,7 @@ use sea_orm::DbBackend;
 
 use super::SendOutcome;
 use super::directory::ThreadMeta;
-use crate::domain::events::{NewMessage, Notice, ServerEvent};
+use crate::domain::events::{NewMessage, Notice, PushNote, ServerEvent};
 use crate::domain::views::{
     EXCERPT_CHARS, Member, Rendered, ThreadContext, ThreadKind, UnreadCounts, UserRef,
 };
@@ -55,13 +55,20 @@ pub(super) struct BatchWrite {
     pub unread: HashMap<i64, UnreadCounts>,
     /// Positions of the batch's event log entries.
     pub offsets: Offsets,
+    /// The members who hear nothing of a stored message, as `(user, message)`: they block its
+    /// sender. It is hidden for them (`message_hides`), for good.
+    pub hidden: Hidden,
 }
+
+/// Members who do not hear of a message, as `(user, message)` (they block its sender).
+pub type Hidden = HashSet<(i64, i64)>;
 
 /// What a batch's statements hand back, on SQLite and PostgreSQL alike: rows whose `kind` says
 /// each is a stored message (`id`, `public_id`, `created_at`), a thread's version
 /// (`thread_id`, `version`), a member's participant row after the batch (with `receipts` and
-/// `read_url`), a user's new event log head (`user_id`, `seq`) or a recipient's unread totals
-/// (`user_id`, `messages`, `threads`).
+/// `read_url`), a user's new event log head (`user_id`, `seq`), a message hidden from a member
+/// who blocks its sender (`user_id`, `id`) or a recipient's unread totals (`user_id`,
+/// `messages`, `threads`).
 pub(super) fn read_batch(
     results: Vec<sea_orm::QueryResult>,
     batch: &[Reply],
@@ -75,6 +82,7 @@ pub(super) fn read_batch(
         participants: Vec::new(),
         unread: HashMap::new(),
         offsets: Offsets::new(),
+        hidden: Hidden::new(),
     };
     let mut heads: HashMap<i64, i64> = HashMap::new();
     for row in results {
@@ -104,6 +112,11 @@ pub(super) fn read_batch(
                 receipts: row.try_get("", "receipts")?,
                 read_url: row.try_get("", "read_url")?,
             }),
+            "hidden" => {
+                written
+                    .hidden
+                    .insert((row.try_get("", "user_id")?, row.try_get("", "id")?));
+            }
             "head" => {
                 heads.insert(row.try_get("", "user_id")?, row.try_get("", "seq")?);
             }
@@ -124,7 +137,7 @@ pub(super) fn read_batch(
 
 /// The positions of a batch's event log entries, numbered as its statement did, back from
 /// each user's new head: a `message:new` for each stored message of the user's threads, in id
-/// order, then an `unread` if the user received one.
+/// order (but those hidden from them), then an `unread` if the user received one.
 fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
     let mut offsets = Offsets::new();
     if heads.is_empty() {
@@ -147,6 +160,9 @@ fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
+            if written.hidden.contains(&(member, m.id)) {
+                continue;
+            }
             entries.entry(member).or_default().push(Some(m.id));
             if member != m.sender_id {
                 recipients.push(member);
@@ -258,13 +274,14 @@ impl Delivered {
 }
 
 /// The outcome of a stored message, and its events as each member (`rows`, the members the
-/// commit found) sees them.
+/// commit found) sees them; a member it is `hidden` from hears nothing.
 pub(super) fn delivered(
     meta: &ThreadMeta,
     message: &message::Model,
     rows: Vec<MemberRow>,
     unread: &HashMap<i64, UnreadCounts>,
     offsets: &Offsets,
+    hidden: &Hidden,
 ) -> DomainResult<Delivered> {
     let ctx = ThreadContext {
         thread: thread::Model {
@@ -302,10 +319,19 @@ pub(super) fn delivered(
         true => rendered.clone(),
         false => render(-1)?.1,
     };
+    let push = Arc::new(PushNote {
+        thread_id: meta.public_id.clone(),
+        subject: meta.subject.clone(),
+        sender: view.sender.clone(),
+        preview: Some(message.body.chars().take(EXCERPT_CHARS).collect()),
+    });
     let mut news = Vec::with_capacity(ctx.members.len());
     let mut totals = Vec::new();
     for member in &ctx.members {
         let member = &member.user;
+        if hidden.contains(&(member.id, message.id)) {
+            continue;
+        }
         let seen = match member.id == message.sender_id {
             true => &rendered,
             false => &others,
@@ -315,6 +341,7 @@ pub(super) fn delivered(
             thread: ctx.thread_view_with(member.id, Some(seen.clone())),
             message_id: message.id,
             url: message.public_id.clone(),
+            push: Some(push.clone()),
         };
         news.push(Notice {
             to: member.clone(),

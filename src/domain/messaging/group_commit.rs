@@ -236,6 +236,7 @@ pub async fn store_replies(db: &Database, batch: Vec<Reply>) -> DomainResult<Vec
                     rows,
                     &written.unread,
                     &written.offsets,
+                    &written.hidden,
                 ))
             }
             None if version.is_some_and(|v| v != reply.meta.version) => Stored::Stale(reply),

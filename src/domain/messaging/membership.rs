@@ -15,7 +15,7 @@ use crate::db::Database;
 use crate::domain::events::ThreadUpdated;
 use crate::domain::outbox::{Outbox, Write};
 use crate::domain::views::{Change, ChangeKind, ThreadContext, ThreadKind, ThreadView, UserRef};
-use crate::domain::{DomainError, DomainResult, accounts};
+use crate::domain::{DomainError, DomainResult, accounts, notifications};
 use crate::ids;
 
 /// Adds `username` to the group `thread_id` (any member may); a group of `max` members is
@@ -34,6 +34,10 @@ pub async fn add_member(
     let mut write = outbox.begin(db).await?;
     let (thread, ctx) = open_group(&write, by, thread_id).await?;
     let added = named_user(&write, username).await?;
+    // One who blocks the adder is, to them, no one: blocking is never revealed.
+    if notifications::blocks(write.txn(), added.id, by.id).await? {
+        return Err(unknown_recipient());
+    }
     if ctx.current().any(|m| m.user.id == added.id) {
         return view_for(&write, &ctx, by.id).await;
     }
@@ -58,6 +62,7 @@ pub async fn add_member(
                 joined_after: last,
                 member_until: None,
                 joined_at: now,
+                muted_until: None,
             })
             .insert(txn)
             .await?;
@@ -226,9 +231,11 @@ async fn named_user(write: &Write<'_>, username: &str) -> DomainResult<UserRef> 
         Some(name) => accounts::find_by_username(write.txn(), &name).await?,
         None => None,
     };
-    found.map(|u| UserRef::from(&u)).ok_or_else(|| {
-        DomainError::invalid("username", "unknown_recipient", "no user has that username")
-    })
+    found.map(|u| UserRef::from(&u)).ok_or_else(unknown_recipient)
+}
+
+fn unknown_recipient() -> DomainError {
+    DomainError::invalid("username", "unknown_recipient", "no user has that username")
 }
 
 /// Hides from `user_id` the messages of `thread_id` after `after` up to `until`: those sent

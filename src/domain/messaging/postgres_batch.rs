@@ -45,6 +45,12 @@ WITH input AS ( \
     FROM input i JOIN locked l ON l.id = i.thread_id AND l.version = i.version ORDER BY i.n \
     ON CONFLICT (client_id, sender_id) DO NOTHING \
     RETURNING id, public_id, thread_id, sender_id, recipient_id, created_at, reply_to \
+), hidden AS ( \
+    INSERT INTO message_hides (user_id, message_id) \
+    SELECT p.user_id, i.id FROM inserted i \
+    JOIN participants p ON p.thread_id = i.thread_id AND p.member_until IS NULL \
+    JOIN blocks b ON b.blocker_id = p.user_id AND b.blocked_id = i.sender_id \
+    RETURNING user_id, message_id \
 ), newest AS ( \
     SELECT thread_id, MAX(id) AS last FROM inserted GROUP BY thread_id \
 ), moved_threads AS ( \
@@ -54,16 +60,18 @@ WITH input AS ( \
 ), moved AS ( \
     UPDATE participants p SET \
         unread = p.unread + (SELECT COUNT(*) FROM inserted i \
-            WHERE i.thread_id = p.thread_id AND i.sender_id <> p.user_id), \
+            WHERE i.thread_id = p.thread_id AND i.sender_id <> p.user_id \
+            AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = p.user_id AND h.message_id = i.id)), \
         last_message_id = n.last \
     FROM newest n WHERE p.thread_id = n.thread_id AND p.member_until IS NULL \
     RETURNING p.thread_id, p.user_id, p.last_message_id, p.read_up_to, p.hidden_before, p.unread, \
-        p.joined_after, p.member_until, p.joined_at, \
+        p.joined_after, p.member_until, p.joined_at, p.muted_until, \
         (SELECT u.read_receipts FROM users u WHERE u.id = p.user_id) AS receipts, \
         (SELECT m.public_id FROM messages m WHERE m.id = p.read_up_to) AS read_url \
 ), recipients AS ( \
     SELECT DISTINCT mv.user_id FROM inserted i JOIN moved mv ON mv.thread_id = i.thread_id \
     WHERE mv.user_id <> i.sender_id \
+        AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = mv.user_id AND h.message_id = i.id) \
 ), totals AS ( \
     SELECT u.user_id, SUM(u.unread)::int8 AS messages, COUNT(*)::int8 AS threads FROM ( \
         SELECT m.user_id, m.unread FROM moved m \
@@ -86,6 +94,7 @@ const LOG: &str = "\
 , entries AS ( \
     SELECT mv.user_id, i.id AS ord, '{NEW}'::text AS event, i.id AS ref_id \
     FROM inserted i JOIN moved mv ON mv.thread_id = i.thread_id \
+    WHERE NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = mv.user_id AND h.message_id = i.id) \
     UNION ALL \
     SELECT user_id, 9223372036854775807, '{UNREAD}', NULL FROM recipients \
 ), locked_users AS ( \
@@ -116,27 +125,31 @@ const SELECT: &str = "\
 SELECT 'message' AS kind, id, public_id, created_at, reply_to, NULL::int8 AS thread_id, \
     NULL::int8 AS user_id, NULL::int8 AS last_message_id, NULL::int8 AS read_up_to, \
     NULL::int8 AS hidden_before, NULL::int4 AS unread, NULL::int8 AS joined_after, \
-    NULL::int8 AS member_until, NULL::int8 AS joined_at, NULL::bool AS receipts, \
+    NULL::int8 AS member_until, NULL::int8 AS joined_at, NULL::int8 AS muted_until, \
+    NULL::bool AS receipts, \
     NULL::text AS read_url, NULL::int8 AS messages, NULL::int8 AS threads, NULL::int8 AS seq, \
     NULL::int8 AS version \
 FROM inserted \
 UNION ALL \
-SELECT 'thread', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL, NULL, NULL, version FROM locked \
+SELECT 'thread', NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL, NULL, NULL, version FROM locked \
 UNION ALL \
 SELECT 'participant', NULL, NULL, NULL, NULL, thread_id, user_id, last_message_id, read_up_to, \
-    hidden_before, unread, joined_after, member_until, joined_at, receipts, read_url, NULL, NULL, \
-    NULL, NULL FROM moved \
+    hidden_before, unread, joined_after, member_until, joined_at, muted_until, receipts, read_url, \
+    NULL, NULL, NULL, NULL FROM moved \
 UNION ALL \
-SELECT 'unread', NULL, NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL, messages, threads, NULL, NULL \
+SELECT 'hidden', message_id, NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM hidden \
+UNION ALL \
+SELECT 'unread', NULL, NULL, NULL, NULL, NULL, user_id, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL, NULL, messages, threads, NULL, NULL \
 FROM totals";
 
 /// The users' new heads (`batch::read_batch` numbers the entries from them).
 const SELECT_LOG: &str = "\
 UNION ALL \
-SELECT 'head', NULL, NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL, head, NULL \
+SELECT 'head', NULL, NULL, NULL, NULL, NULL, id, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL, NULL, NULL, head, NULL \
 FROM heads";
 
 static LOGGED: LazyLock<String> =

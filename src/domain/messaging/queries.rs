@@ -2,14 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use entity::{message, message_hide, participant, thread, unread_below_mark, user};
+use entity::{block, message, message_hide, participant, thread, unread_below_mark, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, Query, SubQueryStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::domain::views::{Member, MessageView, ThreadContext, UserRef};
-use crate::domain::{DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult, notifications};
 
 /// Checks that `user_id` is a member of `thread_id` (public) and can see it; for
 /// `thread:join` (one who left hears nothing of the thread, typing included).
@@ -24,8 +24,13 @@ pub async fn ensure_participant(
     }
 }
 
-/// The users who share at least one thread with `user_id` (for presence).
-pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<UserRef>> {
+/// The users who share at least one thread with `user_id`, for presence one way or the other:
+/// a block hides it from the blocker.
+pub async fn correspondents(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    presence: Seen,
+) -> DomainResult<Vec<UserRef>> {
     let users = user::Entity::find()
         .filter(
             user::Column::Id.in_subquery(
@@ -45,10 +50,31 @@ pub async fn correspondents(db: &impl ConnectionTrait, user_id: i64) -> DomainRe
             ),
         )
         .filter(user::Column::Id.ne(user_id))
+        .filter(match presence {
+            // Who hears of `user_id`: not those who block them.
+            Seen::Of => notifications::not_blocking((user::Entity, user::Column::Id), user_id),
+            // Whose presence `user_id` sees: not those they block.
+            Seen::By => Expr::col((user::Entity, user::Column::Id)).not_in_subquery(
+                Query::select()
+                    .column(block::Column::BlockedId)
+                    .from(block::Entity)
+                    .and_where(block::Column::BlockerId.eq(user_id))
+                    .to_owned(),
+            ),
+        })
         .order_by_asc(user::Column::Id)
         .all(db)
         .await?;
     Ok(users.iter().map(UserRef::from).collect())
+}
+
+/// Which way presence goes between `user_id` and their correspondents, blocks taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Those who see `user_id`'s presence.
+    Of,
+    /// Those whose presence `user_id` sees.
+    By,
 }
 
 pub(super) async fn find_by_client_id(

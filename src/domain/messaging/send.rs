@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, SqlErr,
 };
 
-use super::batch::{MemberRow, Offsets, Reply, delivered};
+use super::batch::{Hidden, MemberRow, Offsets, Reply, delivered};
 use super::directory::{Directory, ThreadMeta};
 use super::group_commit::GroupCommit;
 use super::list::unread_counts_of;
@@ -14,6 +14,7 @@ use super::queries::{find_by_client_id, find_message, seen_by};
 use super::validate::{Target, validate_send};
 use super::{SendMessage, SendOutcome};
 use crate::db::Database;
+use crate::domain::notifications;
 use crate::domain::outbox::Outbox;
 use crate::domain::views::{ThreadKind, UserRef};
 use crate::domain::{DomainError, DomainResult, accounts, search};
@@ -159,6 +160,11 @@ async fn find_recipients(
         let found = match accounts::lookup_name(name) {
             Some(name) => accounts::find_by_username(db, &name).await?,
             None => None,
+        };
+        // One who blocks the sender is, to them, no one: blocking is never revealed.
+        let found = match found {
+            Some(u) if notifications::blocks(db, u.id, sender.id).await? => None,
+            found => found,
         }
         .ok_or_else(|| {
             DomainError::invalid(
@@ -271,6 +277,7 @@ async fn start_thread(
                 joined_after: 0,
                 member_until: None,
                 joined_at: now,
+                muted_until: None,
             },
             receipts: *receipts,
             read_url: None,
@@ -299,7 +306,8 @@ async fn start_thread(
         members: members.iter().map(|(m, _)| m.clone()).collect(),
         current: members.iter().map(|(m, _)| m.id).collect(),
     };
-    let delivered = delivered(&meta, &message, rows, &unread, &Offsets::new())?;
+    // A new thread's members were refused if they block its creator: none is hidden.
+    let delivered = delivered(&meta, &message, rows, &unread, &Offsets::new(), &Hidden::new())?;
     write.extend(delivered.news.into_iter().chain(delivered.totals));
     write.commit().await?;
     directory.put(meta);

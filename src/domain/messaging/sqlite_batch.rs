@@ -28,6 +28,12 @@ const WRITE: &str = "\
         INSERT INTO message_search (rowid, terms) \
             SELECT m.id, r.value ->> 8 FROM jsonb_each(?1) r CROSS JOIN messages m \
             ON m.public_id = r.value ->> 0; \
+        INSERT INTO message_hides (user_id, message_id) \
+            SELECT p.user_id, m.id FROM messages m \
+            JOIN participants p ON p.thread_id = m.thread_id AND p.member_until IS NULL \
+            JOIN blocks b ON b.blocker_id = p.user_id AND b.blocked_id = m.sender_id \
+            WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
+            RETURNING 'hidden' AS kind, user_id, message_id AS id; \
         SELECT 'thread' AS kind, id AS thread_id, version FROM threads \
             WHERE id IN (SELECT r.value ->> 1 FROM jsonb_each(?1) r); \
         UPDATE threads SET updated_at = MAX(updated_at, ?2), last_message_id = \
@@ -37,14 +43,16 @@ const WRITE: &str = "\
         UPDATE participants SET \
                 unread = unread + (SELECT COUNT(*) FROM messages m \
                     WHERE m.thread_id = participants.thread_id \
-                    AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id), \
+                    AND m.id > participants.last_message_id AND m.sender_id <> participants.user_id \
+                    AND NOT EXISTS (SELECT 1 FROM message_hides h \
+                        WHERE h.user_id = participants.user_id AND h.message_id = m.id)), \
                 last_message_id = \
                     (SELECT MAX(m.id) FROM messages m WHERE m.thread_id = participants.thread_id) \
             WHERE thread_id IN (SELECT m.thread_id FROM messages m \
                 WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r)) \
                 AND member_until IS NULL \
             RETURNING 'participant' AS kind, thread_id, user_id, last_message_id, read_up_to, \
-                hidden_before, unread, joined_after, member_until, joined_at, \
+                hidden_before, unread, joined_after, member_until, joined_at, muted_until, \
                 (SELECT u.read_receipts FROM users u WHERE u.id = participants.user_id) AS receipts, \
                 (SELECT m.public_id FROM messages m WHERE m.id = participants.read_up_to) AS read_url; \
 ";
@@ -67,6 +75,8 @@ const LOG: &str = "\
             ), members AS MATERIALIZED ( \
                 SELECT m.id, m.sender_id, p.user_id FROM stored m \
                 JOIN participants p ON p.thread_id = m.thread_id AND p.member_until IS NULL \
+                WHERE NOT EXISTS (SELECT 1 FROM message_hides h \
+                    WHERE h.user_id = p.user_id AND h.message_id = m.id) \
             ), entries AS ( \
                 SELECT user_id, id AS ord, '{NEW}' AS event, id AS ref_id FROM members \
                 UNION ALL \
@@ -97,7 +107,8 @@ const TOTALS: &str = "\
                 (SELECT p.user_id FROM messages m \
                 JOIN participants p ON p.thread_id = m.thread_id AND p.member_until IS NULL \
                 WHERE m.public_id IN (SELECT r.value ->> 0 FROM jsonb_each(?1) r) \
-                    AND p.user_id <> m.sender_id) \
+                    AND p.user_id <> m.sender_id AND NOT EXISTS (SELECT 1 FROM message_hides h \
+                        WHERE h.user_id = p.user_id AND h.message_id = m.id)) \
             AND unread > 0 GROUP BY user_id; \
         COMMIT";
 
