@@ -80,6 +80,7 @@ const MODULES: &[(&str, Layer)] = &[
     ("server", Layer::Server),
     ("http", Layer::Transports),
     ("realtime", Layer::Transports),
+    ("webpush", Layer::Transports),
     ("service", Layer::Service),
     ("domain", Layer::Domain),
     ("db", Layer::Db),

@@ -995,3 +995,67 @@ async fn a_group_spread_over_two_nodes_follows_its_changes_on_both() {
     assert_eq!(dave.unread().await, json!({"messages": 1, "threads": 1}));
     common::drop_postgres_schema(&schema).await;
 }
+
+/// A message is pushed by the node that committed it alone, however many nodes hear it; a tab
+/// open on the other node means no push; and the nodes share one coalescing window per thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_send_one_push_not_two() {
+    if !redis_available().await {
+        return;
+    }
+    let Some((schema, prefix)) = migrated_schema().await else {
+        return;
+    };
+    let start = async |schema: &str| {
+        let mut cmd = command(schema, &prefix);
+        cmd.env("MISSIVE_REDIS_URL", REDIS_URL)
+            .env("MISSIVE_REDIS_PREFIX", &prefix)
+            .env("MISSIVE_PUSH_ALLOW_PRIVATE", "1")
+            .env("MISSIVE_PUSH_COALESCE", "2s");
+        let (child, url) = common::spawn_missive(cmd).await;
+        Node { child, url }
+    };
+    let one = start(&schema).await;
+    let two = start(&schema).await;
+    let push = common::push_service::PushService::start().await;
+    push.trust(&one.url).await;
+    push.trust(&two.url).await;
+    let alice = user(&one, "alice").await;
+    let bob = user(&two, "bob").await;
+    let carol = user(&two, "carol").await;
+    let phone = push.browser("phone");
+    let (status, _) = bob
+        .http
+        .post("/api/v1/push/subscriptions", phone.json())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Bob has no tab on either node: one push, though both nodes hear the message.
+    let group = alice
+        .send_group(&["bob", "carol"], "Plans", "picnic?")
+        .await;
+    let thread = group["thread_id"].as_str().unwrap().to_owned();
+    let got = push.wait_for(1, Duration::from_secs(2)).await;
+    assert_eq!(got[0].payload["sender"], "alice");
+    // Within the window, a message through the other node joins the same window: no push at
+    // once, one at its end with the latest.
+    let carol_one = Http::new(&one.url).login("carol", "correct horse").await;
+    carol.reply(&thread, "from two").await;
+    carol_one.reply(&thread, "from one").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(push.received().len(), 1, "no push within the window");
+    let got = push.wait_for(2, Duration::from_secs(4)).await;
+    assert_eq!(got[1].payload["preview"], "from one");
+    assert_eq!(got[1].topic, got[0].topic);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(push.received().len(), 2, "{:?}", push.received());
+
+    // A tab open on node 2 means no push for a message committed on node 1.
+    let bob_tab = tab(&two, &bob).await;
+    alice.reply(&thread, "seen live").await;
+    bob_tab.expect("message:new", WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(push.received().len(), 2);
+    drop(one);
+    drop(two);
+}

@@ -19,6 +19,7 @@ on_every_backend!(
     a_groups_changes_and_receipts_are_replayed_in_order,
     an_edit_is_replayed_as_the_message_is_then,
     reactions_and_a_removal_are_replayed_in_order,
+    a_mute_is_replayed_and_a_blocked_senders_message_never_is,
 );
 
 /// One event as a socket heard it.
@@ -300,6 +301,55 @@ async fn an_edit_is_replayed_as_the_message_is_then(backend: Backend) {
             "as it is at the replay"
         );
     }
+    server.stop().await;
+}
+
+/// A tab away while its user mutes and unmutes a thread hears both when it comes back; the
+/// messages of someone they block meanwhile are not in their log to be replayed.
+async fn a_mute_is_replayed_and_a_blocked_senders_message_never_is(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let (alice, bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    bob.reply(&thread, "before").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    assert_eq!(alice.http.put("/api/v1/blocks/bob").await.0, StatusCode::NO_CONTENT);
+    bob.reply(&thread, "while blocked").await;
+    let mute = alice
+        .http
+        .client
+        .put(format!("{}/api/v1/threads/{thread}/mute", server.url))
+        .json(&json!({}));
+    assert_eq!(alice.http.send(mute).await.0, StatusCode::OK);
+    let (status, _) = alice
+        .http
+        .delete(&format!("/api/v1/threads/{thread}/mute"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed: Vec<Heard> = heard(&back)
+        .await
+        .into_iter()
+        .filter(|h| h.name != "presence")
+        .collect();
+    let got: Vec<(&str, &Value)> = replayed
+        .iter()
+        .map(|h| (h.name.as_str(), &h.data["muted"]))
+        .collect();
+    assert_eq!(
+        got,
+        [("thread:muted", &json!(true)), ("thread:muted", &json!(false))]
+    );
+    let offsets: Vec<i64> = replayed
+        .iter()
+        .map(|h| h.offset.as_deref().unwrap().parse().unwrap())
+        .collect();
+    let first: i64 = offset.parse().unwrap();
+    assert_eq!(offsets, [first + 1, first + 2], "consecutive after the last heard");
     server.stop().await;
 }
 

@@ -528,6 +528,8 @@ mod tests {
             last_message: Some(message.clone()),
             unread: 3,
             updated_at: message.timestamp.clone(),
+            muted: true,
+            muted_until: Some("2026-11-26T20:00:00.000Z".into()),
         };
         let rendered = ThreadView {
             last_message: Some(Rendered::of(&message).unwrap()),
@@ -539,6 +541,8 @@ mod tests {
             read_by: plain.read_by.clone(),
             unread: plain.unread,
             updated_at: plain.updated_at.clone(),
+            muted: plain.muted,
+            muted_until: plain.muted_until.clone(),
         };
         assert_eq!(
             serde_json::to_string(&rendered).unwrap(),

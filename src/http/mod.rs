@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod lobby;
 pub mod messages;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod piratchat;
@@ -39,6 +40,7 @@ fn documented() -> (Router<App>, Router<App>, utoipa::openapi::OpenApi) {
         .merge(threads::router())
         .merge(messages::router())
         .merge(search::router())
+        .merge(notifications::router())
         .split_for_parts();
     let (rest, rest_doc) = OpenApiRouter::new()
         .merge(piratchat::router())

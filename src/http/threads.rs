@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, ApiQuery, Auth};
-use crate::service::{App, HistoryItem, ThreadView, UnreadCounts};
+use crate::service::{App, HistoryItem, MuteRequest, ThreadView, UnreadCounts};
 
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(remove_member))
         .routes(routes!(messages))
         .routes(routes!(read))
+        .routes(routes!(mute, unmute))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -233,5 +234,45 @@ async fn rename(
 ) -> ApiResult<Json<ThreadBody>> {
     app.limits.check_user_event(who.id())?;
     let thread = app.rename_thread(&who, &thread_id, &req.subject).await?;
+    Ok(Json(ThreadBody { thread }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MuteBody {
+    /// Until when (RFC 3339, in the future); absent: until unmuted.
+    until: Option<String>,
+}
+
+/// Mutes a thread for the caller: no pushes for it. Their tabs hear `thread:muted`.
+#[utoipa::path(put, path = "/threads/{thread_id}/mute", tag = "threads",
+    params(("thread_id" = String, Path)), request_body = MuteBody,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The thread after", body = ThreadBody),
+        (status = 422, description = "`invalid_until`", body = super::openapi::ErrorBody),
+    ))]
+async fn mute(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(thread_id): Path<String>,
+    ApiJson(req): ApiJson<MuteBody>,
+) -> ApiResult<Json<ThreadBody>> {
+    let request = MuteRequest::until(req.until.as_deref())?;
+    let thread = app.mute_thread(&who, &thread_id, request).await?;
+    Ok(Json(ThreadBody { thread }))
+}
+
+/// Unmutes a thread for the caller.
+#[utoipa::path(delete, path = "/threads/{thread_id}/mute", tag = "threads",
+    params(("thread_id" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses((status = 200, description = "The thread after", body = ThreadBody)))]
+async fn unmute(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(thread_id): Path<String>,
+) -> ApiResult<Json<ThreadBody>> {
+    let thread = app.mute_thread(&who, &thread_id, MuteRequest::Unmute).await?;
     Ok(Json(ThreadBody { thread }))
 }

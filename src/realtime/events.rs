@@ -9,11 +9,11 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::protocol::*;
-use super::rooms::thread_room;
+use super::rooms::{thread_room, user_room};
 use super::socket_user::SocketUser;
 use crate::metrics::Metrics;
 use crate::service::events::{ServerEvent, Typing};
-use crate::service::{App, DomainError, React, SendMessage, SendOutcome, ServiceError};
+use crate::service::{self, App, DomainError, React, SendMessage, SendOutcome, ServiceError};
 
 pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(MESSAGE_SEND, on_send::<A>);
@@ -28,6 +28,8 @@ pub fn register<A: Adapter>(s: &SocketRef<A>) {
     s.on(THREAD_ADD, on_add::<A>);
     s.on(THREAD_REMOVE, on_remove::<A>);
     s.on(THREAD_RENAME, on_rename::<A>);
+    s.on(THREAD_MUTE, on_mute::<A>);
+    s.on(THREAD_UNMUTE, on_unmute::<A>);
     s.on(TYPING, on_typing::<A>);
     s.on(SYNC, on_sync::<A>);
 }
@@ -259,7 +261,37 @@ async fn on_rename<A: Adapter>(
     .await;
 }
 
-/// Relayed (volatile) to the thread's room, except the sender; only from a socket that joined it.
+async fn on_mute<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<MuteRequest>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let request = service::MuteRequest::until(req.until.as_deref())?;
+        let thread = app.mute_thread(&me.who, &req.thread_id, request).await?;
+        Ok(ThreadBody { thread })
+    })
+    .await;
+}
+
+async fn on_unmute<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(req): TryData<ThreadRef>,
+    ack: AckSender<A>,
+    State(app): State<App>,
+) {
+    respond(&s, &app, ack, req, async |me, req| {
+        let thread = app
+            .mute_thread(&me.who, &req.thread_id, service::MuteRequest::Unmute)
+            .await?;
+        Ok(ThreadBody { thread })
+    })
+    .await;
+}
+
+/// Relayed (volatile) to the thread's room, except the sender and the members who block them;
+/// only from a socket that joined it.
 async fn on_typing<A: Adapter>(
     s: SocketRef<A>,
     TryData(req): TryData<TypingRequest>,
@@ -276,7 +308,18 @@ async fn on_typing<A: Adapter>(
             username: me.who.user.username.clone(),
             typing: req.typing,
         };
-        let _ = s.to(room).volatile().emit(Typing::NAME, &event).await;
+        let hidden: Vec<String> = app
+            .typing_hidden_from(&me.who)
+            .await?
+            .into_iter()
+            .map(user_room)
+            .collect();
+        let _ = s
+            .to(room)
+            .except(hidden)
+            .volatile()
+            .emit(Typing::NAME, &event)
+            .await;
         Ok(Empty {})
     })
     .await;

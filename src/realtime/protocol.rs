@@ -43,6 +43,8 @@ pub const REACTION_REMOVE: &str = "reaction:remove";
 pub const THREAD_ADD: &str = "thread:add";
 pub const THREAD_REMOVE: &str = "thread:remove";
 pub const THREAD_RENAME: &str = "thread:rename";
+pub const THREAD_MUTE: &str = "thread:mute";
+pub const THREAD_UNMUTE: &str = "thread:unmute";
 pub const TYPING: &str = "typing";
 pub const SYNC: &str = "sync";
 
@@ -81,6 +83,11 @@ pub const CLIENT_EVENTS: &[ClientEvent] = &[
         "Remove someone from a group (its creator), or leave it (yourself).",
     ),
     client::<RenameRequest, ThreadBody>(THREAD_RENAME, "Rename a group (any member)."),
+    client::<MuteRequest, ThreadBody>(
+        THREAD_MUTE,
+        "Mute a thread for yourself: no pushes for it (until `until`, or until unmuted).",
+    ),
+    client::<ThreadRef, ThreadBody>(THREAD_UNMUTE, "Unmute a thread for yourself."),
     client::<TypingRequest, Empty>(
         TYPING,
         "Tell the thread's room you are typing (from a socket that joined it).",
@@ -155,6 +162,16 @@ pub struct MemberRequest {
 pub struct RenameRequest {
     pub thread_id: String,
     pub subject: String,
+}
+
+/// `thread:mute`.
+#[derive(Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct MuteRequest {
+    pub thread_id: String,
+    /// Until when (RFC 3339, in the future); absent: until unmuted.
+    #[ts(optional)]
+    pub until: Option<String>,
 }
 
 /// `typing` (from a socket that joined the thread).

@@ -73,6 +73,9 @@ impl Server {
                 assemble(&app, &notifier, layer, io, None)
             }
         };
+        // After the cluster is joined: the pushes' coalescing windows live in its Redis.
+        let pusher = crate::webpush::WebPush::new(&app.pushes.vapid_private, &app.config)?;
+        app.start_pushes(Arc::new(pusher));
         let mut handles = tasks::spawn(&app);
         // Fills what the bus lost for this node's sockets, from the log.
         handles.push(tokio::spawn(crate::realtime::delivery::watch(

@@ -11,6 +11,7 @@ mod identity;
 pub mod limits;
 pub mod lobby;
 pub mod messaging;
+mod notifications;
 pub mod notify;
 pub mod ops;
 pub mod presence;
@@ -28,7 +29,7 @@ pub use notify::Notifier;
 /// The domain's types that transports encode or decode, as the service hands them over.
 pub use crate::domain::DomainError;
 pub use crate::domain::events;
-pub use crate::domain::messaging::{React, SendMessage, SendOutcome};
+pub use crate::domain::messaging::{MuteRequest, React, SendMessage, SendOutcome};
 pub use crate::domain::views::{
     AccountView, Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, Reaction, ReadBy,
     Rendered, ReplyTo, SearchResult, SearchThread, ThreadKind, ThreadView, UnreadCounts, UserRef,

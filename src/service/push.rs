@@ -24,7 +24,8 @@ use tokio::sync::{Semaphore, mpsc};
 use super::{App, Identity, ServiceError, ServiceResult};
 use crate::domain::DomainError;
 use crate::domain::events::{Notice, PushNote};
-use crate::domain::notifications::{self, Subscription};
+use crate::domain::notifications;
+pub use crate::domain::notifications::Subscription;
 
 /// Events waiting to be considered: beyond it, pushes are dropped (and counted).
 const CANDIDATES: usize = 10_000;

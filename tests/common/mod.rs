@@ -2,6 +2,8 @@
 //! PostgreSQL schema), a cookie-keeping HTTP client, and Socket.IO clients.
 #![allow(dead_code)]
 
+pub mod push_service;
+
 use std::time::Duration;
 
 use missive::{Config, Server};

@@ -23,6 +23,20 @@ pub enum MuteRequest {
     Unmute,
 }
 
+impl MuteRequest {
+    /// A mute until `until` (RFC 3339), or without end when it is absent.
+    pub fn until(until: Option<&str>) -> DomainResult<MuteRequest> {
+        let Some(text) = until else {
+            return Ok(MuteRequest::Forever);
+        };
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| MuteRequest::Until(t.timestamp_micros()))
+            .map_err(|_| {
+                DomainError::invalid("until", "invalid_until", "until must be an RFC 3339 time")
+            })
+    }
+}
+
 /// Mutes or unmutes `thread_id` for `user` (a thread in their inbox); returns the thread as
 /// they now see it, once their tabs have been told.
 pub async fn mute(
