@@ -196,7 +196,11 @@ pub struct Config {
 
     /// Who runs this server, for the push services (RFC 8292's `sub`): `mailto:you@example.org`
     /// or an `https://` URL. They write there when a server's pushes misbehave.
-    #[arg(long, env = "MISSIVE_PUSH_CONTACT", default_value = "mailto:postmaster@localhost")]
+    #[arg(
+        long,
+        env = "MISSIVE_PUSH_CONTACT",
+        default_value = "mailto:postmaster@localhost"
+    )]
     pub push_contact: String,
 
     /// The VAPID private key (base64url, the 32-byte P-256 scalar). Unset: generated once and

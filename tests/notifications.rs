@@ -76,10 +76,15 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
     // The same browser again changes nothing.
     assert_eq!(subscribe(&bob, &laptop).await.0, StatusCode::CREATED);
     let alice_browser = push.browser("alice");
-    assert_eq!(subscribe(&alice, &alice_browser).await.0, StatusCode::CREATED);
+    assert_eq!(
+        subscribe(&alice, &alice_browser).await.0,
+        StatusCode::CREATED
+    );
 
     // Bob has no tab open: one push per subscription; the sender is never pushed her own.
-    let first = alice.send_new("bob", "Tea", "Tea at five? The kettle is on.").await;
+    let first = alice
+        .send_new("bob", "Tea", "Tea at five? The kettle is on.")
+        .await;
     let thread_id = first["thread_id"].as_str().unwrap();
     let got = push.wait_for(2, PUSHED_WITHIN).await;
     let mut to: Vec<&str> = got.iter().map(|r| r.to.as_str()).collect();
@@ -105,7 +110,8 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
     tab.close();
 
     // Added to a group while away: pushed, with who added them and no preview.
-    let group = bob.send_group(&["alice"], "Plans", "picnic?").await;
+    srv.user("dave").await;
+    let group = bob.send_group(&["alice", "dave"], "Plans", "picnic?").await;
     let group_id = group["thread_id"].as_str().unwrap();
     let (status, _) = bob
         .http
@@ -117,7 +123,10 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
     assert_eq!(status, StatusCode::CREATED);
     let carol_browser = push.browser("carol");
     // Carol subscribes after being added: only what comes next reaches her.
-    assert_eq!(subscribe(&carol, &carol_browser).await.0, StatusCode::CREATED);
+    assert_eq!(
+        subscribe(&carol, &carol_browser).await.0,
+        StatusCode::CREATED
+    );
     let (status, _) = bob
         .http
         .delete(&format!("/api/v1/threads/{group_id}/participants/carol"))
@@ -131,7 +140,8 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let got = push.wait_for(3, PUSHED_WITHIN).await;
+    // Alice (away) was pushed Bob's new group, Carol her addition.
+    let got = push.wait_for(4, PUSHED_WITHIN).await;
     let added: Vec<_> = got.iter().filter(|r| r.to == "carol").collect();
     assert_eq!(added.len(), 1, "{got:?}");
     assert_eq!(
@@ -145,7 +155,11 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
     let before = push.requests();
     alice.reply(thread_id, "bye then").await;
     tokio::time::sleep(NONE_COMING).await;
-    assert_eq!(push.requests(), before, "nothing goes to a logged-out session's browser");
+    assert_eq!(
+        push.requests(),
+        before,
+        "nothing goes to a logged-out session's browser"
+    );
 
     // Basic has no session to bind a subscription to.
     let req = srv
@@ -154,7 +168,10 @@ async fn a_user_with_no_tab_open_is_pushed_and_one_with_a_tab_is_not(backend: Ba
         .post(format!("{}/api/v1/push/subscriptions", srv.url))
         .basic_auth("alice", Some("correct horse"))
         .json(&push.browser("basic").json());
-    assert_eq!(code(srv.http().send(req).await), (403, Some("not_allowed".into())));
+    assert_eq!(
+        code(srv.http().send(req).await),
+        (403, Some("not_allowed".into()))
+    );
     // An unsubscribe of what the caller does not hold.
     let req = alice
         .http
@@ -219,7 +236,12 @@ async fn a_muted_thread_is_not_pushed_and_only_the_muter_hears_of_it(backend: Ba
 
     let bob_tab = bob.native_tab().await;
     let alice_tab = alice.native_tab().await;
-    let (status, body) = put_json(&bob, &format!("/api/v1/threads/{thread_id}/mute"), json!({})).await;
+    let (status, body) = put_json(
+        &bob,
+        &format!("/api/v1/threads/{thread_id}/mute"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["thread"]["muted"], true);
     assert_eq!(body["thread"]["muted_until"], Value::Null);
@@ -287,10 +309,18 @@ async fn a_muted_thread_is_not_pushed_and_only_the_muter_hears_of_it(backend: Ba
         .http
         .delete(&format!("/api/v1/threads/{thread_id}/mute"))
         .await;
-    assert_eq!((status, &body["thread"]["muted"]), (StatusCode::OK, &json!(false)));
+    assert_eq!(
+        (status, &body["thread"]["muted"]),
+        (StatusCode::OK, &json!(false))
+    );
     // Nobody else's thread.
     let carol = srv.user("carol").await;
-    let (status, _) = put_json(&carol, &format!("/api/v1/threads/{thread_id}/mute"), json!({})).await;
+    let (status, _) = put_json(
+        &carol,
+        &format!("/api/v1/threads/{thread_id}/mute"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     srv.stop().await;
 }
@@ -306,7 +336,9 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
     assert_eq!(subscribe(&bob, &phone).await.0, StatusCode::CREATED);
     let direct = alice.send_new("bob", "Tea", "hello").await;
     let direct_id = direct["thread_id"].as_str().unwrap().to_owned();
-    let group = carol.send_group(&["alice", "bob"], "Plans", "picnic?").await;
+    let group = carol
+        .send_group(&["alice", "bob"], "Plans", "picnic?")
+        .await;
     let group_id = group["thread_id"].as_str().unwrap().to_owned();
     push.wait_for(2, PUSHED_WITHIN).await;
     for thread in [&direct_id, &group_id] {
@@ -317,8 +349,14 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
         assert_eq!(status, StatusCode::OK);
     }
 
-    assert_eq!(bob.http.put("/api/v1/blocks/Alice").await.0, StatusCode::NO_CONTENT);
-    assert_eq!(bob.http.put("/api/v1/blocks/alice").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        bob.http.put("/api/v1/blocks/Alice").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bob.http.put("/api/v1/blocks/alice").await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(code(bob.http.put("/api/v1/blocks/nobody").await).0, 404);
     assert_eq!(
         code(bob.http.put("/api/v1/blocks/bob").await),
@@ -344,7 +382,8 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
         .await;
     assert_eq!(code(blocked.clone()).0, 422);
     assert_eq!(blocked.1["error"]["code"], nobody.1["error"]["code"]);
-    let own = alice.send_group(&["carol"], "Alice's", "hi").await;
+    srv.user("dave").await;
+    let own = alice.send_group(&["carol", "dave"], "Alice's", "hi").await;
     let own_id = own["thread_id"].as_str().unwrap();
     let add = alice
         .http
@@ -360,7 +399,11 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
     let pushes = push.received().len();
     alice.reply(&direct_id, "nor this").await;
     tokio::time::sleep(NONE_COMING).await;
-    assert_eq!(push.received().len(), pushes, "a blocked sender is not pushed");
+    assert_eq!(
+        push.received().len(),
+        pushes,
+        "a blocked sender is not pushed"
+    );
     let carol_tab = carol.native_tab().await;
     let bob_tab = bob.native_tab().await;
     let hidden = alice.reply(&group_id, "bob won't see this").await;
@@ -380,7 +423,10 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
     assert!(of_alice(&events).is_empty(), "the blocker heard {events:?}");
     let (_, unread) = bob.http.get("/api/v1/unread").await;
     assert_eq!(unread, json!({"messages": 0, "threads": 0}));
-    let (_, history) = bob.http.get(&format!("/api/v1/threads/{group_id}/messages")).await;
+    let (_, history) = bob
+        .http
+        .get(&format!("/api/v1/threads/{group_id}/messages"))
+        .await;
     let bodies: Vec<&str> = history["messages"]
         .as_array()
         .unwrap()
@@ -392,12 +438,20 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
     assert_eq!(found["results"], json!([]));
     let (_, inbox) = bob.http.get("/api/v1/threads").await;
     for t in inbox["threads"].as_array().unwrap() {
-        assert_ne!(t["last_message"]["sender"], "alice", "{t}");
+        let last = t["last_message"]["body"].as_str().unwrap();
+        assert!(["hello", "picnic?"].contains(&last), "{t}");
+        assert_eq!(t["unread"], 0);
     }
     // Carol's messages still reach him.
     carol.reply(&group_id, "carol here").await;
     let heard = bob_tab.expect("message:new", WAIT).await.unwrap();
     assert_eq!(heard["message"]["body"], "carol here");
+    let totals = bob_tab.expect("unread", WAIT).await.unwrap();
+    assert_eq!(
+        totals,
+        json!({"messages": 1, "threads": 1}),
+        "Carol's alone"
+    );
 
     // Her typing and presence are hidden from him.
     let alice_tab = alice.native_tab().await;
@@ -409,7 +463,11 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
         assert_eq!(ack["status"], true);
     }
     alice_tab
-        .emit_with_ack("typing", &json!({"thread_id": group_id, "typing": true}), WAIT)
+        .emit_with_ack(
+            "typing",
+            &json!({"thread_id": group_id, "typing": true}),
+            WAIT,
+        )
         .await
         .unwrap();
     let heard = carol_tab.drain(QUIET).await;
@@ -418,20 +476,29 @@ async fn a_blocked_user_is_never_heard_and_never_told(backend: Backend) {
     assert!(of_alice(&events).is_empty(), "the blocker saw {events:?}");
 
     // Unblocked: what she sent meanwhile stays hidden, what comes next is heard.
-    assert_eq!(bob.http.delete("/api/v1/blocks/alice").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        bob.http.delete("/api/v1/blocks/alice").await.0,
+        StatusCode::NO_CONTENT
+    );
     let (_, list) = bob.http.get("/api/v1/blocks").await;
     assert_eq!(list, json!({"blocks": []}));
     alice.reply(&group_id, "hello again").await;
     let heard = bob_tab.expect("message:new", WAIT).await.unwrap();
     assert_eq!(heard["message"]["body"], "hello again");
-    let (_, history) = bob.http.get(&format!("/api/v1/threads/{group_id}/messages")).await;
+    let (_, history) = bob
+        .http
+        .get(&format!("/api/v1/threads/{group_id}/messages"))
+        .await;
     let urls: Vec<&str> = history["messages"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|m| m["url"].as_str())
         .collect();
-    assert!(!urls.contains(&hidden["url"].as_str().unwrap()), "{history}");
+    assert!(
+        !urls.contains(&hidden["url"].as_str().unwrap()),
+        "{history}"
+    );
     assert_eq!(urls.len(), 3, "{history}");
     srv.stop().await;
 }
@@ -535,7 +602,10 @@ async fn pushes_without_previews_leave_the_text_out() {
     };
     let alice = srv.user("alice").await;
     let bob = srv.user("bob").await;
-    assert_eq!(subscribe(&bob, &push.browser("p")).await.0, StatusCode::CREATED);
+    assert_eq!(
+        subscribe(&bob, &push.browser("p")).await.0,
+        StatusCode::CREATED
+    );
     let first = alice.send_new("bob", "Tea", "secret words").await;
     let got = push.wait_for(1, PUSHED_WITHIN).await;
     assert_eq!(

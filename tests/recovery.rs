@@ -316,7 +316,10 @@ async fn a_mute_is_replayed_and_a_blocked_senders_message_never_is(backend: Back
     bob.reply(&thread, "before").await;
     let offset = last_offset(&heard(&tab).await);
     tab.close();
-    assert_eq!(alice.http.put("/api/v1/blocks/bob").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        alice.http.put("/api/v1/blocks/bob").await.0,
+        StatusCode::NO_CONTENT
+    );
     bob.reply(&thread, "while blocked").await;
     let mute = alice
         .http
@@ -342,14 +345,21 @@ async fn a_mute_is_replayed_and_a_blocked_senders_message_never_is(backend: Back
         .collect();
     assert_eq!(
         got,
-        [("thread:muted", &json!(true)), ("thread:muted", &json!(false))]
+        [
+            ("thread:muted", &json!(true)),
+            ("thread:muted", &json!(false))
+        ]
     );
     let offsets: Vec<i64> = replayed
         .iter()
         .map(|h| h.offset.as_deref().unwrap().parse().unwrap())
         .collect();
     let first: i64 = offset.parse().unwrap();
-    assert_eq!(offsets, [first + 1, first + 2], "consecutive after the last heard");
+    assert_eq!(
+        offsets,
+        [first + 1, first + 2],
+        "consecutive after the last heard"
+    );
     server.stop().await;
 }
 

@@ -38,7 +38,10 @@ impl MigrationTrait for Migration {
             .await?;
         for (name, column) in [
             ("idx_push_subscriptions_user", PushSubscriptions::UserId),
-            ("idx_push_subscriptions_session", PushSubscriptions::SessionId),
+            (
+                "idx_push_subscriptions_session",
+                PushSubscriptions::SessionId,
+            ),
         ] {
             manager
                 .create_index(
@@ -57,7 +60,11 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Blocks::BlockerId))
                     .col(big_integer(Blocks::BlockedId))
                     .col(big_integer(Blocks::CreatedAt))
-                    .primary_key(Index::create().col(Blocks::BlockerId).col(Blocks::BlockedId))
+                    .primary_key(
+                        Index::create()
+                            .col(Blocks::BlockerId)
+                            .col(Blocks::BlockedId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Blocks::Table, Blocks::BlockerId)

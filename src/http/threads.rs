@@ -273,6 +273,8 @@ async fn unmute(
     Auth(who): Auth,
     Path(thread_id): Path<String>,
 ) -> ApiResult<Json<ThreadBody>> {
-    let thread = app.mute_thread(&who, &thread_id, MuteRequest::Unmute).await?;
+    let thread = app
+        .mute_thread(&who, &thread_id, MuteRequest::Unmute)
+        .await?;
     Ok(Json(ThreadBody { thread }))
 }

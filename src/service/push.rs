@@ -134,7 +134,12 @@ impl Pushes {
         }
         let away = presence.away_here(found.iter().map(|(user, _)| *user));
         for ((user_id, note), away) in found.into_iter().zip(away) {
-            if away && self.candidates.try_send(Candidate { user_id, note }).is_err() {
+            if away
+                && self
+                    .candidates
+                    .try_send(Candidate { user_id, note })
+                    .is_err()
+            {
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -148,7 +153,12 @@ impl Pushes {
 impl App {
     /// Starts pushing through `sender` (once; the server hands over the `webpush` transport).
     pub fn start_pushes(&self, sender: Arc<dyn PushSender>) {
-        let Some(inbox) = self.pushes.inbox.lock().unwrap_or_else(|e| e.into_inner()).take()
+        let Some(inbox) = self
+            .pushes
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
         else {
             return;
         };
@@ -173,7 +183,9 @@ impl App {
         self.pushes
             .sender()
             .map(|s| s.public_key().to_owned())
-            .ok_or_else(|| ServiceError::from(DomainError::Internal("pushes are not started".into())))
+            .ok_or_else(|| {
+                ServiceError::from(DomainError::Internal("pushes are not started".into()))
+            })
     }
 
     /// Keeps a push subscription for the caller's session (a Basic caller has none).
@@ -190,10 +202,9 @@ impl App {
             )
             .into());
         };
-        let sender = self
-            .pushes
-            .sender()
-            .ok_or_else(|| ServiceError::from(DomainError::Internal("pushes are not started".into())))?;
+        let sender = self.pushes.sender().ok_or_else(|| {
+            ServiceError::from(DomainError::Internal("pushes are not started".into()))
+        })?;
         if endpoint.len() > notifications::MAX_ENDPOINT {
             return Err(invalid_endpoint("the endpoint is too long".into()));
         }
@@ -221,11 +232,7 @@ impl App {
 }
 
 fn invalid_endpoint(reason: String) -> ServiceError {
-    ServiceError::from(DomainError::invalid(
-        "endpoint",
-        "invalid_endpoint",
-        reason,
-    ))
+    ServiceError::from(DomainError::invalid("endpoint", "invalid_endpoint", reason))
 }
 
 /// The tasks that consider events and send pushes.
@@ -283,7 +290,11 @@ impl Pusher {
 
     fn queue(&self, to: Subscription, note: Arc<PushNote>, attempt: u32) {
         if self.jobs.try_send(Job { to, note, attempt }).is_err() {
-            self.app.pushes.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            self.app
+                .pushes
+                .counts
+                .dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -446,10 +457,7 @@ impl Windows {
                     }
                     _ if full => return true,
                     _ => {
-                        windows.insert(
-                            key,
-                            Window { latest: None },
-                        );
+                        windows.insert(key, Window { latest: None });
                         true
                     }
                 }
@@ -481,11 +489,13 @@ impl Windows {
     /// Closes the window of `subscription` and `thread_id`: the latest note that came in it.
     async fn close(&self, subscription: i64, thread_id: &str) -> Option<Arc<PushNote>> {
         match self {
-            Windows::Local(windows) => windows
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&(subscription, thread_id.to_owned()))?
-                .latest,
+            Windows::Local(windows) => {
+                windows
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(subscription, thread_id.to_owned()))?
+                    .latest
+            }
             Windows::Redis { redis, prefix } => {
                 let text: Option<String> = redis::Script::new(CLOSE)
                     .key(format!("{prefix}:push:w:{subscription}:{thread_id}"))

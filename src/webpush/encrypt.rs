@@ -20,7 +20,10 @@ pub const MAX_PAYLOAD: usize = 3993;
 /// uncompressed) and authentication secret is `auth` (16 bytes): the body of the push.
 pub fn encrypt(ua_public: &[u8], auth: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, String> {
     if plaintext.len() > MAX_PAYLOAD {
-        return Err(format!("a payload of {} bytes is too long", plaintext.len()));
+        return Err(format!(
+            "a payload of {} bytes is too long",
+            plaintext.len()
+        ));
     }
     let ua = PublicKey::from_sec1_bytes(ua_public).map_err(|_| "invalid p256dh key")?;
     let ephemeral = EphemeralSecret::random(&mut rand::rngs::OsRng);

@@ -63,12 +63,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// The IPv4 address inside an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 address.
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(low),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
@@ -144,12 +139,10 @@ impl Resolve for Guard {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = *self;
         Box::pin(async move {
-            let found = tokio::time::timeout(
-                RESOLVE_TIMEOUT,
-                tokio::net::lookup_host((name.as_str(), 0)),
-            )
-            .await
-            .map_err(|_| "name resolution timed out")??;
+            let found =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
+                    .await
+                    .map_err(|_| "name resolution timed out")??;
             let allowed: Vec<SocketAddr> = found.filter(|a| guard.allows(a.ip())).collect();
             if allowed.is_empty() {
                 return Err("the name resolves to no public address".into());

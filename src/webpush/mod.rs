@@ -15,8 +15,8 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderValue};
 
 use crate::config::Config;
-use crate::service::push::{PushOutcome, PushSender};
 use crate::service::push::Subscription;
+use crate::service::push::{PushOutcome, PushSender};
 
 pub use encrypt::{MAX_PAYLOAD, encrypt};
 pub use guard::{Guard, is_public};

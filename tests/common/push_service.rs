@@ -142,7 +142,11 @@ impl PushService {
 
     pub fn received(&self) -> Vec<Received> {
         let inner = self.lock();
-        assert!(inner.rejected.is_empty(), "pushes failed their checks: {:?}", inner.rejected);
+        assert!(
+            inner.rejected.is_empty(),
+            "pushes failed their checks: {:?}",
+            inner.rejected
+        );
         inner.received.clone()
     }
 
@@ -159,7 +163,10 @@ impl PushService {
                 return got;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("waited {timeout:?} for {n} pushes, got {}: {got:?}", got.len());
+                panic!(
+                    "waited {timeout:?} for {n} pushes, got {}: {got:?}",
+                    got.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -213,7 +220,10 @@ fn check(
     body: &[u8],
 ) -> Result<Received, String> {
     let (secret, auth) = inner.browsers.get(name).ok_or("no such subscription")?;
-    let vapid = inner.vapid.as_deref().ok_or("no VAPID key to check against")?;
+    let vapid = inner
+        .vapid
+        .as_deref()
+        .ok_or("no VAPID key to check against")?;
 
     // RFC 8292: `Authorization: vapid t=<jwt>, k=<key>`.
     let authorization = header(headers, "authorization")?;
@@ -244,7 +254,10 @@ fn check(
     let claims = jsonwebtoken::decode::<Value>(token.ok_or("no t=")?, &decoding, &validation)
         .map_err(|e| format!("JWT: {e}"))?
         .claims;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let exp = claims["exp"].as_u64().ok_or("exp is not a number")?;
     if exp > now + 24 * 3600 {
         return Err("exp is more than 24 hours away".into());
@@ -268,7 +281,9 @@ fn check(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(format!("Topic {topic:?} is not at most 32 base64url characters"));
+        return Err(format!(
+            "Topic {topic:?} is not at most 32 base64url characters"
+        ));
     }
     if header(headers, "content-encoding")? != "aes128gcm" {
         return Err("Content-Encoding is not aes128gcm".into());
@@ -313,8 +328,10 @@ fn decrypt(secret: &SecretKey, auth: &[u8; 16], body: &[u8]) -> Result<Vec<u8>, 
     let prk = Hkdf::<Sha256>::new(Some(salt), &ikm);
     let mut cek = [0u8; 16];
     let mut nonce = [0u8; 12];
-    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek).unwrap();
-    prk.expand(b"Content-Encoding: nonce\0", &mut nonce).unwrap();
+    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek)
+        .unwrap();
+    prk.expand(b"Content-Encoding: nonce\0", &mut nonce)
+        .unwrap();
     let mut record = Aes128Gcm::new_from_slice(&cek)
         .unwrap()
         .decrypt(&Nonce::from(nonce), sealed)

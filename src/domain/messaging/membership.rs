@@ -231,7 +231,9 @@ async fn named_user(write: &Write<'_>, username: &str) -> DomainResult<UserRef> 
         Some(name) => accounts::find_by_username(write.txn(), &name).await?,
         None => None,
     };
-    found.map(|u| UserRef::from(&u)).ok_or_else(unknown_recipient)
+    found
+        .map(|u| UserRef::from(&u))
+        .ok_or_else(unknown_recipient)
 }
 
 fn unknown_recipient() -> DomainError {

@@ -307,7 +307,14 @@ async fn start_thread(
         current: members.iter().map(|(m, _)| m.id).collect(),
     };
     // A new thread's members were refused if they block its creator: none is hidden.
-    let delivered = delivered(&meta, &message, rows, &unread, &Offsets::new(), &Hidden::new())?;
+    let delivered = delivered(
+        &meta,
+        &message,
+        rows,
+        &unread,
+        &Offsets::new(),
+        &Hidden::new(),
+    )?;
     write.extend(delivered.news.into_iter().chain(delivered.totals));
     write.commit().await?;
     directory.put(meta);
