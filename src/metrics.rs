@@ -22,6 +22,23 @@ pub struct Metrics {
     pub lobby_connected: AtomicI64,
     /// Live login sessions, as last counted by the background task (a scrape reads no table).
     pub sessions_live: AtomicI64,
+    /// Web Push, by outcome.
+    pub pushes: PushCounts,
+}
+
+/// Pushes since the start, by outcome.
+#[derive(Default)]
+pub struct PushCounts {
+    /// Taken by the push service.
+    pub sent: AtomicU64,
+    /// The push service said the subscription is gone (404, 410): it was deleted.
+    pub gone: AtomicU64,
+    /// Tried again after a 429, a 5xx or no answer.
+    pub retried: AtomicU64,
+    /// Given up: refused for good, or still failing after the last try.
+    pub failed: AtomicU64,
+    /// Not attempted: a queue was full.
+    pub dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -105,6 +122,24 @@ impl Metrics {
             "TCP connections refused because their address had too many open.",
             get(&self.connections_refused),
         );
+        let pushes = &self.pushes;
+        let _ = writeln!(
+            out,
+            "# HELP missive_pushes_total Web Push messages, by outcome.\n# TYPE missive_pushes_total counter"
+        );
+        for (outcome, value) in [
+            ("sent", &pushes.sent),
+            ("gone", &pushes.gone),
+            ("retried", &pushes.retried),
+            ("failed", &pushes.failed),
+            ("dropped", &pushes.dropped),
+        ] {
+            let _ = writeln!(
+                out,
+                "missive_pushes_total{{outcome=\"{outcome}\"}} {}",
+                get(value)
+            );
+        }
         let mut gauge = |name: &str, help: &str, value: i64| {
             let _ = writeln!(
                 out,

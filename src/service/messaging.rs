@@ -20,7 +20,7 @@ pub(super) fn start_announcer(mut committed: mpsc::UnboundedReceiver<Announcemen
         while let Some(announcement) = committed.recv().await {
             app.notifier.announce(&announcement.notices).await;
             let notices = announcement.finish();
-            app.pushes.consider(&notices, &app.presence);
+            app.pushes.consider(&notices, &app.presence, &app.metrics);
         }
     });
 }

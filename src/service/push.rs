@@ -10,7 +10,7 @@
 //! one thread share one.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::domain::DomainError;
 use crate::domain::events::{Notice, PushNote};
 use crate::domain::notifications;
 pub use crate::domain::notifications::Subscription;
+use crate::metrics::Metrics;
 
 /// Events waiting to be considered: beyond it, pushes are dropped (and counted).
 const CANDIDATES: usize = 10_000;
@@ -83,18 +84,6 @@ pub struct Pushes {
     sender: OnceLock<Arc<dyn PushSender>>,
     /// The VAPID private key the sender signs with.
     pub vapid_private: String,
-    pub counts: PushCounts,
-}
-
-/// Pushes since the start, by outcome.
-#[derive(Default)]
-pub struct PushCounts {
-    pub sent: AtomicU64,
-    pub gone: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-    /// Dropped for a full queue.
-    pub dropped: AtomicU64,
 }
 
 /// An event that may be pushed to a user who had no socket on this node.
@@ -118,13 +107,17 @@ impl Pushes {
             inbox: Mutex::new(Some(inbox)),
             sender: OnceLock::new(),
             vapid_private,
-            counts: PushCounts::default(),
         }
     }
 
     /// Hands over the events of a commit that would be pushed to users with no socket here.
     /// Never waits: a full queue drops them.
-    pub(super) fn consider(&self, notices: &[Notice], presence: &super::presence::Presence) {
+    pub(super) fn consider(
+        &self,
+        notices: &[Notice],
+        presence: &super::presence::Presence,
+        metrics: &Metrics,
+    ) {
         let found: Vec<(i64, Arc<PushNote>)> = notices
             .iter()
             .filter_map(|n| Some((n.to.id, n.event.push(&n.to)?)))
@@ -140,7 +133,7 @@ impl Pushes {
                     .try_send(Candidate { user_id, note })
                     .is_err()
             {
-                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&metrics.pushes.dropped);
             }
         }
     }
@@ -290,11 +283,7 @@ impl Pusher {
 
     fn queue(&self, to: Subscription, note: Arc<PushNote>, attempt: u32) {
         if self.jobs.try_send(Job { to, note, attempt }).is_err() {
-            self.app
-                .pushes
-                .counts
-                .dropped
-                .fetch_add(1, Ordering::Relaxed);
+            Metrics::inc(&self.app.metrics.pushes.dropped);
         }
     }
 
@@ -340,17 +329,17 @@ impl Pusher {
     }
 
     async fn send(self: Arc<Self>, sender: &dyn PushSender, job: Job) {
-        let counts = &self.app.pushes.counts;
+        let counts = &self.app.metrics.pushes;
         let payload = payload(&job.note, self.app.config.push_preview);
         let outcome = sender
             .send(&job.to, &payload, &topic(&job.note.thread_id))
             .await;
         match outcome {
             PushOutcome::Sent => {
-                counts.sent.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&counts.sent);
             }
             PushOutcome::Gone => {
-                counts.gone.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&counts.gone);
                 let id = job.to.id;
                 let forgotten = self
                     .app
@@ -364,10 +353,10 @@ impl Pusher {
             PushOutcome::Retry(after) if job.attempt + 1 < ATTEMPTS => {
                 if self.retries.fetch_add(1, Ordering::Relaxed) >= RETRIES {
                     self.retries.fetch_sub(1, Ordering::Relaxed);
-                    counts.dropped.fetch_add(1, Ordering::Relaxed);
+                    Metrics::inc(&counts.dropped);
                     return;
                 }
-                counts.retried.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&counts.retried);
                 let wait = after
                     .unwrap_or(Duration::from_secs(1 << job.attempt))
                     .min(MAX_BACKOFF);
@@ -381,7 +370,7 @@ impl Pusher {
                 }
             }
             PushOutcome::Retry(_) | PushOutcome::Failed(_) => {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
+                Metrics::inc(&counts.failed);
                 tracing::info!(outcome = ?outcome, "a push was not delivered");
             }
         }
