@@ -5,6 +5,7 @@ mod baseline;
 mod fanout;
 mod history;
 mod idle;
+mod push;
 mod recovery;
 mod stats;
 mod storm;
@@ -36,6 +37,8 @@ enum Scenario {
     Recovery(recovery::RecoveryArgs),
     /// Another user's send latency while one user's sockets storm the server with recoveries.
     Storm(storm::StormArgs),
+    /// Web Push: pushes per second to a local push sink, for users with no tab open.
+    Push(push::PushArgs),
     /// Seed a growing history and time the listings at each size.
     History(history::HistoryArgs),
     /// Redraw the charts of the results in a directory (default docs/perf), with `targets.png`
@@ -107,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Storm(args) => {
             storm::run(args).await?;
+        }
+        Scenario::Push(args) => {
+            push::run(args).await?;
         }
         Scenario::ServeBaseline { bind } => baseline::serve(bind).await?,
     }
