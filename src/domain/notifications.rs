@@ -19,6 +19,8 @@ use crate::ids;
 
 /// Subscriptions one user may hold at once (their browsers and devices).
 pub const MAX_SUBSCRIPTIONS: u64 = 10;
+/// Users one user may block.
+pub const MAX_BLOCKS: u64 = 1000;
 /// The longest endpoint accepted (push services' are about 200 bytes).
 pub const MAX_ENDPOINT: usize = 1024;
 
@@ -204,7 +206,8 @@ pub async fn muted_among(
 }
 
 /// `blocker_id` blocks the user called `username`: they hear nothing of them from now on.
-/// Blocking again changes nothing; an unknown name is `NotFound`, oneself is refused.
+/// Blocking again changes nothing; an unknown name is `NotFound`, oneself is refused, and one
+/// blocks at most [`MAX_BLOCKS`] users.
 pub async fn block(db: &impl ConnectionTrait, blocker_id: i64, username: &str) -> DomainResult<()> {
     let blocked = named(db, username).await?;
     if blocked == blocker_id {
@@ -212,6 +215,16 @@ pub async fn block(db: &impl ConnectionTrait, blocker_id: i64, username: &str) -
             "username",
             "cannot_block_self",
             "you cannot block yourself",
+        ));
+    }
+    let held = block::Entity::find()
+        .filter(block::Column::BlockerId.eq(blocker_id))
+        .count(db)
+        .await?;
+    if held >= MAX_BLOCKS && !blocks(db, blocker_id, blocked).await? {
+        return Err(DomainError::Conflict(
+            "too_many_blocks",
+            format!("a user blocks at most {MAX_BLOCKS} others"),
         ));
     }
     block::Entity::insert(block::ActiveModel {

@@ -119,6 +119,7 @@ async fn blocks(State(app): State<App>, Auth(who): Auth) -> ApiResult<Json<Block
     responses(
         (status = 204, description = "Blocked"),
         (status = 404, description = "No such user", body = super::openapi::ErrorBody),
+        (status = 409, description = "`too_many_blocks` (1000)", body = super::openapi::ErrorBody),
         (status = 422, description = "`cannot_block_self`", body = super::openapi::ErrorBody),
     ))]
 async fn block(
