@@ -100,4 +100,19 @@ export const api = {
   /** Messages matching every word of `query`, newest first; `before` is the previous page's `next`. */
   search: (query: string, before: string | null, limit = 20, threadId: string | null = null) =>
     call<{ results: SearchResult[]; next: string | null }>('GET', `/search${q({ q: query, thread_id: threadId, before, limit })}`),
+  /** The server's VAPID public key (base64url), for `pushManager.subscribe`. */
+  pushKey: () => call<{ public_key: string }>('GET', '/push/key'),
+  /** Binds a browser push subscription (`subscription.toJSON()`) to this session. */
+  addPushSubscription: (sub: PushSubscriptionBody) => call<void>('POST', '/push/subscriptions', sub),
+  removePushSubscription: (endpoint: string) => call<void>('DELETE', '/push/subscriptions', { endpoint }),
+  /** The people whose messages, presence and typing I do not see. */
+  blocks: () => call<{ blocks: string[] }>('GET', '/blocks'),
+  block: (username: string) => call<void>('PUT', `/blocks/${seg(username)}`),
+  unblock: (username: string) => call<void>('DELETE', `/blocks/${seg(username)}`),
 };
+
+/** A push subscription as the server takes it: what `PushSubscription.toJSON()` gives. */
+export interface PushSubscriptionBody {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}

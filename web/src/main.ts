@@ -1,11 +1,13 @@
-// Missive browser client: session bootstrap, header, routing.
+// Missive browser client: session bootstrap, header, routing, the service worker.
 
 import './style.css';
 import { ApiError, api, onUnauthorized, type Unread, type User } from './api';
 import { h, replaceChildren } from './dom';
+import { setUnreadOnFavicon } from './favicon';
+import { forgetPushOnServer, onOpenThreadRequest, registerServiceWorker, resumePush } from './push';
 import { Realtime } from './realtime';
-import { parseHash, type View } from './router';
-import { Presence, Store, type Ctx } from './state';
+import { parseHash, threadHref, type View } from './router';
+import { Blocks, Presence, Store, type Ctx } from './state';
 import { refreshDayLabels } from './time';
 import { setPageTitle, setUnreadInTitle } from './title';
 import { adminView } from './views/admin';
@@ -49,6 +51,7 @@ function showUnread(u: Unread): void {
   replaceChildren(mailbox, h('span', { attrs: { 'aria-hidden': 'true' } }, '✉'), ' ', h('span', { class: 'count', testid: 'mailbox-count' }, String(u.messages)));
   mailbox.setAttribute('aria-label', `${u.messages} unread ${u.messages === 1 ? 'message' : 'messages'} in ${u.threads} ${u.threads === 1 ? 'conversation' : 'conversations'}`);
   setUnreadInTitle(u.messages);
+  setUnreadOnFavicon(u.messages);
 }
 
 // ---- session
@@ -70,7 +73,7 @@ function signIn(me: User): void {
         .then(() => rt.socket.connect())
         .catch((err) => (err instanceof ApiError && err.status === 401 ? signOut(true) : rt.socket.connect())),
   });
-  ctx = { me, rt, unread, presence, navigate };
+  ctx = { me, rt, unread, presence, blocks: new Blocks(), navigate };
 
   const refreshUnread = () =>
     void api
@@ -95,6 +98,8 @@ function signIn(me: User): void {
     }),
   ];
   refreshUnread();
+  // A browser where this user turned notifications on gives the server its subscription again.
+  void resumePush(me.username).catch(() => {});
 
   userName.textContent = me.username;
   nav.hidden = false;
@@ -119,6 +124,8 @@ function signOut(expired: boolean): void {
 }
 
 async function logout(): Promise<void> {
+  // The server drops this browser's push subscription with the session; saying so first is quicker.
+  if (ctx) await forgetPushOnServer();
   // Close our socket first: the server is about to drop it, and that must not read as an expired session.
   ctx?.rt.close();
   try {
@@ -179,6 +186,10 @@ function route(): void {
 }
 
 window.addEventListener('hashchange', route);
+// A click on a notification (sw.js) brings this tab forward and asks it to show the thread.
+onOpenThreadRequest((threadId) => navigate(threadId ? threadHref(threadId) : '#/inbox'));
+// Registering asks nothing: the permission prompt only follows "Enable notifications" (settings).
+void registerServiceWorker();
 window.setInterval(refreshDayLabels, 30_000);
 
 async function boot(): Promise<void> {

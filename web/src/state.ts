@@ -1,4 +1,4 @@
-// Shared client state: the signed-in user, the socket, unread counts and presence.
+// Shared client state: the signed-in user, the socket, unread counts, presence and blocks.
 
 import { api, type Unread, type User } from './api';
 import { h } from './dom';
@@ -79,11 +79,45 @@ function paint(el: HTMLElement, username: string, online: boolean | undefined): 
   el.title = label;
 }
 
+/**
+ * The users I blocked (GET /blocks), shared by the settings list, the thread menu and the member
+ * panel: `list` is null until first loaded. The server tells no other tab, so each loads its own.
+ */
+export class Blocks {
+  readonly list = new Store<readonly string[] | null>(null);
+  private loading: Promise<void> | null = null;
+
+  /** Loads the list once (`force`: again, e.g. when the settings page opens). */
+  load(force = false): Promise<void> {
+    if (this.loading && !force) return this.loading;
+    const p = api.blocks().then(({ blocks }) => this.list.set([...blocks].sort()));
+    this.loading = p.catch(() => {
+      if (this.loading === p) this.loading = null;
+    });
+    return p;
+  }
+
+  has(username: string): boolean {
+    return this.list.value?.includes(username) ?? false;
+  }
+
+  async block(username: string): Promise<void> {
+    await api.block(username);
+    this.list.set([...new Set([...(this.list.value ?? []), username])].sort());
+  }
+
+  async unblock(username: string): Promise<void> {
+    await api.unblock(username);
+    this.list.set((this.list.value ?? []).filter((n) => n !== username));
+  }
+}
+
 export interface Ctx {
   me: User;
   rt: Realtime;
   unread: Store<Unread>;
   presence: Presence;
+  blocks: Blocks;
   navigate(hash: string): void;
 }
 

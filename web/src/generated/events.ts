@@ -66,7 +66,15 @@ unread: number,
 /**
  * Time of the newest message (RFC 3339).
  */
-updated_at: string, };
+updated_at: string, 
+/**
+ * Whether the viewer muted it: no pushes for its messages.
+ */
+muted: boolean, 
+/**
+ * Until when it is muted (RFC 3339); null when muted until unmuted, or not muted.
+ */
+muted_until: string | null, };
 
 export type ThreadKind = "direct" | "group";
 
@@ -185,6 +193,12 @@ export type ThreadBody = { thread: Thread, };
 
 export type RenameRequest = { thread_id: string, subject: string, };
 
+export type MuteRequest = { thread_id: string, 
+/**
+ * Until when (RFC 3339, in the future); absent: until unmuted.
+ */
+until?: string, };
+
 export type TypingRequest = { thread_id: string, typing: boolean, };
 
 export type Empty = object;
@@ -227,6 +241,12 @@ export type MessageReactions = { url: string, thread_id: string, reactions: Arra
 export type MessageRemoved = { url: string, thread_id: string, };
 
 export type ThreadUpdated = { thread: Thread, change: Change, };
+
+export type ThreadMuted = { thread_id: string, muted: boolean, 
+/**
+ * Until when (RFC 3339); null when muted until unmuted, or not muted.
+ */
+muted_until: string | null, };
 
 export type Receipt = { thread_id: string, username: string, 
 /**
@@ -283,6 +303,8 @@ export interface ServerToClientEvents {
   'message:removed': (payload: MessageRemoved, offset?: string) => void;
   /** A group's membership or subject changed (told to every member, and to the one removed or leaving). */
   'thread:updated': (payload: ThreadUpdated, offset?: string) => void;
+  /** The user muted or unmuted a thread: no pushes for it while muted (told to the user's own tabs only). */
+  'thread:muted': (payload: ThreadMuted, offset?: string) => void;
   /** Another member read further in a thread (never sent by or to a user with receipts off). */
   'receipt': (payload: Receipt, offset?: string) => void;
   /** A user who shares a thread with this one came online or went offline (state, not history: a recovering socket is sent everyone's current presence instead). */
@@ -319,6 +341,10 @@ export interface ClientToServerEvents {
   'thread:remove': (payload: MemberRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
   /** Rename a group (any member). */
   'thread:rename': (payload: RenameRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
+  /** Mute a thread for yourself: no pushes for it (until `until`, or until unmuted). */
+  'thread:mute': (payload: MuteRequest, ack: (answer: Ack<ThreadBody>) => void) => void;
+  /** Unmute a thread for yourself. */
+  'thread:unmute': (payload: ThreadRef, ack: (answer: Ack<ThreadBody>) => void) => void;
   /** Tell the thread's room you are typing (from a socket that joined it). */
   'typing': (payload: TypingRequest, ack: (answer: Ack<Empty>) => void) => void;
   /** The events after `since`, a page at a time (see Recovery). */

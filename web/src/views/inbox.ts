@@ -4,6 +4,7 @@
 import { ApiError, api, type SearchResult, type Thread } from '../api';
 import { confirmButton } from '../components';
 import { Scope, h, reconcile, replaceChildren, type Child } from '../dom';
+import { isMuted, muteEndsIn, muteMark } from '../mute';
 import { threadHref, type View } from '../router';
 import { others, peopleList, type Ctx } from '../state';
 import { shortDate, verboseDateTime } from '../time';
@@ -13,6 +14,8 @@ const PAGE = 20;
 const SEARCH_PAGE = 20;
 /** A long body shows this many characters of itself around its first match. */
 const RESULT_CHARS = 280;
+/** The longest delay setTimeout keeps (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
   const scope = new Scope();
@@ -24,6 +27,9 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
   let loading = false;
   /** When each thread last changed through a live event: a page fetched before that is older news. */
   const liveAt = new Map<string, number>();
+  /** Rows whose timed mute will end: redrawn without their bell-slash then. */
+  const muteTimers = new Map<string, number>();
+  scope.add(() => muteTimers.forEach((t) => window.clearTimeout(t)));
 
   const list = h('ul', { class: 'thread-list', testid: 'thread-list', attrs: { 'aria-label': 'Conversations' } });
   const empty = h(
@@ -107,6 +113,13 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
     }
     threads.set(t.thread_id, t);
     const row = renderRow(t);
+    window.clearTimeout(muteTimers.get(t.thread_id));
+    muteTimers.delete(t.thread_id);
+    const ends = muteEndsIn(t);
+    if (ends !== null && ends < MAX_TIMER_MS) {
+      const id = t.thread_id;
+      muteTimers.set(id, window.setTimeout(() => void (threads.has(id) && redraw(id)), ends + 50));
+    }
     const prev = rows.get(t.thread_id);
     const hadFocus = !!prev && prev.contains(document.activeElement) && document.activeElement?.getAttribute('data-testid') === 'thread-link';
     prev?.replaceWith(row);
@@ -114,7 +127,18 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
     if (hadFocus) row.querySelector<HTMLElement>('[data-testid="thread-link"]')?.focus({ preventScroll: true });
   }
 
+  /** Draws a thread's row again from what is known of it (the server's word, even if not newer). */
+  function redraw(id: string, change: Partial<Thread> = {}): void {
+    const t = threads.get(id);
+    if (!t) return;
+    threads.delete(id);
+    upsert({ ...t, ...change });
+    render();
+  }
+
   function remove(id: string): void {
+    window.clearTimeout(muteTimers.get(id));
+    muteTimers.delete(id);
     threads.delete(id);
     rows.get(id)?.remove();
     rows.delete(id);
@@ -134,7 +158,7 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
       {
         class: `thread-row${unread ? ' unread' : ''}${member ? '' : ' gone'}`,
         testid: 'thread-row',
-        attrs: { 'data-thread-id': t.thread_id, 'data-unread': String(t.unread), 'data-kind': t.kind },
+        attrs: { 'data-thread-id': t.thread_id, 'data-unread': String(t.unread), 'data-kind': t.kind, 'data-muted': String(isMuted(t)) },
       },
       h(
         'a',
@@ -155,6 +179,7 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
           'div',
           { class: 'row-mid' },
           h('span', { class: 'subject', testid: 'thread-subject' }, t.subject),
+          muteMark(t),
           member ? null : h('span', { class: 'tag muted', testid: 'thread-gone' }, 'Not a member'),
           unread
             ? h('span', { class: 'badge', testid: 'thread-unread-count', attrs: { 'aria-label': `${t.unread} unread` } }, String(t.unread))
@@ -305,6 +330,8 @@ export function inboxView(ctx: Ctx, initialQuery: string | null = null): View {
       render();
     }),
   );
+  // Muted or unmuted in this tab or another of mine.
+  scope.add(ctx.rt.on('thread:muted', ({ thread_id, muted, muted_until }) => redraw(thread_id, { muted, muted_until })));
   scope.add(
     ctx.rt.on('message:deleted', ({ thread_id }) => {
       if (threads.has(thread_id)) void refreshOne(thread_id);

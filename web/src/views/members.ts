@@ -1,9 +1,9 @@
 // A group's member panel: who is in it and who may remove others, and (for members) add,
-// remove, leave and rename. Changes go through the socket, and the panel shows them when
+// remove, leave and rename; blocking one member (or unblocking) is offered beside each name. Changes go through the socket, and the panel shows them when
 // `thread:updated` comes back (to every member's tabs, the actor's too): one path for what
 // this tab did and what others did, so acks and events never race to draw the list.
 
-import type { Thread } from '../api';
+import { ApiError, type Thread } from '../api';
 import type { Ack, ThreadBody } from '../generated/events';
 import { confirmButton } from '../components';
 import { h, replaceChildren } from '../dom';
@@ -119,6 +119,54 @@ export function membersPanel(ctx: Ctx, threadId: string): MembersPanel {
             }),
           )
         : null,
+      username !== me ? blockControl(username) : null,
+    );
+  }
+
+  /** "Block" (asked first) or "Unblock" for one member; nothing until the block list is known. */
+  function blockControl(username: string): HTMLElement | null {
+    if (ctx.blocks.list.value === null) return null;
+    if (ctx.blocks.has(username)) {
+      const error = h('span', { class: 'error small', attrs: { role: 'alert' } });
+      const button = h(
+        'button',
+        {
+          class: 'link',
+          testid: 'member-unblock',
+          attrs: { type: 'button', 'aria-label': `Unblock ${username}` },
+          on: {
+            click: async () => {
+              button.disabled = true;
+              try {
+                await ctx.blocks.unblock(username); // the list's change redraws this row
+              } catch (err) {
+                error.textContent = err instanceof ApiError ? err.message : 'Could not unblock.';
+                button.disabled = false;
+              }
+            },
+          },
+        },
+        'Unblock',
+      );
+      return h('span', { class: 'member-block' }, h('span', { class: 'tag', testid: 'member-blocked' }, 'blocked'), ' ', button, error);
+    }
+    return h(
+      'span',
+      { class: 'member-block' },
+      confirmButton({
+        label: 'Block',
+        question: `Block ${username}?`,
+        testid: 'member-block',
+        ariaLabel: `Block ${username}: you will not see their new messages`,
+        action: async () => {
+          try {
+            await ctx.blocks.block(username);
+            return null;
+          } catch (err) {
+            return err instanceof ApiError ? err.message : 'Could not block.';
+          }
+        },
+      }),
     );
   }
 

@@ -1,12 +1,15 @@
 // One conversation: its history (older entries load when scrolling up), a group's members,
 // the reply box (quoting a message when answering one), typing, read marks and receipts,
-// reactions, and editing or removing one's own messages. Opened at a message (`?m=<url>`, from
-// a search), it loads back to that message and shows it highlighted.
+// reactions, and editing or removing one's own messages; its menu mutes it or blocks the other
+// person. Opened at a message (`?m=<url>`, from a search), it loads back to that message and
+// shows it highlighted. Showing it closes its notifications.
 
 import { ApiError, api, type ChangeNotice, type HistoryItem, type Message, type Thread } from '../api';
-import { confirmButton } from '../components';
+import { actionMenu, askInline, confirmButton, confirmError, type MenuItem } from '../components';
 import { Scope, h, replaceChildren } from '../dom';
 import { newClientId } from '../ids';
+import { MUTE_CHOICES, isMuted, muteEndsIn, muteMark, setMute } from '../mute';
+import { closeThreadNotifications } from '../push';
 import type { View } from '../router';
 import { others, peopleList, type Ctx } from '../state';
 import { setPageTitle } from '../title';
@@ -20,6 +23,8 @@ const TYPING_IDLE_MS = 3_000;
 const TYPING_STALE_MS = 6_000;
 /** How long a message jumped to (a quote, a search result) stays highlighted. */
 const HIGHLIGHT_MS = 3_000;
+/** The longest delay setTimeout keeps (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How far back a jump to a message not shown yet looks: pages of PAGE. */
 const JUMP_MAX_PAGES = 40;
 
@@ -84,9 +89,15 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
   // ---- elements
   const title = h('h1', { class: 'thread-title', testid: 'thread-title' }, 'Loading…');
   const people = h('p', { class: 'muted people', testid: 'thread-people' });
+  const muteSlot = h('span', { class: 'mute-slot', testid: 'thread-mute-slot' });
+  const menuSlot = h('span', { class: 'thread-menu-slot' });
+  // The block question and any refusal (of a mute, a block) show here, beside the menu.
+  const actionBox = h('span', { class: 'confirm thread-action-box', testid: 'thread-action-box' });
   const headActions = h(
     'div',
     { class: 'head-actions', attrs: { hidden: true } },
+    actionBox,
+    menuSlot,
     confirmButton({
       label: 'Delete',
       question: 'Delete conversation?',
@@ -166,7 +177,7 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
       'div',
       { class: 'thread-head' },
       h('a', { class: 'back', testid: 'back-to-inbox', attrs: { href: '#/inbox', 'aria-label': 'Back to the inbox' } }, '←', h('span', { class: 'back-text' }, ' Inbox')),
-      h('div', { class: 'thread-head-main' }, title, people),
+      h('div', { class: 'thread-head-main' }, h('div', { class: 'thread-title-row' }, title, muteSlot), people),
       headActions,
     ),
     members.el,
@@ -221,7 +232,113 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
     tl.setThread(t);
     setReadOnly(!t.participants.includes(me));
     setPageTitle(t.subject);
+    showMute();
   }
+
+  // ---- muting and blocking (the thread menu)
+  let muteTimer: number | undefined;
+  /** The bell-slash beside the title while muted; redrawn when a timed mute ends. */
+  function showMute(): void {
+    if (!thread) return;
+    window.clearTimeout(muteTimer);
+    const mark = muteMark(thread);
+    replaceChildren(muteSlot, mark);
+    el.dataset.muted = String(!!mark);
+    const ends = muteEndsIn(thread);
+    if (ends !== null && ends < MAX_TIMER_MS) muteTimer = window.setTimeout(showMute, ends + 50);
+    renderMenu();
+  }
+  scope.add(() => window.clearTimeout(muteTimer));
+
+  let menuKey = '';
+  /** The menu's items follow the thread's state: made again only when that changes. */
+  function renderMenu(): void {
+    if (!thread) return;
+    const t = thread;
+    const muted = isMuted(t);
+    const other = t.kind === 'direct' ? others(t.participants, me).find((p) => p !== me) ?? null : null;
+    const blocks = ctx.blocks.list.value;
+    const blocked = other !== null && blocks !== null ? blocks.includes(other) : null;
+    const key = JSON.stringify([muted, t.kind, other, blocked, t.participants.includes(me)]);
+    if (key === menuKey) return;
+    menuKey = key;
+
+    const items: MenuItem[] = muted
+      ? [{ label: 'Unmute', testid: 'thread-unmute', run: () => void mute(false) }]
+      : MUTE_CHOICES.map((c) => ({ label: c.label, testid: c.testid, run: () => void mute(true, c.ms) }));
+    if (other !== null && blocked === true) {
+      items.push({ label: `Unblock ${other}`, testid: 'thread-unblock', attrs: { 'data-username': other }, run: () => void unblock(other) });
+    } else if (other !== null && blocked === false) {
+      items.push({ label: `Block ${other}…`, testid: 'thread-block', danger: true, attrs: { 'data-username': other }, run: () => askBlock(other) });
+    } else if (t.kind === 'group') {
+      // One member of many: chosen in the member list, where each has a Block button.
+      items.push({ label: 'Block a member…', testid: 'thread-block-member', run: showMembersToBlock });
+    }
+    replaceChildren(menuSlot, actionMenu({ label: 'Conversation actions', testid: 'thread-menu', items }));
+  }
+  const menuButton = () => menuSlot.querySelector<HTMLElement>('[data-testid="thread-menu"]');
+  const showActionError = (text: string) => replaceChildren(actionBox, confirmError(text));
+
+  let muting = false;
+  async function mute(on: boolean, ms: number | null = null): Promise<void> {
+    if (muting) return;
+    muting = true;
+    showActionError('');
+    try {
+      const t = await setMute(ctx, threadId, on, ms);
+      if (scope.alive) applyThread(t);
+    } catch (err) {
+      if (scope.alive) showActionError(err instanceof Error ? err.message : 'Could not change this.');
+    } finally {
+      muting = false;
+    }
+  }
+
+  function askBlock(username: string): void {
+    askInline(actionBox, {
+      question: `Block ${username}? You will not see their new messages.`,
+      action: async () => {
+        try {
+          await ctx.blocks.block(username);
+        } catch (err) {
+          return err instanceof ApiError ? err.message : 'Could not block.';
+        }
+        if (scope.alive) {
+          showActionError('');
+          menuButton()?.focus();
+        }
+        return null;
+      },
+      restore: (focus, err = '') => {
+        showActionError(err);
+        if (focus) menuButton()?.focus();
+      },
+    });
+  }
+
+  async function unblock(username: string): Promise<void> {
+    showActionError('');
+    try {
+      await ctx.blocks.unblock(username);
+    } catch (err) {
+      if (scope.alive) showActionError(err instanceof ApiError ? err.message : 'Could not unblock.');
+    }
+  }
+
+  function showMembersToBlock(): void {
+    const panel = members.el as HTMLDetailsElement;
+    panel.open = true;
+    panel.querySelector<HTMLElement>('summary')?.focus();
+  }
+
+  scope.add(
+    ctx.blocks.list.subscribe(() => {
+      if (!thread) return;
+      renderMenu();
+      members.update(thread);
+    }),
+  );
+  void ctx.blocks.load().catch(() => {});
 
   /** One who left or was removed keeps what they had, and can no longer write. */
   function setReadOnly(ro: boolean): void {
@@ -252,6 +369,7 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
       toBottom();
       observeTop();
       markRead();
+      void closeThreadNotifications(threadId);
       if (focusUrl) void jumpTo(focusUrl);
     } catch (err) {
       if (!scope.alive) return;
@@ -431,7 +549,9 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
     render();
   }
   scope.listen(document, 'visibilitychange', () => {
-    if (document.visibilityState === 'visible' && readPending) markRead();
+    if (document.visibilityState !== 'visible') return;
+    if (readPending) markRead();
+    void closeThreadNotifications(threadId);
   });
 
   // ---- typing (others)
@@ -628,6 +748,14 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
       if (thread_id === threadId) ctx.navigate('#/inbox');
     }),
   );
+  // Muted or unmuted here or in another tab of mine.
+  scope.add(
+    ctx.rt.on('thread:muted', ({ thread_id, muted, muted_until }) => {
+      if (thread_id !== threadId || !thread) return;
+      thread = { ...thread, muted, muted_until };
+      showMute();
+    }),
+  );
   scope.add(
     ctx.rt.on('thread:read', ({ thread_id }) => {
       if (thread_id === threadId) clearNewMarks();
@@ -643,6 +771,7 @@ export function threadView(ctx: Ctx, threadId: string, focusUrl: string | null =
   scope.add(ctx.rt.onResync(() => void catchUp()));
   scope.add(() => void ctx.rt.request('thread:leave', { thread_id: threadId }, 2_000));
 
+  void closeThreadNotifications(threadId);
   void load();
   queueMicrotask(() => input.focus());
   return { el, destroy: () => scope.dispose() };
