@@ -76,6 +76,11 @@ impl Rendered {
     pub fn of(view: &impl Serialize) -> serde_json::Result<Rendered> {
         serde_json::value::to_raw_value(view).map(|raw| Rendered(raw.into()))
     }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
 }
 
 impl Serialize for Rendered {

@@ -118,20 +118,17 @@ impl Pushes {
         presence: &super::presence::Presence,
         metrics: &Metrics,
     ) {
-        let found: Vec<(i64, Arc<PushNote>)> = notices
-            .iter()
-            .filter_map(|n| Some((n.to.id, n.event.push(&n.to)?)))
-            .collect();
-        if found.is_empty() {
-            return;
-        }
-        let away = presence.away_here(found.iter().map(|(user, _)| *user));
-        for ((user_id, note), away) in found.into_iter().zip(away) {
-            if away
-                && self
-                    .candidates
-                    .try_send(Candidate { user_id, note })
-                    .is_err()
+        // Who is here is asked first: a push's note is made only for those who are not.
+        let away = presence.away_here(notices.iter().map(|n| n.to.id));
+        for (n, away) in notices.iter().zip(away) {
+            let Some(note) = away.then(|| n.event.push(&n.to)).flatten() else {
+                continue;
+            };
+            let user_id = n.to.id;
+            if self
+                .candidates
+                .try_send(Candidate { user_id, note })
+                .is_err()
             {
                 Metrics::inc(&metrics.pushes.dropped);
             }

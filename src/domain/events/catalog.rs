@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::{Audience, Legacy, LegacyForm, Logged, Now, PushNote, Refers, ServerEvent};
 use crate::domain::views::{
-    Change, ChangeKind, MessageView, Reaction, Rendered, ThreadView, UnreadCounts, UserRef,
+    Change, ChangeKind, EXCERPT_CHARS, MessageView, Reaction, Rendered, ThreadView, UnreadCounts,
+    UserRef,
 };
 
 /// `message:new`: the message, and its thread as that participant sees it (the message as
@@ -26,10 +27,10 @@ pub struct NewMessage {
     #[serde(skip)]
     #[ts(skip)]
     pub url: String,
-    /// What a push of it says (the same for every recipient; none when replayed).
+    /// Who sent it (they are not pushed their own message).
     #[serde(skip)]
     #[ts(skip)]
-    pub push: Option<Arc<PushNote>>,
+    pub sender_id: i64,
 }
 
 impl ServerEvent for NewMessage {
@@ -62,8 +63,24 @@ impl ServerEvent for NewMessage {
         Some(self.message_id)
     }
 
+    /// Read back from the rendered message, for the rare recipient with no tab open: the
+    /// commit renders nothing more for pushes.
     fn push(&self, to: &UserRef) -> Option<Arc<PushNote>> {
-        self.push.clone().filter(|note| note.sender != to.username)
+        #[derive(serde::Deserialize)]
+        struct Sent {
+            sender: String,
+            body: Option<String>,
+        }
+        if to.id == self.sender_id {
+            return None;
+        }
+        let sent: Sent = serde_json::from_str(self.message.text()).ok()?;
+        Some(Arc::new(PushNote {
+            thread_id: self.thread.thread_id.clone(),
+            subject: self.thread.subject.clone(),
+            sender: sent.sender,
+            preview: sent.body.map(|b| b.chars().take(EXCERPT_CHARS).collect()),
+        }))
     }
 
     fn replay(now: &Now, ref_id: Option<i64>) -> Option<NewMessage> {
@@ -74,7 +91,7 @@ impl ServerEvent for NewMessage {
             thread: thread.clone(),
             message_id: id,
             url: String::new(),
-            push: None,
+            sender_id: 0,
         })
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::DbBackend;
 
 use super::SendOutcome;
 use super::directory::ThreadMeta;
-use crate::domain::events::{NewMessage, Notice, PushNote, ServerEvent};
+use crate::domain::events::{NewMessage, Notice, ServerEvent};
 use crate::domain::views::{
     EXCERPT_CHARS, Member, Rendered, ThreadContext, ThreadKind, UnreadCounts, UserRef,
 };
@@ -319,12 +319,6 @@ pub(super) fn delivered(
         true => rendered.clone(),
         false => render(-1)?.1,
     };
-    let push = Arc::new(PushNote {
-        thread_id: meta.public_id.clone(),
-        subject: meta.subject.clone(),
-        sender: view.sender.clone(),
-        preview: Some(message.body.chars().take(EXCERPT_CHARS).collect()),
-    });
     let mut news = Vec::with_capacity(ctx.members.len());
     let mut totals = Vec::new();
     for member in &ctx.members {
@@ -341,7 +335,7 @@ pub(super) fn delivered(
             thread: ctx.thread_view_with(member.id, Some(seen.clone())),
             message_id: message.id,
             url: message.public_id.clone(),
-            push: Some(push.clone()),
+            sender_id: message.sender_id,
         };
         news.push(Notice {
             to: member.clone(),
