@@ -55,9 +55,15 @@ async fn start_sink(sink: Arc<Sink>) -> anyhow::Result<String> {
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let sink = sink.clone();
             async move {
-                let complete = ["authorization", "ttl", "urgency", "topic", "content-encoding"]
-                    .iter()
-                    .all(|h| headers.contains_key(*h))
+                let complete = [
+                    "authorization",
+                    "ttl",
+                    "urgency",
+                    "topic",
+                    "content-encoding",
+                ]
+                .iter()
+                .all(|h| headers.contains_key(*h))
                     && !body.is_empty()
                     && body.len() <= 4096;
                 match complete {
