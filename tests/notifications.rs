@@ -614,3 +614,45 @@ async fn pushes_without_previews_leave_the_text_out() {
     );
     srv.stop().await;
 }
+
+/// A user blocks at most 1000 others; blocking one already blocked still answers alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_blocks_at_most_a_thousand_others() {
+    use sea_orm::ConnectionTrait;
+    let Some(srv) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let bob = srv.user("bob").await;
+    srv.user("alice").await;
+    let db = sea_orm::Database::connect(&srv.database_url).await.unwrap();
+    db.execute_unprepared(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+         INSERT INTO users (username, websocket_id, is_admin, created_at, log_seq, log_gid, \
+             credential_epoch, read_receipts) \
+         SELECT 'filler' || i, 'wsfiller' || i, 0, 0, 0, 0, 0, 1 FROM n; \
+         INSERT INTO blocks (blocker_id, blocked_id, created_at) \
+         SELECT (SELECT id FROM users WHERE username = 'bob'), id, 0 FROM users \
+         WHERE username LIKE 'filler%';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        code(bob.http.put("/api/v1/blocks/alice").await),
+        (409, Some("too_many_blocks".into()))
+    );
+    assert_eq!(
+        bob.http.put("/api/v1/blocks/filler7").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bob.http.delete("/api/v1/blocks/filler7").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bob.http.put("/api/v1/blocks/alice").await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, list) = bob.http.get("/api/v1/blocks").await;
+    assert_eq!(list["blocks"].as_array().unwrap().len(), 1000);
+    srv.stop().await;
+}
