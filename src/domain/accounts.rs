@@ -157,14 +157,19 @@ pub fn lookup_name(raw: &str) -> Option<String> {
         .then_some(name)
 }
 
+/// The user called `raw` as typed (see [`lookup_name`]), if any.
+pub async fn find_named(db: &impl ConnectionTrait, raw: &str) -> DomainResult<Option<user::Model>> {
+    match lookup_name(raw) {
+        Some(name) => find_by_username(db, &name).await,
+        None => Ok(None),
+    }
+}
+
 /// Checks a username (any case) and password; unknown users and wrong passwords fail alike,
 /// in alike time. An account imported from Flask-Messaging is checked against its werkzeug
 /// hash once, and that login replaces it with an argon2id hash.
 pub async fn authenticate(db: &Database, username: &str, password: &str) -> DomainResult<Account> {
-    let found = match lookup_name(username) {
-        Some(name) => find_by_username(&db.conn, &name).await?,
-        None => None,
-    };
+    let found = find_named(&db.conn, username).await?;
     let legacy = found
         .as_ref()
         .filter(|u| u.password_hash.is_none())

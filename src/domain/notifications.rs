@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entity::{block, participant, push_subscription, setting, thread, user};
+use entity::{block, participant, push_subscription, thread, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait,
@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use super::views::Mute;
-use super::{DomainError, DomainResult, accounts};
+use super::{DomainError, DomainResult, accounts, sessions};
 use crate::ids;
 
 /// Subscriptions one user may hold at once (their browsers and devices).
@@ -54,17 +54,7 @@ pub async fn vapid_key(
     db: &impl ConnectionTrait,
     generate: impl FnOnce() -> String,
 ) -> DomainResult<String> {
-    const KEY: &str = "vapid_private_key";
-    setting::Entity::insert(setting::ActiveModel {
-        key: Set(KEY.into()),
-        value: Set(generate()),
-    })
-    .on_conflict_do_nothing_on([setting::Column::Key])
-    .exec(db)
-    .await?;
-    let row = setting::Entity::find_by_id(KEY.to_owned()).one(db).await?;
-    row.map(|r| r.value)
-        .ok_or_else(|| DomainError::Internal("VAPID key missing after insert".into()))
+    sessions::kept_setting(db, "vapid_private_key", generate).await
 }
 
 /// Keeps `endpoint` (already checked to be a public https URL) for `user_id`'s session
@@ -304,10 +294,18 @@ pub fn not_blocking(user_column: impl IntoColumnRef, blocked_id: i64) -> Expr {
     )
 }
 
+/// The condition "the user in `user_column` is not blocked by `blocker_id`".
+pub fn not_blocked_by(user_column: impl IntoColumnRef, blocker_id: i64) -> Expr {
+    Expr::col(user_column).not_in_subquery(
+        Query::select()
+            .column(block::Column::BlockedId)
+            .from(block::Entity)
+            .and_where(block::Column::BlockerId.eq(blocker_id))
+            .to_owned(),
+    )
+}
+
 async fn named(db: &impl ConnectionTrait, username: &str) -> DomainResult<i64> {
-    let found = match accounts::lookup_name(username) {
-        Some(name) => accounts::find_by_username(db, &name).await?,
-        None => None,
-    };
+    let found = accounts::find_named(db, username).await?;
     found.map(|u| u.id).ok_or(DomainError::NotFound)
 }

@@ -167,15 +167,24 @@ pub async fn count_live(db: &impl ConnectionTrait) -> DomainResult<u64> {
 /// The token signing secret: generated once and kept in the settings table, so restarts keep
 /// sessions and every node sharing the database agrees on it (first writer wins).
 pub async fn signing_secret(db: &impl ConnectionTrait) -> DomainResult<String> {
-    const KEY: &str = "session_secret";
+    kept_setting(db, "session_secret", ids::random_hex::<32>).await
+}
+
+/// The settings row `key`: `generate`d and kept by the first node to ask (the others read the
+/// winner's), so that every node sharing the database agrees on it across restarts.
+pub async fn kept_setting(
+    db: &impl ConnectionTrait,
+    key: &str,
+    generate: impl FnOnce() -> String,
+) -> DomainResult<String> {
     setting::Entity::insert(setting::ActiveModel {
-        key: Set(KEY.into()),
-        value: Set(ids::random_hex::<32>()),
+        key: Set(key.into()),
+        value: Set(generate()),
     })
     .on_conflict_do_nothing_on([setting::Column::Key])
     .exec(db)
     .await?;
-    let row = setting::Entity::find_by_id(KEY.to_owned()).one(db).await?;
+    let row = setting::Entity::find_by_id(key.to_owned()).one(db).await?;
     row.map(|r| r.value)
-        .ok_or_else(|| super::DomainError::Internal("session secret missing after insert".into()))
+        .ok_or_else(|| super::DomainError::Internal(format!("setting {key} missing after insert")))
 }

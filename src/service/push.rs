@@ -135,8 +135,10 @@ impl Pushes {
         }
     }
 
-    fn sender(&self) -> Option<&Arc<dyn PushSender>> {
-        self.sender.get()
+    fn sender(&self) -> ServiceResult<&Arc<dyn PushSender>> {
+        self.sender.get().ok_or_else(|| {
+            ServiceError::from(DomainError::Internal("pushes are not started".into()))
+        })
     }
 }
 
@@ -170,12 +172,7 @@ impl App {
 
     /// The VAPID public key, for `GET /push/key`.
     pub fn push_key(&self) -> ServiceResult<String> {
-        self.pushes
-            .sender()
-            .map(|s| s.public_key().to_owned())
-            .ok_or_else(|| {
-                ServiceError::from(DomainError::Internal("pushes are not started".into()))
-            })
+        Ok(self.pushes.sender()?.public_key().to_owned())
     }
 
     /// Keeps a push subscription for the caller's session (a Basic caller has none).
@@ -192,9 +189,7 @@ impl App {
             )
             .into());
         };
-        let sender = self.pushes.sender().ok_or_else(|| {
-            ServiceError::from(DomainError::Internal("pushes are not started".into()))
-        })?;
+        let sender = self.pushes.sender()?;
         if endpoint.len() > notifications::MAX_ENDPOINT {
             return Err(invalid_endpoint("the endpoint is too long".into()));
         }
@@ -308,7 +303,7 @@ impl Pusher {
     }
 
     async fn send_all(self: Arc<Self>, mut queue: mpsc::Receiver<Job>) {
-        let Some(sender) = self.app.pushes.sender().cloned() else {
+        let Ok(sender) = self.app.pushes.sender().cloned() else {
             return;
         };
         let slots = Arc::new(Semaphore::new(CONCURRENT_SENDS));

@@ -84,6 +84,11 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// The guard as the push client's resolver.
+    pub fn resolver(self) -> Arc<Guard> {
+        Arc::new(self)
+    }
+
     pub fn allows(&self, ip: IpAddr) -> bool {
         is_public(ip) || (self.allow_loopback && ip.is_loopback())
     }
@@ -149,12 +154,6 @@ impl Resolve for Guard {
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
-    }
-}
-
-impl Guard {
-    pub fn resolver(self) -> Arc<Guard> {
-        Arc::new(self)
     }
 }
 

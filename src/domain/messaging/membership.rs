@@ -227,10 +227,7 @@ async fn open_group(
 
 /// The user called `username`, or `unknown_recipient`.
 async fn named_user(write: &Write<'_>, username: &str) -> DomainResult<UserRef> {
-    let found = match accounts::lookup_name(username) {
-        Some(name) => accounts::find_by_username(write.txn(), &name).await?,
-        None => None,
-    };
+    let found = accounts::find_named(write.txn(), username).await?;
     found
         .map(|u| UserRef::from(&u))
         .ok_or_else(unknown_recipient)

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use entity::{block, message, message_hide, participant, thread, unread_below_mark, user};
+use entity::{message, message_hide, participant, thread, unread_below_mark, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, Query, SubQueryStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -54,13 +54,7 @@ pub async fn correspondents(
             // Who hears of `user_id`: not those who block them.
             Seen::Of => notifications::not_blocking((user::Entity, user::Column::Id), user_id),
             // Whose presence `user_id` sees: not those they block.
-            Seen::By => Expr::col((user::Entity, user::Column::Id)).not_in_subquery(
-                Query::select()
-                    .column(block::Column::BlockedId)
-                    .from(block::Entity)
-                    .and_where(block::Column::BlockerId.eq(user_id))
-                    .to_owned(),
-            ),
+            Seen::By => notifications::not_blocked_by((user::Entity, user::Column::Id), user_id),
         })
         .order_by_asc(user::Column::Id)
         .all(db)

@@ -157,10 +157,7 @@ async fn find_recipients(
     }
     let mut others: Vec<user::Model> = Vec::with_capacity(names.len());
     for name in names {
-        let found = match accounts::lookup_name(name) {
-            Some(name) => accounts::find_by_username(db, &name).await?,
-            None => None,
-        };
+        let found = accounts::find_named(db, name).await?;
         // One who blocks the sender is, to them, no one: blocking is never revealed.
         let found = match found {
             Some(u) if notifications::blocks(db, u.id, sender.id).await? => None,
