@@ -221,6 +221,35 @@ pub struct Config {
     /// For tests only: also allow push endpoints on loopback addresses, over `http://`.
     #[arg(long, env = "MISSIVE_PUSH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub push_allow_private: bool,
+
+    /// The address users reach this server at (`https://chat.example.org`): links in mails
+    /// are built from it, never from a request's Host. Unset: `http://` and the bind address.
+    #[arg(long, env = "MISSIVE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Where mail goes (e-mail verification, password resets): `smtp://host:25` (plain, or
+    /// `?tls=required` for STARTTLS), `smtps://user:pass@host` (TLS). Unset: no mail; resets
+    /// are done with `missive user password`.
+    #[arg(long, env = "MISSIVE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of those mails.
+    #[arg(
+        long,
+        env = "MISSIVE_MAIL_FROM",
+        default_value = "Missive <missive@localhost>"
+    )]
+    pub mail_from: String,
+}
+
+impl Config {
+    /// [`Config::public_url`], or `http://` and the bind address; without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+            _ => format!("http://{}", self.bind),
+        }
+    }
 }
 
 impl Default for Config {
@@ -266,6 +295,9 @@ impl Default for Config {
             presence_grace: Duration::from_secs(5),
             replay_rate: 5000,
             push_contact: "mailto:postmaster@localhost".into(),
+            public_url: None,
+            smtp_url: None,
+            mail_from: "Missive <missive@localhost>".into(),
             vapid_private_key: None,
             push_preview: true,
             push_coalesce: Duration::from_secs(10),

@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod mail;
 pub mod metrics;
 pub mod realtime;
 pub mod server;

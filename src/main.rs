@@ -73,6 +73,15 @@ enum UserAction {
     Promote { username: String },
     /// Remove administrator rights.
     Demote { username: String },
+    /// List the accounts: name, admin, disabled, two-factor, created.
+    List,
+    /// Disable an account: its sessions and connections end (Basic ones included; each node
+    /// closes them within seconds) and it cannot log in until enabled.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// End every session of an account (each node closes its sockets within seconds).
+    Logout { username: String },
 }
 
 #[tokio::main]
@@ -116,9 +125,80 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
+    use missive::domain::{account_security, security_log, sessions};
     let db = missive::db::Database::connect(&config).await?;
     db.migrate().await?;
+    let named = async |username: &str| -> anyhow::Result<missive::domain::views::Account> {
+        accounts::find_account(&db.conn, username)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no account is named {username}"))
+    };
     let result = match action {
+        UserAction::List => {
+            let mut after: Option<String> = None;
+            println!(
+                "{:<32} {:<6} {:<9} {:<11} created",
+                "username", "admin", "disabled", "two-factor"
+            );
+            loop {
+                let (users, next) = accounts::list(&db.conn, after.as_deref(), 500).await?;
+                for u in users {
+                    let yes = |b: bool| if b { "yes" } else { "-" };
+                    println!(
+                        "{:<32} {:<6} {:<9} {:<11} {}",
+                        u.username,
+                        yes(u.is_admin),
+                        yes(u.disabled),
+                        yes(u.totp_secret.is_some()),
+                        missive::ids::rfc3339(u.created_at),
+                    );
+                }
+                match next {
+                    Some(n) => after = Some(n),
+                    None => return Ok(()),
+                }
+            }
+        }
+        UserAction::Disable { username } => {
+            let user = named(&username).await?;
+            let id = user.user.id;
+            let ended = db
+                .write(async |txn| {
+                    let ended = account_security::set_disabled(txn, id, true).await?;
+                    security_log::record(
+                        txn,
+                        id,
+                        security_log::Kind::SessionEnded,
+                        &security_log::Place::operator(),
+                    )
+                    .await?;
+                    Ok::<_, DomainError>(ended)
+                })
+                .await?;
+            println!(
+                "{}: disabled, {} sessions ended",
+                user.user.username,
+                ended.len()
+            );
+            return Ok(());
+        }
+        UserAction::Enable { username } => {
+            let user = named(&username).await?;
+            let id = user.user.id;
+            db.write(async |txn| account_security::set_disabled(txn, id, false).await)
+                .await?;
+            println!("{}: enabled", user.user.username);
+            return Ok(());
+        }
+        UserAction::Logout { username } => {
+            let user = named(&username).await?;
+            let id = user.user.id;
+            let ended = db
+                .write(async |txn| sessions::revoke_all(txn, id).await)
+                .await?;
+            println!("{}: {} sessions ended", user.user.username, ended.len());
+            return Ok(());
+        }
         UserAction::Add { username, admin } => {
             let password = new_password()?;
             accounts::register(&db, &username, &password)

@@ -10,6 +10,10 @@ pub struct Model {
     pub last_seen_at: i64,
     /// Idle deadline: `last_seen_at` plus the configured idle time.
     pub expires_at: i64,
+    /// The device, as its user agent named it at login.
+    pub device: String,
+    /// The client's address at login, coarse (/24, /48).
+    pub address: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,20 @@ pub struct Model {
     pub credential_epoch: i64,
     /// Whether the user sends read receipts and sees others'.
     pub read_receipts: bool,
+    /// The account's e-mail address (lowercase), for password resets once verified.
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// The TOTP secret (base32) while two-factor is on.
+    pub totp_secret: Option<String>,
+    /// A secret being set up, until its first code confirms it.
+    pub totp_pending: Option<String>,
+    /// The last TOTP time step used: a code works once.
+    pub totp_last_step: i64,
+    /// Disabled by an operator: no login, no Basic.
+    pub disabled: bool,
+    /// When the account was deleted (its name stays reserved; its messages show as from a
+    /// deleted user).
+    pub deleted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

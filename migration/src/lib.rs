@@ -15,6 +15,7 @@ mod m20261206_000010_conversations;
 mod m20261206_000011_edits;
 mod m20261206_000012_after_sending;
 mod m20261206_000013_notifications;
+mod m20261206_000014_account_security;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_edits::Migration),
             Box::new(m20261206_000012_after_sending::Migration),
             Box::new(m20261206_000013_notifications::Migration),
+            Box::new(m20261206_000014_account_security::Migration),
         ]
     }
 }

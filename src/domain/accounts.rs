@@ -33,7 +33,8 @@ pub fn normalize_username(raw: &str) -> Result<String, FieldProblem> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), FieldProblem> {
+/// Checks a new password's length: 8 to 256 characters.
+pub fn check_password(password: &str) -> Result<(), FieldProblem> {
     let len = password.chars().count();
     if (8..=256).contains(&len) {
         Ok(())
@@ -298,8 +299,10 @@ pub async fn find_by_username(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> DomainResult<Option<user::Model>> {
+    // A deleted account is no one: its name is only reserved.
     Ok(user::Entity::find()
         .filter(user::Column::Username.eq(username.to_lowercase()))
+        .filter(user::Column::DeletedAt.is_null())
         .one(db)
         .await?)
 }
@@ -361,6 +364,15 @@ pub async fn set_password(db: &Database, username: &str, password: &str) -> Doma
 /// will a disabled account or a reset. Returns the ended sessions' ids, to close their
 /// connections at once.
 pub async fn end_credentials(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<String>> {
+    end_credentials_but(db, user_id, None).await
+}
+
+/// [`end_credentials`], but the session `keep` (the one asking, after a password change) stays.
+pub async fn end_credentials_but(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    keep: Option<&str>,
+) -> DomainResult<Vec<String>> {
     use sea_orm::sea_query::{Expr, ExprTrait};
     user::Entity::update_many()
         .col_expr(
@@ -370,7 +382,7 @@ pub async fn end_credentials(db: &impl ConnectionTrait, user_id: i64) -> DomainR
         .filter(user::Column::Id.eq(user_id))
         .exec(db)
         .await?;
-    super::sessions::revoke_all(db, user_id).await
+    super::sessions::revoke_others(db, user_id, keep).await
 }
 
 /// The credential epoch of each of `user_ids` that exists.
@@ -392,6 +404,32 @@ pub async fn credential_epochs(
         epochs.extend(rows);
     }
     Ok(epochs)
+}
+
+/// Accounts by name (deleted ones left out), after `after`, at most `limit`; and the name the
+/// next page starts after.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> DomainResult<(Vec<user::Model>, Option<String>)> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut query = user::Entity::find().filter(user::Column::DeletedAt.is_null());
+    if let Some(after) = after {
+        query = query.filter(user::Column::Username.gt(after.to_lowercase()));
+    }
+    let mut rows = query
+        .order_by_asc(user::Column::Username)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|u| u.username.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
 }
 
 /// Grants or removes the admin role.

@@ -1,6 +1,7 @@
 //! The domain: rules and queries, one transaction per operation. The service layer calls
 //! these; nothing here knows a transport or emits an event.
 
+pub mod account_security;
 pub mod accounts;
 pub mod event_log;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod outbox;
 pub mod piratchat;
 pub mod presence;
 pub mod search;
+pub mod security_log;
 pub mod seed;
 pub mod sessions;
 pub mod views;
@@ -36,6 +38,10 @@ pub enum DomainError {
     UsernameTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// Credentials that are right but not enough, or for an account that may not use them
+    /// (`code_required`, `account_disabled`): 401.
+    #[error("{1}")]
+    Refused(&'static str, String),
     /// The request conflicts with what the thing is (`direct_thread`, `group_full`, ...).
     #[error("{1}")]
     Conflict(&'static str, String),
@@ -76,7 +82,9 @@ impl DomainError {
             DomainError::NotFound => "not_found",
             DomainError::UsernameTaken => "username_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
-            DomainError::Conflict(code, _) | DomainError::BadRequest(code, _) => code,
+            DomainError::Conflict(code, _)
+            | DomainError::BadRequest(code, _)
+            | DomainError::Refused(code, _) => code,
             DomainError::NotAllowed(_) => "not_allowed",
             DomainError::Unavailable => "unavailable",
             DomainError::Db(_) | DomainError::Internal(_) => "internal",

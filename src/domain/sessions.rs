@@ -8,14 +8,16 @@ use sea_orm::{
 };
 
 use super::DomainResult;
+use super::security_log::Place;
 use super::views::Account;
 use crate::ids;
 
-/// Creates a session for `user_id` that ends after `idle` without activity.
+/// Creates a session for `user_id`, from `place`, that ends after `idle` without activity.
 pub async fn create(
     db: &impl ConnectionTrait,
     user_id: i64,
     idle: Duration,
+    place: &Place,
 ) -> DomainResult<session::Model> {
     let now = ids::now_micros();
     Ok(session::ActiveModel {
@@ -24,6 +26,8 @@ pub async fn create(
         created_at: Set(now),
         last_seen_at: Set(now),
         expires_at: Set(now + ids::duration_micros(idle)),
+        device: Set(place.device.clone()),
+        address: Set(place.address.clone()),
     }
     .insert(db)
     .await?)
@@ -50,7 +54,7 @@ pub async fn resolve(
     else {
         return Ok(None);
     };
-    if session.expires_at <= now {
+    if session.expires_at <= now || user.disabled || user.deleted_at.is_some() {
         return Ok(None);
     }
     let live = LiveSession {
@@ -121,18 +125,52 @@ pub async fn revoke(db: &impl ConnectionTrait, sid: &str) -> DomainResult<bool> 
 
 /// Ends every session of a user; returns their ids (to disconnect their sockets).
 pub async fn revoke_all(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<String>> {
-    let ids: Vec<String> = session::Entity::find()
+    revoke_others(db, user_id, None).await
+}
+
+/// Ends every session of a user but `keep`; returns their ids.
+pub async fn revoke_others(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    keep: Option<&str>,
+) -> DomainResult<Vec<String>> {
+    let mut ids: Vec<String> = session::Entity::find()
         .select_only()
         .column(session::Column::Id)
         .filter(session::Column::UserId.eq(user_id))
         .into_tuple()
         .all(db)
         .await?;
-    session::Entity::delete_many()
+    ids.retain(|id| Some(id.as_str()) != keep);
+    for chunk in ids.chunks(500) {
+        session::Entity::delete_many()
+            .filter(session::Column::Id.is_in(chunk.to_vec()))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// Ends the session `sid` if it is `user_id`'s. Returns whether it was.
+pub async fn revoke_of(db: &impl ConnectionTrait, user_id: i64, sid: &str) -> DomainResult<bool> {
+    let res = session::Entity::delete_many()
+        .filter(session::Column::Id.eq(sid))
         .filter(session::Column::UserId.eq(user_id))
         .exec(db)
         .await?;
-    Ok(ids)
+    Ok(res.rows_affected > 0)
+}
+
+/// The live sessions of a user, newest first.
+pub async fn list_of(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<Vec<session::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(ids::now_micros()))
+        .order_by_desc(session::Column::CreatedAt)
+        .limit(1000)
+        .all(db)
+        .await?)
 }
 
 /// Deletes idle-expired sessions; returns their ids.

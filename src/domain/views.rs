@@ -271,7 +271,7 @@ pub struct UnreadCounts {
     pub threads: i64,
 }
 
-/// `{username, websocket_id, created_at}`: what a user may know of their own account.
+/// `{username, websocket_id, created_at, ...}`: what a user may know of their own account.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[schema(as = User)]
 pub struct AccountView {
@@ -280,6 +280,36 @@ pub struct AccountView {
     pub created_at: String,
     /// Whether the user sends read receipts and sees others'.
     pub read_receipts: bool,
+    /// The account's e-mail address, if it has one.
+    pub email: Option<String>,
+    /// Whether that address was confirmed (password resets are mailed to it).
+    pub email_verified: bool,
+    /// Whether logging in needs a second factor.
+    pub two_factor: bool,
+    /// False for accounts made with a Piratchat key: what needs the password is not theirs.
+    pub has_password: bool,
+}
+
+/// How an account is protected, as the layers above the domain see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub two_factor: bool,
+    pub has_password: bool,
+    pub disabled: bool,
+}
+
+impl From<&user::Model> for Security {
+    fn from(u: &user::Model) -> Self {
+        Security {
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            two_factor: u.totp_secret.is_some(),
+            has_password: u.password_hash.is_some() || u.legacy_password_hash.is_some(),
+            disabled: u.disabled,
+        }
+    }
 }
 
 /// An account as the layers above the domain see it (entity rows stay below them).
@@ -295,6 +325,7 @@ pub struct Account {
     pub credential_epoch: i64,
     /// Whether the user sends read receipts and sees others'.
     pub read_receipts: bool,
+    pub security: Security,
 }
 
 impl From<&user::Model> for Account {
@@ -306,6 +337,7 @@ impl From<&user::Model> for Account {
             log_seq: u.log_seq,
             credential_epoch: u.credential_epoch,
             read_receipts: u.read_receipts,
+            security: Security::from(u),
         }
     }
 }
@@ -317,6 +349,10 @@ impl From<&Account> for AccountView {
             websocket_id: a.user.websocket_id.clone(),
             created_at: ids::rfc3339(a.created_at),
             read_receipts: a.read_receipts,
+            email: a.security.email.clone(),
+            email_verified: a.security.email_verified,
+            two_factor: a.security.two_factor,
+            has_password: a.security.has_password,
         }
     }
 }
@@ -329,11 +365,18 @@ pub struct UserRef {
     pub websocket_id: String,
 }
 
+/// How a deleted account's name shows in the threads it was in (the name itself stays
+/// reserved, so that nobody can take it and pass for them).
+pub const DELETED_USER: &str = "deleted user";
+
 impl From<&user::Model> for UserRef {
     fn from(u: &user::Model) -> Self {
         UserRef {
             id: u.id,
-            username: u.username.clone(),
+            username: match u.deleted_at {
+                Some(_) => DELETED_USER.to_owned(),
+                None => u.username.clone(),
+            },
             websocket_id: u.websocket_id.clone(),
         }
     }

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiResult;
-use super::extract::{ApiJson, Auth, ClientAddr};
+use super::extract::{ApiJson, Auth, Client, ClientAddr};
 use crate::service::auth::SESSION_COOKIE;
 use crate::service::{AccountView, App};
 
@@ -20,6 +20,17 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The name in any case (imported accounts keep theirs, up to 80 characters).
+    username: String,
+    password: String,
+    /// With two-factor on: a code from the authenticator app, or an unused recovery code.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,16 +70,29 @@ async fn register(
     Ok((StatusCode::CREATED, Json(UserBody { user: account })).into_response())
 }
 
-/// Starts a session: the token in the body and in the `missive_session` cookie.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, description = "Logged in", body = LoginBody)))]
+/// Starts a session: the token in the body and in the `missive_session` cookie. With
+/// two-factor on, `code` is needed too (401 `code_required` without it); a disabled account
+/// is refused (401 `account_disabled`) once its password is right.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginBody),
+        (status = 401, description = "invalid_credentials, code_required, account_disabled", body = super::openapi::ErrorBody),
+    ))]
 async fn login(
     State(app): State<App>,
-    ClientAddr(ip): ClientAddr,
+    client: Client,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<Credentials>,
+    ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let session = app.login(ip, &req.username, &req.password).await?;
+    let session = app
+        .login(
+            client.ip,
+            &client.place,
+            &req.username,
+            &req.password,
+            req.code.as_deref(),
+        )
+        .await?;
     let cookie = session_cookie(&app, &headers, SESSION_COOKIE, &session.token);
     let body = LoginBody {
         user: session.account,

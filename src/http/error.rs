@@ -46,6 +46,9 @@ impl IntoResponse for ApiError {
             ApiError::Service(ServiceError::RateLimited(_)) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
             }
+            ApiError::Service(ServiceError::MailUnavailable) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "mail_unavailable")
+            }
             ApiError::Service(ServiceError::Domain(e)) => match e {
                 DomainError::Invalid(problems) => {
                     for p in problems {
@@ -59,7 +62,9 @@ impl IntoResponse for ApiError {
                 }
                 DomainError::NotAllowed(_) => (StatusCode::FORBIDDEN, e.code()),
                 DomainError::BadRequest(..) => (StatusCode::BAD_REQUEST, e.code()),
-                DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, e.code()),
+                DomainError::InvalidCredentials | DomainError::Refused(..) => {
+                    (StatusCode::UNAUTHORIZED, e.code())
+                }
                 DomainError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
                 DomainError::Db(_) | DomainError::Internal(_) => {
                     tracing::error!(error = %e, "request failed");

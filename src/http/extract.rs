@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Presented};
-use crate::service::{App, Identity, ServiceError};
+use crate::service::{App, Identity, Place, ServiceError};
 
 /// A JSON body. Syntax errors are 400 `malformed_json`; a well-formed body of the wrong shape
 /// (missing, unknown or mistyped fields) is 422 `invalid_payload`; over 1 MiB is 413.
@@ -130,6 +130,29 @@ impl FromRequestParts<App> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         Ok(ClientAddr(ClientAddr::of(parts, app)))
+    }
+}
+
+/// Where a request comes from, as sessions and the security log keep it: the client's
+/// address (coarse) and the device its user agent names.
+pub struct Client {
+    pub ip: IpAddr,
+    pub place: Place,
+}
+
+impl FromRequestParts<App> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let ip = ClientAddr::of(parts, app);
+        let agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Client {
+            ip,
+            place: Place::new(ip, agent),
+        })
     }
 }
 

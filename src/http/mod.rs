@@ -2,6 +2,7 @@
 //! endpoints and the embedded web client. Each resource module owns its routes; they are
 //! merged here, with the layers every request goes through.
 
+pub mod account;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -36,6 +37,7 @@ pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 fn documented() -> (Router<App>, Router<App>, utoipa::openapi::OpenApi) {
     let (api, api_doc) = OpenApiRouter::new()
         .merge(auth::router())
+        .merge(account::router())
         .merge(users::router())
         .merge(threads::router())
         .merge(messages::router())

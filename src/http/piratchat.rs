@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::auth::{clear_cookie, session_cookie, with_cookie};
 use super::error::{ApiError, ApiResult};
-use super::extract::ClientAddr;
+use super::extract::{Client, ClientAddr};
 use crate::service::auth::{self, PIRATCHAT_COOKIE, Presented};
 use crate::service::{App, DomainError, Identity, ServiceError};
 
@@ -108,12 +108,12 @@ async fn register(
     responses((status = 200, description = "Logged in; `session` cookie set", body = Username)))]
 async fn login(
     State(app): State<App>,
-    ClientAddr(ip): ClientAddr,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: Login = exact_body(&body)?;
-    let session = match app.login_with_key(ip, &req.key).await {
+    let session = match app.login_with_key(client.ip, &client.place, &req.key).await {
         Err(ServiceError::Domain(DomainError::InvalidCredentials)) => {
             return Err(ApiError::Status(
                 StatusCode::UNAUTHORIZED,

@@ -8,12 +8,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiResult;
-use super::extract::{ApiJson, Auth};
+use super::extract::{ApiJson, Auth, Client};
 use crate::service::{AccountView, App};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
-        .routes(routes!(me, settings))
+        .routes(routes!(me, settings, delete_me))
         .routes(routes!(show))
 }
 
@@ -57,6 +59,42 @@ async fn settings(
 #[derive(Serialize, ToSchema)]
 pub struct MeBody {
     user: AccountView,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    password: String,
+    /// With two-factor on: a code from the app or a recovery code.
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// Deletes the caller's account: sessions, sockets, subscriptions, address and second factor
+/// go; the messages it sent stay in the others' threads, from "deleted user"; its name stays
+/// reserved.
+#[utoipa::path(delete, path = "/me", tag = "account", request_body = Deletion,
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "invalid_credentials, code_required", body = super::openapi::ErrorBody),
+    ))]
+async fn delete_me(
+    State(app): State<App>,
+    client: Client,
+    headers: HeaderMap,
+    Auth(who): Auth,
+    ApiJson(req): ApiJson<Deletion>,
+) -> ApiResult<Response> {
+    super::account::delete_me(
+        &app,
+        &client,
+        &headers,
+        &who,
+        &req.password,
+        req.code.as_deref(),
+    )
+    .await
 }
 
 /// Whether a user exists and is online.

@@ -21,9 +21,13 @@ pub trait Rooms: Send + Sync {
         payload: &'a RawValue,
         offset: Option<&'a str>,
     ) -> BoxFuture<'a, ()>;
-    /// Disconnects `room`'s sockets on every node; returns how many namespaces failed to
-    /// reach the other nodes.
-    fn disconnect(&self, room: String) -> BoxFuture<'_, u64>;
+    /// Disconnects `room`'s sockets on every node, after sending them `last` (an event and its
+    /// payload) if given; returns how many namespaces failed to reach the other nodes.
+    fn disconnect(
+        &self,
+        room: String,
+        last: Option<(&'static str, Box<RawValue>)>,
+    ) -> BoxFuture<'_, u64>;
     /// Makes `room`'s sockets leave `left`, on every node; returns how many namespaces failed
     /// to reach the other nodes.
     fn leave(&self, room: String, left: String) -> BoxFuture<'_, u64>;
@@ -55,10 +59,21 @@ impl<A: Adapter> Rooms for SocketIo<A> {
         })
     }
 
-    fn disconnect(&self, room: String) -> BoxFuture<'_, u64> {
+    fn disconnect(
+        &self,
+        room: String,
+        last: Option<(&'static str, Box<RawValue>)>,
+    ) -> BoxFuture<'_, u64> {
         Box::pin(async move {
             let mut failures = 0;
             for (i, ns) in self.nsps().into_iter().enumerate() {
+                if let Some((event, payload)) = &last {
+                    // Through the adapter like the disconnect that follows, so each node sends
+                    // it before it disconnects.
+                    if let Err(e) = ns.clone().to(room.clone()).emit(*event, payload).await {
+                        tracing::debug!(error = %e, "last words failed");
+                    }
+                }
                 if let Err(e) = ns.to(room.clone()).disconnect().await {
                     // Here at least; the other nodes close theirs when they revalidate.
                     tracing::warn!(error = %e, "disconnect failed; disconnecting on this node");

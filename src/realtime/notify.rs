@@ -16,7 +16,7 @@ use super::delivery::{Delivery, Emitter};
 use super::local::LocalSockets;
 use super::rooms::{legacy_room, plain_twins, session_room, thread_room, user_of_room, user_room};
 use crate::service::Notifier;
-use crate::service::events::{Notice, ServerEvent, Stats};
+use crate::service::events::{Notice, ServerEvent, SessionEnded, Stats};
 
 /// Emits the service's events to user rooms through Socket.IO.
 #[derive(Default)]
@@ -77,10 +77,19 @@ impl Notifier for SocketIoNotifier {
         })
     }
 
-    fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
+    fn disconnect_session<'a>(
+        &'a self,
+        session_id: &'a str,
+        ended: Option<&'a SessionEnded>,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(rooms) = self.rooms.get() {
-                let failures = rooms.disconnect(session_room(session_id)).await;
+                let last = ended.and_then(|e| {
+                    serde_json::value::to_raw_value(e)
+                        .ok()
+                        .map(|raw| (SessionEnded::NAME, raw))
+                });
+                let failures = rooms.disconnect(session_room(session_id), last).await;
                 self.adapter_failures.fetch_add(failures, Ordering::Relaxed);
             }
         })

@@ -32,7 +32,7 @@ impl Server {
     }
 
     /// Serves on an already bound listener.
-    pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Server> {
+    pub async fn start_on(listener: TcpListener, mut config: Config) -> anyhow::Result<Server> {
         if config.trust_proxy.is_some() {
             anyhow::bail!(
                 "MISSIVE_TRUST_PROXY (--trust-proxy) is gone: it believed X-Forwarded-For from any \
@@ -40,6 +40,10 @@ impl Server {
             );
         }
         let addr = listener.local_addr()?;
+        if config.public_url.is_none() {
+            // The port actually bound (the configured one may be 0).
+            config.public_url = Some(format!("http://{addr}"));
+        }
         let notifier = Arc::new(SocketIoNotifier::default());
         let app = App::new(config, notifier.clone()).await?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -76,6 +80,10 @@ impl Server {
         // After the cluster is joined: the pushes' coalescing windows live in its Redis.
         let pusher = crate::webpush::WebPush::new(&app.pushes.vapid_private, &app.config)?;
         app.start_pushes(Arc::new(pusher));
+        if let Some(url) = app.config.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+            let smtp = crate::mail::Smtp::new(url, &app.config.mail_from)?;
+            app.start_mail(Arc::new(smtp));
+        }
         let mut handles = tasks::spawn(&app);
         // Fills what the bus lost for this node's sockets, from the log.
         handles.push(tokio::spawn(crate::realtime::delivery::watch(

@@ -40,7 +40,18 @@ pub fn spawn(app: &App) -> Vec<tokio::task::JoinHandle<()>> {
         app.count_sessions().await
     });
     let admin = tokio::spawn(app.clone().stream_admin_stats());
-    let mut tasks = vec![sweeper, keepalive, revalidate, sessions, admin];
+    // Security log entries are kept 90 days.
+    let security_log = every(Duration::from_secs(600), app, |app| async move {
+        app.sweep_security_log().await
+    });
+    let mut tasks = vec![
+        sweeper,
+        keepalive,
+        revalidate,
+        sessions,
+        admin,
+        security_log,
+    ];
     if app.db.log_events {
         // Entries past the recovery window go within a quarter of it (a minute at most).
         let period = (app.config.recovery_window / 4)

@@ -5,7 +5,9 @@ use crate::domain::views::Account;
 use std::net::IpAddr;
 
 use super::identity::basic_grant;
-use super::{App, Identity, ServiceResult};
+use super::{App, Identity, ServiceError, ServiceResult};
+use crate::domain::events::{EndReason, SessionEnded};
+use crate::domain::security_log::{Kind, Place};
 use crate::domain::views::AccountView;
 use crate::domain::{DomainError, accounts, piratchat, sessions};
 use crate::metrics::Metrics;
@@ -30,20 +32,51 @@ impl App {
         Ok(AccountView::from(&user))
     }
 
-    /// Checks a password within the login limits and opens a session.
+    /// Checks a password (and with two-factor on, a code) within the login limits and opens
+    /// a session; each attempt on an account goes to its security log.
     pub async fn login(
         &self,
         client: IpAddr,
+        place: &Place,
         username: &str,
         password: &str,
+        code: Option<&str>,
     ) -> ServiceResult<LoggedIn> {
-        let user = self.check_password(client, username, password).await?;
-        let token = self.open_session(&user).await?;
+        let user = match self.check_password(client, username, password).await {
+            Ok(user) => user,
+            Err(e) => {
+                if matches!(e, ServiceError::Domain(DomainError::InvalidCredentials)) {
+                    self.log_failed_login(username, place);
+                }
+                return Err(e);
+            }
+        };
+        refuse_disabled(&user)?;
+        if user.security.two_factor {
+            let code = code
+                .filter(|c| !c.trim().is_empty())
+                .ok_or_else(super::account_security::code_required)?;
+            self.confirm_code(user.user.id, &user.user.username, client, place, code)
+                .await?;
+        }
+        let token = self.open_session(&user, place).await?;
+        self.log_security(user.user.id, Kind::Login, place).await;
         tracing::info!(username = %user.user.username, "logged in");
         Ok(LoggedIn {
             account: AccountView::from(&user),
             token,
         })
+    }
+
+    /// A wrong password for `username`: its account's log says so, written after the answer
+    /// (the refusal of an unknown name and of a known one take the same time).
+    fn log_failed_login(&self, username: &str, place: &Place) {
+        let (app, username, place) = (self.clone(), username.to_owned(), place.clone());
+        tokio::spawn(async move {
+            if let Ok(Some(user)) = accounts::find_named(&app.db.conn, &username).await {
+                app.log_security(user.id, Kind::LoginFailed, &place).await;
+            }
+        });
     }
 
     /// Creates a Piratchat key account; returns its key (shown once, stored hashed).
@@ -62,25 +95,32 @@ impl App {
     }
 
     /// Opens a session for the account holding `key`; an unknown key is `InvalidCredentials`.
-    pub async fn login_with_key(&self, client: IpAddr, key: &str) -> ServiceResult<LoggedIn> {
+    pub async fn login_with_key(
+        &self,
+        client: IpAddr,
+        place: &Place,
+        key: &str,
+    ) -> ServiceResult<LoggedIn> {
         self.limits.check_address(client, "login")?;
         let Some(user) = piratchat::find_by_key(&self.db.conn, key).await? else {
             Metrics::inc(&self.metrics.login_failures);
             return Err(DomainError::InvalidCredentials.into());
         };
-        let token = self.open_session(&user).await?;
+        refuse_disabled(&user)?;
+        let token = self.open_session(&user, place).await?;
+        self.log_security(user.user.id, Kind::Login, place).await;
         Ok(LoggedIn {
             account: AccountView::from(&user),
             token,
         })
     }
 
-    async fn open_session(&self, account: &Account) -> ServiceResult<String> {
+    async fn open_session(&self, account: &Account, place: &Place) -> ServiceResult<String> {
         let idle = self.config.session_idle;
         let user = &account.user;
         let session = self
             .db
-            .write(async |txn| sessions::create(txn, user.id, idle).await)
+            .write(async |txn| sessions::create(txn, user.id, idle, place).await)
             .await?;
         Metrics::inc(&self.metrics.logins);
         Ok(self.tokens.issue(&user.username, &session.id))
@@ -92,7 +132,8 @@ impl App {
             self.db
                 .write(async |txn| sessions::revoke(txn, sid).await)
                 .await?;
-            self.disconnect_sessions(std::slice::from_ref(sid)).await;
+            self.disconnect_sessions(std::slice::from_ref(sid), Some(EndReason::Logout))
+                .await;
         }
         Ok(())
     }
@@ -103,15 +144,18 @@ impl App {
             .db
             .write(async |txn| sessions::revoke_all(txn, who.id()).await)
             .await?;
-        self.disconnect_sessions(&ended).await;
+        self.disconnect_sessions(&ended, Some(EndReason::Logout))
+            .await;
         Ok(())
     }
 
     /// Disconnects the sockets and lobby connections of ended grants (sessions, Basic
-    /// credentials of an old epoch), on every node.
-    pub async fn disconnect_sessions(&self, session_ids: &[String]) {
+    /// credentials of an old epoch), on every node; with a `reason`, their sockets hear
+    /// `session:ended` first.
+    pub async fn disconnect_sessions(&self, session_ids: &[String], reason: Option<EndReason>) {
+        let ended = reason.map(|reason| SessionEnded { reason });
         for sid in session_ids {
-            self.notifier.disconnect_session(sid).await;
+            self.notifier.disconnect_session(sid, ended.as_ref()).await;
             self.lobby.close_session(sid);
         }
     }
@@ -125,7 +169,7 @@ impl App {
         {
             Ok(expired) if !expired.is_empty() => {
                 tracing::info!(count = expired.len(), "expired idle sessions");
-                self.disconnect_sessions(&expired).await;
+                self.disconnect_sessions(&expired, None).await;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
@@ -191,7 +235,7 @@ impl App {
         }
         if !ended.is_empty() {
             tracing::info!(count = ended.len(), "closing connections whose grant ended");
-            self.disconnect_sessions(&ended).await;
+            self.disconnect_sessions(&ended, None).await;
         }
     }
 
@@ -214,4 +258,16 @@ impl App {
         let online = self.presence.shown_among(&[account.user.id]).await[0];
         Ok((account.user.username, online))
     }
+}
+
+/// A disabled account may not log in: said only after its credentials were right.
+pub(super) fn refuse_disabled(account: &Account) -> ServiceResult<()> {
+    if account.security.disabled {
+        return Err(DomainError::Refused(
+            "account_disabled",
+            "this account is disabled; ask the server's operator".into(),
+        )
+        .into());
+    }
+    Ok(())
 }

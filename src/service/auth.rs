@@ -190,6 +190,16 @@ impl App {
                         }
                         other => other,
                     })?;
+                super::accounts::refuse_disabled(&user)?;
+                if user.security.two_factor {
+                    return Err(DomainError::Refused(
+                        "code_required",
+                        "this account has two-factor on: log in with a code (POST \
+                         /api/v1/auth/login) and use the token, not Basic"
+                            .into(),
+                    )
+                    .into());
+                }
                 Identity::of(user, None)
             }
         };

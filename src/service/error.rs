@@ -18,6 +18,9 @@ pub enum ServiceError {
     /// A limit was reached; retry after the wait.
     #[error("too many requests, slow down")]
     RateLimited(Duration),
+    /// Mail is not configured: nothing can be mailed.
+    #[error("this server sends no mail; ask its operator (`missive user password`)")]
+    MailUnavailable,
 }
 
 impl ServiceError {
@@ -28,6 +31,7 @@ impl ServiceError {
             ServiceError::Unauthorized => "unauthorized",
             ServiceError::ForbiddenOrigin => "forbidden_origin",
             ServiceError::RateLimited(_) => "rate_limited",
+            ServiceError::MailUnavailable => "mail_unavailable",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Who is asking: built once per request or socket by [`App::authenticate`](super::App),
 //! used by every use case above the domain (entity rows stay below it).
 
-use crate::domain::views::{Account, AccountView, UserRef};
+use crate::domain::views::{Account, AccountView, Security, UserRef};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct Identity {
     pub credential_epoch: i64,
     /// Whether they send and see read receipts.
     pub read_receipts: bool,
+    /// Their address, second factor, password.
+    pub security: Security,
 }
 
 /// The grant of a Basic connection: the account's credentials at one epoch.
@@ -35,6 +37,7 @@ impl Identity {
             log_seq: account.log_seq,
             credential_epoch: account.credential_epoch,
             read_receipts: account.read_receipts,
+            security: account.security,
         }
     }
 
@@ -60,6 +63,10 @@ impl Identity {
             websocket_id: self.user.websocket_id.clone(),
             created_at: crate::ids::rfc3339(self.created_at),
             read_receipts: self.read_receipts,
+            email: self.security.email.clone(),
+            email_verified: self.security.email_verified,
+            two_factor: self.security.two_factor,
+            has_password: self.security.has_password,
         }
     }
 }

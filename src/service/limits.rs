@@ -22,6 +22,8 @@ pub struct Limits {
     login_by_addr: RateLimiter,
     /// Failed logins per username.
     login_by_name: RateLimiter,
+    /// Mails per address (verification, reset, notices): 5 an hour.
+    mails_by_address: RateLimiter,
     /// Messages per user; `None` when the limit is off.
     sends_by_user: Option<RateLimiter>,
     /// Client events per user, all their sockets together; `None` when off.
@@ -81,6 +83,7 @@ impl Limits {
                 Duration::from_secs(15 * 60),
                 keys,
             ),
+            mails_by_address: RateLimiter::new(5, Duration::from_secs(3600), keys),
             sends_by_user: per_user(config.send_rate),
             events_by_user: per_user(config.user_event_rate),
             replays_by_user: per_user(config.replay_rate),
@@ -147,6 +150,14 @@ impl Limits {
         // budget (20 concurrent wrong passwords were 20 x 401).
         self.login_by_name
             .check(&username_key(username))
+            .map_err(|wait| self.refused(wait))
+    }
+
+    /// Spends one of the mails an address may get (5 an hour): a mailbox is not flooded,
+    /// whoever asks.
+    pub fn check_mail(&self, address: &str) -> ServiceResult<()> {
+        self.mails_by_address
+            .check(&address.trim().to_lowercase())
             .map_err(|wait| self.refused(wait))
     }
 
@@ -238,6 +249,7 @@ impl Limits {
     pub fn keys(&self) -> usize {
         self.login_by_addr.len()
             + self.login_by_name.len()
+            + self.mails_by_address.len()
             + self.sends_by_user.as_ref().map_or(0, RateLimiter::len)
             + self.events_by_user.as_ref().map_or(0, RateLimiter::len)
             + self.group_adds_by_name.as_ref().map_or(0, RateLimiter::len)

@@ -4,12 +4,15 @@
 //! transport decodes, calls one function here and encodes the result; the domain below holds
 //! the rules and queries, and events leave through the [`Notifier`] after each commit.
 
+pub mod account_security;
 pub mod accounts;
 pub mod auth;
 mod error;
+mod export;
 mod identity;
 pub mod limits;
 pub mod lobby;
+pub mod mail;
 pub mod messaging;
 mod notifications;
 pub mod notify;
@@ -30,6 +33,7 @@ pub use notify::Notifier;
 pub use crate::domain::DomainError;
 pub use crate::domain::events;
 pub use crate::domain::messaging::{MuteRequest, React, SendMessage, SendOutcome};
+pub use crate::domain::security_log::Place;
 pub use crate::domain::views::{
     AccountView, Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, Reaction, ReadBy,
     Rendered, ReplyTo, SearchResult, SearchThread, ThreadKind, ThreadView, UnreadCounts, UserRef,
@@ -70,6 +74,8 @@ pub struct AppInner {
     pub metrics: Arc<Metrics>,
     /// Web Push: what goes to users with no tab open.
     pub pushes: push::Pushes,
+    /// Mail to users' addresses.
+    pub mails: mail::Mails,
 }
 
 impl Deref for App {
@@ -124,6 +130,7 @@ impl App {
             threads,
             metrics,
             pushes: push::Pushes::new(vapid_private),
+            mails: mail::Mails::new(config.smtp_url.as_deref().is_some_and(|u| !u.is_empty())),
             db,
             config,
         }));

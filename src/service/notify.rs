@@ -6,7 +6,7 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::domain::events::{Notice, Stats};
+use crate::domain::events::{Notice, SessionEnded, Stats};
 
 /// Emits events to the users concerned, on every node.
 pub trait Notifier: Send + Sync + 'static {
@@ -16,8 +16,12 @@ pub trait Notifier: Send + Sync + 'static {
     /// Makes every socket of `user_id`, on every node, leave the room of `thread_id` (they
     /// are no longer in the group: its typing is not theirs to hear).
     fn leave_thread<'a>(&'a self, user_id: i64, thread_id: &'a str) -> BoxFuture<'a, ()>;
-    /// Disconnects every socket of a session, on every node.
-    fn disconnect_session<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
+    /// Disconnects every socket of a session, on every node; with `ended`, they hear it first.
+    fn disconnect_session<'a>(
+        &'a self,
+        session_id: &'a str,
+        ended: Option<&'a SessionEnded>,
+    ) -> BoxFuture<'a, ()>;
     /// Events and disconnects that could not reach the other nodes (and were applied on this
     /// one only), since the start.
     fn adapter_failures(&self) -> u64;

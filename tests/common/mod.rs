@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod push_service;
+pub mod smtp;
 
 use std::time::Duration;
 

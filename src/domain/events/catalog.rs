@@ -409,3 +409,54 @@ impl ServerEvent for Stats {
     const AUDIENCE: Audience = Audience::Admins;
     const LOGGED: Logged = Logged::No;
 }
+
+/// `account:changed`: the user's password, e-mail address or second factor changed (from any
+/// tab or device); their tabs read their account again.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct AccountChanged {
+    /// `password`, `email` or `two_factor`.
+    pub what: &'static str,
+}
+
+impl AccountChanged {
+    pub const PASSWORD: AccountChanged = AccountChanged { what: "password" };
+    pub const EMAIL: AccountChanged = AccountChanged { what: "email" };
+    pub const TWO_FACTOR: AccountChanged = AccountChanged { what: "two_factor" };
+}
+
+impl ServerEvent for AccountChanged {
+    const NAME: &'static str = "account:changed";
+    const DOC: &'static str = "The user's password, e-mail address or second factor changed.";
+    const AUDIENCE: Audience = Audience::Own;
+    const LOGGED: Logged = Logged::AsSent;
+}
+
+/// Why a session ended, as `session:ended` tells its tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Logged out (this session, or everywhere).
+    Logout,
+    /// The password was changed or reset.
+    PasswordChanged,
+    /// Ended from another session, or by an operator.
+    EndedElsewhere,
+    /// The account was disabled.
+    Disabled,
+    /// The account was deleted.
+    Deleted,
+}
+
+/// `session:ended`: this session ended; the server disconnects its sockets right after.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SessionEnded {
+    pub reason: EndReason,
+}
+
+impl ServerEvent for SessionEnded {
+    const NAME: &'static str = "session:ended";
+    const DOC: &'static str = "The session ended (logout, a new password, ended from elsewhere, the account \
+         disabled or deleted): its sockets are disconnected right after.";
+    const AUDIENCE: Audience = Audience::Session;
+    const LOGGED: Logged = Logged::No;
+}

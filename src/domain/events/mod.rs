@@ -61,6 +61,8 @@ pub enum Audience {
     ThreadRoom,
     /// The admin dashboards (`/admin`) of one node.
     Admins,
+    /// The tabs of one login session (`session:<sid>`).
+    Session,
 }
 
 impl Audience {
@@ -73,6 +75,7 @@ impl Audience {
             Audience::Correspondents => "the tabs of users who share a thread (`user:<id>`)",
             Audience::ThreadRoom => "other sockets in `thread:<thread_id>` (volatile)",
             Audience::Admins => "`/admin` sockets of the node",
+            Audience::Session => "the sockets of one login session, before they are disconnected",
         }
     }
 }
@@ -220,6 +223,8 @@ pub const SERVER_EVENTS: &[Declared] = &[
     declare::<Presence>(),
     declare::<Typing>(),
     declare::<Stats>(),
+    declare::<AccountChanged>(),
+    declare::<SessionEnded>(),
 ];
 
 /// What a Web Push tells a user with no tab open (its payload, as JSON): a message in a thread

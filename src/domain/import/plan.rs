@@ -296,6 +296,13 @@ impl Accounts {
             log_gid: 0,
             credential_epoch: 0,
             read_receipts: true,
+            email: None,
+            email_verified: false,
+            totp_secret: None,
+            totp_pending: None,
+            totp_last_step: 0,
+            disabled: false,
+            deleted_at: None,
         });
         self.next_id += 1;
         index

@@ -191,6 +191,7 @@ fn numbered(written: &BatchWrite, heads: &HashMap<i64, i64>) -> Offsets {
 /// null when there is no such message. The batch writers store it with a reply, and an edit or
 /// a removal writes it again into the replies.
 pub(super) fn quote(backend: DbBackend, id: &str) -> String {
+    use crate::domain::views::DELETED_USER;
     let (object, cut) = match backend {
         DbBackend::Postgres => (
             "json_build_object",
@@ -204,7 +205,8 @@ pub(super) fn quote(backend: DbBackend, id: &str) -> String {
         ""
     };
     format!(
-        "(SELECT {object}('url', a.public_id, 'sender', u.username, 'excerpt', \
+        "(SELECT {object}('url', a.public_id, 'sender', \
+         CASE WHEN u.deleted_at IS NULL THEN u.username ELSE '{DELETED_USER}' END, 'excerpt', \
          CASE WHEN a.removed_at IS NULL THEN {cut} END){text} \
          FROM messages a JOIN users u ON u.id = a.sender_id WHERE a.id = {id})"
     )

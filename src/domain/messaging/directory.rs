@@ -71,6 +71,15 @@ impl Directory {
             .cloned()
     }
 
+    /// Drops the copies of the threads `user_id` was in (their account was deleted: their name
+    /// shows differently now). Other nodes find their copies older than the thread's version.
+    pub fn forget_member(&self, user_id: i64) {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, meta| !meta.members.iter().any(|m| m.id == user_id));
+    }
+
     pub(super) fn put(&self, meta: ThreadMeta) -> Arc<ThreadMeta> {
         let meta = std::sync::Arc::new(meta);
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());

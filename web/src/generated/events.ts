@@ -280,6 +280,14 @@ messages_per_second: number,
  */
 db_latency_ms: number, timestamp: string, };
 
+export type AccountChanged = { 
+/**
+ * `password`, `email` or `two_factor`.
+ */
+what: string, };
+
+export type SessionEnded = { reason: EndReason, };
+
 /** An event's ack: `{status: true}` and its fields, or a refusal. */
 export type Ack<T> = ({ status: true } & T) | Refused;
 
@@ -313,6 +321,10 @@ export interface ServerToClientEvents {
   'typing': (payload: Typing) => void;
   /** The node's figures, every second (admin accounts only). */
   'stats': (payload: Stats) => void;
+  /** The user's password, e-mail address or second factor changed. */
+  'account:changed': (payload: AccountChanged, offset?: string) => void;
+  /** The session ended (logout, a new password, ended from elsewhere, the account disabled or deleted): its sockets are disconnected right after. */
+  'session:ended': (payload: SessionEnded) => void;
 }
 
 /** Events a client sends on `/messages`, each answered by its ack. */
