@@ -83,6 +83,12 @@ pub async fn issue_token(
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let now = ids::now_micros();
+    // Two at once for one account: the row lock makes one wait, so that one link stays.
+    user::Entity::update_many()
+        .col_expr(user::Column::Id, Expr::col(user::Column::Id).into())
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
     account_token::Entity::delete_many()
         .filter(account_token::Column::UserId.eq(user_id))
         .filter(

@@ -41,6 +41,8 @@ impl MailSender for Smtp {
                 .from(self.from.clone())
                 .to(to)
                 .subject(&mail.subject)
+                // Mail servers score a mail without one as spam, or refuse it.
+                .message_id(None)
                 .header(ContentType::TEXT_PLAIN)
                 .body(mail.text.clone())
                 .map_err(|e| SendError::Permanent(e.to_string()))?;

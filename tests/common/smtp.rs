@@ -108,7 +108,7 @@ impl SmtpSink {
 async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
-    let mut reply = async |w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str| {
+    let reply = async |w: &mut tokio::net::tcp::OwnedWriteHalf, text: &str| {
         w.write_all(format!("{text}\r\n").as_bytes()).await.is_ok()
     };
     if !reply(&mut write, "220 sink.test ESMTP ready").await {
