@@ -196,11 +196,14 @@ async fn two_nodes_share_rooms_presence_and_revocation_and_survive_a_kill() {
         assert!(heard.is_empty(), "carol heard {:?}", names(&heard));
     }
 
-    // Logout on node 1 disconnects that session's socket on node 2.
+    // Logout on node 1 disconnects that session's socket on node 2, which hears why first.
     let (status, _) = alice.http.post("/api/v1/auth/logout", json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    a1.expect_disconnect(Duration::from_secs(1)).await.unwrap();
-    a2.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    for a in [&a1, &a2] {
+        let ended = a.expect("session:ended", Duration::from_secs(1)).await;
+        assert_eq!(ended.unwrap(), json!({"reason": "logout"}));
+        a.expect_disconnect(Duration::from_secs(1)).await.unwrap();
+    }
 
     // Node 2 dies mid-conversation. Messages it acknowledged are kept; node 1 keeps serving;
     // bob, whose only socket was on node 2, goes offline for alice within a bounded time.

@@ -20,6 +20,7 @@ on_every_backend!(
     an_edit_is_replayed_as_the_message_is_then,
     reactions_and_a_removal_are_replayed_in_order,
     a_mute_is_replayed_and_a_blocked_senders_message_never_is,
+    account_changes_are_replayed_to_the_session_that_stays,
 );
 
 /// One event as a socket heard it.
@@ -1163,5 +1164,71 @@ async fn a_recovery_the_database_cannot_check_is_refused_unavailable_then_recove
     let replayed = heard(&back).await;
     assert_eq!(replayed[0].name, "message:new");
     assert_eq!(replayed[0].data["message"]["body"], "missed");
+    server.stop().await;
+}
+
+/// A tab of the session that changed the password (it stays) and turned two-factor on, offline
+/// meanwhile, hears both `account:changed` when it recovers, in order.
+async fn account_changes_are_replayed_to_the_session_that_stays(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let (alice, _bob, thread) = conversation(&server).await;
+    let tab = alice.native_tab().await;
+    let pid = tab.pid.clone().unwrap();
+    alice.reply(&thread, "before").await;
+    let offset = last_offset(&heard(&tab).await);
+    tab.close();
+    let (status, _) = alice
+        .http
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": "correct horse", "new_password": "a new password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, setup) = alice
+        .http
+        .post(
+            "/api/v1/me/two-factor",
+            json!({"password": "a new password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let secret = totp_rs::Secret::try_from_base32(setup["secret"].as_str().unwrap()).unwrap();
+    let code = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build_noncompliant()
+        .generate_current()
+        .to_string();
+    let (status, _) = alice
+        .http
+        .post("/api/v1/me/two-factor/confirm", json!({"code": code}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let back = reconnect(&server.url, &alice, Some(&pid), json!(offset)).await;
+    assert_eq!(back.pid.as_deref(), Some(pid.as_str()), "recovered");
+    let replayed: Vec<Heard> = heard(&back)
+        .await
+        .into_iter()
+        .filter(|h| h.name != "presence")
+        .collect();
+    let got: Vec<(&str, &Value)> = replayed
+        .iter()
+        .map(|h| (h.name.as_str(), &h.data["what"]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("account:changed", &json!("password")),
+            ("account:changed", &json!("two_factor"))
+        ]
+    );
+    let first: i64 = offset.parse().unwrap();
+    let offsets: Vec<i64> = replayed
+        .iter()
+        .map(|h| h.offset.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(offsets, [first + 1, first + 2]);
     server.stop().await;
 }
