@@ -24,6 +24,21 @@ pub struct Metrics {
     pub sessions_live: AtomicI64,
     /// Web Push, by outcome.
     pub pushes: PushCounts,
+    /// Mail, by outcome.
+    pub mails: MailCounts,
+}
+
+/// Mails since the start, by outcome.
+#[derive(Default)]
+pub struct MailCounts {
+    /// Taken by the SMTP server.
+    pub sent: AtomicU64,
+    /// Tried again after a temporary refusal or no answer.
+    pub retried: AtomicU64,
+    /// Given up: refused for good, or still failing after the last try.
+    pub failed: AtomicU64,
+    /// Not attempted: the queue was full, or the address had its share for the hour.
+    pub dropped: AtomicU64,
 }
 
 /// Pushes since the start, by outcome.
@@ -137,6 +152,23 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "missive_pushes_total{{outcome=\"{outcome}\"}} {}",
+                get(value)
+            );
+        }
+        let mails = &self.mails;
+        let _ = writeln!(
+            out,
+            "# HELP missive_mails_total Mails to users' addresses, by outcome.\n# TYPE missive_mails_total counter"
+        );
+        for (outcome, value) in [
+            ("sent", &mails.sent),
+            ("retried", &mails.retried),
+            ("failed", &mails.failed),
+            ("dropped", &mails.dropped),
+        ] {
+            let _ = writeln!(
+                out,
+                "missive_mails_total{{outcome=\"{outcome}\"}} {}",
                 get(value)
             );
         }

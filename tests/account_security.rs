@@ -28,6 +28,7 @@ on_every_backend!(
     an_export_holds_the_users_threads,
     a_deleted_account_leaves_its_messages_from_a_deleted_user,
     operators_disable_enable_and_log_out_accounts,
+    a_busy_mail_server_is_tried_again,
 );
 
 const PASSWORD: &str = "correct horse";
@@ -1128,5 +1129,39 @@ async fn operators_disable_enable_and_log_out_accounts(backend: Backend) {
     tab.expect_disconnect(Duration::from_secs(8))
         .await
         .expect("closed by the node");
+    srv.stop().await;
+}
+
+/// A mail server that answers 451 (busy) gets the mail again a moment later; `/metrics` counts
+/// the retry and the send.
+async fn a_busy_mail_server_is_tried_again(backend: Backend) {
+    let Some((srv, sink)) = start(backend, |_| {}).await else {
+        return;
+    };
+    let ann = srv.user("ann").await;
+    sink.refuse_next(1);
+    let (status, _) = call(
+        &ann,
+        reqwest::Method::PUT,
+        "/me/email",
+        json!({"email": "ann@example.org", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mail = sink.wait_for("ann@example.org", 1).await;
+    assert!(mail.link("#/verify-email?token=").is_some());
+    assert_eq!(sink.refused(), 1);
+    let metrics = reqwest::get(format!("{}/metrics", srv.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "missive_mails_total{outcome=\"retried\"} 1",
+        "missive_mails_total{outcome=\"sent\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     srv.stop().await;
 }

@@ -6,7 +6,7 @@
 use ts_rs::TS;
 
 use super::protocol::{CLIENT_EVENTS, ClientEvent, Refused};
-use crate::service::events::{Declared, Logged, SERVER_EVENTS};
+use crate::service::events::{Declared, EndReason, Logged, SERVER_EVENTS};
 use crate::service::{
     Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, Reaction, ReadBy, ReplyTo,
     SearchResult, SearchThread, ThreadKind, ThreadView, UnreadCounts,
@@ -24,6 +24,8 @@ fn declarations(server: &[Declared], client: &[ClientEvent]) -> Vec<String> {
         UnreadCounts::decl(),
         Change::decl(),
         ChangeKind::decl(),
+        // Why a session ended (`session:ended`).
+        EndReason::decl(),
         // A thread's history over HTTP: its messages and, in place, its changes.
         ChangeNotice::decl(),
         HistoryItem::decl(),

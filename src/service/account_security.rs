@@ -265,16 +265,19 @@ impl App {
             return Ok(false);
         };
         let link = format!("{}/#/verify-email?token={token}", self.config.public_url());
-        self.mails.queue_mail(Mail {
-            to,
-            subject: "Confirm your e-mail address for Missive".into(),
-            text: format!(
-                "To use this address with the Missive account {name} (for password resets), \
+        self.mails.queue_mail(
+            Mail {
+                to,
+                subject: "Confirm your e-mail address for Missive".into(),
+                text: format!(
+                    "To use this address with the Missive account {name} (for password resets), \
                  open this link within 24 hours:\n\n{link}\n\nIf you did not ask for this, \
                  ignore this mail.\n",
-                name = who.user.username,
-            ),
-        });
+                    name = who.user.username,
+                ),
+            },
+            &self.metrics,
+        );
         Ok(true)
     }
 

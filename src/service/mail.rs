@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{App, ServiceError, ServiceResult};
 use crate::domain::account_security::{self, Purpose};
+use crate::metrics::{MailCounts, Metrics};
 
 /// Mails (and reset requests) waiting at most.
 const QUEUE: usize = 1000;
@@ -78,12 +79,13 @@ impl Mails {
     }
 
     /// Queues `mail` (its address's limit already spent).
-    pub(super) fn queue_mail(&self, mail: Mail) {
-        self.queue(Job::Send(mail));
+    pub(super) fn queue_mail(&self, mail: Mail, metrics: &Metrics) {
+        self.queue(Job::Send(mail), metrics);
     }
 
-    fn queue(&self, job: Job) {
+    fn queue(&self, job: Job, metrics: &Metrics) {
         if self.jobs.try_send(job).is_err() {
+            Metrics::inc(&metrics.mails.dropped);
             tracing::warn!("mail queue full or stopped; a mail was dropped");
         }
     }
@@ -115,7 +117,7 @@ impl App {
                         Job::Reset { login } => app.reset_mail(&login).await,
                     };
                     if let Some(mail) = mail {
-                        deliver(sender.as_ref(), &mail).await;
+                        deliver(sender.as_ref(), &mail, &app.metrics.mails).await;
                     }
                     drop(permit);
                 });
@@ -135,8 +137,9 @@ impl App {
     /// Queues `mail` unless its address got too many lately.
     pub(super) fn mail(&self, mail: Mail) {
         if self.limits.check_mail(&mail.to).is_ok() {
-            self.mails.queue(Job::Send(mail));
+            self.mails.queue(Job::Send(mail), &self.metrics);
         } else {
+            Metrics::inc(&self.metrics.mails.dropped);
             tracing::info!("a mail was not sent: its address got many lately");
         }
     }
@@ -144,7 +147,7 @@ impl App {
     /// Queues a password reset for `login` (a username or an address).
     pub(super) fn queue_reset(&self, login: &str) {
         let login: String = login.trim().chars().take(300).collect();
-        self.mails.queue(Job::Reset { login });
+        self.mails.queue(Job::Reset { login }, &self.metrics);
     }
 
     /// The reset mail for `login`, if it names an account with a verified address that did not
@@ -161,6 +164,7 @@ impl App {
         };
         let to = account.email.clone()?;
         if self.limits.check_mail(&to).is_err() {
+            Metrics::inc(&self.metrics.mails.dropped);
             tracing::info!("a reset was not mailed: its address got many lately");
             return None;
         }
@@ -195,24 +199,28 @@ impl App {
 }
 
 /// Sends `mail`, trying again after each temporary failure.
-async fn deliver(sender: &dyn MailSender, mail: &Mail) {
+async fn deliver(sender: &dyn MailSender, mail: &Mail, counts: &MailCounts) {
     let mut waits = RETRIES.iter();
     loop {
         match sender.send(mail).await {
             Ok(()) => {
+                Metrics::inc(&counts.sent);
                 tracing::info!(subject = %mail.subject, "mail sent");
                 return;
             }
             Err(SendError::Permanent(e)) => {
+                Metrics::inc(&counts.failed);
                 tracing::warn!(error = %e, "mail refused");
                 return;
             }
             Err(SendError::Temporary(e)) => match waits.next() {
                 Some(wait) => {
+                    Metrics::inc(&counts.retried);
                     tracing::info!(error = %e, ?wait, "mail not sent yet; trying again");
                     tokio::time::sleep(*wait).await;
                 }
                 None => {
+                    Metrics::inc(&counts.failed);
                     tracing::warn!(error = %e, "mail not sent; giving up");
                     return;
                 }

@@ -6,7 +6,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { simpleParser } from 'mailparser';
 import { chromium } from 'playwright-core';
+import { SMTPServer } from 'smtp-server';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -28,9 +30,14 @@ export function freePort() {
   });
 }
 
-/** The real server binary, on a fixed port and database file so it can be restarted in place. */
+/**
+ * The real server binary, on a fixed port and database file so it can be restarted in place.
+ * `env`: more settings for it, or a function of the server giving them once its port is chosen
+ * (e.g. `(s) => ({ MISSIVE_PUBLIC_URL: s.url })`).
+ */
 export class MissiveServer {
-  constructor() {
+  constructor({ env = {} } = {}) {
+    this.extraEnv = env;
     this.dir = mkdtempSync(path.join(tmpdir(), 'missive-e2e-'));
     this.db = path.join(this.dir, 'e2e.db');
     this.port = 0;
@@ -53,6 +60,7 @@ export class MissiveServer {
       // than the default send and login limits allow a person (those limits have their own tests).
       MISSIVE_SEND_RATE: '0',
       MISSIVE_LOGIN_RATE: '10000',
+      ...(typeof this.extraEnv === 'function' ? this.extraEnv(this) : this.extraEnv),
     };
     const proc = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -99,6 +107,65 @@ export class MissiveServer {
 
   cleanup() {
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An SMTP server on a free local port that keeps every mail it is sent, parsed: `{to, subject,
+ * text}` (`to`: the envelope's recipients, in lower case). Plain SMTP, no TLS, no authentication.
+ */
+export class MailSink {
+  constructor() {
+    this.port = 0;
+    this.messages = [];
+    this.server = null;
+  }
+
+  get url() {
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    this.port = await freePort();
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      size: 1024 * 1024,
+      logger: false,
+      onData: (stream, session, callback) => {
+        simpleParser(stream).then(
+          (mail) => {
+            if (stream.sizeExceeded) {
+              callback(Object.assign(new Error('message too big'), { responseCode: 552 }));
+              return;
+            }
+            this.messages.push({
+              to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+              subject: mail.subject ?? '',
+              text: mail.text ?? '',
+            });
+            callback();
+          },
+          (err) => callback(err),
+        );
+      },
+    });
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** The first mail for which `predicate` holds, waiting for it. */
+  waitFor(predicate, what = 'a mail') {
+    return eventually(() => this.messages.find(predicate) ?? false, { what });
+  }
+
+  stop() {
+    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
 

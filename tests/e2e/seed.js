@@ -15,6 +15,27 @@ async function call(base, method, path, { token, body } = {}) {
   return data;
 }
 
+/** Any request, whatever it answers: `{status, body}` (for the refusals a story expects). */
+export async function apiRequest(base, method, path, { token, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`${base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  return { status: res.status, body: data };
+}
+
+/** Registers a user without logging in (so no session of theirs exists yet). */
+export async function apiRegister(base, username, password = PASSWORD) {
+  await call(base, 'POST', '/auth/register', { body: { username, password } });
+}
+
 /** Registers a user and returns a Bearer token for it. */
 export async function apiUser(base, username, password = PASSWORD) {
   await call(base, 'POST', '/auth/register', { body: { username, password } });

@@ -5,13 +5,13 @@ import { ApiError, api, onUnauthorized, type Unread, type User } from './api';
 import { h, replaceChildren } from './dom';
 import { setUnreadOnFavicon } from './favicon';
 import { forgetPushOnServer, onOpenThreadRequest, registerServiceWorker, resumePush } from './push';
-import { Realtime } from './realtime';
-import { parseHash, threadHref, type View } from './router';
+import { Realtime, type SessionEndReason } from './realtime';
+import { parseHash, threadHref, type Route, type View } from './router';
 import { Blocks, Presence, Store, type Ctx } from './state';
 import { refreshDayLabels } from './time';
 import { setPageTitle, setUnreadInTitle } from './title';
 import { adminView } from './views/admin';
-import { authView } from './views/auth';
+import { authView, forgotView, resetPasswordView, verifyEmailView } from './views/auth';
 import { composeView } from './views/compose';
 import { inboxView } from './views/inbox';
 import { settingsView } from './views/settings';
@@ -55,25 +55,68 @@ function showUnread(u: Unread): void {
 }
 
 // ---- session
+const EXPIRED = 'Your session has ended. Please log in again.';
+
+/** What the login page says after the server ended this tab's session (`session:ended`). */
+const ENDED: Record<SessionEndReason, string> = {
+  logout: 'You logged out.',
+  password_changed: 'You were signed out: your password was changed.',
+  ended_elsewhere: 'You were signed out: this session was ended from another device.',
+  disabled: 'You were signed out: your account was disabled.',
+  deleted: 'You were signed out: your account was deleted.',
+};
+
+/** The pages shown without a session: logging in, and the links that mails carry. */
+const PUBLIC = new Set(['login', 'register', 'forgot', 'reset-password', 'verify-email']);
+
 function navigate(hash: string): void {
   if (location.hash === hash) route();
   else location.hash = hash;
 }
 
 function signIn(me: User): void {
-  if (ctx) signOut(false);
+  if (ctx) signOut('');
   const unread = new Store<Unread>({ messages: 0, threads: 0 });
   const presence = new Presence();
+  const account = new Store<User>(me);
   const rt = new Realtime({
-    unauthorized: () => signOut(true),
+    unauthorized: () => signOut(EXPIRED),
     // The server dropped us on purpose: if the session is still good, connect again.
     kicked: () =>
       void api
         .me()
         .then(() => rt.socket.connect())
-        .catch((err) => (err instanceof ApiError && err.status === 401 ? signOut(true) : rt.socket.connect())),
+        .catch((err) => (err instanceof ApiError && err.status === 401 ? signOut(EXPIRED) : rt.socket.connect())),
+    ended: (reason) => signOut(ENDED[reason as SessionEndReason] ?? EXPIRED),
   });
-  ctx = { me, rt, unread, presence, blocks: new Blocks(), navigate };
+  const session: Ctx = {
+    me,
+    rt,
+    unread,
+    presence,
+    blocks: new Blocks(),
+    navigate,
+    account,
+    refreshMe: async () => {
+      try {
+        const fresh = await api.me();
+        // Still this session (not signed out meanwhile): views hold `me`, so it is updated in place.
+        if (ctx === session) {
+          Object.assign(me, fresh);
+          account.set(me);
+        }
+        return me;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401 && ctx === session) signOut(EXPIRED);
+        throw err;
+      }
+    },
+    // Once signed out (the server's session:ended came first), the login page already says why.
+    endSession: (text) => {
+      if (ctx === session) signOut(text);
+    },
+  };
+  ctx = session;
 
   const refreshUnread = () =>
     void api
@@ -87,6 +130,8 @@ function signIn(me: User): void {
       if (p.unread && typeof p.unread === 'object') unread.set(p.unread);
     }),
     rt.on('presence', (p) => presence.set(p.username, p.online)),
+    // A password, address or second factor changed (here or on another device): read /me again.
+    rt.on('account:changed', () => void session.refreshMe().catch(() => {})),
     rt.onResync(() => {
       refreshUnread();
       presence.refreshAll();
@@ -108,7 +153,8 @@ function signIn(me: User): void {
   else route();
 }
 
-function signOut(expired: boolean): void {
+/** Signs this tab out (when signed in) and shows the login page with `text` on it. */
+function signOut(text: string): void {
   if (!ctx) return;
   for (const fn of sessionCleanup) fn();
   sessionCleanup = [];
@@ -117,10 +163,20 @@ function signOut(expired: boolean): void {
   nav.hidden = true;
   userName.textContent = '';
   showUnread({ messages: 0, threads: 0 });
-  flash = expired ? 'Your session has ended. Please log in again.' : '';
+  flash = text;
   const r = parseHash(location.hash);
   if (r.name === 'register') route();
   else navigate('#/login');
+}
+
+/** The login page with `text` on it, signed out already (e.g. after a password reset). */
+function showLogin(text: string): void {
+  if (ctx) {
+    signOut(text);
+    return;
+  }
+  flash = text;
+  navigate('#/login');
 }
 
 async function logout(): Promise<void> {
@@ -133,10 +189,10 @@ async function logout(): Promise<void> {
   } catch {
     // Logging out locally is what matters; the cookie is HttpOnly, so ask again on next load.
   }
-  signOut(false);
+  signOut('');
 }
 
-onUnauthorized(() => signOut(true));
+onUnauthorized(() => signOut(EXPIRED));
 
 // ---- routing
 function mount(view: View, name: string): void {
@@ -146,20 +202,51 @@ function mount(view: View, name: string): void {
   replaceChildren(main, view.el);
 }
 
-const TITLES: Record<string, string> = { login: 'Log in', register: 'Register', inbox: 'Inbox', compose: 'New message', admin: 'Server', settings: 'Settings' };
+const TITLES: Record<string, string> = {
+  login: 'Log in',
+  register: 'Register',
+  forgot: 'Forgot password',
+  'reset-password': 'New password',
+  'verify-email': 'Confirm e-mail address',
+  inbox: 'Inbox',
+  compose: 'New message',
+  admin: 'Server',
+  settings: 'Settings',
+};
+
+/** The pages that work with or without a session; null for the others. */
+function publicView(r: Route): View | null {
+  const token = r.query.get('token') ?? '';
+  switch (r.name) {
+    case 'forgot':
+      return forgotView();
+    case 'reset-password':
+      return resetPasswordView(token, showLogin);
+    case 'verify-email':
+      // Signed in: the settings page then shows the address as confirmed.
+      return verifyEmailView(token, ctx ? () => void ctx?.refreshMe().catch(() => {}) : null);
+    default:
+      return null;
+  }
+}
 
 function route(): void {
   const r = parseHash(location.hash);
   setPageTitle(TITLES[r.name] ?? null);
   if (!ctx) {
-    if (r.name !== 'login' && r.name !== 'register') {
+    if (!PUBLIC.has(r.name)) {
       location.replace('#/login');
       return; // hashchange routes again
     }
-    const view = authView(r.name, signIn);
+    const view = publicView(r) ?? authView(r.name === 'register' ? 'register' : 'login', signIn);
     if (flash) view.el.prepend(h('p', { class: 'flash', testid: 'flash', attrs: { role: 'status' } }, flash));
     flash = '';
     mount(view, r.name);
+    return;
+  }
+  const shared = publicView(r);
+  if (shared) {
+    mount(shared, r.name);
     return;
   }
   switch (r.name) {

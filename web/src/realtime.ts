@@ -5,7 +5,10 @@
 // that views reload what they show.
 
 import { io, type Socket } from 'socket.io-client';
-import type { Ack, ClientToServerEvents, ServerToClientEvents } from './generated/events';
+import type { Ack, ClientToServerEvents, EndReason, ServerToClientEvents, SessionEnded } from './generated/events';
+
+/** Why the server ended this tab's session, just before it disconnects the tab. */
+export type SessionEndReason = EndReason;
 
 /** Server -> client events of the native protocol (generated from the server's Rust types). */
 export type ServerEvents = ServerToClientEvents;
@@ -31,7 +34,10 @@ export class Realtime {
   private connectListeners = new Set<() => void>();
   state: ConnectionState = 'connecting';
 
-  constructor(handlers: { unauthorized: () => void; kicked: () => void }) {
+  /** Set once the server said this session is over: nothing reconnects after that. */
+  private ended = false;
+
+  constructor(handlers: { unauthorized: () => void; kicked: () => void; ended: (reason: SessionEndReason | string) => void }) {
     this.socket = io('/messages', {
       forceNew: true,
       withCredentials: true,
@@ -59,13 +65,22 @@ export class Realtime {
       document.documentElement.dataset.recoveries = String(this.recoveries);
       document.documentElement.dataset.resyncs = String(this.resyncs);
     });
+    // The session is over (logged out, ended from another device, password changed, account
+    // disabled or deleted): stop reconnecting with it before the server disconnects us.
+    this.socket.on('session:ended', (p: Partial<SessionEnded> | null) => {
+      if (this.ended) return;
+      this.ended = true;
+      this.socket.io.reconnection(false);
+      handlers.ended(typeof p?.reason === 'string' ? p.reason : '');
+    });
     this.socket.on('disconnect', (reason) => {
       this.setState('offline');
       // The server closed us on purpose (e.g. the session was revoked): it won't come back by itself.
-      if (reason === 'io server disconnect') handlers.kicked();
+      if (reason === 'io server disconnect' && !this.ended) handlers.kicked();
     });
     this.socket.on('connect_error', (err) => {
       this.setState('offline');
+      if (this.ended) return;
       if (err.message === 'unauthorized') handlers.unauthorized();
       // The server could not check the credentials (its database is away): not a logout.
       // socket.io-client does not retry a refused CONNECT by itself.

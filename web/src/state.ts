@@ -113,7 +113,14 @@ export class Blocks {
 }
 
 export interface Ctx {
+  /** The signed-in user as `/me` last said; kept current (the same object) by `refreshMe`. */
   me: User;
+  /** Announces `me` after each change (the settings page follows it). */
+  account: Store<User>;
+  /** Reads `/me` again (after an `account:changed`, or a change made here). */
+  refreshMe(): Promise<User>;
+  /** Signs this tab out to the login page, showing `flash` there. */
+  endSession(flash: string): void;
   rt: Realtime;
   unread: Store<Unread>;
   presence: Presence;

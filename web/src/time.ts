@@ -61,3 +61,12 @@ export function refreshDayLabels(): void {
     if (el.textContent !== text) el.textContent = text;
   }
 }
+
+const dateAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** A date and time for lists of events ("8 May 2026, 14:05"), in full on hover. */
+export function timeStamp(iso: string, testid?: string): HTMLTimeElement {
+  const d = new Date(iso);
+  const text = Number.isNaN(d.getTime()) ? iso : dateAndTime.format(d);
+  return h('time', { testid, attrs: { datetime: iso, title: verboseDateTime(iso) } }, text);
+}

@@ -415,6 +415,7 @@ impl ServerEvent for Stats {
 #[derive(Debug, Clone, Serialize, TS)]
 pub struct AccountChanged {
     /// `password`, `email` or `two_factor`.
+    #[ts(type = "'password' | 'email' | 'two_factor'")]
     pub what: &'static str,
 }
 
@@ -434,6 +435,7 @@ impl ServerEvent for AccountChanged {
 /// Why a session ended, as `session:ended` tells its tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(rename_all = "snake_case")]
 pub enum EndReason {
     /// Logged out (this session, or everywhere).
     Logout,

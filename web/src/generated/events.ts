@@ -102,6 +102,8 @@ subject?: string, };
 
 export type ChangeKind = "added" | "removed" | "left" | "renamed";
 
+export type EndReason = "logout" | "password_changed" | "ended_elsewhere" | "disabled" | "deleted";
+
 export type ChangeNotice = { 
 /**
  * Always `"change"` (a message has no `kind`).
@@ -284,7 +286,7 @@ export type AccountChanged = {
 /**
  * `password`, `email` or `two_factor`.
  */
-what: string, };
+what: 'password' | 'email' | 'two_factor', };
 
 export type SessionEnded = { reason: EndReason, };
 

@@ -1,10 +1,12 @@
-// The user's settings: read receipts on or off, notifications on this device, blocked users.
+// The user's settings: read receipts on or off, notifications on this device, blocked users,
+// and the account's security (views/security.ts).
 
 import { ApiError, api } from '../api';
 import { Scope, h, replaceChildren } from '../dom';
 import { disablePush, enablePush, pushState, type PushState } from '../push';
 import type { View } from '../router';
 import type { Ctx } from '../state';
+import { deleteCard, emailCard, exportCard, passwordCard, securityLogCard, sessionsCard, twoFactorCard, type Card } from './security';
 
 export function settingsView(ctx: Ctx): View {
   const scope = new Scope();
@@ -47,14 +49,27 @@ export function settingsView(ctx: Ctx): View {
   // Receipts are on unless the user turned them off.
   show(ctx.me.read_receipts !== false);
   // Another device may have changed it since this tab signed in.
-  void api
-    .me()
+  void ctx
+    .refreshMe()
     .then((me) => {
       if (touched) return;
-      ctx.me.read_receipts = me.read_receipts;
       if (alive) show(me.read_receipts !== false);
     })
     .catch(() => {});
+
+  const security: Card[] = [
+    sessionsCard(scope),
+    passwordCard(ctx, scope),
+    emailCard(ctx, scope),
+    twoFactorCard(ctx, scope),
+    securityLogCard(scope),
+    exportCard(ctx, scope),
+    deleteCard(ctx, scope),
+  ];
+  // The account as /me says (the address, its confirmation, two-factor), now and after each change.
+  scope.add(ctx.account.subscribe((me) => security.forEach((c) => c.refresh?.(me))));
+  // A change here or on another device: the sessions and the log have new entries.
+  scope.add(ctx.rt.on('account:changed', () => security.forEach((c) => c.reload?.())));
 
   const el = h(
     'section',
@@ -83,6 +98,8 @@ export function settingsView(ctx: Ctx): View {
     ),
     notificationsCard(ctx, scope),
     blockedCard(ctx, scope),
+    h('h2', { class: 'settings-section' }, 'Account security'),
+    ...security.map((c) => c.el),
   );
   return { el, destroy: () => scope.dispose() };
 }
