@@ -82,6 +82,9 @@ enum UserAction {
     Enable { username: String },
     /// End every session of an account (each node closes its sockets within seconds).
     Logout { username: String },
+    /// Turn an account's two-factor off (a user who lost both the app and the recovery codes;
+    /// check who asks first).
+    TwoFactorOff { username: String },
 }
 
 #[tokio::main]
@@ -188,6 +191,23 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
             db.write(async |txn| account_security::set_disabled(txn, id, false).await)
                 .await?;
             println!("{}: enabled", user.user.username);
+            return Ok(());
+        }
+        UserAction::TwoFactorOff { username } => {
+            let user = named(&username).await?;
+            let id = user.user.id;
+            db.write(async |txn| {
+                account_security::remove_two_factor(txn, id).await?;
+                security_log::record(
+                    txn,
+                    id,
+                    security_log::Kind::TwoFactorOff,
+                    &security_log::Place::operator(),
+                )
+                .await
+            })
+            .await?;
+            println!("{}: two-factor off", user.user.username);
             return Ok(());
         }
         UserAction::Logout { username } => {

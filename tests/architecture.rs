@@ -81,6 +81,7 @@ const MODULES: &[(&str, Layer)] = &[
     ("http", Layer::Transports),
     ("realtime", Layer::Transports),
     ("webpush", Layer::Transports),
+    ("mail", Layer::Transports),
     ("service", Layer::Service),
     ("domain", Layer::Domain),
     ("db", Layer::Db),

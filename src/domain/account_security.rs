@@ -85,7 +85,7 @@ pub async fn issue_token(
     let now = ids::now_micros();
     // Two at once for one account: the row lock makes one wait, so that one link stays.
     user::Entity::update_many()
-        .col_expr(user::Column::Id, Expr::col(user::Column::Id).into())
+        .col_expr(user::Column::Id, Expr::col(user::Column::Id))
         .filter(user::Column::Id.eq(user_id))
         .exec(db)
         .await?;
@@ -482,19 +482,25 @@ pub async fn disable_two_factor(
     user: &UserRef,
 ) -> DomainResult<()> {
     let mut write = outbox.begin(db).await?;
-    let txn = write.txn();
+    remove_two_factor(write.txn(), user.id).await?;
+    write.tell(user, AccountChanged::TWO_FACTOR);
+    write.commit().await
+}
+
+/// The second factor's secret and recovery codes, gone (also an operator's
+/// `missive user two-factor-off`, for a user who lost both).
+pub async fn remove_two_factor(db: &impl ConnectionTrait, user_id: i64) -> DomainResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::TotpSecret, Option::<String>::None.into())
         .col_expr(user::Column::TotpPending, Option::<String>::None.into())
-        .filter(user::Column::Id.eq(user.id))
-        .exec(txn)
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
         .await?;
     recovery_code::Entity::delete_many()
-        .filter(recovery_code::Column::UserId.eq(user.id))
-        .exec(txn)
+        .filter(recovery_code::Column::UserId.eq(user_id))
+        .exec(db)
         .await?;
-    write.tell(user, AccountChanged::TWO_FACTOR);
-    write.commit().await
+    Ok(())
 }
 
 // ---- whole accounts
