@@ -91,7 +91,14 @@ pub fn coarse(ip: IpAddr) -> String {
 /// browser by its name ("curl"), cut to 100 characters.
 pub fn device_of(user_agent: &str) -> String {
     let parser = woothee::parser::Parser::new();
-    let known = parser.parse(user_agent).filter(|r| r.name != "UNKNOWN");
+    // Browsers by name; a script's client ("HTTP Library" to woothee) by its own token.
+    let known = parser.parse(user_agent).filter(|r| {
+        r.name != "UNKNOWN"
+            && matches!(
+                r.category,
+                "pc" | "smartphone" | "mobilephone" | "appliance"
+            )
+    });
     let device = match known {
         Some(r) if r.os != "UNKNOWN" => format!("{} on {}", r.name, r.os),
         Some(r) => r.name.to_owned(),
