@@ -539,7 +539,7 @@ async fn password_resets_do_not_tell_who_exists(backend: Backend) {
         "nobody@example.org",
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); logins.len()];
-    for _ in 0..3 {
+    for _ in 0..5 {
         for (i, login) in logins.iter().enumerate() {
             let t = std::time::Instant::now();
             let (status, body) = anyone
@@ -553,7 +553,7 @@ async fn password_resets_do_not_tell_who_exists(backend: Backend) {
             );
         }
     }
-    // Six reset mails were asked for ann: the verification and four more got through.
+    // Ten reset mails were asked for ann: the verification and four more got through.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         sink.mails_to("ann@example.org").len(),
@@ -566,12 +566,12 @@ async fn password_resets_do_not_tell_who_exists(backend: Backend) {
         .iter_mut()
         .map(|t| {
             t.sort();
-            t[1]
+            t[2]
         })
         .collect();
     let (fastest, slowest) = (medians.iter().min().unwrap(), medians.iter().max().unwrap());
     assert!(
-        *slowest < *fastest * 4 + Duration::from_millis(20),
+        *slowest < *fastest * 4 + Duration::from_millis(50),
         "answers took {medians:?}"
     );
     srv.stop().await;
