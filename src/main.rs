@@ -15,8 +15,20 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// What to log: a level (`info`), or per module (`info,missive::http=warn`).
+    #[arg(long, env = "MISSIVE_LOG", default_value = "info", global = true)]
+    log: String,
+    /// `text` for people, `json` for log collectors (one object a line).
+    #[arg(long, env = "MISSIVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -39,6 +51,12 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Copy the SQLite database into a new file while the server serves and writes (for
+    /// PostgreSQL, use pg_dump).
+    Backup {
+        /// The new file (refused if it exists).
+        path: std::path::PathBuf,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -54,6 +72,14 @@ enum ImportFrom {
     FlaskMessaging {
         /// The original SQLite file (`database.db`), or a `sqlite://` or `postgres://` URL.
         path: String,
+        /// Print what the import would do (the plan, every repair, what it refuses) and write
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import only what the original gained or changed since the last import of it: new
+        /// users and messages, read and deletion flags set, new password hashes.
+        #[arg(long)]
+        update: bool,
     },
 }
 
@@ -89,13 +115,21 @@ enum UserAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            EnvFilter::try_from_env("MISSIVE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log)
+        .map_err(|e| anyhow::anyhow!("MISSIVE_LOG {:?}: {e}", cli.log))?;
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
     raise_fd_limit();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Server::start(cli.config).await?.run_until_signal().await,
@@ -106,9 +140,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { action } => manage_user(cli.config, action).await,
+        Command::Backup { path } => backup(&cli.config, &path).await,
         Command::Import {
-            from: ImportFrom::FlaskMessaging { path },
-        } => import_flask_messaging(&cli.config, &path).await,
+            from:
+                ImportFrom::FlaskMessaging {
+                    path,
+                    dry_run,
+                    update,
+                },
+        } => {
+            let options = missive::domain::import::Options { update, dry_run };
+            import_flask_messaging(cli.config, &path, options).await
+        }
         Command::Seed {
             users,
             threads,
@@ -254,10 +297,15 @@ async fn manage_user(config: Config, action: UserAction) -> anyhow::Result<()> {
     }
 }
 
-/// `missive import flask-messaging PATH`: a progress bar on a terminal (phase lines otherwise),
-/// then a summary with every repair.
-async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<()> {
-    use missive::domain::import::{ImportError, Progress, Source, import_flask_messaging};
+/// `missive import flask-messaging PATH [--dry-run] [--update]`: a progress bar on a
+/// terminal (phase lines otherwise), then a summary with every repair and refusal. Exits 2
+/// when an update refused some changes (it imported the others).
+async fn import_flask_messaging(
+    mut config: Config,
+    path: &str,
+    options: missive::domain::import::Options,
+) -> anyhow::Result<()> {
+    use missive::domain::import::{ImportError, Outcome, Progress, Repairs, Source};
 
     struct Bar(indicatif::ProgressBar);
     impl Progress for Bar {
@@ -273,13 +321,42 @@ async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<(
             self.0.inc(steps);
         }
     }
+    fn print_repairs(repairs: &Repairs) {
+        if repairs.total() == 0 {
+            println!("no repairs were needed");
+            return;
+        }
+        println!("repairs ({}):", repairs.total());
+        for (kind, rows) in &repairs.0 {
+            println!("  {kind}: {}", rows.len());
+            for row in rows {
+                println!("    {row}");
+            }
+        }
+    }
 
+    let nothing = if options.dry_run {
+        "dry run: nothing was written"
+    } else {
+        "nothing was imported"
+    };
     let source = match Source::open(path).await {
         Ok(source) => source,
-        Err(e) => anyhow::bail!("{e}\nnothing was imported"),
+        Err(e) => anyhow::bail!("{e}\n{nothing}"),
     };
-    let db = missive::db::Database::connect(config).await?;
-    db.migrate().await?;
+    if options.dry_run
+        && let Some(file) = sqlite_file(&config.database_url)
+        && !std::path::Path::new(file).exists()
+    {
+        // Planned against an empty database, without making the file.
+        eprintln!("no database at {file} yet: planning against an empty one");
+        config.database_url = "sqlite::memory:".into();
+        config.db_pool = 1;
+    }
+    let db = missive::db::Database::connect(&config).await?;
+    if !options.dry_run {
+        db.migrate().await?;
+    }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -287,38 +364,126 @@ async fn import_flask_messaging(config: &Config, path: &str) -> anyhow::Result<(
         )?
         .progress_chars("=> "),
     );
-    let result = import_flask_messaging(&db, source, path, &Bar(bar.clone())).await;
+    let result = missive::domain::import::import_flask_messaging(
+        &db,
+        source,
+        path,
+        options,
+        &Bar(bar.clone()),
+    )
+    .await;
     bar.finish_and_clear();
-    let summary = match result {
-        Ok(summary) => summary,
+    let would = |done: &'static str, dry: &'static str| if options.dry_run { dry } else { done };
+    let outcome = match result {
+        Ok(outcome) => outcome,
         Err(e @ (ImportError::Source(_) | ImportError::NotFlaskMessaging(_))) => {
-            anyhow::bail!("{e}\nnothing was imported")
+            anyhow::bail!("{e}\n{nothing}")
         }
+        Err(e) if options.dry_run => anyhow::bail!("{e}\n{nothing}"),
         Err(e) => anyhow::bail!("{e}"),
     };
-    if summary.already_imported {
-        println!("{path} was imported already: nothing changed");
-        return Ok(());
-    }
-    println!(
-        "imported {} users, {} threads, {} messages in {:.1?}",
-        summary.users, summary.threads, summary.messages, summary.elapsed
-    );
-    println!(
-        "  {} placeholder accounts, {} messages hidden for one side, {} unread below a read mark",
-        summary.placeholders, summary.hidden, summary.unread_below_mark
-    );
-    if summary.repairs.total() == 0 {
-        println!("no repairs were needed");
-    } else {
-        println!("repairs ({}):", summary.repairs.total());
-        for (kind, rows) in &summary.repairs.0 {
-            println!("  {kind}: {}", rows.len());
-            for row in rows {
-                println!("    {row}");
+    let mut refused = false;
+    match outcome {
+        Outcome::AlreadyImported if options.update => {
+            println!("nothing changed in {path} since the last import")
+        }
+        Outcome::AlreadyImported => println!("{path} was imported already: nothing changed"),
+        Outcome::Imported(summary) => {
+            println!(
+                "{} {} users, {} threads, {} messages in {:.1?}",
+                would("imported", "would import"),
+                summary.users,
+                summary.threads,
+                summary.messages,
+                summary.elapsed
+            );
+            println!(
+                "  {} placeholder accounts, {} messages hidden for one side, {} unread below a \
+                 read mark",
+                summary.placeholders, summary.hidden, summary.unread_below_mark
+            );
+            print_repairs(&summary.repairs);
+        }
+        Outcome::Updated(update) if update.is_empty() && update.gone.is_empty() => {
+            println!("nothing changed in {path} since the last import")
+        }
+        Outcome::Updated(update) => {
+            println!(
+                "{} {path}: {} new users ({} placeholder accounts), {} new messages ({} new \
+                 threads), {} read, {} deleted for one side, {} new password hashes",
+                would("updated from", "would update from"),
+                update.users,
+                update.placeholders,
+                update.messages,
+                update.threads,
+                update.read,
+                update.hidden,
+                update.passwords
+            );
+            print_repairs(&update.repairs);
+            for gone in &update.gone {
+                println!("{gone}");
+            }
+            if !update.refused.is_empty() {
+                refused = true;
+                println!(
+                    "refused ({}): these changes conflict with what Missive wrote since the \
+                     last import, or the original app could not have made them; they stay out \
+                     of Missive:",
+                    update.refused.len()
+                );
+                for r in &update.refused {
+                    println!("  {r}");
+                }
             }
         }
     }
+    if options.dry_run {
+        println!("{nothing}");
+    }
+    if refused {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// The file of a `sqlite:` database URL (None for another database, or one in memory).
+fn sqlite_file(url: &str) -> Option<&str> {
+    let file = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let file = file.split('?').next().unwrap_or_default();
+    (!file.is_empty() && !file.starts_with(':')).then_some(file)
+}
+
+/// `missive backup PATH`.
+async fn backup(config: &Config, target: &std::path::Path) -> anyhow::Result<()> {
+    let Some(rest) = config.database_url.strip_prefix("sqlite:") else {
+        anyhow::bail!(
+            "missive backup copies SQLite databases; for PostgreSQL use its own tools:\n  \
+             pg_dump --format=custom --file={} '<MISSIVE_DATABASE_URL>'\n\
+             and pg_restore to restore",
+            target.display()
+        );
+    };
+    let file = sqlite_file(&config.database_url).unwrap_or(rest);
+    if !std::path::Path::new(file).is_file() {
+        anyhow::bail!("no SQLite database at {file:?} (MISSIVE_DATABASE_URL)");
+    }
+    if target.exists() {
+        anyhow::bail!(
+            "{} exists already: back up into a new file",
+            target.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let db = missive::db::Database::connect(config).await?;
+    db.backup_into(target).await?;
+    let size = std::fs::metadata(target)?.len();
+    println!(
+        "backed up {file} to {} ({:.1} MB) in {:.1?}",
+        target.display(),
+        size as f64 / 1e6,
+        started.elapsed()
+    );
     Ok(())
 }
 

@@ -130,7 +130,8 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
                 ok,
                 "socket.io-client {version} over {transport} heard {heard:?}"
             );
-            let url = json!({"message_url": sent["url"]});
+            // The original payload, with the thread a page can refresh without asking.
+            let url = json!({"message_url": sent["url"], "thread_id": thread_id});
             assert_eq!(data(&heard, &newmsg), Some(url.clone()));
             assert_eq!(data(&heard, &thread_id), Some(url));
             assert_eq!(
@@ -196,7 +197,8 @@ async fn an_original_page_of_an_imported_user_hears_its_events() {
     let sent = jane.reply("vfdssugl", "hello after the move").await;
     let (ok, heard) = heard(child, lines).await;
     assert!(ok, "heard {heard:?}");
-    let url = json!({"message_url": sent["url"]});
+    // The original payload, with the thread a page can refresh without asking.
+    let url = json!({"message_url": sent["url"], "thread_id": "vfdssugl"});
     assert_eq!(data(&heard, &newmsg), Some(url.clone()));
     assert_eq!(data(&heard, "vfdssugl"), Some(url));
     srv.stop().await;

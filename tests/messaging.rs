@@ -158,11 +158,33 @@ async fn deleting_hides_for_the_deleter_only(backend: Backend) {
     let m2 = alice.reply(&thread_id, "two").await;
     assert_eq!(bob.unread().await["messages"], 2);
 
+    // One message by its url, as its thread lists it, for those who can see it.
+    let m2_path = format!("/api/v1/messages/{}", m2["url"].as_str().unwrap());
+    let (status, one) = bob.http.get(&m2_path).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["message"], m2);
+    assert_eq!(one["message"]["thread_id"], thread_id.as_str());
+    let carol = srv.user("carol").await;
+    let (status, body) = carol.http.get(&m2_path).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "not a member"
+    );
+    let (status, _) = bob.http.get("/api/v1/messages/nosuchurl").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     let (status, _) = bob
         .http
         .delete(&format!("/api/v1/messages/{}", m2["url"].as_str().unwrap()))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        bob.http.get(&m2_path).await.0,
+        StatusCode::NOT_FOUND,
+        "hidden by bob"
+    );
+    assert_eq!(alice.http.get(&m2_path).await.0, StatusCode::OK);
     assert_eq!(
         bob.unread().await["messages"],
         1,

@@ -65,8 +65,9 @@ async fn sender_tab_and_recipient_tabs_all_see_the_new_message(backend: Backend)
             thread_id.as_str()
         );
         assert_eq!(got["message:new"]["thread"]["last_message"], message);
-        assert_eq!(got[&newmsg], json!({"message_url": url}));
-        assert_eq!(got[&thread_id], json!({"message_url": url}));
+        let legacy = json!({"message_url": url, "thread_id": thread_id});
+        assert_eq!(got[&newmsg], legacy);
+        assert_eq!(got[&thread_id], legacy);
         if who.name == "bob" {
             assert_eq!(got["unread"], json!({"messages": 1, "threads": 1}));
         }

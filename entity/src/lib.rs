@@ -4,6 +4,7 @@
 pub mod account_token;
 pub mod block;
 pub mod event_log;
+pub mod import_row;
 pub mod message;
 pub mod message_hide;
 pub mod participant;

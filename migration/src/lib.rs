@@ -16,6 +16,7 @@ mod m20261206_000011_edits;
 mod m20261206_000012_after_sending;
 mod m20261206_000013_notifications;
 mod m20261206_000014_account_security;
+mod m20261207_000015_import_rows;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_after_sending::Migration),
             Box::new(m20261206_000013_notifications::Migration),
             Box::new(m20261206_000014_account_security::Migration),
+            Box::new(m20261207_000015_import_rows::Migration),
         ]
     }
 }

@@ -107,6 +107,29 @@ impl Database {
             .map(|_| ())
     }
 
+    /// Writes a consistent copy of the SQLite database into the new file `target`, while
+    /// others go on writing: one read transaction (`VACUUM INTO`) holds every commit made
+    /// before it began and none after. The copy is synced to disk before this returns.
+    pub async fn backup_into(&self, target: &std::path::Path) -> Result<(), DbErr> {
+        let path = target
+            .to_str()
+            .ok_or_else(|| DbErr::Custom(format!("{} is not a UTF-8 path", target.display())))?;
+        self.conn
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "VACUUM INTO ?",
+                [path.into()],
+            ))
+            .await?;
+        let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+        sync(target)
+            .and_then(|()| match target.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => sync(dir),
+                _ => sync(std::path::Path::new(".")),
+            })
+            .map_err(|e| DbErr::Custom(format!("syncing {}: {e}", target.display())))
+    }
+
     /// Brings the schema up to date, all pending migrations in one transaction: one that fails
     /// half-way, or a process stopped during it, leaves the schema as it was (SQLite and
     /// PostgreSQL both roll DDL back), and the next start migrates from there.
@@ -178,6 +201,11 @@ impl Database {
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }
+}
+
+/// Runs every pending migration inside `txn`: they commit, or roll back, with it.
+pub async fn migrate_within(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    Migrator::up(txn, None).await
 }
 
 /// Runs `steps` (all when `None`) pending migrations of `M` in one transaction. sea-orm wraps

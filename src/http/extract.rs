@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::access_log::Trail;
 use super::error::ApiError;
 use crate::metrics::Metrics;
 use crate::service::auth::{self, Presented};
@@ -91,7 +92,12 @@ impl FromRequestParts<App> for Auth {
             guarded: !is_safe(&parts.method),
         };
         match app.authenticate(presented).await {
-            Ok(who) => Ok(Auth(who)),
+            Ok(who) => {
+                if let Some(trail) = parts.extensions.get::<Trail>() {
+                    trail.authenticated(who.id());
+                }
+                Ok(Auth(who))
+            }
             Err(ServiceError::Unauthorized) => Err(ApiError::Unauthorized { challenge }),
             Err(e) => Err(e.into()),
         }

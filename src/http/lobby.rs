@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::access_log::Trail;
 use super::error::{ApiError, ApiResult};
 use super::extract::ClientAddr;
 use crate::service::auth::{self, Credential, Presented};
@@ -44,6 +45,7 @@ async fn lobby(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
+    trail: Trail,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let credential = match auth::credential_from_headers(&headers) {
@@ -61,6 +63,7 @@ async fn lobby(
         ServiceError::Unauthorized => ApiError::Unauthorized { challenge: false },
         other => other.into(),
     })?;
+    trail.authenticated(who.id());
     // Counted now, before the upgrade is awaited (the cap held only after it did not hold).
     let slot = app.admit_connection(&who)?;
     // A lobby message is at most 300 characters: 16 KiB holds any legal frame, escapes and all,

@@ -18,7 +18,7 @@ use crate::service::{App, MessageView, React, SendMessage, SendOutcome};
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(send))
-        .routes(routes!(remove, edit))
+        .routes(routes!(get, remove, edit))
         .routes(routes!(add_reaction, remove_reaction))
 }
 
@@ -49,6 +49,23 @@ async fn send(
             (StatusCode::OK, Json(MessageBody { message })).into_response()
         }
     })
+}
+
+/// One message the caller can see (a page that learned only its url from `W_newmsg`).
+#[utoipa::path(get, path = "/messages/{url}", tag = "messages",
+    params(("url" = String, Path)),
+    security(("cookie" = []), ("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The message, with its thread's id", body = MessageBody),
+        (status = 404, description = "`not_found`: no such message, or not one the caller can see", body = super::openapi::ErrorBody),
+    ))]
+async fn get(
+    State(app): State<App>,
+    Auth(who): Auth,
+    Path(url): Path<String>,
+) -> ApiResult<Json<MessageBody>> {
+    let message = app.get_message(&who, &url).await?;
+    Ok(Json(MessageBody { message }))
 }
 
 #[derive(Deserialize, IntoParams)]

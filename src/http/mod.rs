@@ -2,6 +2,7 @@
 //! endpoints and the embedded web client. Each resource module owns its routes; they are
 //! merged here, with the layers every request goes through.
 
+pub mod access_log;
 pub mod account;
 pub mod auth;
 pub mod error;
@@ -23,7 +24,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -82,6 +82,7 @@ pub fn router(app: App) -> Router {
     let mut router = Router::new()
         .nest("/api/v1", api.merge(api_extra))
         .merge(rest)
+        .route_layer(axum::middleware::from_fn(access_log::record_route))
         .fallback(web::serve)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -95,13 +96,7 @@ pub fn router(app: App) -> Router {
             app.clone(),
             extract::body_deadline,
         ))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // Path only: query strings may carry cursors, never credentials, but keep logs lean.
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-            }),
-        );
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY));
     let origins = app.origins.configured().to_vec();
     if !origins.is_empty() {
         let list: Vec<_> = origins.iter().filter_map(|o| o.parse().ok()).collect();

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access_log::Trail;
 use super::auth::{clear_cookie, session_cookie, with_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Client, ClientAddr};
@@ -141,12 +142,13 @@ async fn login(
 async fn logout(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
+    trail: Trail,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if !app.origins.allows_state_changing_get(&headers) {
         return Err(ServiceError::ForbiddenOrigin.into());
     }
-    if let Ok(who) = session_user(&app, &headers, ip).await {
+    if let Ok(who) = session_user(&app, &headers, ip, &trail).await {
         app.logout(&who).await?;
     }
     let cookie = clear_cookie(&app, &headers, PIRATCHAT_COOKIE);
@@ -163,9 +165,10 @@ async fn logout(
 async fn online(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
+    trail: Trail,
     headers: HeaderMap,
 ) -> ApiResult<Json<Online>> {
-    session_user(&app, &headers, ip).await?;
+    session_user(&app, &headers, ip, &trail).await?;
     Ok(Json(Online {
         online_clients: app.lobby.online(),
     }))
@@ -179,10 +182,11 @@ async fn online(
 async fn user(
     State(app): State<App>,
     ClientAddr(ip): ClientAddr,
+    trail: Trail,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Username>> {
-    let who = session_user(&app, &headers, ip).await?;
+    let who = session_user(&app, &headers, ip, &trail).await?;
     if name == "@me" {
         return Ok(Json(Username {
             username: who.user.username,
@@ -197,6 +201,7 @@ async fn session_user(
     app: &App,
     headers: &HeaderMap,
     client: std::net::IpAddr,
+    trail: &Trail,
 ) -> ApiResult<Identity> {
     let credential = auth::piratchat_session(headers)
         .ok_or_else(|| ApiError::InvalidPayload("session cookie required".into()))?;
@@ -206,8 +211,10 @@ async fn session_user(
         client,
         guarded: false,
     };
-    app.authenticate(presented).await.map_err(|e| match e {
+    let who = app.authenticate(presented).await.map_err(|e| match e {
         ServiceError::Unauthorized => ApiError::Unauthorized { challenge: false },
         other => other.into(),
-    })
+    })?;
+    trail.authenticated(who.id());
+    Ok(who)
 }

@@ -7,6 +7,7 @@ use axum::extract::ConnectInfo;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
 
 use super::events;
 use super::notify::SocketIoNotifier;
@@ -105,7 +106,7 @@ pub async fn authenticate<A: Adapter>(
         s.join(legacy_room(me.who.id()));
     }
     events::register(&s);
-    tracing::debug!(username = %me.who.user.username, ns = s.ns(), "socket connected");
+    log_lifetime(&s, me.who.id());
     app.socket_opened(&me.who).await;
     let me = Arc::new(me);
     s.extensions.insert(me.clone());
@@ -182,6 +183,45 @@ impl Drop for Counted {
     }
 }
 
+/// One `info` line when the socket connects, and one with the reason when it disconnects.
+fn log_lifetime<A: Adapter>(s: &SocketRef<A>, user: i64) {
+    tracing::info!(
+        target: "missive::socket",
+        sid = %s.id,
+        user,
+        ns = s.ns(),
+        transport = <&str>::from(s.transport_type()),
+        "socket connected"
+    );
+    s.on_disconnect(
+        move |s: SocketRef<A>, reason: DisconnectReason| async move {
+            tracing::info!(
+                target: "missive::socket",
+                sid = %s.id,
+                user,
+                ns = s.ns(),
+                reason = disconnect_reason(reason),
+                "socket disconnected"
+            );
+        },
+    );
+}
+
+/// A disconnect's reason in a word or two.
+fn disconnect_reason(reason: DisconnectReason) -> &'static str {
+    use DisconnectReason::*;
+    match reason {
+        TransportClose => "transport_close",
+        MultipleHttpPollingError => "overlapping_polls",
+        PacketParsingError => "bad_packet",
+        TransportError => "transport_error",
+        HeartbeatTimeout => "ping_timeout",
+        ClientNSDisconnect => "client_disconnect",
+        ServerNSDisconnect => "server_disconnect",
+        ClosingServer => "server_closing",
+    }
+}
+
 /// Connect middleware of `/admin`: the same credentials, and the account must be an admin.
 /// Like [`authenticate`], it joins the socket's rooms before CONNECT is sent.
 pub async fn authenticate_admin<A: Adapter>(
@@ -195,6 +235,7 @@ pub async fn authenticate_admin<A: Adapter>(
         return Err(UNAUTHORIZED);
     }
     super::admin::admit(&s, me.who.id(), &me.who.grant());
+    log_lifetime(&s, me.who.id());
     s.extensions.insert(Arc::new(me));
     s.extensions.insert(Counted::new(&app, slot, None));
     Ok(())

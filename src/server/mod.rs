@@ -165,6 +165,9 @@ fn assemble<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
         .layer(tower::util::MapRequestLayer::new(
             crate::realtime::detach_head::<axum::body::Body>,
         ))
+        .layer(axum::middleware::from_fn(
+            crate::http::access_log::log_requests,
+        ))
 }
 
 async fn shutdown_signal() {

@@ -230,6 +230,11 @@ impl App {
         Ok(messaging::get_thread(&self.db.conn, who.id(), thread_id).await?)
     }
 
+    /// One message the caller can see, by its url.
+    pub async fn get_message(&self, who: &Identity, url: &str) -> ServiceResult<MessageView> {
+        Ok(messaging::get_message(&self.db.conn, who.id(), url).await?)
+    }
+
     /// A page of a thread's history, oldest first, and whether older messages remain.
     pub async fn list_messages(
         &self,

@@ -54,6 +54,7 @@ impl ServerEvent for NewMessage {
     fn legacy(&self, to: &UserRef, out: &mut Vec<Legacy>) {
         let payload = LegacyNewMessage {
             message_url: &self.url,
+            thread_id: &self.thread.thread_id,
         };
         out.extend(Legacy::new(format!("{}_newmsg", to.websocket_id), &payload));
         out.extend(Legacy::new(self.thread.thread_id.clone(), &payload));

@@ -4,10 +4,12 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-/// `W_newmsg`, and `<thread_id>` (same payload).
+/// `W_newmsg`, and `<thread_id>` (same payload). The original sent only `message_url`;
+/// `thread_id` tells a page which thread to refresh without asking.
 #[derive(Serialize, TS)]
 pub struct LegacyNewMessage<'a> {
     pub message_url: &'a str,
+    pub thread_id: &'a str,
 }
 
 /// `W_notify`: a thread read (`thread_id`), or nothing left unread (`mailbox`).

@@ -5,11 +5,15 @@
 //! lands or none of it does, and the same source imported twice changes nothing.
 
 mod plan;
+mod rows;
 mod source;
+mod update;
 
 use std::time::{Duration, Instant};
 
-use entity::{message, message_hide, participant, setting, thread, unread_below_mark, user};
+use entity::{
+    import_row, message, message_hide, participant, setting, thread, unread_below_mark, user,
+};
 use sea_orm::sea_query::{Alias, Expr, Func, IntoIden, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Value,
@@ -20,6 +24,7 @@ pub use plan::Repairs;
 use plan::{IdBase, Plan};
 pub use source::Source;
 use source::{SourceMessage, SourceUser};
+pub use update::Update;
 
 use crate::db::Database;
 use crate::ids;
@@ -37,6 +42,13 @@ pub enum ImportError {
     /// accounts with the same names): importing would duplicate or merge people.
     #[error("nothing imported: {}", .0.join("; "))]
     Conflict(Vec<String>),
+    /// `--update`, with no earlier import to continue.
+    #[error(
+        "nothing to update: this database holds no import that recorded its rows (imports by \
+         Missive before `--update` existed did not); import without --update into a fresh \
+         database"
+    )]
+    NothingToUpdate,
     #[error("writing to Missive's database failed, nothing was imported: {0}")]
     Db(#[from] DbErr),
 }
@@ -51,8 +63,6 @@ pub trait Progress {
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// The same source had been imported before: nothing was written.
-    pub already_imported: bool,
     pub users: usize,
     pub placeholders: usize,
     pub threads: usize,
@@ -65,10 +75,31 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
-/// Key prefix of the import records in `settings`.
+/// Key prefix of the import records in `settings` (one per copy of a source imported).
 const RECORD: &str = "import.flask-messaging.";
+/// Key prefix of each origin's last import time in `settings`.
+const ORIGIN: &str = "import-origin.flask-messaging.";
 /// Rows per INSERT: under SQLite's 32,766 bound parameters at eight columns.
 const CHUNK: usize = 2000;
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Only what the original gained or changed since the last import of it.
+    pub update: bool,
+    /// Do everything but commit (pending migrations included): the plan, the repairs and the
+    /// refusals, with nothing written.
+    pub dry_run: bool,
+}
+
+/// What an import did, or (dry run) would do.
+#[derive(Debug)]
+pub enum Outcome {
+    /// This very copy of the source was imported before: nothing to do.
+    AlreadyImported,
+    Imported(Summary),
+    Updated(Update),
+}
 
 /// Imports the Flask-Messaging database `source` (opened from `path`, which the import record
 /// keeps) into `db`. Open it with [`Source::open`] before touching Missive's database, so that
@@ -77,8 +108,9 @@ pub async fn import_flask_messaging(
     db: &Database,
     source: Source,
     path: &str,
+    options: Options,
     progress: &dyn Progress,
-) -> Result<Summary, ImportError> {
+) -> Result<Outcome, ImportError> {
     let started = Instant::now();
     progress.phase("reading users", 0);
     let users = source.users().await?;
@@ -88,6 +120,10 @@ pub async fn import_flask_messaging(
     let record_key = format!("{RECORD}{}", &fingerprint[..32]);
 
     let txn = db.begin_write().await?;
+    if options.dry_run {
+        // Rolled back with the rest.
+        crate::db::migrate_within(&txn).await?;
+    }
     if db.backend() == DbBackend::Postgres {
         // Rows get their ids here, from each table's next free one: no server may take ids
         // while the import runs.
@@ -101,26 +137,42 @@ pub async fn import_flask_messaging(
         .await?
         .is_some()
     {
-        return Ok(Summary {
-            already_imported: true,
-            elapsed: started.elapsed(),
-            ..Summary::default()
-        });
+        return Ok(Outcome::AlreadyImported);
     }
-    let base = IdBase {
-        user: next_id(&*txn, user::Entity).await?,
-        thread: next_id(&*txn, thread::Entity).await?,
-        message: next_id(&*txn, message::Entity).await?,
-    };
-    progress.phase("planning", 0);
-    let plan = plan::plan(&users, &messages, base, ids::now_micros());
-    conflicts(&*txn, &plan).await?;
+    let now = ids::now_micros();
+    let (outcome, origin) = if options.update {
+        let (origin, since) = last_import(&*txn, &messages).await?;
+        progress.phase("comparing", 0);
+        let update = update::update(&*txn, &origin, since, &users, &messages, now).await?;
+        (Outcome::Updated(update), origin)
+    } else {
+        let origin = fingerprint[..32].to_owned();
+        let base = IdBase {
+            user: next_id(&*txn, user::Entity).await?,
+            thread: next_id(&*txn, thread::Entity).await?,
+            message: next_id(&*txn, message::Entity).await?,
+        };
+        progress.phase("planning", 0);
+        let plan = plan::plan(&users, &messages, base, now);
+        conflicts(&*txn, &plan).await?;
 
-    progress.phase("writing", plan.messages.len() as u64);
-    write(&*txn, &plan, progress).await?;
-    // Searchable as soon as it commits.
-    crate::domain::search::index(&*txn, plan.messages.iter().map(|m| (m.id, m.body.as_str())))
-        .await?;
+        progress.phase("writing", plan.messages.len() as u64);
+        write(&*txn, &plan, &origin, progress).await?;
+        // Searchable as soon as it commits.
+        crate::domain::search::index(&*txn, plan.messages.iter().map(|m| (m.id, m.body.as_str())))
+            .await?;
+        let summary = Summary {
+            users: plan.users.len() - plan.placeholders,
+            placeholders: plan.placeholders,
+            threads: plan.threads.len(),
+            messages: plan.messages.len(),
+            hidden: plan.hides.len(),
+            unread_below_mark: plan.unread_below_mark.len(),
+            repairs: plan.repairs,
+            elapsed: Duration::ZERO,
+        };
+        (Outcome::Imported(summary), origin)
+    };
     if db.backend() == DbBackend::Postgres {
         for table in ["users", "threads", "messages"] {
             txn.execute_unprepared(&format!(
@@ -130,38 +182,103 @@ pub async fn import_flask_messaging(
             .await?;
         }
     }
-    let record = serde_json::json!({
-        "source": path,
-        "fingerprint": fingerprint,
-        "imported_at": ids::rfc3339(ids::now_micros()),
-        "users": plan.users.len(),
-        "threads": plan.threads.len(),
-        "messages": plan.messages.len(),
-    });
-    setting::Entity::insert(setting::ActiveModel {
-        key: sea_orm::Set(record_key),
-        value: sea_orm::Set(record.to_string()),
-    })
-    .exec(&*txn)
-    .await?;
+    // When this origin was last imported from (an update's "since").
+    let last = setting::ActiveModel {
+        key: sea_orm::Set(format!("{ORIGIN}{origin}")),
+        value: sea_orm::Set(serde_json::json!({ "at": now, "source": path }).to_string()),
+    };
+    setting::Entity::insert(last)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(setting::Column::Key)
+                .update_column(setting::Column::Value)
+                .to_owned(),
+        )
+        .exec(&*txn)
+        .await?;
+    // A copy whose changes were all taken: importing it again has nothing to do. (One with
+    // refusals is compared again next time, to list them again.)
+    let complete = match &outcome {
+        Outcome::Updated(u) => u.refused.is_empty(),
+        _ => true,
+    };
+    if complete {
+        let record = serde_json::json!({
+            "source": path,
+            "fingerprint": fingerprint,
+            "origin": origin,
+            "imported_at": ids::rfc3339(now),
+        });
+        setting::Entity::insert(setting::ActiveModel {
+            key: sea_orm::Set(record_key),
+            value: sea_orm::Set(record.to_string()),
+        })
+        .exec(&*txn)
+        .await?;
+    }
+    let outcome = match outcome {
+        Outcome::Imported(summary) => Outcome::Imported(Summary {
+            elapsed: started.elapsed(),
+            ..summary
+        }),
+        other => other,
+    };
+    if options.dry_run {
+        drop(txn);
+        return Ok(outcome);
+    }
     txn.commit().await?;
     let analyze = match db.backend() {
         DbBackend::Postgres => "ANALYZE",
         _ => "PRAGMA optimize",
     };
     db.conn.execute_unprepared(analyze).await?;
+    Ok(outcome)
+}
 
-    Ok(Summary {
-        already_imported: false,
-        users: plan.users.len() - plan.placeholders,
-        placeholders: plan.placeholders,
-        threads: plan.threads.len(),
-        messages: plan.messages.len(),
-        hidden: plan.hides.len(),
-        unread_below_mark: plan.unread_below_mark.len(),
-        repairs: plan.repairs,
-        elapsed: started.elapsed(),
-    })
+/// The earlier import an update continues, and when it was made: the origin whose rows match
+/// the source's first messages best.
+async fn last_import(
+    db: &impl ConnectionTrait,
+    messages: &[SourceMessage],
+) -> Result<(String, i64), ImportError> {
+    let origins: Vec<String> = import_row::Entity::find()
+        .select_only()
+        .column(import_row::Column::Origin)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut best: Option<(usize, String)> = None;
+    let sample: Vec<&SourceMessage> = messages.iter().take(500).collect();
+    for origin in origins {
+        let rows: Vec<(i64, String)> = import_row::Entity::find()
+            .select_only()
+            .columns([import_row::Column::SourceId, import_row::Column::Digest])
+            .filter(import_row::Column::Origin.eq(origin.clone()))
+            .filter(import_row::Column::Kind.eq(rows::MESSAGE))
+            .filter(import_row::Column::SourceId.is_in(sample.iter().map(|m| m.id)))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let digests: std::collections::HashMap<i64, String> = rows.into_iter().collect();
+        let matching = sample
+            .iter()
+            .filter(|m| digests.get(&m.id) == Some(&rows::message_digest(m)))
+            .count();
+        if best.as_ref().is_none_or(|(n, _)| matching > *n) {
+            best = Some((matching, origin));
+        }
+    }
+    let Some((_, origin)) = best else {
+        return Err(ImportError::NothingToUpdate);
+    };
+    let since = setting::Entity::find_by_id(format!("{ORIGIN}{origin}"))
+        .one(db)
+        .await?
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s.value).ok())
+        .and_then(|v| v["at"].as_i64())
+        .unwrap_or(0);
+    Ok((origin, since))
 }
 
 /// SHA-256 of every row the import reads: the same source, the same fingerprint.
@@ -272,8 +389,9 @@ async fn conflicts(db: &impl ConnectionTrait, plan: &Plan) -> Result<(), ImportE
     if !earlier.is_empty() {
         found.push(format!(
             "Missive holds {} earlier import(s) of a Flask-Messaging database: this one is a \
-             different copy of it (the original changed since), or another database sharing \
-             some of its people; import into a fresh Missive database instead",
+             different copy of it (the original changed since: import what it gained with \
+             --update), or another database sharing some of its people (import into a fresh \
+             Missive database instead)",
             earlier.len()
         ));
     }
@@ -324,9 +442,9 @@ fn sample(values: &[String]) -> String {
 async fn write(
     db: &impl ConnectionTrait,
     plan: &Plan,
+    origin: &str,
     progress: &dyn Progress,
 ) -> Result<(), DbErr> {
-    use message::Column as M;
     use user::Column as U;
     insert(
         db,
@@ -356,6 +474,18 @@ async fn write(
         |_| {},
     )
     .await?;
+    insert_threads(db, plan.threads.iter()).await?;
+    insert_messages(db, &plan.messages, &|n| progress.advance(n as u64)).await?;
+    insert_participants(db, plan.participants.iter()).await?;
+    insert_hides(db, plan.hides.iter()).await?;
+    insert_below_mark(db, plan.unread_below_mark.iter()).await?;
+    insert_rows(db, origin, plan.rows.iter()).await
+}
+
+async fn insert_threads<'a>(
+    db: &impl ConnectionTrait,
+    threads: impl Iterator<Item = &'a thread::Model>,
+) -> Result<(), DbErr> {
     use thread::Column as T;
     insert(
         db,
@@ -368,7 +498,7 @@ async fn write(
             T::UpdatedAt,
             T::LastMessageId,
         ],
-        plan.threads.iter().map(|t| {
+        threads.map(|t| {
             vec![
                 t.id.into(),
                 t.public_id.clone().into(),
@@ -380,7 +510,15 @@ async fn write(
         }),
         |_| {},
     )
-    .await?;
+    .await
+}
+
+async fn insert_messages(
+    db: &impl ConnectionTrait,
+    messages: &[message::Model],
+    done: &dyn Fn(usize),
+) -> Result<(), DbErr> {
+    use message::Column as M;
     insert(
         db,
         message::Entity,
@@ -394,7 +532,7 @@ async fn write(
             M::CreatedAt,
             M::ClientId,
         ],
-        plan.messages.iter().map(|m| {
+        messages.iter().map(|m| {
             vec![
                 m.id.into(),
                 m.public_id.clone().into(),
@@ -406,9 +544,15 @@ async fn write(
                 m.client_id.clone().into(),
             ]
         }),
-        |n| progress.advance(n as u64),
+        done,
     )
-    .await?;
+    .await
+}
+
+async fn insert_participants<'a>(
+    db: &impl ConnectionTrait,
+    participants: impl Iterator<Item = &'a participant::Model>,
+) -> Result<(), DbErr> {
     use participant::Column as P;
     insert(
         db,
@@ -421,7 +565,7 @@ async fn write(
             P::HiddenBefore,
             P::Unread,
         ],
-        plan.participants.iter().map(|p| {
+        participants.map(|p| {
             vec![
                 p.thread_id.into(),
                 p.user_id.into(),
@@ -433,7 +577,13 @@ async fn write(
         }),
         |_| {},
     )
-    .await?;
+    .await
+}
+
+async fn insert_hides<'a>(
+    db: &impl ConnectionTrait,
+    hides: impl Iterator<Item = &'a message_hide::Model>,
+) -> Result<(), DbErr> {
     insert(
         db,
         message_hide::Entity,
@@ -441,20 +591,57 @@ async fn write(
             message_hide::Column::UserId,
             message_hide::Column::MessageId,
         ],
-        plan.hides
-            .iter()
-            .map(|h| vec![h.user_id.into(), h.message_id.into()]),
+        hides.map(|h| vec![h.user_id.into(), h.message_id.into()]),
         |_| {},
     )
-    .await?;
+    .await
+}
+
+async fn insert_below_mark<'a>(
+    db: &impl ConnectionTrait,
+    rows: impl Iterator<Item = &'a unread_below_mark::Model>,
+) -> Result<(), DbErr> {
     use unread_below_mark::Column as B;
     insert(
         db,
         unread_below_mark::Entity,
         [B::UserId, B::ThreadId, B::MessageId],
-        plan.unread_below_mark
-            .iter()
-            .map(|u| vec![u.user_id.into(), u.thread_id.into(), u.message_id.into()]),
+        rows.map(|u| vec![u.user_id.into(), u.thread_id.into(), u.message_id.into()]),
+        |_| {},
+    )
+    .await
+}
+
+/// What each original row became, under `origin`.
+async fn insert_rows<'a>(
+    db: &impl ConnectionTrait,
+    origin: &str,
+    rows: impl Iterator<Item = &'a import_row::Model>,
+) -> Result<(), DbErr> {
+    use import_row::Column as R;
+    insert(
+        db,
+        import_row::Entity,
+        [
+            R::Origin,
+            R::Kind,
+            R::SourceId,
+            R::TargetId,
+            R::Digest,
+            R::Flags,
+            R::Secret,
+        ],
+        rows.map(|r| {
+            vec![
+                origin.into(),
+                r.kind.into(),
+                r.source_id.into(),
+                r.target_id.into(),
+                r.digest.clone().into(),
+                r.flags.into(),
+                r.secret.clone().into(),
+            ]
+        }),
         |_| {},
     )
     .await
@@ -468,6 +655,8 @@ async fn insert<E: EntityTrait, const N: usize>(
     rows: impl Iterator<Item = Vec<Value>>,
     done: impl Fn(usize),
 ) -> Result<(), DbErr> {
+    // Statements of at most 32,766 bound parameters (SQLite's limit).
+    let chunk = CHUNK.min(32_766 / N);
     let table = entity.into_iden();
     let columns: Vec<_> = columns.into_iter().map(|c| c.into_iden()).collect();
     let mut rows = rows.peekable();
@@ -475,7 +664,7 @@ async fn insert<E: EntityTrait, const N: usize>(
         let mut statement = Query::insert();
         statement.into_table(table.clone()).columns(columns.clone());
         let mut n = 0;
-        for row in rows.by_ref().take(CHUNK) {
+        for row in rows.by_ref().take(chunk) {
             statement
                 .values(row.into_iter().map(Expr::val))
                 .map_err(|e| DbErr::Custom(e.to_string()))?;

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDateTime;
-use entity::{message, message_hide, participant, thread, unread_below_mark, user};
+use entity::{import_row, message, message_hide, participant, thread, unread_below_mark, user};
 
+use super::rows;
 use super::source::{SourceMessage, SourceUser};
 use crate::domain::views::ThreadKind;
 use crate::ids;
@@ -15,9 +16,9 @@ use crate::ids;
 /// Longest thread subject Missive stores.
 const MAX_SUBJECT: usize = 280;
 /// Longest name a Missive login looks up (the original's `VARCHAR(80)`).
-const MAX_NAME: usize = 80;
+pub(super) const MAX_NAME: usize = 80;
 /// Name of the placeholder account for messages whose sender or recipient is NULL.
-const UNKNOWN_USER: &str = "[unknown]";
+pub(super) const UNKNOWN_USER: &str = "[unknown]";
 
 /// Where the new rows' ids start (each table's next free id).
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,8 @@ pub struct Plan {
     pub participants: Vec<participant::Model>,
     pub hides: Vec<message_hide::Model>,
     pub unread_below_mark: Vec<unread_below_mark::Model>,
+    /// What each original row became (for a later update).
+    pub rows: Vec<import_row::Model>,
     pub repairs: Repairs,
 }
 
@@ -46,7 +49,7 @@ pub struct Plan {
 pub struct Repairs(pub BTreeMap<&'static str, Vec<String>>);
 
 impl Repairs {
-    fn note(&mut self, kind: &'static str, detail: impl Into<String>) {
+    pub(super) fn note(&mut self, kind: &'static str, detail: impl Into<String>) {
         self.0.entry(kind).or_default().push(detail.into());
     }
 
@@ -60,7 +63,9 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
     let mut plan = Plan::default();
     let mut accounts = Accounts::new(base.user);
     for u in users {
-        accounts.add_original(u, &mut plan.repairs);
+        if let Some(id) = accounts.add_original(u, &mut plan.repairs) {
+            plan.rows.push(rows::of_user(u, id));
+        }
     }
 
     let mut threads = Threads::new(base.thread);
@@ -87,6 +92,7 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
             }
         };
         previous_time = Some(created_at);
+        plan.rows.push(rows::of_message(m, id));
         let url = match m.url.as_deref().filter(|u| !u.is_empty() && u.len() <= 32) {
             Some(u) if urls.insert(u.to_owned()) => u.to_owned(),
             original => {
@@ -165,14 +171,99 @@ pub fn plan(users: &[SourceUser], messages: &[SourceMessage], base: IdBase, now:
     }
     plan.threads.sort_by_key(|t| t.id);
     plan.participants.sort_by_key(|p| (p.thread_id, p.user_id));
-    plan.placeholders = accounts.placeholders;
+    plan.placeholders = accounts.placeholders.len();
+    plan.rows.extend(
+        accounts
+            .placeholders
+            .iter()
+            .map(|&id| rows::of_placeholder(id)),
+    );
     plan.users = accounts.finish(now);
     plan
 }
 
+/// An imported account: it logs in with its werkzeug hash `legacy`, if any.
+pub(super) fn account(
+    id: i64,
+    username: String,
+    legacy: Option<String>,
+    websocket_id: String,
+    created_at: i64,
+) -> user::Model {
+    user::Model {
+        id,
+        username,
+        password_hash: None,
+        key_hash: None,
+        websocket_id,
+        is_admin: false,
+        created_at,
+        legacy_password_hash: legacy,
+        log_seq: 0,
+        log_gid: 0,
+        credential_epoch: 0,
+        read_receipts: true,
+        email: None,
+        email_verified: false,
+        totp_secret: None,
+        totp_pending: None,
+        totp_last_step: 0,
+        disabled: false,
+        deleted_at: None,
+    }
+}
+
+/// The werkzeug hash `u` logs in with, if Missive can check it.
+pub(super) fn legacy_hash(u: &SourceUser, name: &str, repairs: &mut Repairs) -> Option<String> {
+    match u.password.as_deref() {
+        Some(h) if h.starts_with("pbkdf2:sha256:") => Some(h.to_owned()),
+        Some(h) => {
+            let scheme = h.split(['$', ':']).next().unwrap_or_default();
+            repairs.note(
+                "password hash not pbkdf2:sha256: cannot log in until `missive user password` sets one",
+                format!("user {} ({name}, {scheme})", u.id),
+            );
+            None
+        }
+        None => {
+            repairs.note(
+                "password NULL: cannot log in until `missive user password` sets one",
+                format!("user {} ({name})", u.id),
+            );
+            None
+        }
+    }
+}
+
+/// The subject of a thread that `m` starts.
+pub(super) fn subject(m: &SourceMessage, public_id: &str, repairs: &mut Repairs) -> String {
+    match m
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) if s.chars().count() > MAX_SUBJECT => {
+            repairs.note(
+                "subject over 280 characters: cut",
+                format!("thread {public_id} (message {})", m.id),
+            );
+            s.chars().take(MAX_SUBJECT).collect()
+        }
+        Some(s) => s.to_owned(),
+        None => {
+            repairs.note(
+                "subject NULL or empty: \"(no subject)\"",
+                format!("thread {public_id} (message {})", m.id),
+            );
+            "(no subject)".to_owned()
+        }
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (naive UTC, as SQLAlchemy stores it; a `T` is accepted too)
 /// in Unix microseconds.
-fn parse_time(text: &str) -> Option<i64> {
+pub(super) fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
     [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -190,7 +281,8 @@ struct Accounts {
     by_name: HashMap<String, usize>,
     rows: Vec<user::Model>,
     websocket_ids: HashSet<String>,
-    placeholders: usize,
+    /// Their ids.
+    placeholders: Vec<i64>,
 }
 
 impl Accounts {
@@ -200,11 +292,12 @@ impl Accounts {
             by_name: HashMap::new(),
             rows: Vec::new(),
             websocket_ids: HashSet::new(),
-            placeholders: 0,
+            placeholders: Vec::new(),
         }
     }
 
-    fn add_original(&mut self, u: &SourceUser, repairs: &mut Repairs) {
+    /// The account made for `u`, if one was.
+    fn add_original(&mut self, u: &SourceUser, repairs: &mut Repairs) -> Option<i64> {
         let Some(name) = u
             .username
             .as_deref()
@@ -215,7 +308,7 @@ impl Accounts {
                 "user without a username: not imported (no message can name it)",
                 format!("user {}", u.id),
             );
-            return;
+            return None;
         };
         let key = name.to_lowercase();
         if let Some(&first) = self.by_name.get(&key) {
@@ -223,7 +316,7 @@ impl Accounts {
                 "username repeated (case aside): merged into the first account",
                 format!("user {} ({name}) into {}", u.id, self.rows[first].username),
             );
-            return;
+            return None;
         }
         if key.chars().count() > MAX_NAME {
             repairs.note(
@@ -231,24 +324,7 @@ impl Accounts {
                 format!("user {} ({name})", u.id),
             );
         }
-        let legacy = match u.password.as_deref() {
-            Some(h) if h.starts_with("pbkdf2:sha256:") => Some(h.to_owned()),
-            Some(h) => {
-                let scheme = h.split(['$', ':']).next().unwrap_or_default();
-                repairs.note(
-                    "password hash not pbkdf2:sha256: cannot log in until `missive user password` sets one",
-                    format!("user {} ({name}, {scheme})", u.id),
-                );
-                None
-            }
-            None => {
-                repairs.note(
-                    "password NULL: cannot log in until `missive user password` sets one",
-                    format!("user {} ({name})", u.id),
-                );
-                None
-            }
-        };
+        let legacy = legacy_hash(u, name, repairs);
         let websocket_id = match u.websocket_id.as_deref() {
             Some(w)
                 if !w.is_empty() && w.len() <= 32 && self.websocket_ids.insert(w.to_owned()) =>
@@ -268,7 +344,8 @@ impl Accounts {
                 fresh
             }
         };
-        self.push(key, legacy, websocket_id);
+        let index = self.push(key, legacy, websocket_id);
+        Some(self.rows[index].id)
     }
 
     fn fresh_websocket_id(&mut self) -> String {
@@ -283,27 +360,13 @@ impl Accounts {
     fn push(&mut self, username: String, legacy: Option<String>, websocket_id: String) -> usize {
         let index = self.rows.len();
         self.by_name.insert(username.clone(), index);
-        self.rows.push(user::Model {
-            id: self.next_id,
+        self.rows.push(account(
+            self.next_id,
             username,
-            password_hash: None,
-            key_hash: None,
+            legacy,
             websocket_id,
-            is_admin: false,
-            created_at: i64::MAX,
-            legacy_password_hash: legacy,
-            log_seq: 0,
-            log_gid: 0,
-            credential_epoch: 0,
-            read_receipts: true,
-            email: None,
-            email_verified: false,
-            totp_secret: None,
-            totp_pending: None,
-            totp_last_step: 0,
-            disabled: false,
-            deleted_at: None,
-        });
+            i64::MAX,
+        ));
         self.next_id += 1;
         index
     }
@@ -324,7 +387,7 @@ impl Accounts {
         }
         let websocket_id = self.fresh_websocket_id();
         let i = self.push(key.clone(), None, websocket_id);
-        self.placeholders += 1;
+        self.placeholders.push(self.rows[i].id);
         match trimmed {
             Some(_) => repairs.note(
                 "username with no user row: a placeholder account made (cannot log in)",
@@ -429,28 +492,7 @@ impl Threads {
                 fresh
             }
         };
-        let subject = match m
-            .subject
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) if s.chars().count() > MAX_SUBJECT => {
-                repairs.note(
-                    "subject over 280 characters: cut",
-                    format!("thread {public_id} (message {})", m.id),
-                );
-                s.chars().take(MAX_SUBJECT).collect()
-            }
-            Some(s) => s.to_owned(),
-            None => {
-                repairs.note(
-                    "subject NULL or empty: \"(no subject)\"",
-                    format!("thread {public_id} (message {})", m.id),
-                );
-                "(no subject)".to_owned()
-            }
-        };
+        let subject = subject(m, &public_id, repairs);
         let id = self.next_id;
         self.next_id += 1;
         if let Some(t) = original {

@@ -14,7 +14,8 @@ use super::queries::{
 use crate::domain::events::ServerEvent;
 use crate::domain::outbox::Write;
 use crate::domain::views::{
-    Change, ChangeKind, ChangeNotice, HistoryItem, ThreadContext, ThreadView, UnreadCounts, UserRef,
+    Change, ChangeKind, ChangeNotice, HistoryItem, MessageView, ThreadContext, ThreadView,
+    UnreadCounts, UserRef,
 };
 use crate::domain::{DomainError, DomainResult};
 use crate::ids;
@@ -111,6 +112,27 @@ pub async fn get_thread(
         None => None,
     };
     Ok(ctx.thread_view_with(user_id, last))
+}
+
+/// One message `user` can see (a member of its thread when it was sent, not hidden by them),
+/// as its thread's history shows it.
+pub async fn get_message(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    url: &str,
+) -> DomainResult<MessageView> {
+    let m = find_message(db, url).await?.ok_or(DomainError::NotFound)?;
+    let ctx = thread_context(db, m.thread_id).await?;
+    let me = visible_membership(db, user_id, &ctx.thread.public_id)
+        .await?
+        .1;
+    visible_messages(user_id, &me, m.thread_id)
+        .filter(message::Column::Id.eq(m.id))
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let mut views = message_views(db, user_id, [(&ctx, &m)]).await?;
+    views.pop().ok_or(DomainError::NotFound)
 }
 
 /// A page of a thread's history, oldest first, ending just before `before` (or at the newest),

@@ -40,7 +40,7 @@ pub use edit::{EditLimits, edit_message, remove_for_everyone};
 pub use group_commit::GroupCommit;
 pub use group_commit::store_replies;
 pub use hide::{delete_message, delete_thread};
-pub use list::{get_thread, list_messages, list_threads, unread_counts};
+pub use list::{get_message, get_thread, list_messages, list_threads, unread_counts};
 pub use membership::{add_member, remove_member, rename};
 pub use mute::{MuteRequest, mute};
 pub use queries::{Seen, correspondents, ensure_participant};
