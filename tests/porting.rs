@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{Backend, Http, TestServer, flask_sample, run_import};
+use common::{Backend, Http, TestServer, flask_sample, run_import, run_import_with};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -517,17 +517,42 @@ async fn a_second_import_and_bad_inputs_change_nothing() {
     srv.user("user7_4").await;
     srv.stop().await;
     let before = dump(&url).await;
-    let output = run_import(&url, None, source).await;
-    let said = text(&output);
-    assert!(!output.status.success(), "{said}");
+    for args in [&[][..], &["--dry-run"]] {
+        let output = run_import_with(&url, None, source, args).await;
+        let said = text(&output);
+        assert!(!output.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains("usernames have accounts in Missive already (user7_4)"),
+            "{args:?}: {said}"
+        );
+        assert_eq!(dump(&url).await, before);
+    }
+    // An update with no earlier import to continue.
+    let output = run_import_with(&url, None, source, &["--update"]).await;
+    assert!(!output.status.success());
     assert!(
-        said.contains("usernames have accounts in Missive already (user7_4)"),
-        "{said}"
+        text(&output).contains("nothing to update"),
+        "{}",
+        text(&output)
     );
     assert_eq!(dump(&url).await, before);
 
+    // A rehearsal against a database that does not exist yet: the plan and its repairs, and
+    // no file made.
+    let fresh = dir.path().join("fresh.db");
+    let url = format!("sqlite://{}?mode=rwc", fresh.display());
+    let rehearsal = run_import_with(&url, None, source, &["--dry-run"]).await;
+    let said = text(&rehearsal);
+    assert!(rehearsal.status.success(), "{said}");
+    assert!(
+        said.contains("would import 12 users, 95 threads, 302 messages"),
+        "{said}"
+    );
+    assert!(said.contains("url NULL: a fresh id given: 4"), "{said}");
+    assert!(said.contains("dry run: nothing was written"), "{said}");
+    assert!(!fresh.exists(), "a dry run makes no database");
+
     // Into a fresh database: imported once; again, nothing changes and it says so.
-    let url = format!("sqlite://{}/fresh.db?mode=rwc", dir.path().display());
     let first = run_import(&url, None, source).await;
     assert!(first.status.success(), "{}", text(&first));
     let imported = dump(&url).await;
@@ -559,6 +584,263 @@ async fn a_second_import_and_bad_inputs_change_nothing() {
     assert!(said.contains("exist in Missive already"), "{said}");
     assert!(said.contains("earlier import"), "{said}");
     assert_eq!(dump(&url).await, imported);
+}
+
+/// The cut-over's delta: imported once, then both sides write (the original its users,
+/// messages, read and deletion flags and passwords; Missive a native account, a login and a
+/// reply), then `--update` (rehearsed with `--dry-run` first) takes what the original gained,
+/// refuses what conflicts, and everything is compared through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_takes_what_the_original_gained_and_refuses_what_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("database.db");
+    std::fs::copy(flask_sample(), &original).unwrap();
+    let source = original.to_str().unwrap();
+    let url = format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
+    let first = run_import(&url, None, source).await;
+    assert!(first.status.success(), "{}", text(&first));
+    let before = originals(&original).await;
+
+    // user7_5 and someone else share a thread; Missive writes in it.
+    let shared = before
+        .iter()
+        .find(|m| {
+            (m.sender == "user7_5") != (m.recipient == "user7_5")
+                && m.thread_id.is_some()
+                && ![&m.sender, &m.recipient]
+                    .iter()
+                    .any(|n| ["user7_4", "user7_7", "user7_9", "user7_10"].contains(&n.as_str()))
+        })
+        .expect("user7_5 writes with someone")
+        .clone();
+    let partner = if shared.sender == "user7_5" {
+        shared.recipient.clone()
+    } else {
+        shared.sender.clone()
+    };
+    let shared_thread = shared.thread_id.clone().unwrap();
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = url.clone())
+        .await
+        .unwrap();
+    srv.user("newbie").await;
+    srv.http().login("user7_4", "password-user7_4").await;
+    let five = srv.http().login("user7_5", "password-user7_5").await;
+    five.reply(&shared_thread, "written in Missive").await;
+    srv.stop().await;
+
+    // The original goes on meanwhile.
+    let special = |m: &&Original| {
+        m.thread_id.as_deref() != Some(shared_thread.as_str())
+            && m.sender != m.recipient
+            && [&m.sender, &m.recipient]
+                .iter()
+                .all(|n| *n != "user7_5" && *n != &partner)
+    };
+    let to_read = before
+        .iter()
+        .filter(special)
+        .find(|m| !m.read && !hidden_for(m, &m.recipient) && m.url.is_some())
+        .expect("an unread message")
+        .id;
+    let to_delete = before
+        .iter()
+        .filter(special)
+        .find(|m| m.id != to_read && !hidden_for(m, &m.recipient) && m.read)
+        .expect("a visible message")
+        .id;
+    let to_unread = before
+        .iter()
+        .filter(special)
+        .find(|m| m.id != to_read && m.id != to_delete && m.read)
+        .expect("a read message")
+        .id;
+    let o = connect(&format!("sqlite://{}?mode=rw", original.display())).await;
+    let hash = |of: &str| format!("(SELECT password FROM users WHERE username = '{of}')");
+    for statement in [
+        format!(
+            "INSERT INTO users (username, password, websocket_id) VALUES \
+             ('zoe', {}, '0123456789abcdef0123456789abcdef')",
+            hash("user7_0")
+        ),
+        format!(
+            "INSERT INTO users (username, password, websocket_id) VALUES \
+             ('newbie', {}, 'fedcba9876543210fedcba9876543210')",
+            hash("user7_0")
+        ),
+        format!(
+            "INSERT INTO users (username, password, websocket_id) VALUES \
+             ('someone_deleted_later', {}, 'aaaabbbbccccddddaaaabbbbccccdddd')",
+            hash("user7_6")
+        ),
+        format!(
+            "UPDATE users SET password = {} WHERE username = 'user7_9'",
+            hash("user7_8")
+        ),
+        format!(
+            "UPDATE users SET password = {} WHERE username = 'user7_4'",
+            hash("user7_8")
+        ),
+        format!("UPDATE messages SET \"read\" = 1 WHERE id = {to_read}"),
+        format!("UPDATE messages SET recipient_del = 1 WHERE id = {to_delete}"),
+        format!("UPDATE messages SET \"read\" = 0 WHERE id = {to_unread}"),
+    ] {
+        o.execute_unprepared(&statement).await.unwrap();
+    }
+    let new = |url: &str, from: &str, to: &str, subject: &str, thread: &str, read: u8| {
+        format!(
+            "INSERT INTO messages (url, sender_id, recipient_id, subject, body, timestamp, \
+             \"read\", thread_id, sender_del, recipient_del) VALUES ('{url}', '{from}', '{to}', \
+             '{subject}', 'body of {url}', '2026-12-01 10:00:00.{}', {read}, '{thread}', 0, 0)",
+            url.len() * 1000 + usize::from(url.as_bytes()[0])
+        )
+    };
+    let bxw = before
+        .iter()
+        .find(|m| m.thread_id.as_deref() == Some("bxwjusvo"))
+        .unwrap();
+    for statement in [
+        new("zoenewaa", "zoe", "user7_7", "hello zoe", "zzzzzzzz", 1),
+        new("zoenewbb", "user7_7", "zoe", "hello zoe", "zzzzzzzz", 0),
+        new("bxwnewcc", &bxw.recipient, &bxw.sender, "re", "bxwjusvo", 0),
+        new("sharedxx", &partner, "user7_5", "re", &shared_thread, 0),
+        new("tonewbie", "user7_10", "newbie", "hi", "nnnnnnnn", 0),
+        new("toghostx", "user7_10", "ghost", "boo", "gggggggg", 0),
+    ] {
+        o.execute_unprepared(&statement).await.unwrap();
+    }
+    drop(o);
+
+    // The rehearsal says what the update will do, and writes nothing.
+    let untouched = dump(&url).await;
+    let rehearsal = run_import_with(&url, None, source, &["--update", "--dry-run"]).await;
+    let said = text(&rehearsal);
+    assert_eq!(rehearsal.status.code(), Some(2), "refusals: {said}");
+    assert!(
+        said.contains(&format!(
+            "would update from {source}: 2 new users (1 placeholder accounts), 4 new messages \
+             (2 new threads), 2 read, 1 deleted for one side, 1 new password hashes"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("dry run: nothing was written"), "{said}");
+    assert_eq!(dump(&url).await, untouched, "a dry run writes nothing");
+
+    let update = run_import_with(&url, None, source, &["--update"]).await;
+    let said = text(&update);
+    assert_eq!(update.status.code(), Some(2), "refusals: {said}");
+    assert!(
+        said.contains(&format!(
+            "updated from {source}: 2 new users (1 placeholder accounts), 4 new messages \
+             (2 new threads), 2 read, 1 deleted for one side, 1 new password hashes"
+        )),
+        "{said}"
+    );
+    for refusal in [
+        "refused (5)".to_owned(),
+        "user 14 (newbie): Missive has an account of that name".to_owned(),
+        "user user7_4: the password changed in the original".to_owned(),
+        format!("message {to_unread}: marked unread or undeleted"),
+        "its thread got messages in Missive since the last import".to_owned(),
+        "names newbie, whose user row was refused".to_owned(),
+        "username with no user row: a placeholder account made (cannot log in): 1".to_owned(),
+    ] {
+        assert!(said.contains(&refusal), "{refusal:?} in {said}");
+    }
+    // Again: the same refusals, nothing taken twice.
+    let imported = dump(&url).await;
+    let again = run_import_with(&url, None, source, &["--update"]).await;
+    let said = text(&again);
+    assert_eq!(again.status.code(), Some(2), "{said}");
+    assert!(said.contains("refused (5)"), "{said}");
+    assert!(said.contains(": 0 new users"), "{said}");
+    assert_eq!(dump(&url).await, imported, "an update applied once");
+
+    // Through the API, each user sees the original as it is now, but for what was refused
+    // (user7_5 and their partner also see the reply written in Missive).
+    let mut now = originals(&original).await;
+    now.retain(|m| !matches!(m.url.as_deref(), Some("sharedxx" | "tonewbie")));
+    for m in &mut now {
+        if m.id == to_unread {
+            m.read = true;
+        }
+    }
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = url.clone())
+        .await
+        .unwrap();
+    let mut logins = passwords();
+    logins.insert("zoe".into(), "password-user7_0".into());
+    logins.insert("someone_deleted_later".into(), "password-user7_6".into());
+    logins.insert("user7_9".into(), "password-user7_8".into());
+    // Each user at once (a first login checks up to 600,000 rounds of PBKDF2).
+    let each = logins.iter().map(|(name, password)| {
+        let (srv, now, partner) = (&srv, &now, &partner);
+        async move {
+            let user = srv.http().login(name, password).await;
+            if name == "user7_5" || name == partner {
+                return;
+            }
+            let (threads, seen) = everything(&user.http).await;
+            let (order, messages, unread, unread_threads) = expected(now, name);
+            let ids: Vec<Option<String>> = threads
+                .iter()
+                .map(|t| original_id(t["thread_id"].as_str().unwrap()))
+                .collect();
+            assert_eq!(ids, order, "{name}'s inbox order");
+            assert_eq!(
+                seen, messages,
+                "{name}'s messages, read state and deletions"
+            );
+            let (_, counts) = user.http.get("/api/v1/unread").await;
+            assert_eq!(
+                counts,
+                json!({"messages": unread, "threads": unread_threads}),
+                "{name}'s unread counts"
+            );
+        }
+    });
+    futures_util::future::join_all(each).await;
+    // The old password of user7_9 is gone; user7_4 keeps Missive's.
+    for (name, password) in [
+        ("user7_9", "password-user7_9"),
+        ("user7_4", "password-user7_8"),
+    ] {
+        let (status, _) = srv
+            .http()
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": name, "password": password}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    // The thread Missive wrote in has its reply, not the refused original message.
+    let five = srv.http().login("user7_5", "password-user7_5").await;
+    let (_, page) = five
+        .http
+        .get(&format!(
+            "/api/v1/threads/{shared_thread}/messages?limit=100"
+        ))
+        .await;
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(bodies.contains(&"written in Missive"), "{page}");
+    assert!(!bodies.contains(&"body of sharedxx"), "{page}");
+    // The name with no user row is a placeholder, which cannot log in.
+    let (status, ghost) = five.http.get("/api/v1/users/ghost").await;
+    assert_eq!(status, StatusCode::OK, "{ghost}");
+    let (status, _) = srv
+        .http()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "ghost", "password": ""}),
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK);
+    srv.stop().await;
 }
 
 /// An original database of `messages` messages among 50 users, made by SQL.

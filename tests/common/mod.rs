@@ -437,8 +437,19 @@ pub async fn run_import(
     schema: Option<&str>,
     source: &str,
 ) -> std::process::Output {
+    run_import_with(database_url, schema, source, &[]).await
+}
+
+/// [`run_import`] with more arguments (`--update`, `--dry-run`).
+pub async fn run_import_with(
+    database_url: &str,
+    schema: Option<&str>,
+    source: &str,
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"));
     cmd.args(["import", "flask-messaging", source])
+        .args(args)
         .env("MISSIVE_DATABASE_URL", database_url)
         .env("MISSIVE_LOG", "warn")
         .env_remove("MISSIVE_DATABASE_SCHEMA")

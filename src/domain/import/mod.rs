@@ -182,26 +182,27 @@ pub async fn import_flask_messaging(
             .await?;
         }
     }
-    // When this origin was last imported from (an update's "since").
-    let last = setting::ActiveModel {
-        key: sea_orm::Set(format!("{ORIGIN}{origin}")),
-        value: sea_orm::Set(serde_json::json!({ "at": now, "source": path }).to_string()),
-    };
-    setting::Entity::insert(last)
-        .on_conflict(
-            sea_orm::sea_query::OnConflict::column(setting::Column::Key)
-                .update_column(setting::Column::Value)
-                .to_owned(),
-        )
-        .exec(&*txn)
-        .await?;
-    // A copy whose changes were all taken: importing it again has nothing to do. (One with
-    // refusals is compared again next time, to list them again.)
+    // A copy whose changes were all taken: importing it again has nothing to do, and what
+    // Missive writes from now on is "since" for the next update. (One with refusals is
+    // compared again next time, against the same time, to list them again.)
     let complete = match &outcome {
         Outcome::Updated(u) => u.refused.is_empty(),
         _ => true,
     };
     if complete {
+        // When this origin was last imported from (an update's "since").
+        let last = setting::ActiveModel {
+            key: sea_orm::Set(format!("{ORIGIN}{origin}")),
+            value: sea_orm::Set(serde_json::json!({ "at": now, "source": path }).to_string()),
+        };
+        setting::Entity::insert(last)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(setting::Column::Key)
+                    .update_column(setting::Column::Value)
+                    .to_owned(),
+            )
+            .exec(&*txn)
+            .await?;
         let record = serde_json::json!({
             "source": path,
             "fingerprint": fingerprint,

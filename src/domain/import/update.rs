@@ -814,8 +814,9 @@ impl Settling {
             if Self::is_read(m, id) {
                 return;
             }
+            let above = m.row.read_up_to.saturating_add(1);
             self.messages
-                .range(m.row.read_up_to + 1..id)
+                .range(above.min(id)..id)
                 .filter(|&(_, &(s, r))| r == reader && s != reader)
                 .map(|(&k, _)| k)
                 .collect()
