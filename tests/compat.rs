@@ -152,39 +152,67 @@ async fn every_socket_io_client_generation_receives_the_legacy_events() {
     srv.stop().await;
 }
 
-/// After the import, an original page (socket.io-client 3.0.4, `io.connect('/messages')` with
-/// the cookie of its login) hears `<websocket_id>_newmsg` under the websocket_id the user had
-/// in the original database, for a reply in an imported thread.
+/// The porting walk, as docs/porting.md tells it: import a copy while the original runs, the
+/// original gains a message, `--update` takes it; an original page (socket.io-client 3.0.4,
+/// `io.connect('/messages')` with the cookie of its login) hears `<websocket_id>_newmsg` under
+/// the websocket_id the user had in the original, with the thread to refresh, and fetches the
+/// message by its url; a backup taken while people send holds every message acknowledged
+/// before it began, and a server started on it serves them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_original_page_of_an_imported_user_hears_its_events() {
+async fn the_porting_walk_import_update_an_original_page_backup_and_restore() {
+    use sea_orm::ConnectionTrait;
     if !node_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/missive.db?mode=rwc", dir.path().display());
-    let sample = common::flask_sample();
-    let output = common::run_import(&url, None, sample.to_str().unwrap()).await;
+    let original = dir.path().join("database.db");
+    std::fs::copy(common::flask_sample(), &original).unwrap();
+    let source = original.to_str().unwrap();
+    let db_file = dir.path().join("missive.db");
+    let url = format!("sqlite://{}?mode=rwc", db_file.display());
+    let output = common::run_import(&url, None, source).await;
     assert!(output.status.success(), "{output:?}");
-    let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = url.clone())
+
+    // The original is still in use: jane writes to user7_8 in their thread vfdssugl.
+    let o = sea_orm::Database::connect(format!("sqlite://{}?mode=rw", original.display()))
         .await
         .unwrap();
-    // user7_8 and jane.doe7@example.com share thread vfdssugl in the sample.
-    let original = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", sample.display()))
-        .await
-        .unwrap();
-    use sea_orm::ConnectionTrait;
-    let row = original
+    o.execute_unprepared(
+        "INSERT INTO messages (url, sender_id, recipient_id, subject, body, timestamp, \"read\", \
+         thread_id, sender_del, recipient_del) VALUES ('lastword', 'jane.doe7@example.com', \
+         'user7_8', 're', 'the last word before the move', '2026-12-01 10:00:00.000000', 0, \
+         'vfdssugl', 0, 0)",
+    )
+    .await
+    .unwrap();
+    let row = o
         .query_one_raw(sea_orm::Statement::from_string(
-            original.get_database_backend(),
+            o.get_database_backend(),
             "SELECT websocket_id FROM users WHERE username = 'user7_8'",
         ))
         .await
         .unwrap()
         .unwrap();
     let websocket_id: String = row.try_get("", "websocket_id").unwrap();
+    drop(o);
+    let output = common::run_import_with(&url, None, source, &["--update"]).await;
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(said.contains("1 new messages"), "{said}");
 
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.database_url = url.clone();
+        c.send_rate = 0;
+    })
+    .await
+    .unwrap();
     let bob = srv.http().login("user7_8", "password-user7_8").await;
     assert_eq!(bob.websocket_id, websocket_id);
+    let (status, last) = bob.http.get("/api/v1/messages/lastword").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{last}");
+    assert_eq!(last["message"]["thread_id"], "vfdssugl");
+    assert_eq!(last["message"]["read"], false);
+
     let jane = srv
         .http()
         .login("Jane.Doe7@example.com", "password-jane.doe7@example.com")
@@ -198,9 +226,100 @@ async fn an_original_page_of_an_imported_user_hears_its_events() {
     let (ok, heard) = heard(child, lines).await;
     assert!(ok, "heard {heard:?}");
     // The original payload, with the thread a page can refresh without asking.
-    let url = json!({"message_url": sent["url"], "thread_id": "vfdssugl"});
-    assert_eq!(data(&heard, &newmsg), Some(url.clone()));
-    assert_eq!(data(&heard, "vfdssugl"), Some(url));
+    let legacy = json!({"message_url": sent["url"], "thread_id": "vfdssugl"});
+    assert_eq!(data(&heard, &newmsg), Some(legacy.clone()));
+    assert_eq!(data(&heard, "vfdssugl"), Some(legacy));
+    let (status, fetched) = bob
+        .http
+        .get(&format!(
+            "/api/v1/messages/{}",
+            sent["url"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(fetched["message"]["body"], "hello after the move");
+
+    // A backup while both keep writing.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = [&jane, &bob]
+        .into_iter()
+        .flat_map(|who| (0..2).map(move |k| (who.http.clone(), k)))
+        .map(|(http, k)| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (status, body) = http
+                        .post(
+                            "/api/v1/messages",
+                            json!({"thread_id": "vfdssugl", "body": format!("load {k} {n}")}),
+                        )
+                        .await;
+                    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+                    acked.push((
+                        body["message"]["url"].as_str().unwrap().to_owned(),
+                        std::time::Instant::now(),
+                    ));
+                    n += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let backup = dir.path().join("backup.db");
+    let began = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("backup")
+        .arg(&backup)
+        .env("MISSIVE_DATABASE_URL", &url)
+        .env("MISSIVE_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(said.contains("backed up"), "{said}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut before = Vec::new();
+    let mut total = 0;
+    for sender in senders {
+        let acked = sender.await.unwrap();
+        total += acked.len();
+        before.extend(
+            acked
+                .into_iter()
+                .filter(|(_, at)| *at < began)
+                .map(|(url, _)| url),
+        );
+    }
+    assert!(
+        before.len() >= 4,
+        "some sends before the backup ({total} in all)"
+    );
+    // Into a new file only.
+    let again = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("backup")
+        .arg(&backup)
+        .env("MISSIVE_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    srv.stop().await;
+
+    // Restored: a server on the copy has every message acknowledged before the backup began.
+    let restored = format!("sqlite://{}?mode=rwc", backup.display());
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.database_url = restored)
+        .await
+        .unwrap();
+    let bob = srv.http().login("user7_8", "password-user7_8").await;
+    for url in before.iter().chain([&"lastword".to_owned()]) {
+        let (status, body) = bob.http.get(&format!("/api/v1/messages/{url}")).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{url} restored: {body}");
+    }
     srv.stop().await;
 }
 

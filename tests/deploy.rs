@@ -238,3 +238,141 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+mod common;
+
+/// At `info`, with `MISSIVE_LOG_FORMAT=json`: every line is one JSON object; each HTTP
+/// request has a line with its method, route template, status, milliseconds and user; each
+/// socket one when it connects and one with the reason when it disconnects; no line holds a
+/// password, a token, a message body or a raw path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_logs_a_json_line_per_request_and_socket_and_no_secret() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .env(
+            "MISSIVE_DATABASE_URL",
+            format!("sqlite://{}/m.db?mode=rwc", dir.path().display()),
+        )
+        .env("MISSIVE_BIND", "127.0.0.1:0")
+        .env("MISSIVE_LOG", "info")
+        .env("MISSIVE_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("missive starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut logged = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not one JSON object: {line:?}: {e}"));
+            logged.push(line);
+            if entry["message"] == "missive listening" {
+                return format!("http://{}", entry["addr"].as_str().unwrap());
+            }
+        }
+        panic!("missive exited before listening");
+    })
+    .await
+    .expect("missive listens within 30 s");
+    let rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+
+    let http = common::Http::new(&url);
+    for name in ["alice", "bob"] {
+        let (status, _) = http
+            .post(
+                "/api/v1/auth/register",
+                serde_json::json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED);
+    }
+    let alice = common::Http::new(&url)
+        .login("alice", "correct horse")
+        .await;
+    let sent = alice.send_new("bob", "Subject", "a body nobody logs").await;
+    let thread_id = sent["thread_id"].as_str().unwrap().to_owned();
+    let (status, _) = alice
+        .http
+        .get(&format!("/api/v1/threads/{thread_id}"))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (status, _) = http.get("/api/v1/no/such/route").await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    let tab = alice.tab().await;
+    tab.close();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, me) = alice.http.get("/api/v1/me").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let alice_id = me["id"].as_i64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(child);
+    logged.extend(rest.await.unwrap());
+
+    let entries: Vec<serde_json::Value> = logged
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object: {line:?}: {e}"))
+        })
+        .collect();
+    let request = |method: &str, route: &str| {
+        entries
+            .iter()
+            .find(|e| e["message"] == "request" && e["method"] == method && e["route"] == route)
+            .unwrap_or_else(|| panic!("no line for {method} {route}: {logged:#?}"))
+    };
+    let read = request("GET", "/api/v1/threads/{thread_id}");
+    assert_eq!(read["status"], 200);
+    assert!(read["ms"].as_f64().is_some(), "{read}");
+    assert_eq!(read["level"], "INFO");
+    assert!(read["timestamp"].is_string(), "{read}");
+    if let Some(id) = alice_id {
+        assert_eq!(read["user"], id, "{read}");
+    } else {
+        assert!(read["user"].is_i64(), "{read}");
+    }
+    let login = request("POST", "/api/v1/auth/login");
+    assert_eq!(login["status"], 200);
+    let missing = request("GET", "*");
+    assert_eq!(missing["status"], 404);
+    assert!(missing.get("user").is_none(), "{missing}");
+    let upgrade = request("GET", "/socket.io/");
+    assert_eq!(upgrade["status"], 101);
+    let socket = |message: &str| {
+        entries
+            .iter()
+            .find(|e| e["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line: {logged:#?}"))
+    };
+    let connected = socket("socket connected");
+    assert_eq!(connected["ns"], "/messages");
+    assert_eq!(connected["transport"], "websocket");
+    assert_eq!(connected["user"], read["user"]);
+    let disconnected = socket("socket disconnected");
+    assert_eq!(disconnected["sid"], connected["sid"]);
+    assert!(
+        ["client_disconnect", "transport_close"]
+            .contains(&disconnected["reason"].as_str().unwrap()),
+        "{disconnected}"
+    );
+    for secret in [
+        "correct horse",
+        alice.token.as_str(),
+        "a body nobody logs",
+        thread_id.as_str(),
+        "no/such/route",
+    ] {
+        assert!(
+            logged.iter().all(|line| !line.contains(secret)),
+            "{secret:?} is logged: {logged:#?}"
+        );
+    }
+}

@@ -713,7 +713,10 @@ async fn native_sockets_get_no_legacy_events(backend: Backend) {
         WAIT,
     )
     .await;
-    assert_eq!(got[&newmsg], json!({"message_url": url}));
+    assert_eq!(
+        got[&newmsg],
+        json!({"message_url": url, "thread_id": thread_id})
+    );
     for (tab, unread) in [(&a_native, false), (&b_native, true)] {
         let seen = tab.drain(QUIET).await;
         let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();

@@ -545,6 +545,9 @@ impl Changes {
     }
 }
 
+/// id, username, websocket_id, password_hash, legacy_password_hash.
+type AccountRow = (i64, String, String, Option<String>, Option<String>);
+
 /// Missive's accounts by name, and those this update makes.
 struct People {
     by_name: HashMap<String, i64>,
@@ -556,7 +559,7 @@ struct People {
 
 impl People {
     async fn load(db: &impl ConnectionTrait) -> Result<People, DbErr> {
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = user::Entity::find()
+        let rows: Vec<AccountRow> = user::Entity::find()
             .select_only()
             .columns([
                 user::Column::Id,

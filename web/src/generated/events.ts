@@ -230,7 +230,7 @@ head: string, };
 
 export type NewMessage = { message: Message, thread: Thread, };
 
-export type LegacyNewMessage = { message_url: string, };
+export type LegacyNewMessage = { message_url: string, thread_id: string, };
 
 export type LegacyNotify = { type: "thread" | "mailbox", notify: "false", thread_id?: string, };
 
