@@ -446,6 +446,19 @@ async fn write(
     origin: &str,
     progress: &dyn Progress,
 ) -> Result<(), DbErr> {
+    insert_users(db, plan.users.iter()).await?;
+    insert_threads(db, plan.threads.iter()).await?;
+    insert_messages(db, &plan.messages, &|n| progress.advance(n as u64)).await?;
+    insert_participants(db, plan.participants.iter()).await?;
+    insert_hides(db, plan.hides.iter()).await?;
+    insert_below_mark(db, plan.unread_below_mark.iter()).await?;
+    insert_rows(db, origin, plan.rows.iter()).await
+}
+
+async fn insert_users<'a>(
+    db: &impl ConnectionTrait,
+    users: impl Iterator<Item = &'a user::Model>,
+) -> Result<(), DbErr> {
     use user::Column as U;
     insert(
         db,
@@ -460,7 +473,7 @@ async fn write(
             U::CreatedAt,
             U::LegacyPasswordHash,
         ],
-        plan.users.iter().map(|u| {
+        users.map(|u| {
             vec![
                 u.id.into(),
                 u.username.clone().into(),
@@ -474,13 +487,7 @@ async fn write(
         }),
         |_| {},
     )
-    .await?;
-    insert_threads(db, plan.threads.iter()).await?;
-    insert_messages(db, &plan.messages, &|n| progress.advance(n as u64)).await?;
-    insert_participants(db, plan.participants.iter()).await?;
-    insert_hides(db, plan.hides.iter()).await?;
-    insert_below_mark(db, plan.unread_below_mark.iter()).await?;
-    insert_rows(db, origin, plan.rows.iter()).await
+    .await
 }
 
 async fn insert_threads<'a>(

@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use super::plan::{self, MAX_NAME, Repairs, UNKNOWN_USER};
 use super::rows::{self, MESSAGE, PLACEHOLDER, READ, RECIPIENT_DEL, SENDER_DEL, USER};
 use super::source::{SourceMessage, SourceUser};
-use super::{CHUNK, ImportError, insert, next_id};
+use super::{CHUNK, ImportError, next_id};
 use crate::domain::views::ThreadKind;
 use crate::ids;
 
@@ -315,18 +315,10 @@ pub(super) async fn update(
             wanted.insert(key, Some(0));
         }
     }
-    for chunk in earlier.keys().copied().collect::<Vec<_>>().chunks(CHUNK) {
-        let found: Vec<(i64, i64)> = message::Entity::find()
-            .select_only()
-            .columns([message::Column::Id, message::Column::ThreadId])
-            .filter(message::Column::Id.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (id, thread_id) in found {
-            if let Some(key) = earlier.get(&id) {
-                wanted.insert(key.clone(), Some(thread_id));
-            }
+    let ids: Vec<i64> = earlier.keys().copied().collect();
+    for (id, thread_id) in threads_of(db, &ids).await? {
+        if let Some(key) = earlier.get(&id) {
+            wanted.insert(key.clone(), Some(thread_id));
         }
     }
     // Threads Missive wrote in since the last import: new original messages there would come
@@ -702,7 +694,23 @@ impl People {
     }
 }
 
-/// Of `values`, those some message or thread has already.
+/// The thread of each of the messages `ids`.
+async fn threads_of(db: &impl ConnectionTrait, ids: &[i64]) -> Result<HashMap<i64, i64>, DbErr> {
+    let mut threads = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(i64, i64)> = message::Entity::find()
+            .select_only()
+            .columns([message::Column::Id, message::Column::ThreadId])
+            .filter(message::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        threads.extend(rows);
+    }
+    Ok(threads)
+}
+
+/// Of `values`, those some message has already.
 async fn taken(
     db: &impl ConnectionTrait,
     column: message::Column,
@@ -884,34 +892,7 @@ async fn apply(
         }
     }
     use user::Column as U;
-    insert(
-        db,
-        user::Entity,
-        [
-            U::Id,
-            U::Username,
-            U::PasswordHash,
-            U::KeyHash,
-            U::WebsocketId,
-            U::IsAdmin,
-            U::CreatedAt,
-            U::LegacyPasswordHash,
-        ],
-        made.iter().map(|u| {
-            vec![
-                u.id.into(),
-                u.username.clone().into(),
-                u.password_hash.clone().into(),
-                u.key_hash.clone().into(),
-                u.websocket_id.clone().into(),
-                u.is_admin.into(),
-                u.created_at.into(),
-                u.legacy_password_hash.clone().into(),
-            ]
-        }),
-        |_| {},
-    )
-    .await?;
+    super::insert_users(db, made.iter()).await?;
     let mut new_rows = Vec::new();
     for (id, source) in &changes.new_users {
         new_rows.push(match source {
@@ -955,20 +936,8 @@ async fn apply(
         })
         .collect();
     let flagged: Vec<i64> = changes.flags.iter().map(|f| f.0).collect();
-    let mut flagged_threads = HashMap::new();
-    for chunk in flagged.chunks(CHUNK) {
-        let rows: Vec<(i64, i64)> = message::Entity::find()
-            .select_only()
-            .columns([message::Column::Id, message::Column::ThreadId])
-            .filter(message::Column::Id.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (id, thread) in rows {
-            flagged_threads.insert(id, thread);
-            old_threads.insert(thread);
-        }
-    }
+    let flagged_threads = threads_of(db, &flagged).await?;
+    old_threads.extend(flagged_threads.values().copied());
     let mut settling: BTreeMap<i64, Settling> = BTreeMap::new();
     let old: Vec<i64> = old_threads.into_iter().collect();
     for chunk in old.chunks(CHUNK / 4) {
