@@ -558,6 +558,29 @@ async fn configured_origins_may_use_cookies() {
         user.http.send(post("https://evil.example")).await.0,
         StatusCode::FORBIDDEN
     );
+    // The browser's preflight for an edit or a reaction from that origin is answered.
+    for method in ["PATCH", "PUT", "DELETE"] {
+        let res = user
+            .http
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/messages/x", srv.url),
+            )
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        let allowed = res
+            .headers()
+            .get("access-control-allow-methods")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(allowed.contains(method), "{method}: {allowed:?}");
+    }
     srv.stop().await;
 }
 

@@ -198,6 +198,11 @@ fn expected(originals: &[Original], user: &str) -> (Vec<Option<String>>, Vec<See
     (ids, seen, unread, unread_threads)
 }
 
+/// `user`'s unread messages in the original.
+fn unread_before(originals: &[Original], user: &str) -> i64 {
+    expected(originals, user).2
+}
+
 /// Every table and row of Missive's SQLite database, to show that something changed nothing.
 async fn dump(url: &str) -> Vec<String> {
     let db = connect(url).await;
@@ -1031,6 +1036,54 @@ async fn an_original_on_postgresql_imports_into_missive_on_postgresql() {
     srv.stop().await;
     let again = run_import(common::POSTGRES_URL, Some(&target_schema), &source).await;
     assert!(text(&again).contains("nothing changed"), "{}", text(&again));
+
+    // The original gains a user and a message: an update takes them, into PostgreSQL too,
+    // and the sequences move past the rows it wrote.
+    pg.execute_unprepared(&format!(
+        "INSERT INTO {s}.users (id, username, password, websocket_id) SELECT 100, 'pgzoe', \
+         password, '0123456789abcdef0123456789abcdef' FROM {s}.users WHERE username = 'user7_0'"
+    ))
+    .await
+    .unwrap();
+    pg.execute_unprepared(&format!(
+        "INSERT INTO {s}.messages (id, url, sender_id, recipient_id, subject, body, timestamp, \
+         read, thread_id, sender_del, recipient_del) VALUES (1000, 'pgnewmsg', 'pgzoe', '{long}', \
+         'from zoe', 'hello on PostgreSQL', '2026-12-01 10:00:00', false, 'pgzzzzzz', false, \
+         false)"
+    ))
+    .await
+    .unwrap();
+    let update = run_import_with(
+        common::POSTGRES_URL,
+        Some(&target_schema),
+        &source,
+        &["--update"],
+    )
+    .await;
+    let said = text(&update);
+    assert!(update.status.success(), "{said}");
+    assert!(
+        said.contains("1 new users (0 placeholder accounts), 1 new messages (1 new threads)"),
+        "{said}"
+    );
+    let srv = TestServer::start_with(Backend::Sqlite, |c| {
+        c.database_url = common::POSTGRES_URL.into();
+        c.database_schema = Some(target_schema.clone());
+    })
+    .await
+    .unwrap();
+    let zoe = srv.http().login("pgzoe", "password-user7_0").await;
+    let (status, got) = zoe.http.get("/api/v1/messages/pgnewmsg").await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["message"]["thread_id"], "pgzzzzzz");
+    zoe.reply("pgzzzzzz", "and a native reply after the update")
+        .await;
+    let user = srv.http().login(long, &format!("password-{long}")).await;
+    assert_eq!(
+        user.unread().await["messages"],
+        json!(unread_before(&originals, long) + 3)
+    );
+    srv.stop().await;
     common::drop_postgres_schema(&source_schema).await;
     common::drop_postgres_schema(&target_schema).await;
 }

@@ -104,9 +104,13 @@ pub fn router(app: App) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(list))
                 .allow_credentials(true)
+                // Every method of the API: a page of another origin edits (PATCH) and
+                // reacts (PUT) as well.
                 .allow_methods([
                     axum::http::Method::GET,
                     axum::http::Method::POST,
+                    axum::http::Method::PUT,
+                    axum::http::Method::PATCH,
                     axum::http::Method::DELETE,
                 ])
                 .allow_headers([
