@@ -588,6 +588,57 @@ async fn insert_participants<'a>(
     .await
 }
 
+/// Participants, new or updated: an existing row takes the new read mark, hidden mark, last
+/// message and unread count, and keeps the rest.
+async fn upsert_participants<'a>(
+    db: &impl ConnectionTrait,
+    participants: impl Iterator<Item = &'a participant::Model>,
+) -> Result<(), DbErr> {
+    use participant::Column as P;
+    use sea_orm::sea_query::OnConflict;
+    let columns = [
+        P::ThreadId,
+        P::UserId,
+        P::LastMessageId,
+        P::ReadUpTo,
+        P::HiddenBefore,
+        P::Unread,
+    ];
+    let mut participants = participants.peekable();
+    while participants.peek().is_some() {
+        let mut statement = Query::insert();
+        statement
+            .into_table(participant::Entity.into_iden())
+            .columns(columns)
+            .on_conflict(
+                OnConflict::columns([P::ThreadId, P::UserId])
+                    .update_columns([P::LastMessageId, P::ReadUpTo, P::HiddenBefore, P::Unread])
+                    .to_owned(),
+            );
+        for p in participants
+            .by_ref()
+            .take(CHUNK.min(32_766 / columns.len()))
+        {
+            statement
+                .values(
+                    [
+                        p.thread_id.into(),
+                        p.user_id.into(),
+                        p.last_message_id.into(),
+                        p.read_up_to.into(),
+                        p.hidden_before.into(),
+                        p.unread.into(),
+                    ]
+                    .into_iter()
+                    .map(|v: Value| Expr::val(v)),
+                )
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        db.execute(&statement).await?;
+    }
+    Ok(())
+}
+
 async fn insert_hides<'a>(
     db: &impl ConnectionTrait,
     hides: impl Iterator<Item = &'a message_hide::Model>,

@@ -754,7 +754,6 @@ async fn taken_threads(
 /// One member's view of a thread while the changes are applied to it.
 struct Member {
     row: participant::Model,
-    known: bool,
     below_mark: BTreeSet<i64>,
     hidden: HashSet<i64>,
     new_hides: Vec<i64>,
@@ -766,6 +765,8 @@ struct Settling {
     known: bool,
     messages: BTreeMap<i64, (i64, i64)>,
     members: Vec<Member>,
+    /// Whether it gained messages.
+    grew: bool,
 }
 
 impl Settling {
@@ -790,6 +791,7 @@ impl Settling {
     fn add(&mut self, message: &NewMessage) {
         self.messages
             .insert(message.id, (message.sender, message.recipient));
+        self.grew = true;
         self.row.last_message_id = Some(message.id);
         self.row.updated_at = self.row.updated_at.max(message.created_at);
         let alone = self.members.len() == 1;
@@ -953,6 +955,7 @@ async fn apply(
                     known: true,
                     messages: BTreeMap::new(),
                     members: Vec::new(),
+                    grew: false,
                 },
             );
         }
@@ -973,6 +976,46 @@ async fn apply(
                 t.messages.insert(id, (sender, recipient));
             }
         }
+        // Each member's unread-below-mark and hidden messages, a few queries per chunk.
+        let mut below_mark: HashMap<(i64, i64), BTreeSet<i64>> = HashMap::new();
+        let rows: Vec<(i64, i64, i64)> = unread_below_mark::Entity::find()
+            .select_only()
+            .columns([
+                unread_below_mark::Column::ThreadId,
+                unread_below_mark::Column::UserId,
+                unread_below_mark::Column::MessageId,
+            ])
+            .filter(unread_below_mark::Column::ThreadId.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (thread, user, message) in rows {
+            below_mark
+                .entry((thread, user))
+                .or_default()
+                .insert(message);
+        }
+        let ids: Vec<i64> = chunk
+            .iter()
+            .filter_map(|t| settling.get(t))
+            .flat_map(|t| t.messages.keys().copied())
+            .collect();
+        let mut hidden: HashMap<i64, HashSet<i64>> = HashMap::new();
+        for ids in ids.chunks(CHUNK) {
+            let rows: Vec<(i64, i64)> = message_hide::Entity::find()
+                .select_only()
+                .columns([
+                    message_hide::Column::UserId,
+                    message_hide::Column::MessageId,
+                ])
+                .filter(message_hide::Column::MessageId.is_in(ids.to_vec()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (user, message) in rows {
+                hidden.entry(user).or_default().insert(message);
+            }
+        }
         for row in participant::Entity::find()
             .filter(participant::Column::ThreadId.is_in(chunk.to_vec()))
             .all(db)
@@ -980,41 +1023,24 @@ async fn apply(
         {
             let thread = row.thread_id;
             let user = row.user_id;
-            let below_mark: BTreeSet<i64> = unread_below_mark::Entity::find()
-                .select_only()
-                .column(unread_below_mark::Column::MessageId)
-                .filter(unread_below_mark::Column::ThreadId.eq(thread))
-                .filter(unread_below_mark::Column::UserId.eq(user))
-                .into_tuple()
-                .all(db)
-                .await?
-                .into_iter()
-                .collect();
-            let ids: Vec<i64> = settling
-                .get(&thread)
-                .map(|t| t.messages.keys().copied().collect())
+            let Some(t) = settling.get_mut(&thread) else {
+                continue;
+            };
+            let hidden = hidden
+                .get(&user)
+                .map(|h| {
+                    h.iter()
+                        .copied()
+                        .filter(|id| t.messages.contains_key(id))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let mut hidden = HashSet::new();
-            for ids in ids.chunks(CHUNK) {
-                let rows: Vec<i64> = message_hide::Entity::find()
-                    .select_only()
-                    .column(message_hide::Column::MessageId)
-                    .filter(message_hide::Column::UserId.eq(user))
-                    .filter(message_hide::Column::MessageId.is_in(ids.to_vec()))
-                    .into_tuple()
-                    .all(db)
-                    .await?;
-                hidden.extend(rows);
-            }
-            if let Some(t) = settling.get_mut(&thread) {
-                t.members.push(Member {
-                    row,
-                    known: true,
-                    below_mark,
-                    hidden,
-                    new_hides: Vec::new(),
-                });
-            }
+            t.members.push(Member {
+                row,
+                below_mark: below_mark.remove(&(thread, user)).unwrap_or_default(),
+                hidden,
+                new_hides: Vec::new(),
+            });
         }
     }
     let first_new = settling
@@ -1041,7 +1067,6 @@ async fn apply(
                 joined_at: t.created_at,
                 muted_until: None,
             },
-            known: false,
             below_mark: BTreeSet::new(),
             hidden: HashSet::new(),
             new_hides: Vec::new(),
@@ -1067,6 +1092,7 @@ async fn apply(
                 known: false,
                 messages: BTreeMap::new(),
                 members,
+                grew: false,
             },
         );
     }
@@ -1113,7 +1139,7 @@ async fn apply(
         .map(|t| &t.row)
         .collect();
     super::insert_threads(db, new_threads.into_iter()).await?;
-    for t in settling.values().filter(|t| t.known) {
+    for t in settling.values().filter(|t| t.known && t.grew) {
         thread::Entity::update_many()
             .col_expr(
                 thread::Column::LastMessageId,
@@ -1145,36 +1171,24 @@ async fn apply(
         .collect();
     super::insert_messages(db, &messages, &|_| {}).await?;
     crate::domain::search::index(db, messages.iter().map(|m| (m.id, m.body.as_str()))).await?;
-    let mut new_members = Vec::new();
-    for t in settling.values() {
-        for m in &t.members {
-            if m.known {
-                participant::Entity::update_many()
-                    .col_expr(
-                        participant::Column::LastMessageId,
-                        Expr::value(m.row.last_message_id),
-                    )
-                    .col_expr(participant::Column::ReadUpTo, Expr::value(m.row.read_up_to))
-                    .col_expr(
-                        participant::Column::HiddenBefore,
-                        Expr::value(m.row.hidden_before),
-                    )
-                    .col_expr(participant::Column::Unread, Expr::value(m.row.unread))
-                    .filter(participant::Column::ThreadId.eq(m.row.thread_id))
-                    .filter(participant::Column::UserId.eq(m.row.user_id))
-                    .exec(db)
-                    .await?;
-                unread_below_mark::Entity::delete_many()
-                    .filter(unread_below_mark::Column::ThreadId.eq(m.row.thread_id))
-                    .filter(unread_below_mark::Column::UserId.eq(m.row.user_id))
-                    .exec(db)
-                    .await?;
-            } else {
-                new_members.push(m.row.clone());
-            }
-        }
+    // Every member's row, new or changed, written by multi-row upserts; the unread-below-mark
+    // rows of the threads concerned written anew below.
+    let known: Vec<i64> = settling
+        .values()
+        .filter(|t| t.known)
+        .map(|t| t.row.id)
+        .collect();
+    for chunk in known.chunks(CHUNK) {
+        unread_below_mark::Entity::delete_many()
+            .filter(unread_below_mark::Column::ThreadId.is_in(chunk.to_vec()))
+            .exec(db)
+            .await?;
     }
-    super::insert_participants(db, new_members.iter()).await?;
+    let members: Vec<participant::Model> = settling
+        .values()
+        .flat_map(|t| t.members.iter().map(|m| m.row.clone()))
+        .collect();
+    super::upsert_participants(db, members.iter()).await?;
     let hides: Vec<message_hide::Model> = settling
         .values()
         .flat_map(|t| t.members.iter())
