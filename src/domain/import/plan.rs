@@ -213,6 +213,41 @@ pub(super) fn account(
     }
 }
 
+/// `u`'s own websocket_id when it is usable and not in `used` (no account has it, nor an
+/// earlier row of the source), else a fresh one, noted as a repair.
+pub(super) fn websocket_id(
+    u: &SourceUser,
+    name: &str,
+    used: &mut HashSet<String>,
+    repairs: &mut Repairs,
+) -> String {
+    match u.websocket_id.as_deref() {
+        Some(w) if !w.is_empty() && w.len() <= 32 && used.insert(w.to_owned()) => w.to_owned(),
+        other => {
+            let fresh = fresh_websocket_id(used);
+            repairs.note(
+                "websocket_id NULL, over 32 characters or repeated: a fresh one given",
+                format!(
+                    "user {} ({name}, {:?} -> {fresh})",
+                    u.id,
+                    other.unwrap_or("NULL")
+                ),
+            );
+            fresh
+        }
+    }
+}
+
+/// A websocket_id not in `used` (and now in it).
+pub(super) fn fresh_websocket_id(used: &mut HashSet<String>) -> String {
+    loop {
+        let id = ids::hex_id();
+        if used.insert(id.clone()) {
+            return id;
+        }
+    }
+}
+
 /// The werkzeug hash `u` logs in with, if Missive can check it.
 pub(super) fn legacy_hash(u: &SourceUser, name: &str, repairs: &mut Repairs) -> Option<String> {
     match u.password.as_deref() {
@@ -325,36 +360,13 @@ impl Accounts {
             );
         }
         let legacy = legacy_hash(u, name, repairs);
-        let websocket_id = match u.websocket_id.as_deref() {
-            Some(w)
-                if !w.is_empty() && w.len() <= 32 && self.websocket_ids.insert(w.to_owned()) =>
-            {
-                w.to_owned()
-            }
-            other => {
-                let fresh = self.fresh_websocket_id();
-                repairs.note(
-                    "websocket_id NULL, over 32 characters or repeated: a fresh one given",
-                    format!(
-                        "user {} ({name}, {:?} -> {fresh})",
-                        u.id,
-                        other.unwrap_or("NULL")
-                    ),
-                );
-                fresh
-            }
-        };
+        let websocket_id = websocket_id(u, name, &mut self.websocket_ids, repairs);
         let index = self.push(key, legacy, websocket_id);
         Some(self.rows[index].id)
     }
 
     fn fresh_websocket_id(&mut self) -> String {
-        loop {
-            let id = ids::hex_id();
-            if self.websocket_ids.insert(id.clone()) {
-                return id;
-            }
-        }
+        fresh_websocket_id(&mut self.websocket_ids)
     }
 
     fn push(&mut self, username: String, legacy: Option<String>, websocket_id: String) -> usize {

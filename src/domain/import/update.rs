@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use super::plan::{self, MAX_NAME, Repairs, UNKNOWN_USER};
 use super::rows::{self, MESSAGE, PLACEHOLDER, READ, RECIPIENT_DEL, SENDER_DEL, USER};
 use super::source::{SourceMessage, SourceUser};
-use super::{CHUNK, ImportError, next_id};
+use super::{CHUNK, ImportError, existing, next_id};
 use crate::domain::views::ThreadKind;
 use crate::ids;
 
@@ -232,14 +232,22 @@ pub(super) async fn update(
     let mut threads = Threads::default();
     let mut last_time = None;
     let mut next_message = next_id(db, message::Entity).await?;
-    let urls_taken = taken(
-        db,
-        message::Column::PublicId,
-        new_messages.iter().filter_map(|m| m.url.clone()),
-    )
-    .await?;
-    let thread_ids_taken =
-        taken_threads(db, new_messages.iter().filter_map(|m| m.thread_id.clone())).await?;
+    let urls: Vec<String> = new_messages.iter().filter_map(|m| m.url.clone()).collect();
+    let urls_taken: HashSet<String> =
+        existing(db, message::Entity, message::Column::PublicId, &urls)
+            .await?
+            .into_iter()
+            .collect();
+    let thread_ids: BTreeSet<String> = new_messages
+        .iter()
+        .filter_map(|m| m.thread_id.clone())
+        .collect();
+    let thread_ids: Vec<String> = thread_ids.into_iter().collect();
+    let thread_ids_taken: HashSet<String> =
+        existing(db, thread::Entity, thread::Column::PublicId, &thread_ids)
+            .await?
+            .into_iter()
+            .collect();
     let mut urls_used = HashSet::new();
     let mut wanted: HashMap<(String, [i64; 2]), Option<i64>> = HashMap::new();
     let mut resolved = Vec::with_capacity(new_messages.len());
@@ -604,34 +612,11 @@ impl People {
 
     /// `u`'s own websocket_id when no account has it, else a fresh one.
     fn websocket_id(&mut self, u: &SourceUser, name: &str, repairs: &mut Repairs) -> String {
-        match u.websocket_id.as_deref() {
-            Some(w)
-                if !w.is_empty() && w.len() <= 32 && self.websocket_ids.insert(w.to_owned()) =>
-            {
-                w.to_owned()
-            }
-            other => {
-                let fresh = self.fresh_websocket_id();
-                repairs.note(
-                    "websocket_id NULL, over 32 characters or taken: a fresh one given",
-                    format!(
-                        "user {} ({name}, {:?} -> {fresh})",
-                        u.id,
-                        other.unwrap_or("NULL")
-                    ),
-                );
-                fresh
-            }
-        }
+        plan::websocket_id(u, name, &mut self.websocket_ids, repairs)
     }
 
     fn fresh_websocket_id(&mut self) -> String {
-        loop {
-            let id = ids::hex_id();
-            if self.websocket_ids.insert(id.clone()) {
-                return id;
-            }
-        }
+        plan::fresh_websocket_id(&mut self.websocket_ids)
     }
 
     async fn add(
@@ -708,47 +693,6 @@ async fn threads_of(db: &impl ConnectionTrait, ids: &[i64]) -> Result<HashMap<i6
         threads.extend(rows);
     }
     Ok(threads)
-}
-
-/// Of `values`, those some message has already.
-async fn taken(
-    db: &impl ConnectionTrait,
-    column: message::Column,
-    values: impl Iterator<Item = String>,
-) -> Result<HashSet<String>, DbErr> {
-    let values: Vec<String> = values.collect();
-    let mut found = HashSet::new();
-    for chunk in values.chunks(CHUNK) {
-        let rows: Vec<String> = message::Entity::find()
-            .select_only()
-            .column(column)
-            .filter(column.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        found.extend(rows);
-    }
-    Ok(found)
-}
-
-async fn taken_threads(
-    db: &impl ConnectionTrait,
-    values: impl Iterator<Item = String>,
-) -> Result<HashSet<String>, DbErr> {
-    let values: BTreeSet<String> = values.collect();
-    let values: Vec<String> = values.into_iter().collect();
-    let mut found = HashSet::new();
-    for chunk in values.chunks(CHUNK) {
-        let rows: Vec<String> = thread::Entity::find()
-            .select_only()
-            .column(thread::Column::PublicId)
-            .filter(thread::Column::PublicId.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        found.extend(rows);
-    }
-    Ok(found)
 }
 
 /// One member's view of a thread while the changes are applied to it.
