@@ -9,6 +9,7 @@ use http::request::Parts;
 use crate::{
     config::EngineIoConfig,
     handler::EngineIoHandler,
+    heartbeat::Heartbeats,
     socket::{DisconnectReason, Socket},
 };
 
@@ -24,6 +25,9 @@ pub struct EngineIo<H: EngineIoHandler> {
 
     /// The config for the engine.io server
     pub config: EngineIoConfig,
+
+    /// The heartbeats of every socket, kept by one task
+    heartbeats: Heartbeats,
 }
 
 impl<H: EngineIoHandler> EngineIo<H> {
@@ -33,6 +37,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
             sockets: RwLock::new(HashMap::new()),
             config,
             handler,
+            heartbeats: Heartbeats::default(),
         }
     }
 }
@@ -64,6 +69,11 @@ impl<H: EngineIoHandler> EngineIo<H> {
             .insert(socket.id, socket.clone());
         self.handler.clone().on_connect(socket.clone());
         socket
+    }
+
+    /// Keeps the heartbeat of a session from now on: pings (v4) or waits for the client's (v3).
+    pub(crate) fn start_heartbeat(self: &Arc<Self>, sid: Sid) {
+        self.heartbeats.watch(self, sid);
     }
 
     /// Get a socket by its sid

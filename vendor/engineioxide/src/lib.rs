@@ -24,4 +24,5 @@ pub mod sid {
 mod body;
 mod engine;
 mod errors;
+mod heartbeat;
 mod transport;

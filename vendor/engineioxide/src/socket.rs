@@ -57,10 +57,7 @@
 use std::{
     collections::VecDeque,
     fmt::Debug,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -99,7 +96,6 @@ pub(crate) fn queued_size(packets: &PacketBuf) -> usize {
         })
         .sum()
 }
-use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{
@@ -163,7 +159,9 @@ trait Overflow: Send + Sync {
 /// the message that would cross it too; a message larger than the whole bound passes only into
 /// an empty queue.
 fn fits(queued: usize, size: usize) -> bool {
-    size == 0 || queued == 0 || queued.saturating_add(size) <= MAX_BUFFER_BYTES.load(Ordering::Relaxed)
+    size == 0
+        || queued == 0
+        || queued.saturating_add(size) <= MAX_BUFFER_BYTES.load(Ordering::Relaxed)
 }
 
 impl Permit<'_> {
@@ -222,10 +220,7 @@ pub(crate) struct InternalRx {
 }
 
 impl InternalRx {
-    fn new(
-        buffered_rx: Receiver<Queued>,
-        volatile_rx: watch::Receiver<Option<Queued>>,
-    ) -> Self {
+    fn new(buffered_rx: Receiver<Queued>, volatile_rx: watch::Receiver<Option<Queued>>) -> Self {
         Self {
             buffered_rx,
             peeked_packet: None,
@@ -284,12 +279,11 @@ where
     /// message is retained; subsequent volatile sends overwrite the previous one.
     volatile_tx: watch::Sender<Option<Queued>>,
 
-    /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
-    /// which is running in a separate task
-    heartbeat_rx: Mutex<Receiver<()>>,
-    /// Channel to send Ping [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connexion to the heartbeat job
-    /// which is running in a separate task
-    pub(crate) heartbeat_tx: mpsc::Sender<()>,
+    /// When the socket was made: the origin of [`Socket::clock`].
+    born: tokio::time::Instant,
+    /// When the client last sent a pong (v4 protocol) or a ping (v3 protocol), in microseconds
+    /// of [`Socket::clock`]. The engine's heartbeat task (`heartbeat.rs`) reads it.
+    heard_at: AtomicU64,
 
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
@@ -319,7 +313,6 @@ where
         supports_binary: bool,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         Self {
@@ -334,8 +327,8 @@ where
 
             volatile_tx,
 
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            born: tokio::time::Instant::now(),
+            heard_at: AtomicU64::new(0),
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -354,7 +347,9 @@ where
 
         let packets: Queued = Box::new(smallvec![packet]);
         let size = queued_size(&packets);
-        if size > 0 && (self.queue_is_full() || !fits(self.queued_bytes.load(Ordering::Relaxed), size)) {
+        if size > 0
+            && (self.queue_is_full() || !fits(self.queued_bytes.load(Ordering::Relaxed), size))
+        {
             self.overflowed();
             let mut packets = packets;
             return Err(TrySendError::Full(packets.pop().unwrap()));
@@ -378,113 +373,45 @@ where
         self.upgrading.store(true, Ordering::Relaxed);
     }
 
-    /// Spawn the heartbeat job
-    ///
-    /// Keep a handle to the job so that it can be aborted when the socket is closed
-    pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
-        let cancellation_token = self.cancellation_token.clone();
-
-        tokio::spawn(
-            cancellation_token
-                .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
-                        self.close(DisconnectReason::HeartbeatTimeout);
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
-                    }
-                })
-                .inspect(|_v| {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
-                }),
-        );
+    /// Microseconds since the socket was made.
+    pub(crate) fn clock(&self) -> u64 {
+        self.born.elapsed().as_micros() as u64
     }
 
-    /// Heartbeat is sent every `interval` milliseconds by the client and the server `is` expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client or server does not respond within the timeout, the connection is closed.
+    /// The instant `clock` microseconds after the socket was made.
     #[cfg(feature = "v3")]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        match self.protocol {
-            ProtocolVersion::V3 => self.heartbeat_job_v3(interval, timeout).await,
-            ProtocolVersion::V4 => self.heartbeat_job_v4(interval, timeout).await,
-        }
+    pub(crate) fn instant_of(&self, clock: u64) -> tokio::time::Instant {
+        self.born + Duration::from_micros(clock)
     }
 
-    /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client does not respond within the timeout, the connection is closed.
-    #[cfg(not(feature = "v3"))]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        self.heartbeat_job_v4(interval, timeout).await
+    /// Notes that the client is alive now.
+    pub(crate) fn heard(&self) {
+        self.heard_at.store(self.clock(), Ordering::Relaxed);
     }
 
-    /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client does not respond within the timeout, the connection is closed.
-    async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
-
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
-
-        let mut interval_tick = tokio::time::interval(interval);
-        interval_tick.tick().await;
-        // Some clients send the pong packet in first. If that happens, we should consume it.
-        heartbeat_rx.try_recv().ok();
-        loop {
-            // If we are currently upgrading we should pause the heartbeat process
-            if self.is_upgrading() {
-                interval_tick.tick().await;
-                continue;
-            }
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "emitting ping");
-
-            self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Ping]))
-                .map_err(|_| Error::HeartbeatTimeout)?;
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "waiting for pong");
-
-            tokio::time::timeout(timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "pong received");
-
-            interval_tick.tick().await;
-        }
+    /// When the client was last heard, by [`Socket::clock`].
+    pub(crate) fn last_heard(&self) -> u64 {
+        self.heard_at.load(Ordering::Relaxed)
     }
 
-    #[cfg(feature = "v3")]
-    async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
+    /// Queues a ping or a pong. It fails only if the queue is full or closed, and a client that
+    /// does not read its pings is as good as gone.
+    pub(crate) fn send_heartbeat(&self, packet: Packet) -> Result<(), ()> {
+        self.internal_tx
+            .try_send(Box::new(smallvec![packet]))
+            .map_err(|_| ())
+    }
 
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
-
-        loop {
-            tokio::time::timeout(interval + timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
-                .try_send(Box::new(smallvec![Packet::Pong]))
-                .map_err(|_| Error::HeartbeatTimeout)?;
+    /// A transport read a ping or a pong from the client: it is alive. A v3 client's ping is
+    /// answered at once (the v3 client pings, the server pongs).
+    pub(crate) fn on_heartbeat(&self, _packet: &Packet) {
+        self.heard();
+        #[cfg(feature = "v3")]
+        if self.protocol == ProtocolVersion::V3
+            && matches!(_packet, Packet::Ping)
+            && self.send_heartbeat(Packet::Pong).is_err()
+        {
+            self.close(DisconnectReason::HeartbeatTimeout);
         }
     }
 
@@ -538,7 +465,11 @@ where
     pub fn has_room(&self, bytes: usize) -> bool {
         let max = MAX_BUFFER_BYTES.load(Ordering::Relaxed);
         self.internal_tx.capacity() > self.internal_tx.max_capacity() / 2
-            && self.queued_bytes.load(Ordering::Relaxed).saturating_add(bytes) <= max / 2
+            && self
+                .queued_bytes
+                .load(Ordering::Relaxed)
+                .saturating_add(bytes)
+                <= max / 2
     }
 
     /// Whether the queue holds its bound of message bytes; if so, the socket is closed.
@@ -690,8 +621,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
             .field("internal_tx", &self.internal_tx)
-            .field("heartbeat_rx", &self.heartbeat_rx)
-            .field("heartbeat_tx", &self.heartbeat_tx)
+            .field("heard_at", &self.heard_at)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
             .finish()
@@ -720,7 +650,7 @@ where
     pub fn new_dummy(
         sid: Sid,
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
-    ) -> Arc<Socket<D>> {
+    ) -> std::sync::Arc<Socket<D>> {
         let (s, mut rx) = Socket::new_dummy_piped(sid, close_fn, 1024);
         tokio::spawn(async move {
             while let Some(_el) = rx.recv().await {
@@ -737,9 +667,11 @@ where
         sid: Sid,
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         buffer_size: usize,
-    ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
+    ) -> (
+        std::sync::Arc<Socket<D>>,
+        tokio::sync::mpsc::Receiver<Packet>,
+    ) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
 
         let sock = Self {
@@ -754,8 +686,8 @@ where
 
             volatile_tx,
 
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            born: tokio::time::Instant::now(),
+            heard_at: AtomicU64::new(0),
             cancellation_token: CancellationToken::new(),
             close_fn,
 
@@ -764,7 +696,7 @@ where
 
             supports_binary: true,
         };
-        let sock = Arc::new(sock);
+        let sock = std::sync::Arc::new(sock);
 
         let (tx, rx) = mpsc::channel(buffer_size);
         let sock_clone = sock.clone();

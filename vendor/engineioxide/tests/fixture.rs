@@ -125,6 +125,13 @@ pub async fn create_ws_connection<H: EngineIoHandler>(
     new_ws_mock_conn(svc, ProtocolVersion::V4, None).await
 }
 
+/// A websocket session of the v3 protocol (socket.io 2 clients), in which the client pings.
+pub async fn create_ws_connection_v3<H: EngineIoHandler>(
+    svc: &mut EngineIoService<H>,
+) -> WebSocketStream<StreamImpl> {
+    new_ws_mock_conn(svc, ProtocolVersion::V3, None).await
+}
+
 /// Open a websocket upgrade connection for an existing (polling) session without ever
 /// completing the probe handshake. Used to simulate a client that abandons the upgrade.
 pub async fn create_ws_upgrade_connection<H: EngineIoHandler>(

@@ -12,8 +12,13 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
-    DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, socket::{InternalRx, Queued}, transport::make_open_packet,
+    DisconnectReason,
+    body::ResponseBody,
+    engine::EngineIo,
+    errors::Error,
+    handler::EngineIoHandler,
+    socket::{InternalRx, Queued},
+    transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -54,7 +59,7 @@ where
 
     let packet = make_open_packet(TransportType::Polling, socket.id, &engine.config);
 
-    socket.spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
+    engine.start_heartbeat(socket.id);
 
     let packet: String = Packet::Open(packet).into();
     let packet = {
@@ -197,9 +202,8 @@ where
                 engine.close_session(sid, DisconnectReason::TransportClose);
                 break;
             }
-            Ok(Packet::Pong | Packet::Ping) => {
-                // A full channel means that the client is already known to be alive.
-                socket.heartbeat_tx.try_send(()).ok();
+            Ok(packet @ (Packet::Pong | Packet::Ping)) => {
+                socket.on_heartbeat(&packet);
                 Ok(())
             }
             Ok(Packet::Message(msg)) => {
