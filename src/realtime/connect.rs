@@ -7,9 +7,9 @@ use axum::extract::ConnectInfo;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::SharedHandlers;
 use socketioxide::socket::DisconnectReason;
 
-use super::events;
 use super::notify::SocketIoNotifier;
 use super::recovery::{self, ReplayFrom};
 use super::rooms::{legacy_room, plain_room, session_room, user_room};
@@ -62,6 +62,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(payload): TryData<AuthPayload>,
     State(app): State<App>,
     State(notifier): State<Arc<SocketIoNotifier>>,
+    handlers: Arc<SharedHandlers<A>>,
 ) -> Result<(), ConnectError> {
     let payload = payload.ok();
     let (pid, offset) = payload
@@ -105,7 +106,7 @@ pub async fn authenticate<A: Adapter>(
     if me.legacy {
         s.join(legacy_room(me.who.id()));
     }
-    events::register(&s);
+    s.use_handlers(handlers);
     log_lifetime(&s, me.who.id());
     app.socket_opened(&me.who).await;
     let me = Arc::new(me);

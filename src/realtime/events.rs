@@ -7,6 +7,7 @@ use serde::Serialize;
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::SharedHandlers;
 
 use super::protocol::*;
 use super::rooms::{thread_room, user_room};
@@ -15,23 +16,26 @@ use crate::metrics::Metrics;
 use crate::service::events::{ServerEvent, Typing};
 use crate::service::{self, App, DomainError, React, SendMessage, SendOutcome, ServiceError};
 
-pub fn register<A: Adapter>(s: &SocketRef<A>) {
-    s.on(MESSAGE_SEND, on_send::<A>);
-    s.on(THREAD_JOIN, on_join::<A>);
-    s.on(THREAD_LEAVE, on_leave::<A>);
-    s.on(THREAD_READ, on_read::<A>);
-    s.on(MESSAGE_DELETE, on_delete_message::<A>);
-    s.on(THREAD_DELETE, on_delete_thread::<A>);
-    s.on(MESSAGE_EDIT, on_edit::<A>);
-    s.on(REACTION_ADD, on_react::<A, true>);
-    s.on(REACTION_REMOVE, on_react::<A, false>);
-    s.on(THREAD_ADD, on_add::<A>);
-    s.on(THREAD_REMOVE, on_remove::<A>);
-    s.on(THREAD_RENAME, on_rename::<A>);
-    s.on(THREAD_MUTE, on_mute::<A>);
-    s.on(THREAD_UNMUTE, on_unmute::<A>);
-    s.on(TYPING, on_typing::<A>);
-    s.on(SYNC, on_sync::<A>);
+/// The handlers of every client event, made once per server and shared by all its messaging
+/// sockets (`Socket::use_handlers`, vendor/socketioxide/PATCHED.md).
+pub fn handlers<A: Adapter>() -> SharedHandlers<A> {
+    SharedHandlers::new()
+        .on(MESSAGE_SEND, on_send::<A>)
+        .on(THREAD_JOIN, on_join::<A>)
+        .on(THREAD_LEAVE, on_leave::<A>)
+        .on(THREAD_READ, on_read::<A>)
+        .on(MESSAGE_DELETE, on_delete_message::<A>)
+        .on(THREAD_DELETE, on_delete_thread::<A>)
+        .on(MESSAGE_EDIT, on_edit::<A>)
+        .on(REACTION_ADD, on_react::<A, true>)
+        .on(REACTION_REMOVE, on_react::<A, false>)
+        .on(THREAD_ADD, on_add::<A>)
+        .on(THREAD_REMOVE, on_remove::<A>)
+        .on(THREAD_RENAME, on_rename::<A>)
+        .on(THREAD_MUTE, on_mute::<A>)
+        .on(THREAD_UNMUTE, on_unmute::<A>)
+        .on(TYPING, on_typing::<A>)
+        .on(SYNC, on_sync::<A>)
 }
 
 /// An event's failure, as its ack carries it.

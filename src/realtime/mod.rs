@@ -84,12 +84,14 @@ pub async fn redis_builder(
 
 /// Registers every namespace on `io`.
 pub fn install<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) {
+    let handlers = std::sync::Arc::new(events::handlers::<A>());
     for ns in MESSAGING_NAMESPACES {
-        io.ns(
-            ns,
-            connect::on_connect::<A>.with(connect::authenticate::<A>),
-        )
-        .spawn();
+        let handlers = handlers.clone();
+        let authenticate = move |s, payload, app, notifier| {
+            connect::authenticate::<A>(s, payload, app, notifier, handlers.clone())
+        };
+        io.ns(ns, connect::on_connect::<A>.with(authenticate))
+            .spawn();
     }
     io.ns(
         admin::NAMESPACE,

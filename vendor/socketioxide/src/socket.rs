@@ -287,6 +287,9 @@ const ACK_SWEEP_MIN: usize = 64;
 pub struct Socket<A: Adapter = LocalAdapter> {
     pub(crate) ns: Arc<Namespace<A>>,
     message_handlers: RwLock<HashMap<Cow<'static, str>, BoxedMessageHandler<A>>>,
+    /// Missive patch (PATCHED.md): handlers shared with other sockets, asked after this
+    /// socket's own.
+    shared_handlers: std::sync::OnceLock<Arc<crate::handler::SharedHandlers<A>>>,
     fallback_message_handler: RwLock<Option<BoxedMessageHandler<A>>>,
     disconnect_handler: Mutex<Option<BoxedDisconnectHandler<A>>>,
     ack_message: Mutex<HashMap<i64, oneshot::Sender<AckResult<Value>>>>,
@@ -340,6 +343,7 @@ impl<A: Adapter> Socket<A> {
         Self {
             ns,
             message_handlers: RwLock::new(HashMap::new()),
+            shared_handlers: std::sync::OnceLock::new(),
             fallback_message_handler: RwLock::new(None),
             disconnect_handler: Mutex::new(None),
             ack_message: Mutex::new(HashMap::new()),
@@ -488,6 +492,14 @@ impl<A: Adapter> Socket<A> {
             .write()
             .unwrap()
             .insert(event.into(), MakeErasedHandler::new_message_boxed(handler));
+    }
+
+    /// Missive patch (PATCHED.md): the socket answers the events of `handlers`, a table made
+    /// once and shared with other sockets, as if each had been registered with
+    /// [`on`](Self::on) (whose handlers come first). A socket takes one table: the first it is
+    /// given stays.
+    pub fn use_handlers(&self, handlers: Arc<crate::handler::SharedHandlers<A>>) {
+        self.shared_handlers.set(handlers).ok();
     }
 
     /// # Registers a fallback [`MessageHandler`] when no other handler is found. You can see this as a 404 handler.
@@ -945,6 +957,8 @@ impl<A: Adapter> Socket<A> {
         #[cfg(feature = "tracing")]
         tracing::debug!(?event, "reading");
         if let Some(handler) = self.message_handlers.read().unwrap().get(event) {
+            handler.call(self.clone(), data, ack);
+        } else if let Some(handler) = self.shared_handlers.get().and_then(|h| h.get(event)) {
             handler.call(self.clone(), data, ack);
         } else if let Some(fallback) = self.fallback_message_handler.read().unwrap().as_ref() {
             fallback.call(self.clone(), data, ack);

@@ -4,7 +4,7 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use futures_util::{
     SinkExt, StreamExt, TryStreamExt,
@@ -65,18 +65,37 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
+    // Missive patch (PATCHED.md): the upgrade and the session's opening run in a future of
+    // their own on the heap, freed once the socket is open, so that the task that then reads the
+    // socket for its whole life is not the size of the opening's largest state.
+    let opening: Opening<H, _> = Box::pin({
+        let engine = engine.clone();
+        async move {
+            let conn = match hyper::upgrade::on(req).await {
+                Ok(conn) => hyper_util::rt::TokioIo::new(conn),
+                Err(_e) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!("ws upgrade error: {}", _e);
+                    return Ok(None);
+                }
+            };
+            open(engine, conn, protocol, sid, parts).await.map(Some)
+        }
+    });
     tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
-
-        let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
-            Err(_e) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("ws upgrade error: {}", _e);
-                return;
+        // The opened connection is handed over within this statement: it is not kept in this
+        // task's state while the session is served.
+        let serving = match opening.await {
+            Ok(Some((socket, ws))) => Ok(serve(engine.clone(), socket, ws)),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let res = match serving {
+            Ok(serving) => {
+                serving.await;
+                Ok(())
             }
+            Err(e) => Err(e),
         };
 
         match res {
@@ -98,22 +117,64 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     Ok(ws_response(&ws_key))
 }
 
+/// A websocket connection being opened: the upgraded connection with its session, `None` if
+/// the HTTP upgrade failed.
+type Opening<H, S> = std::pin::Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    Option<(
+                        Arc<Socket<<H as EngineIoHandler>::Data>>,
+                        WebSocketStream<S>,
+                    )>,
+                    Error,
+                >,
+            > + Send,
+    >,
+>;
+
 /// Handle a websocket connection upgrade
 ///
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
 /// Read packets from the websocket and handle them, it will block until the connection is closed
-#[cfg_attr(
-    feature = "tracing",
-    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
-)]
-pub async fn on_init<H: EngineIoHandler, S>(
+pub fn on_init<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     conn: S,
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
-) -> Result<(), Error>
+) -> impl Future<Output = Result<(), Error>> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Opened on the heap, as in `new_req`.
+    let opening: Opening<H, S> = Box::pin({
+        let engine = engine.clone();
+        async move { open(engine, conn, protocol, sid, req_data).await.map(Some) }
+    });
+    async move {
+        let serving = opening.await?.map(|(socket, ws)| serve(engine, socket, ws));
+        if let Some(serving) = serving {
+            serving.await;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the session of a websocket connection: a new one (its open packet sent), or the
+/// polling session it upgrades.
+#[cfg_attr(
+    feature = "tracing",
+    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
+)]
+async fn open<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<(Arc<Socket<H::Data>>, WebSocketStream<S>), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -123,10 +184,10 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let (socket, ws) = if let Some(sid) = sid {
+    if let Some(sid) = sid {
         match engine.get_socket(sid) {
-            None => return Err(Error::UnknownSessionID(sid)),
-            Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
+            None => Err(Error::UnknownSessionID(sid)),
+            Some(socket) if socket.is_ws() => Err(Error::MultipleWebsocketRequests),
             Some(socket) => {
                 let mut ws = ws_init().await;
 
@@ -148,7 +209,7 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                Ok((socket, ws))
             }
         }
     } else {
@@ -160,37 +221,51 @@ where
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
         engine.start_heartbeat(socket.id);
-        (socket, ws)
-    };
+        Ok((socket, ws))
+    }
+}
+
+/// An open websocket session: its writer's task spawned at once; the future reads its packets
+/// until it closes. Not an `async fn`, whose arguments (the websocket stream among them) would
+/// stay in its state for the session's life.
+fn serve<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    socket: Arc<Socket<H::Data>>,
+    ws: WebSocketStream<S>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = ws.split();
 
     // Pipe between websocket and internal socket channel.
     tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
-    // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    {
-        Some(Err(ref e)) => {
-            let reason =
-                Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
+    async move {
+        // pipe between internal socket channel and websocket
+        match forward_to_handler(&engine, rx, &socket)
+            .with_cancellation_token(&socket.cancellation_token)
+            .await
+        {
+            Some(Err(ref e)) => {
+                let reason =
+                    Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
 
-            #[cfg(feature = "tracing")]
-            tracing::debug!("error when handling packet: {:?}", e);
-            engine.close_session(socket.id, reason);
-        }
-        Some(Ok(())) => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "ws transport was closed");
-            engine.close_session(socket.id, DisconnectReason::TransportClose);
-        }
-        None => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "socket is closing");
+                #[cfg(feature = "tracing")]
+                tracing::debug!("error when handling packet: {:?}", e);
+                engine.close_session(socket.id, reason);
+            }
+            Some(Ok(())) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "ws transport was closed");
+                engine.close_session(socket.id, DisconnectReason::TransportClose);
+            }
+            None => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(sid = %socket.id, "socket is closing");
+            }
         }
     }
-    Ok(())
 }
 
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
@@ -255,10 +330,11 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // A polling request that was in progress during the upgrade may still hold the lock.
+    // Missive patch (PATCHED.md): this wait, and the closing flush below, are futures on the
+    // heap, so that the task is the size of its forwarding loop for the socket's life.
     let lock = socket.internal_rx.lock();
-    let Some(mut internal_rx) = lock
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
+    let Some(mut internal_rx) =
+        Box::pin(lock.with_cancellation_token(&socket.cancellation_token)).await
     else {
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
@@ -270,43 +346,13 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         ..
     } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
-
     // Forward buffered packets until the channel is closed or the session is cancelled.
     // Missive's patch: the cancellation ends the forwarding wherever it waits, a write to a peer
     // that stopped reading included; before, such a write held the `internal_rx` lock for as
     // long as the peer liked, and the closed session's handler was never told.
+    // Missive patch (PATCHED.md): every batch of packets is written by one `write_packets`, so
+    // that the loop holds one write's state rather than one per place it writes (upstream
+    // expanded a macro there, each copy keeping its own iterator of the batch).
     let forward = async {
         loop {
             tokio::select! {
@@ -315,28 +361,23 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                     match items {
                         Some(packets) => {
                             socket.dequeued(&packets);
-                            for item in *packets {
-                                map_fn!(item);
-                            }
+                            write_packets(&mut tx, &socket, packets).await;
                             while let Ok(packets) = buffered_rx.try_recv() {
                                 socket.dequeued(&packets);
-                                for item in *packets {
-                                    map_fn!(item);
-                                }
+                                write_packets(&mut tx, &socket, packets).await;
                             }
                         }
                         None => break
                     }
                 }
-                _ = socket.cancellation_token.cancelled() => break,
+                // The session's cancellation ends this loop from outside
+                // (`with_cancellation_token` below), wherever it waits.
                 Ok(()) = volatile_rx.changed() => {
                     let val = volatile_rx.borrow_and_update().clone();
                     if let Some(packets) = val {
                         #[cfg(feature = "tracing")]
                         tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                        for item in *packets {
-                            map_fn!(item);
-                        }
+                        write_packets(&mut tx, &socket, packets).await;
                     }
                 },
             }
@@ -359,8 +400,58 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tx.flush().await.ok();
         tx.close().await.ok();
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), closing).await;
+    let _ = Box::pin(tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        closing,
+    ))
+    .await;
 }
+/// Writes a batch of packets to the websocket, unflushed.
+async fn write_packets<D, S>(
+    tx: &mut SplitSink<WebSocketStream<S>, Message>,
+    socket: &Socket<D>,
+    mut packets: Box<engineioxide_core::PacketBuf>,
+) where
+    D: Default + Send + Sync + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    for packet in packets.drain(..) {
+        let Some(message) = to_message(socket.protocol, packet) else {
+            continue;
+        };
+        if let Err(_e) = tx.feed(message).await {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        }
+    }
+}
+
+/// The websocket message of a packet; none for a Noop.
+fn to_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
+    match packet {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+            if protocol == ProtocolVersion::V3 {
+                // v3 protocol requires packet type as the first byte.
+                // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                let mut buff = Vec::with_capacity(bin.len() + 1);
+                buff.push(0x04);
+                buff.extend(bin);
+                Some(Message::Binary(buff.into()))
+            } else {
+                Some(Message::Binary(bin))
+            }
+        }
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => None,
+        packet => {
+            let packet: String = packet.try_into().unwrap();
+            Some(Message::Text(packet.into()))
+        }
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
@@ -554,5 +645,62 @@ mod tests {
             .await
             .expect("the writer should stop")
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+    use tokio::io::DuplexStream;
+
+    #[derive(Debug)]
+    struct StubHandler;
+    impl EngineIoHandler for StubHandler {
+        type Data = ();
+        fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
+        fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
+        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {}
+        fn on_binary(self: &Arc<Self>, _: bytes::Bytes, _: Arc<Socket<()>>) {}
+    }
+
+    /// Missive patch (PATCHED.md): a websocket's two tasks live as long as it does, and each is
+    /// as large as its future's largest state. Upstream's were 1,824 and 1,544 bytes here (the
+    /// opening's and the lock's states, the writer's three copies of a batch's iterator); the
+    /// opening and the transient waits now live on the heap while they last.
+    #[tokio::test]
+    async fn a_websockets_long_lived_futures_stay_small() {
+        let engine = Arc::new(EngineIo::new(
+            Arc::new(StubHandler),
+            EngineIoConfig::default(),
+        ));
+        let (server, _client) = tokio::io::duplex(64);
+        let parts = http::Request::<()>::default().into_parts().0;
+        let reader = on_init::<StubHandler, DuplexStream>(
+            engine.clone(),
+            server,
+            ProtocolVersion::V4,
+            None,
+            parts,
+        );
+        let (server, _client) = tokio::io::duplex(64);
+        let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let (tx, _rx) = ws.split();
+        let socket = engine.create_session(
+            ProtocolVersion::V4,
+            TransportType::Websocket,
+            http::Request::<()>::default().into_parts().0,
+            false,
+        );
+        let writer = forward_to_socket::<StubHandler, DuplexStream>(socket, tx);
+        assert!(
+            std::mem::size_of_val(&reader) <= 512,
+            "reader: {}",
+            std::mem::size_of_val(&reader)
+        );
+        assert!(
+            std::mem::size_of_val(&writer) <= 768,
+            "writer: {}",
+            std::mem::size_of_val(&writer)
+        );
     }
 }

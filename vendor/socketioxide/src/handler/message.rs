@@ -82,6 +82,44 @@ pub trait MessageHandler<A: Adapter, T>: Send + Sync + 'static {
     }
 }
 
+/// Missive patch (PATCHED.md): event handlers made once and shared by every socket that
+/// [uses](crate::socket::Socket::use_handlers) them, instead of a table of boxed handlers
+/// built for each socket by [`on`](crate::socket::Socket::on) (about 1.5 KiB for sixteen
+/// events).
+pub struct SharedHandlers<A: Adapter> {
+    handlers: std::collections::HashMap<std::borrow::Cow<'static, str>, BoxedMessageHandler<A>>,
+}
+
+impl<A: Adapter> Default for SharedHandlers<A> {
+    fn default() -> Self {
+        Self {
+            handlers: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<A: Adapter> SharedHandlers<A> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the handler of `event`, as [`Socket::on`](crate::socket::Socket::on) would.
+    pub fn on<H, T>(mut self, event: impl Into<std::borrow::Cow<'static, str>>, handler: H) -> Self
+    where
+        H: MessageHandler<A, T>,
+        T: Send + Sync + 'static,
+    {
+        self.handlers
+            .insert(event.into(), MakeErasedHandler::new_message_boxed(handler));
+        self
+    }
+
+    pub(crate) fn get(&self, event: &str) -> Option<&BoxedMessageHandler<A>> {
+        self.handlers.get(event)
+    }
+}
+
 impl<A, T, H> MakeErasedHandler<H, A, T>
 where
     T: Send + Sync + 'static,

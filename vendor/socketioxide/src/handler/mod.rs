@@ -9,7 +9,7 @@ pub use connect::{ConnectHandler, ConnectMiddleware, FromConnectParts};
 pub(crate) use disconnect::BoxedDisconnectHandler;
 pub use disconnect::{DisconnectHandler, FromDisconnectParts};
 pub(crate) use message::BoxedMessageHandler;
-pub use message::{FromMessage, FromMessageParts, MessageHandler};
+pub use message::{FromMessage, FromMessageParts, MessageHandler, SharedHandlers};
 pub use socketioxide_core::Value;
 
 /// A struct used to erase the type of [`ConnectHandler`] or [`MessageHandler`] so it can be stored in a map
