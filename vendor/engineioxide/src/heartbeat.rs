@@ -8,8 +8,8 @@
 //!
 //! Timing is the reference server's: the first ping one interval after the session opens (not
 //! at once, as upstream did), a session closed when its ping is not answered within the timeout,
-//! the next ping one interval after the last, or when the previous one is found answered if the
-//! timeout is the longer of the two. A v3 session is closed when its client has not pinged for
+//! the next ping one interval after the last if it was answered by then (else when the answer is
+//! found, at the timeout). A v3 session is closed when its client has not pinged for
 //! the interval plus the timeout.
 
 use std::{
@@ -49,8 +49,13 @@ impl Heartbeats {
 enum Due {
     /// Send a ping (v4).
     Ping,
-    /// The ping sent at `ping_at` (socket time `sent`) must have been answered.
-    Pong { ping_at: Instant, sent: u64 },
+    /// The ping due at `ping_at`, sent at `sent_at` (socket time `sent`), must have been
+    /// answered: checked after the interval if it is the shorter, and at the timeout.
+    Pong {
+        ping_at: Instant,
+        sent_at: Instant,
+        sent: u64,
+    },
     /// A v3 client must have pinged within the interval and the timeout.
     #[cfg(feature = "v3")]
     ClientPing,
@@ -189,17 +194,27 @@ fn fall_due<H: EngineIoHandler>(
                 socket.close(DisconnectReason::HeartbeatTimeout);
                 return;
             }
-            let ping_at = entry.at;
-            queue.push(now + timeout, entry.sid, Due::Pong { ping_at, sent });
+            let due = Due::Pong {
+                ping_at: entry.at,
+                sent_at: now,
+                sent,
+            };
+            queue.push(now + timeout.min(interval), entry.sid, due);
         }
-        Due::Pong { ping_at, sent } => {
-            if socket.last_heard() < sent {
+        Due::Pong {
+            ping_at,
+            sent_at,
+            sent,
+        } => {
+            if socket.last_heard() >= sent {
+                queue.push((ping_at + interval).max(now), entry.sid, Due::Ping);
+            } else if now >= sent_at + timeout {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(sid = ?socket.id, "heartbeat timeout: no pong");
                 socket.close(DisconnectReason::HeartbeatTimeout);
-                return;
+            } else {
+                queue.push(sent_at + timeout, entry.sid, entry.due);
             }
-            queue.push((ping_at + interval).max(now), entry.sid, Due::Ping);
         }
         #[cfg(feature = "v3")]
         Due::ClientPing => {

@@ -108,12 +108,12 @@ async fn the_first_ping_of_a_polling_session_waits_an_interval_too() {
 
 #[tokio::test]
 async fn answered_pings_keep_coming_every_interval_and_the_session_stays() {
-    let (mut svc, mut disconnect_rx) = server(60, 60);
+    let (mut svc, mut disconnect_rx) = server(150, 120);
     let mut ws = create_ws_connection(&mut svc).await;
     next_text(&mut ws, Duration::from_secs(1)).await.unwrap();
     let started = Instant::now();
     let mut pings = 0;
-    while started.elapsed() < Duration::from_millis(700) {
+    while started.elapsed() < Duration::from_millis(1500) {
         let ping = next_text(&mut ws, Duration::from_secs(1))
             .await
             .expect("a ping");
@@ -121,9 +121,30 @@ async fn answered_pings_keep_coming_every_interval_and_the_session_stays() {
         pings += 1;
         ws.send(Message::text("3")).await.unwrap();
     }
-    // About one per 60 ms; fewer than 15 in 700 ms would mean pings wait for something else,
-    // more than 12 that they do not wait for the interval.
-    assert!((8..=12).contains(&pings), "{pings} pings in 700 ms");
+    // About one per 150 ms: fewer would mean pings wait for something else, more that they do
+    // not wait for the interval.
+    assert!((7..=11).contains(&pings), "{pings} pings in 1.5 s");
+    assert!(disconnect_rx.try_recv().is_err(), "the session was closed");
+}
+
+/// A timeout longer than the interval does not space the pings by the timeout.
+#[tokio::test]
+async fn pings_keep_the_interval_when_the_timeout_is_longer() {
+    let (mut svc, mut disconnect_rx) = server(100, 1000);
+    let mut ws = create_ws_connection(&mut svc).await;
+    next_text(&mut ws, Duration::from_secs(1)).await.unwrap();
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_millis(1000) {
+        let ping = next_text(&mut ws, Duration::from_secs(2))
+            .await
+            .expect("a ping");
+        assert_eq!(ping, "2");
+        pings += 1;
+        ws.send(Message::text("3")).await.unwrap();
+    }
+    // About one per 100 ms (one per second if they waited for the timeout).
+    assert!((6..=11).contains(&pings), "{pings} pings in a second");
     assert!(disconnect_rx.try_recv().is_err(), "the session was closed");
 }
 
@@ -164,7 +185,9 @@ async fn a_v3_clients_pings_are_answered_and_required() {
     // The server never pings a v3 client, and waits the interval and the timeout (500 ms) for
     // the client's first ping.
     assert_eq!(next_text(&mut ws, Duration::from_millis(300)).await, None);
+    let mut last_ping = Instant::now();
     for _ in 0..4 {
+        last_ping = Instant::now();
         ws.send(Message::text("2")).await.unwrap();
         assert_eq!(
             next_text(&mut ws, Duration::from_secs(1)).await.as_deref(),
@@ -176,15 +199,16 @@ async fn a_v3_clients_pings_are_answered_and_required() {
         disconnect_rx.try_recv().is_err(),
         "a pinging v3 client was closed"
     );
-    let silent = Instant::now();
     let reason = tokio::time::timeout(Duration::from_secs(2), disconnect_rx.recv())
         .await
         .expect("a silent v3 client should be closed")
         .unwrap();
     assert_eq!(reason, DisconnectReason::HeartbeatTimeout);
+    // Closed the interval and the timeout after the server read the last ping, which it did
+    // after the client sent it.
+    let silent = last_ping.elapsed();
     assert!(
-        silent.elapsed() >= Duration::from_millis(400),
-        "closed after {:?}",
-        silent.elapsed()
+        silent >= Duration::from_millis(495),
+        "closed {silent:?} after the last ping"
     );
 }
