@@ -83,23 +83,10 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         }
     });
     tokio::spawn(async move {
-        // The opened connection is handed over within this statement: it is not kept in this
-        // task's state while the session is served.
-        let serving = match opening.await {
-            Ok(Some((socket, ws))) => Ok(serve(engine.clone(), socket, ws)),
-            Ok(None) => return,
-            Err(e) => Err(e),
-        };
-        let res = match serving {
-            Ok(serving) => {
-                serving.await;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-
-        match res {
-            Ok(_) => {
+        match open_and_serve(engine.clone(), opening).await {
+            // The HTTP upgrade failed.
+            Ok(false) => {}
+            Ok(true) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(?sid, "ws closed")
             }
@@ -153,12 +140,27 @@ where
         let engine = engine.clone();
         async move { open(engine, conn, protocol, sid, req_data).await.map(Some) }
     });
-    async move {
-        let serving = opening.await?.map(|(socket, ws)| serve(engine, socket, ws));
-        if let Some(serving) = serving {
+    async move { open_and_serve(engine, opening).await.map(drop) }
+}
+
+/// Opens a websocket session, then serves it until it closes; `false` if the HTTP upgrade
+/// failed.
+async fn open_and_serve<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    opening: Opening<H, S>,
+) -> Result<bool, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The opened connection is handed over within this statement: it is not kept in this
+    // future's state while the session is served.
+    let serving = opening.await?.map(|(socket, ws)| serve(engine, socket, ws));
+    match serving {
+        Some(serving) => {
             serving.await;
+            Ok(true)
         }
-        Ok(())
+        None => Ok(false),
     }
 }
 
